@@ -1,0 +1,203 @@
+"""A desk's key material: generating it, storing it encrypted, loading it back.
+
+``generate_desk`` writes three files into a new (or empty) directory, mode 0600 in a
+0700 directory, never replacing anything:
+
+* ``identity.age``: the desk's age identity file (``# created: <day>``,
+  ``# public key: age1…``, ``AGE-SECRET-KEY-1…``), encrypted to a passphrase with an
+  age scrypt stanza and armored, so the reference tool opens it: ``age -d identity.age``
+  or ``age -d -i identity.age report.age``;
+* ``signing.age``: the Ed25519 signing seed (``AMANA-ED25519-SECRET-KEY:…``), encrypted
+  the same way;
+* ``desk.json``: the public keyring entry (keys/keyring.py).
+
+The identity is X25519 by default. ``pq=True`` makes it the post-quantum hybrid
+(``age1pq1…``), which protects stored evidence against a future quantum adversary but
+which Debian's age 1.1 cannot read; see docs/keyring-format.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from keys._fs import FileExistsRefused, safe_mkdir, safe_write_bytes
+from keys.age import (
+    AgeError,
+    HybridIdentity,
+    Identity,
+    NoMatchError,
+    ScryptIdentity,
+    ScryptRecipient,
+    X25519Identity,
+    decrypt,
+    encrypt,
+    parse_identity_file,
+)
+from keys.keyring import Desk, KeyringError, load_desk_entry
+from keys.signing import KeyFormatError, SigningKey
+
+__all__ = [
+    "DESK_FILE",
+    "IDENTITY_FILE",
+    "MIN_PASSPHRASE_CHARS",
+    "SIGNING_FILE",
+    "DeskError",
+    "DeskKeys",
+    "generate_desk",
+    "load_desk",
+]
+
+IDENTITY_FILE: Final = "identity.age"
+SIGNING_FILE: Final = "signing.age"
+DESK_FILE: Final = "desk.json"
+#: A desk passphrase guards the key to every report sent to the desk. scrypt slows a
+#: guesser down, but only length makes guessing hopeless; a 6-word diceware passphrase
+#: is the recommendation in docs/cli.md.
+MIN_PASSPHRASE_CHARS: Final = 12
+_MAX_KEY_FILE: Final = 64 * 1024
+_SCRYPT_WORK_FACTOR: Final = 18  # what `age -p` uses
+
+
+class DeskError(Exception):
+    """The desk directory cannot be created or opened."""
+
+
+@dataclass(frozen=True, repr=False)
+class DeskKeys:
+    desk: Desk
+    identity: Identity
+    signing_key: SigningKey
+
+    def __repr__(self) -> str:
+        return f"DeskKeys(desk={self.desk.id!r}, <secret keys>)"
+
+
+def _check_passphrase(passphrase: str) -> None:
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise DeskError(f"passphrase too short: use at least {MIN_PASSPHRASE_CHARS} characters")
+
+
+def generate_desk(
+    desk_id: str,
+    names: Mapping[str, str],
+    out_dir: str | os.PathLike[str],
+    passphrase: str,
+    *,
+    pq: bool = False,
+    work_factor: int = _SCRYPT_WORK_FACTOR,
+) -> Desk:
+    """Create a desk's keys in ``out_dir`` and return its public entry."""
+    _check_passphrase(passphrase)
+    identity: X25519Identity | HybridIdentity = (
+        HybridIdentity.generate() if pq else X25519Identity.generate()
+    )
+    signing_key = SigningKey.generate()
+    try:
+        desk = Desk.create(desk_id, names, str(identity.recipient()), str(signing_key.verify_key))
+    except KeyringError as e:
+        raise DeskError(str(e)) from None
+
+    out = Path(out_dir)
+    try:
+        safe_mkdir(out, exist_ok=True)
+    except (FileExistsRefused, NotADirectoryError) as e:
+        raise DeskError(str(e)) from None
+    targets = [out / IDENTITY_FILE, out / SIGNING_FILE, out / DESK_FILE]
+    existing = [p.name for p in targets if os.path.lexists(p)]
+    if existing:
+        raise DeskError(f"{out} already holds {', '.join(existing)}; refusing to overwrite keys")
+
+    # The creation day, not the time: less metadata on a machine that may be seized.
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    identity_text = (
+        f"# created: {day}\n# public key: {identity.recipient()}\n# desk: {desk_id}\n{identity}\n"
+    )
+    signing_text = (
+        f"# created: {day}\n# verify key: {signing_key.verify_key}\n# desk: {desk_id}\n"
+        f"{signing_key.to_text()}\n"
+    )
+    recipient = [ScryptRecipient(passphrase, work_factor=work_factor)]
+    written: list[Path] = []
+    try:
+        for path, data in (
+            (targets[0], encrypt(identity_text.encode("ascii"), recipient, armor=True)),
+            (targets[1], encrypt(signing_text.encode("ascii"), recipient, armor=True)),
+            (targets[2], desk.to_json()),
+        ):
+            safe_write_bytes(path, data)
+            written.append(path)
+    except BaseException:
+        # Never leave a desk with an identity but no entry (or the reverse).
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    return desk
+
+
+def _read_small(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_KEY_FILE + 1)
+    except FileNotFoundError:
+        raise DeskError(f"{path} is missing") from None
+    if len(data) > _MAX_KEY_FILE:
+        raise DeskError(f"{path} is too large to be a key file")
+    return data
+
+
+def _unlock(path: Path, passphrase: str) -> str:
+    try:
+        plain = decrypt(_read_small(path), [ScryptIdentity(passphrase)])
+    except NoMatchError:
+        raise DeskError(f"{path.name}: wrong passphrase") from None
+    except AgeError as e:
+        raise DeskError(f"{path.name}: {e}") from None
+    try:
+        return plain.decode("ascii")
+    except UnicodeDecodeError:
+        raise DeskError(f"{path.name}: not a key file") from None
+
+
+def _key_line(text: str, path: Path) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if len(lines) != 1:
+        raise DeskError(f"{path.name}: expected exactly one key line, found {len(lines)}")
+    return lines[0]
+
+
+def load_desk(desk_dir: str | os.PathLike[str], passphrase: str) -> DeskKeys:
+    """Unlock a desk directory and check that its secret keys match its ``desk.json``."""
+    d = Path(desk_dir)
+    try:
+        desk = load_desk_entry(d / DESK_FILE)
+    except FileNotFoundError:
+        raise DeskError(f"{d / DESK_FILE} is missing") from None
+    except KeyringError as e:
+        raise DeskError(str(e)) from None
+
+    identity_text = _unlock(d / IDENTITY_FILE, passphrase)
+    try:
+        identities = parse_identity_file(identity_text)
+    except ValueError as e:
+        raise DeskError(f"{IDENTITY_FILE}: {e}") from None
+    if len(identities) != 1:
+        raise DeskError(f"{IDENTITY_FILE}: expected one identity, found {len(identities)}")
+    identity = identities[0]
+    if not isinstance(identity, X25519Identity | HybridIdentity):
+        raise DeskError(f"{IDENTITY_FILE}: not an X25519 or hybrid identity")
+    if str(identity.recipient()) != desk.recipient:
+        raise DeskError(f"{IDENTITY_FILE} does not belong to desk {desk.id!r} (other key)")
+
+    signing_text = _unlock(d / SIGNING_FILE, passphrase)
+    try:
+        signing_key = SigningKey.from_text(_key_line(signing_text, d / SIGNING_FILE))
+    except KeyFormatError as e:
+        raise DeskError(f"{SIGNING_FILE}: {e}") from None
+    if str(signing_key.verify_key) != desk.verify_key:
+        raise DeskError(f"{SIGNING_FILE} does not belong to desk {desk.id!r} (other key)")
+    return DeskKeys(desk=desk, identity=identity, signing_key=signing_key)

@@ -1,0 +1,295 @@
+"""The coalition keyring: which desks exist and which public keys are theirs.
+
+The file format (docs/keyring-format.md)::
+
+    {"version": 1,
+     "desks": [{"id": "smex",
+                "names": {"en": "...", "ar": "...", "fr": "..."},
+                "age_recipient": "age1...",
+                "verify_key": "ed25519:...",
+                "fingerprint": "3F9A 0C11 ..."}]}
+
+A desk's own ``desk.json`` (written by ``intake-keys generate``) is one entry of that list.
+Everything is validated before a :class:`Keyring` exists: exact key sets, types, bounded
+sizes, parseable and canonical keys, a fingerprint that matches the keys, no duplicate
+ids, recipients or verify keys. Errors name the desk and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from keys._fs import safe_write_bytes
+from keys.age import AgeError, parse_recipient
+from keys.fingerprint import desk_fingerprint
+from keys.signing import KeyFormatError, VerifyKey
+
+__all__ = [
+    "LANGUAGES",
+    "MAX_KEYRING_BYTES",
+    "Desk",
+    "Keyring",
+    "KeyringError",
+    "load_desk_entry",
+]
+
+LANGUAGES: Final = ("en", "ar", "fr")
+MAX_KEYRING_BYTES: Final = 1024 * 1024
+MAX_DESKS: Final = 256
+MAX_NAME_CHARS: Final = 120
+_VERSION: Final = 1
+_DESK_ID_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
+_DESK_FIELDS: Final = frozenset({"id", "names", "age_recipient", "verify_key", "fingerprint"})
+_TOP_FIELDS: Final = frozenset({"version", "desks"})
+
+
+class KeyringError(ValueError):
+    """The keyring (or a desk entry) is malformed; the message names desk and field."""
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise KeyringError(f"duplicate JSON key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _reject_constant(name: str) -> None:
+    raise KeyringError(f"invalid JSON number {name}")
+
+
+def _parse_json(data: bytes, what: str) -> Any:
+    if len(data) > MAX_KEYRING_BYTES:
+        raise KeyringError(f"{what} is larger than {MAX_KEYRING_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyringError(f"{what} is not valid UTF-8") from None
+    try:
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+        )
+    except json.JSONDecodeError as e:
+        raise KeyringError(f"{what} is not valid JSON: {e.msg} at line {e.lineno}") from None
+
+
+def _check_name(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise KeyringError(f"{where}: must be a string")
+    if not value.strip():
+        raise KeyringError(f"{where}: must not be empty")
+    if len(value) > MAX_NAME_CHARS:
+        raise KeyringError(f"{where}: longer than {MAX_NAME_CHARS} characters")
+    # Control characters (Cc) could forge lines in a terminal; bidi overrides would let a
+    # name display as another. Plain letters, marks, spaces and punctuation only.
+    for c in value:
+        cat = unicodedata.category(c)
+        if cat == "Cc" or (cat == "Cf" and c not in "\u200c\u200d") or cat in ("Cs", "Co", "Cn"):
+            raise KeyringError(f"{where}: contains a control or formatting character")
+    if value != value.strip():
+        raise KeyringError(f"{where}: has leading or trailing white space")
+    return value
+
+
+@dataclass(frozen=True)
+class Desk:
+    """One coalition desk's public entry."""
+
+    id: str
+    names: Mapping[str, str]
+    recipient: str
+    verify_key: str
+    fingerprint: str
+
+    def __hash__(self) -> int:
+        # names is a read-only mapping (unhashable); the keys identify a desk anyway.
+        return hash((self.id, self.recipient, self.verify_key, self.fingerprint))
+
+    def name(self, lang: str) -> str:
+        if lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
+        return self.names[lang]
+
+    def verify_key_obj(self) -> VerifyKey:
+        return VerifyKey.from_text(self.verify_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "names": {lang: self.names[lang] for lang in LANGUAGES},
+            "age_recipient": self.recipient,
+            "verify_key": self.verify_key,
+            "fingerprint": self.fingerprint,
+        }
+
+    def to_json(self) -> bytes:
+        return (json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+    @classmethod
+    def create(
+        cls, desk_id: str, names: Mapping[str, str], recipient: str, verify_key: str
+    ) -> Desk:
+        """Build and validate an entry, computing its fingerprint."""
+        return cls.from_dict(
+            {
+                "id": desk_id,
+                "names": dict(names),
+                "age_recipient": recipient,
+                "verify_key": verify_key,
+                "fingerprint": desk_fingerprint(recipient, verify_key),
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str = "desk") -> Desk:
+        if not isinstance(obj, dict):
+            raise KeyringError(f"{where}: must be a JSON object")
+        desk_id = obj.get("id")
+        if not isinstance(desk_id, str) or not _DESK_ID_RE.fullmatch(desk_id):
+            raise KeyringError(f"{where}: field 'id' must match [a-z0-9-]{{1,32}}")
+        where = f"desk {desk_id!r}"
+        unknown = set(obj) - _DESK_FIELDS
+        if unknown:
+            raise KeyringError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        missing = _DESK_FIELDS - set(obj)
+        if missing:
+            raise KeyringError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+
+        names = obj["names"]
+        if not isinstance(names, dict):
+            raise KeyringError(f"{where}: field 'names' must be an object")
+        if set(names) != set(LANGUAGES):
+            raise KeyringError(f"{where}: field 'names' must have exactly the keys en, ar, fr")
+        checked = {lang: _check_name(names[lang], f"{where}: names.{lang}") for lang in LANGUAGES}
+
+        recipient = obj["age_recipient"]
+        if not isinstance(recipient, str) or len(recipient) > 4096:
+            raise KeyringError(f"{where}: field 'age_recipient' must be a string")
+        try:
+            canonical = str(parse_recipient(recipient))
+        except (AgeError, ValueError) as e:
+            raise KeyringError(f"{where}: field 'age_recipient' does not parse: {e}") from None
+        if canonical != recipient:
+            raise KeyringError(f"{where}: field 'age_recipient' is not in canonical form")
+
+        vk_text = obj["verify_key"]
+        if not isinstance(vk_text, str):
+            raise KeyringError(f"{where}: field 'verify_key' must be a string")
+        try:
+            vk = VerifyKey.from_text(vk_text)
+        except KeyFormatError as e:
+            raise KeyringError(f"{where}: field 'verify_key': {e}") from None
+
+        fp = obj["fingerprint"]
+        if not isinstance(fp, str):
+            raise KeyringError(f"{where}: field 'fingerprint' must be a string")
+        expected = desk_fingerprint(recipient, vk)
+        if fp != expected:
+            raise KeyringError(
+                f"{where}: field 'fingerprint' does not match the keys "
+                f"(the keys give {expected}); the entry was altered or corrupted"
+            )
+        return cls(
+            id=desk_id,
+            names=MappingProxyType(checked),
+            recipient=recipient,
+            verify_key=vk_text,
+            fingerprint=fp,
+        )
+
+
+def load_desk_entry(path: str | os.PathLike[str]) -> Desk:
+    """Read one desk entry (a ``desk.json``)."""
+    p = Path(path)
+    with open(p, "rb") as f:
+        data = f.read(MAX_KEYRING_BYTES + 1)
+    return Desk.from_dict(_parse_json(data, str(p)), where=str(p))
+
+
+class Keyring:
+    """A validated, immutable list of desks."""
+
+    __slots__ = ("_by_id", "_desks")
+
+    def __init__(self, desks: Iterable[Desk]) -> None:
+        desks = tuple(desks)
+        if len(desks) > MAX_DESKS:
+            raise KeyringError(f"keyring: more than {MAX_DESKS} desks")
+        by_id: dict[str, Desk] = {}
+        recipients: dict[str, str] = {}
+        verify_keys: dict[str, str] = {}
+        for desk in desks:
+            if desk.id in by_id:
+                raise KeyringError(f"desk {desk.id!r}: field 'id' is used twice")
+            if desk.recipient in recipients:
+                raise KeyringError(
+                    f"desk {desk.id!r}: field 'age_recipient' is also desk "
+                    f"{recipients[desk.recipient]!r}'s"
+                )
+            if desk.verify_key in verify_keys:
+                raise KeyringError(
+                    f"desk {desk.id!r}: field 'verify_key' is also desk "
+                    f"{verify_keys[desk.verify_key]!r}'s"
+                )
+            by_id[desk.id] = desk
+            recipients[desk.recipient] = desk.id
+            verify_keys[desk.verify_key] = desk.id
+        self._desks = desks
+        self._by_id = by_id
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Keyring:
+        obj = _parse_json(data, "keyring")
+        if not isinstance(obj, dict):
+            raise KeyringError("keyring: must be a JSON object")
+        unknown = set(obj) - _TOP_FIELDS
+        if unknown:
+            raise KeyringError(f"keyring: unknown field(s) {', '.join(sorted(unknown))}")
+        version = obj.get("version")
+        # bool is an int in Python; `true` is not a version.
+        if type(version) is not int or version != _VERSION:
+            raise KeyringError(f"keyring: field 'version' must be {_VERSION}")
+        desks = obj.get("desks")
+        if not isinstance(desks, list):
+            raise KeyringError("keyring: field 'desks' must be a list")
+        return cls(Desk.from_dict(d, where=f"desks[{i}]") for i, d in enumerate(desks))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Keyring:
+        with open(path, "rb") as f:
+            data = f.read(MAX_KEYRING_BYTES + 1)
+        return cls.from_json(data)
+
+    def to_json(self) -> bytes:
+        doc = {"version": _VERSION, "desks": [d.to_dict() for d in self._desks]}
+        return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        safe_write_bytes(path, self.to_json(), overwrite=overwrite)
+
+    def with_desk(self, desk: Desk) -> Keyring:
+        """A new keyring with ``desk`` appended (duplicates are refused)."""
+        return Keyring((*self._desks, desk))
+
+    @property
+    def desks(self) -> tuple[Desk, ...]:
+        return self._desks
+
+    def get(self, desk_id: str) -> Desk | None:
+        return self._by_id.get(desk_id)
+
+    def __iter__(self) -> Iterator[Desk]:
+        return iter(self._desks)
+
+    def __len__(self) -> int:
+        return len(self._desks)
