@@ -13,8 +13,16 @@ import pytest
 from keys.age import AgeError, Identity, ScryptIdentity, decrypt_stream, parse_identity
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "age"
-_KNOWN_KEYS = {"expect", "payload", "file key", "identity", "passphrase", "armored", "compressed",
-               "comment"}
+_KNOWN_KEYS = {
+    "expect",
+    "payload",
+    "file key",
+    "identity",
+    "passphrase",
+    "armored",
+    "compressed",
+    "comment",
+}
 
 
 @dataclass
