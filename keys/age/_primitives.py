@@ -100,6 +100,24 @@ class Aead:
     def seal(self, nonce: bytes, plaintext: bytes | bytearray | memoryview) -> bytes:
         return self._cipher.encrypt(nonce, plaintext, None)
 
+    def seal_into(
+        self, nonce: bytes, plaintext: bytes | bytearray | memoryview, out: memoryview
+    ) -> int:
+        """Seals into a caller-owned buffer (no allocation per chunk); returns the length."""
+        size = len(plaintext) + AEAD_TAG_SIZE
+        self._cipher.encrypt_into(nonce, plaintext, None, out[:size])
+        return size
+
+    def open_into(
+        self, nonce: bytes, ciphertext: bytes | bytearray | memoryview, out: memoryview
+    ) -> int:
+        size = len(ciphertext) - AEAD_TAG_SIZE
+        try:
+            self._cipher.decrypt_into(nonce, ciphertext, None, out[:size])
+        except InvalidTag:
+            raise DecryptionFailed from None
+        return size
+
     def open(self, nonce: bytes, ciphertext: bytes | memoryview) -> bytes:
         try:
             return self._cipher.decrypt(nonce, ciphertext, None)

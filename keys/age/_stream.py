@@ -42,6 +42,7 @@ class StreamWriter:
         self._aead = Aead(key)
         self._counter = 0
         self._buffer = bytearray()
+        self._sealed = memoryview(bytearray(_ENCRYPTED_CHUNK))
         self._closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -71,7 +72,8 @@ class StreamWriter:
         self._closed = True
 
     def _emit(self, chunk: bytes | bytearray | memoryview, *, last: bool) -> None:
-        self._out.write(self._aead.seal(_nonce(self._counter, last), chunk))
+        size = self._aead.seal_into(_nonce(self._counter, last), chunk, self._sealed)
+        self._out.write(self._sealed[:size])
         self._counter += 1
 
 
