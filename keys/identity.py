@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -50,6 +50,7 @@ __all__ = [
     "DeskKeys",
     "generate_desk",
     "load_desk",
+    "read_identities",
 ]
 
 IDENTITY_FILE: Final = "identity.age"
@@ -201,3 +202,30 @@ def load_desk(desk_dir: str | os.PathLike[str], passphrase: str) -> DeskKeys:
     if str(signing_key.verify_key) != desk.verify_key:
         raise DeskError(f"{SIGNING_FILE} does not belong to desk {desk.id!r} (other key)")
     return DeskKeys(desk=desk, identity=identity, signing_key=signing_key)
+
+
+def read_identities(data: bytes, passphrase: Callable[[], str]) -> list[Identity]:
+    """The identities in an identity file, unlocking it first if it is itself age-encrypted.
+
+    ``data`` is the file's content: plain ``AGE-SECRET-KEY-…`` lines (``#`` comments
+    allowed), or such a file encrypted to a passphrase, binary or armored, as
+    :func:`generate_desk` writes. ``passphrase`` is called only in the second case.
+    """
+    if len(data) > _MAX_KEY_FILE:
+        raise DeskError("identity file is too large")
+    stripped = data.lstrip(b" \t\r\n")
+    if stripped.startswith((b"age-encryption.org/", b"-----BEGIN AGE ENCRYPTED FILE-----")):
+        try:
+            data = decrypt(data, [ScryptIdentity(passphrase())])
+        except NoMatchError:
+            raise DeskError("encrypted identity file: wrong passphrase") from None
+        except AgeError as e:
+            raise DeskError(f"encrypted identity file: {e}") from None
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise DeskError("identity file is not ASCII text") from None
+    try:
+        return parse_identity_file(text)
+    except ValueError as e:
+        raise DeskError(f"identity file: {e}") from None

@@ -1,0 +1,496 @@
+"""``intake-keys``: the command line over keys/ (docs/cli.md).
+
+Each command is a thin layer over a library function. Exit status: 0 on success, 1 on
+any failure (the last line on stderr says why), 2 on a usage error. ``encrypt`` and
+``decrypt`` follow age's flags and stream: memory stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+from keys import _fs
+from keys.age import (
+    AgeError,
+    ArmorError,
+    Encryptor,
+    HeaderError,
+    HMACError,
+    Identity,
+    NoMatchError,
+    PayloadError,
+    Recipient,
+    ScryptIdentity,
+    ScryptRecipient,
+    decrypt_stream,
+    parse_recipient,
+    parse_recipients_file,
+)
+from keys.bundle import open_bundle, write_bundle_file
+from keys.codename import derive_source, generate_codename
+from keys.fingerprint import fingerprint_qr_payload, recipient_fingerprint
+from keys.identity import DeskError, generate_desk, load_desk, read_identities
+from keys.keyring import Desk, Keyring, KeyringError, load_desk_entry
+from keys.qr import qr_png, qr_svg, qr_terminal
+
+__all__ = ["main"]
+
+_CHUNK = 64 * 1024
+_MAX_TEXT_FILE = 1024 * 1024
+
+# The last stderr line of a failed decrypt: the class (from the exception) and what it
+# most likely means for the person holding the file.
+_HINTS: dict[type[AgeError], str] = {
+    ArmorError: "the armored text is damaged (re-wrapped, cut or edited when copied)",
+    HeaderError: "this is not an age file, or its header is damaged",
+    NoMatchError: "this file was not encrypted to the given identities or passphrase",
+    HMACError: "the header was altered after encryption; do not trust this file",
+    PayloadError: "the content is damaged or truncated; any output written is incomplete",
+}
+
+
+class CLIError(Exception):
+    """A failure to report on one line and exit 1."""
+
+
+# --- small helpers -------------------------------------------------------------------
+
+
+def _read_file(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_TEXT_FILE + 1)
+    except OSError as e:
+        raise CLIError(f"{what} {path}: {e.strerror}") from None
+    if len(data) > _MAX_TEXT_FILE:
+        raise CLIError(f"{what} {path}: too large")
+    return data
+
+
+def _read_text_file(path: str, what: str) -> str:
+    data = _read_file(path, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CLIError(f"{what} {path}: not UTF-8 text") from None
+
+
+def _passphrase_from_file(path: str) -> str:
+    # The first line, without its line ending: `echo pass > f` must work as expected.
+    text = _read_text_file(path, "passphrase file")
+    line = text.split("\n", 1)[0].removesuffix("\r")
+    if not line:
+        raise CLIError(f"passphrase file {path}: first line is empty")
+    return line
+
+
+def _prompt(prompt: str, *, confirm: bool) -> str:
+    # getpass falls back to reading stdin when there is no terminal; stdin may be the
+    # very data being encrypted, so insist on a terminal or --passphrase-file.
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        raise CLIError("no terminal to ask for a passphrase on: use --passphrase-file") from None
+    os.close(fd)
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Confirm passphrase: ") != first:
+        raise CLIError("the two passphrases differ")
+    if not first:
+        raise CLIError("empty passphrase")
+    return first
+
+
+def _passphrase_getter(args: argparse.Namespace, *, confirm: bool) -> Callable[[], str]:
+    cache: list[str] = []
+
+    def get() -> str:
+        if not cache:
+            if args.passphrase_file:
+                cache.append(_passphrase_from_file(args.passphrase_file))
+            else:
+                cache.append(_prompt("Passphrase: ", confirm=confirm))
+        return cache[0]
+
+    return get
+
+
+@contextlib.contextmanager
+def _input(path: str | None) -> Iterator[BinaryIO]:
+    if path is None or path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the context manager below
+    except OSError as e:
+        raise CLIError(f"input {path}: {e.strerror}") from None
+    with f:
+        yield f
+
+
+@contextlib.contextmanager
+def _output(path: str | None, *, force: bool, binary_to_tty_ok: bool) -> Iterator[BinaryIO]:
+    """stdout, or a file that takes its name only if the block succeeds.
+
+    With ``-o OUT`` the data goes to a hidden ``.OUT.<random>.partial`` beside OUT,
+    renamed onto OUT on success and removed on failure: a failed run never leaves a
+    file named OUT that looks complete.
+    """
+    if path is None or path == "-":
+        if not binary_to_tty_ok and sys.stdout.isatty():
+            raise CLIError("refusing to write binary data to a terminal: use -o or -a")
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        writer = _fs.AtomicWriter(path, overwrite=force)
+    except _fs.FileExistsRefused:
+        raise CLIError(f"{path} exists: pass --force to replace it") from None
+    except OSError as e:
+        raise CLIError(f"output {path}: {e.strerror}") from None
+    with writer:
+        yield writer.file
+
+
+def _load_desk_or_recipient(arg: str) -> tuple[Desk | None, str]:
+    if os.path.isfile(arg):
+        desk = load_desk_entry(arg)
+        return desk, desk.recipient
+    try:
+        return None, str(parse_recipient(arg))
+    except (AgeError, ValueError) as e:
+        raise CLIError(f"{arg!r} is neither a desk.json file nor an age recipient: {e}") from None
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    passphrase = _passphrase_getter(args, confirm=True)()
+    names = {"en": args.names_en or args.desk, "ar": args.names_ar or args.desk}
+    names["fr"] = args.names_fr or args.desk
+    desk = generate_desk(args.desk, names, args.out, passphrase, pq=args.pq)
+    print(f"desk {desk.id}: keys written to {args.out}/ (identity.age, signing.age, desk.json)")
+    print(f"age recipient: {desk.recipient}")
+    print(f"verify key:    {desk.verify_key}")
+    print(f"fingerprint:   {desk.fingerprint}")
+
+
+def _recipients(args: argparse.Namespace) -> list[Recipient]:
+    if args.passphrase or args.passphrase_file:
+        if args.recipient or args.recipients:
+            # age's rule: a passphrase (scrypt) stanza must be alone in a header.
+            raise CLIError("-p/--passphrase-file cannot be combined with -r or -R")
+        return [ScryptRecipient(_passphrase_getter(args, confirm=True)())]
+    recipients: list[Recipient] = []
+    for text in args.recipient:
+        try:
+            recipients.append(parse_recipient(text))
+        except (AgeError, ValueError) as e:
+            raise CLIError(f"-r {text!r}: {e}") from None
+    for path in args.recipients:
+        try:
+            recipients.extend(parse_recipients_file(_read_text_file(path, "recipients file")))
+        except (AgeError, ValueError) as e:
+            raise CLIError(f"recipients file {path}: {e}") from None
+    if not recipients:
+        raise CLIError("no recipients: give -r RECIPIENT, -R FILE or -p")
+    return recipients
+
+
+def cmd_encrypt(args: argparse.Namespace) -> None:
+    recipients = _recipients(args)
+    with (
+        _input(args.input) as src,
+        _output(args.output, force=args.force, binary_to_tty_ok=args.armor) as out,
+    ):
+        try:
+            enc = Encryptor(out, recipients, armor=args.armor)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        while chunk := src.read(_CHUNK):
+            enc.write(chunk)
+        enc.close()
+
+
+def cmd_decrypt(args: argparse.Namespace) -> None:
+    passphrase = _passphrase_getter(args, confirm=False)
+    identities: list[Identity] = []
+    for path in args.identity:
+        data = _read_file(path, "identity file")
+        try:
+            identities.extend(read_identities(data, passphrase))
+        except DeskError as e:
+            raise CLIError(f"{path}: {e}") from None
+    if not identities:
+        identities = [ScryptIdentity(passphrase())]
+    with (
+        _input(args.input) as src,
+        _output(args.output, force=args.force, binary_to_tty_ok=True) as out,
+    ):
+        for chunk in decrypt_stream(src, identities):
+            out.write(chunk)
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> None:
+    desk, recipient = _load_desk_or_recipient(args.key)
+    print(desk.fingerprint if desk is not None else recipient_fingerprint(recipient))
+
+
+def cmd_qr(args: argparse.Namespace) -> None:
+    desk, recipient = _load_desk_or_recipient(args.key)
+    # A desk's code carries its fingerprint (small, easy to scan and compare); a bare
+    # recipient's carries the recipient itself, ready to paste into `age -r`.
+    payload = fingerprint_qr_payload(desk.fingerprint, desk.id) if desk else recipient
+    data: bytes
+    if args.format == "svg":
+        data = qr_svg(payload).encode("ascii") + b"\n"
+    elif args.format == "png":
+        data = qr_png(payload)
+    else:
+        data = qr_terminal(payload, invert=args.invert).encode("utf-8")
+    with _output(args.output, force=args.force, binary_to_tty_ok=args.format != "png") as out:
+        out.write(data)
+
+
+def cmd_keyring_check(args: argparse.Namespace) -> None:
+    keyring = Keyring.load(args.file)
+    print(f"{args.file}: valid keyring, {len(keyring)} desk(s)")
+    for desk in keyring:
+        print(f"  {desk.id:<20} {desk.fingerprint}  {desk.name('en')}")
+
+
+def cmd_keyring_add(args: argparse.Namespace) -> None:
+    keyring = Keyring.load(args.file) if os.path.exists(args.file) else Keyring(())
+    for path in args.desk_json:
+        keyring = keyring.with_desk(load_desk_entry(path))
+    keyring.save(args.file, overwrite=True)
+    print(f"{args.file}: {len(keyring)} desk(s): {', '.join(d.id for d in keyring)}")
+
+
+_SAMPLE_REPORT = {
+    "schema": "amana-report/1",
+    "incident": {
+        "category": "spyware",
+        "country": "LB",
+        "date": "2026-11-02",
+        "description": "رسالة نصية مشبوهة تحتوي على رابط — suspicious SMS with a link",
+        "indicators": {"links": ["hxxps://example[.]invalid/track"], "senders": ["+000000"]},
+    },
+    "desks": ["demo"],
+    "consent": {"share_within_coalition": True, "publish_anonymised": False},
+}
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    def step(text: str) -> None:
+        print(f"\n== {text}")
+
+    with tempfile.TemporaryDirectory(prefix="amana-demo-") as tmp:
+        root = Path(tmp)
+        passphrase = generate_codename()  # 7 diceware words: a good desk passphrase
+        step("1. Generate a desk (age X25519 identity + Ed25519 signing key)")
+        names = {"en": "Demo desk", "ar": "مكتب تجريبي", "fr": "Bureau de démonstration"}
+        desk = generate_desk("demo", names, root / "desk", passphrase)
+        print(f"   keys in {root / 'desk'} (identity.age and signing.age are passphrase-encrypted)")
+        print(f"   recipient:   {desk.recipient}")
+        print(f"   fingerprint: {desk.fingerprint}")
+
+        step("2. Encrypt a sample incident report to the desk, streaming")
+        report = json.dumps(_SAMPLE_REPORT, ensure_ascii=False, indent=2).encode("utf-8")
+        with (
+            open(root / "report.age", "wb") as f,
+            Encryptor(f, [parse_recipient(desk.recipient)]) as enc,
+        ):
+            for i in range(0, len(report), 100):
+                enc.write(report[i : i + 100])
+        size = (root / "report.age").stat().st_size
+        print(f"   {len(report)} bytes of JSON -> report.age, {size} bytes")
+
+        step("3. Unlock the desk with its passphrase and decrypt the report back")
+        keys = load_desk(root / "desk", passphrase)
+        with open(root / "report.age", "rb") as src:
+            back = b"".join(decrypt_stream(src, [keys.identity]))
+        if back != report:
+            raise CLIError("demo: the decrypted report differs from the original")
+        print(f"   decrypted {len(back)} bytes: identical to the original")
+
+        step("4. Sign a bundle with the desk key and verify it")
+        bundle = root / "demo.bundle"
+        write_bundle_file(
+            bundle, "demo", "demo", [("report.age", root / "report.age")], keys.signing_key
+        )
+        with open_bundle(bundle, {"demo": keys.signing_key.verify_key}) as verified:
+            print(f"   bundle {verified.id}: signature and SHA-256 of {verified.names} verified")
+
+        step("5. A source codename and what the server derives from it (Argon2id)")
+        codename = generate_codename()
+        source = derive_source(codename)
+        print(f"   codename:        {codename}")
+        print(f"   source id:       {source.source_id[:16]}…")
+        print(f"   reply recipient: {source.reply_identity.recipient()}")
+
+        step("6. The desk fingerprint as a QR code, for out-of-band checking")
+        print(f"   {desk.fingerprint}")
+        print(qr_terminal(fingerprint_qr_payload(desk.fingerprint, desk.id)))
+    print("Demo complete: every step ran for real; the temporary keys are deleted.")
+
+
+# --- argument parsing ------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="intake-keys",
+        description="Amana key tools: desk keys, age encryption, fingerprints, keyring.",
+        epilog="See docs/cli.md. Example: intake-keys generate --desk smex --out ./smex-keys",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog="example:\n" + textwrap.indent(example, "  "),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    g = command(
+        "generate",
+        "create a desk's keys (passphrase-encrypted) and its public desk.json",
+        "intake-keys generate --desk smex --out ./smex-keys --names-ar 'سمكس'",
+    )
+    g.add_argument("--desk", required=True, help="desk id, [a-z0-9-]{1,32}")
+    g.add_argument("--out", required=True, help="directory to create (or an empty one)")
+    g.add_argument("--names-en", help="English display name (default: the id)")
+    g.add_argument("--names-ar", help="Arabic display name (default: the id)")
+    g.add_argument("--names-fr", help="French display name (default: the id)")
+    g.add_argument("--pq", action="store_true", help="post-quantum hybrid identity (age1pq1…)")
+    g.add_argument("--passphrase-file", help="read the passphrase from this file's first line")
+    g.set_defaults(func=cmd_generate)
+
+    e = command(
+        "encrypt",
+        "encrypt to age recipients or a passphrase (stdin to stdout by default)",
+        "intake-keys encrypt -r age1qyq… -r age1zx8… -a -o report.age report.json\n"
+        "intake-keys encrypt -R desks.txt < evidence.zip > evidence.zip.age",
+    )
+    e.add_argument("-r", "--recipient", action="append", default=[], help="age1… (repeatable)")
+    e.add_argument(
+        "-R", "--recipients-file", dest="recipients", action="append", default=[],
+        help="file of recipients, one per line (repeatable)",
+    )  # fmt: skip
+    e.add_argument("-p", "--passphrase", action="store_true", help="encrypt to a passphrase")
+    e.add_argument("--passphrase-file", help="passphrase from this file's first line (implies -p)")
+    e.add_argument("-a", "--armor", action="store_true", help="ASCII-armored output")
+    e.add_argument("-o", "--output", help="output file (created only on success)")
+    e.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    e.add_argument("input", nargs="?", help="input file (default: stdin)")
+    e.set_defaults(func=cmd_encrypt)
+
+    d = command(
+        "decrypt",
+        "decrypt an age file with identity files or a passphrase",
+        "intake-keys decrypt -i smex-keys/identity.age -o report.json report.age",
+    )
+    d.add_argument(
+        "-i", "--identity", action="append", default=[],
+        help="identity file, plain or passphrase-encrypted (repeatable)",
+    )  # fmt: skip
+    d.add_argument("--passphrase-file", help="passphrase (for the file or the identity file)")
+    d.add_argument("-o", "--output", help="output file (created only on success)")
+    d.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    d.add_argument("input", nargs="?", help="input file (default: stdin)")
+    d.set_defaults(func=cmd_decrypt)
+
+    f = command(
+        "fingerprint",
+        "print the fingerprint of a desk entry or an age recipient",
+        "intake-keys fingerprint smex-keys/desk.json",
+    )
+    f.add_argument("key", metavar="DESK_JSON|RECIPIENT")
+    f.set_defaults(func=cmd_fingerprint)
+
+    q = command(
+        "qr",
+        "a QR code of a desk's fingerprint or of a recipient",
+        "intake-keys qr smex-keys/desk.json\nintake-keys qr --format svg -o smex.svg desk.json",
+    )
+    q.add_argument("key", metavar="DESK_JSON|RECIPIENT")
+    q.add_argument("--format", choices=("terminal", "svg", "png"), default="terminal")
+    q.add_argument("--invert", action="store_true", help="terminal: for dark-on-light terminals")
+    q.add_argument("-o", "--output", help="output file (default: stdout)")
+    q.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    q.set_defaults(func=cmd_qr)
+
+    k = command(
+        "keyring",
+        "check or build the coalition keyring",
+        "intake-keys keyring check keyring.json\nintake-keys keyring add keyring.json desk.json",
+    )
+    ksub = k.add_subparsers(dest="keyring_command", required=True, metavar="ACTION")
+    kc = ksub.add_parser(
+        "check",
+        help="validate a keyring file",
+        epilog="example:\n  intake-keys keyring check keyring.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kc.add_argument("file")
+    kc.set_defaults(func=cmd_keyring_check)
+    ka = ksub.add_parser(
+        "add",
+        help="add desk entries to a keyring (created if missing)",
+        epilog="example:\n  intake-keys keyring add keyring.json smex/desk.json gchr/desk.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ka.add_argument("file")
+    ka.add_argument("desk_json", nargs="+", metavar="DESK_JSON")
+    ka.set_defaults(func=cmd_keyring_add)
+
+    m = command(
+        "demo",
+        "end-to-end demonstration in a temporary directory (what `make run` runs)",
+        "intake-keys demo",
+    )
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stdout.flush()
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        args.func(args)
+    except AgeError as e:
+        hint = next((h for cls, h in _HINTS.items() if isinstance(e, cls)), "")
+        # str(e) begins with the failure class ("HMAC failure: ..."); keep it first.
+        _fail(f"{e}; {hint}" if hint else str(e))
+    except (CLIError, DeskError, KeyringError) as e:
+        _fail(f"error: {e}")
+    except BrokenPipeError:
+        # The reader went away (`| head`). Point stdout at /dev/null so that the final
+        # flush at exit does not raise a second time, and report nothing: no one listens.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _fail("error: interrupted")
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(f"error: {where}{e.strerror or e}")
