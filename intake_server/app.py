@@ -1,0 +1,209 @@
+"""The source-facing aiohttp application: create_app(config) and its plumbing.
+
+State lives under typed AppKeys; the storage (SQLite + ciphertext directories)
+and the codename worker pool are opened and closed in cleanup_ctx. Two pieces of
+cross-cutting policy live here because they must apply to every response:
+
+- security headers (CSP, no-referrer, nosniff, frame denial, no-store, ...) and
+  no Server header, set in on_response_prepare so that static files, error
+  pages and 404s get them too;
+- errors: every HTTP error and every unexpected exception becomes a translated
+  error page; an unexpected exception is logged by type and code location only,
+  never with its message (it may quote submitted bytes) or anything about the
+  client.
+
+Nothing here reads request.remote, the peer address, X-Forwarded-For or
+User-Agent, and the server runs with access_log=None.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+from multidict import CIMultiDict
+
+from keys.keyring import Keyring
+
+from .config import Config
+from .i18n import DEFAULT_LANGUAGE, LANGUAGES, load_environments
+from .sources import SourceFactory
+from .storage import Storage
+
+__all__ = [
+    "CONFIG",
+    "CSS",
+    "JINJA",
+    "KEYRING",
+    "SECURITY_HEADERS",
+    "SOURCES",
+    "STORAGE",
+    "UPLOADS",
+    "create_app",
+    "render",
+]
+
+log = logging.getLogger("intake_server")
+
+CONFIG = web.AppKey("config", Config)
+STORAGE = web.AppKey("storage", Storage)
+KEYRING = web.AppKey("keyring", Keyring)
+JINJA = web.AppKey("jinja", dict[str, jinja2.Environment])
+SOURCES = web.AppKey("sources", SourceFactory)
+CSS = web.AppKey("css", bytes)
+
+
+class UploadSlots:
+    """Counts uploads in progress against config.max_concurrent_uploads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+
+UPLOADS = web.AppKey("uploads", UploadSlots)
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": (
+        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), "
+        "display-capture=(), document-domain=(), encrypted-media=(), fullscreen=(), "
+        "geolocation=(), gyroscope=(), interest-cohort=(), magnetometer=(), microphone=(), "
+        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
+        "screen-wake-lock=(), serial=(), usb=(), web-share=(), xr-spatial-tracking=()"),
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+}
+
+
+class _HeadersWithoutServer(CIMultiDict[str]):
+    """aiohttp adds "Server: Python/x aiohttp/y" with setdefault(); refuse it.
+
+    A version banner helps an attacker pick an exploit and fingerprints the
+    onion service as this software.
+    """
+
+    def setdefault(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if key.lower() == "server":
+            return None
+        return super().setdefault(key, default)  # type: ignore[arg-type]
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    response._headers = _HeadersWithoutServer(response.headers)  # noqa: SLF001
+    response.headers.popall("Server", None)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+
+
+def language_of(request: web.Request) -> str:
+    """The page language: the first path segment if it is one of ours."""
+    first = request.path.lstrip("/").split("/", 1)[0]
+    return first if first in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def render(request: web.Request, template: str, *, status: int = 200,
+           lang: str | None = None, **context: object) -> web.Response:
+    env = request.app[JINJA][lang or language_of(request)]
+    body = env.get_template(template).render(**context)
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+ERROR_TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    408: "Too slow",
+    413: "Too large",
+    429: "Too busy",
+    500: "Server error",
+    503: "Not accepting reports right now",
+}
+
+
+def error_page(request: web.Request, status: int, reason: str | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+    if status not in ERROR_TITLES:
+        status = 400 if status < 500 else 500
+    resp = render(request, "error.html", status=status, code=status, reason=reason)
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+@web.middleware
+async def _error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        extra = {}
+        if exc.status == 405 and "Allow" in exc.headers:
+            extra["Allow"] = exc.headers["Allow"]
+        return error_page(request, exc.status, headers=extra)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a page, not a trace
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        # Type and location only: the message may quote what the source sent.
+        log.error("internal error: %s at %s:%s", type(exc).__name__,
+                  Path(frame.filename).name, frame.lineno)
+        return error_page(request, 500)
+
+
+def create_app(config: Config) -> web.Application:
+    from .routes import setup_routes
+
+    app = web.Application(middlewares=[_error_middleware],
+                          # request.post()/read() are never used; this caps anything else.
+                          client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app[JINJA] = load_environments()
+    app[CSS] = (Path(__file__).parent / "static" / "style.css").read_bytes()
+    app[UPLOADS] = UploadSlots(config.max_concurrent_uploads)
+    keyring = Keyring.load(config.keyring)
+    if not keyring.desks:
+        raise RuntimeError(f"{config.keyring}: the keyring lists no desk")
+    if config.default_desk and keyring.get(config.default_desk) is None:
+        raise RuntimeError(f"default_desk {config.default_desk!r} is not in the keyring")
+    app[KEYRING] = keyring
+    # Created here, opened in cleanup_ctx: the app's state is fixed before start-up.
+    app[STORAGE] = Storage(config)
+    app[SOURCES] = SourceFactory(config.max_concurrent_derivations)
+    app.on_response_prepare.append(_on_prepare)
+    app.cleanup_ctx.append(_resources)
+    setup_routes(app)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    storage = app[STORAGE]
+    storage.open()  # also removes orphans from an interrupted upload
+    try:
+        yield
+    finally:
+        app[SOURCES].close()
+        storage.close()

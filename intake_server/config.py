@@ -1,0 +1,172 @@
+"""Server configuration: one TOML file, every setting with a safe default.
+
+`intake-server init` writes a commented copy of CONFIG_TEMPLATE; docs/server.md
+documents each setting (a test checks that every field of Config is documented
+there). Parsing is strict: an unknown section or key, or a value of the wrong
+type, is an error at start-up rather than a silently ignored typo in a limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CONFIG_TEMPLATE", "Config", "ConfigError", "SETTINGS"]
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, malformed or out of bounds."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # [server]
+    # The source app only ever listens on the loopback interface; Tor forwards
+    # the onion service to it. There is deliberately no "host" setting.
+    port: int = 8080
+    # [paths] (relative paths are relative to the config file's directory)
+    data_dir: Path = Path("data")
+    keyring: Path = Path("keyring.json")
+    # [desks]
+    default_desk: str = ""
+    # [limits]
+    max_field_bytes: int = 32 * 1024
+    max_files: int = 20
+    max_file_bytes: int = 500 * MiB
+    max_submission_bytes: int = 500 * MiB
+    max_concurrent_uploads: int = 8
+    disk_quota_bytes: int = 50 * GiB
+    min_free_bytes: int = 2 * GiB
+    read_timeout_seconds: float = 120.0
+    max_concurrent_derivations: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("max_field_bytes", "max_files", "max_file_bytes",
+                     "max_submission_bytes", "max_concurrent_uploads",
+                     "max_concurrent_derivations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in ("disk_quota_bytes", "min_free_bytes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        if not 0 < self.port < 65536:
+            raise ConfigError("port must be between 1 and 65535")
+        if self.read_timeout_seconds <= 0:
+            raise ConfigError("read_timeout_seconds must be positive")
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.data_dir / "incoming"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "intake.db"
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ConfigError(f"no config file at {path}") from e
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: {e}") from e
+        values: dict[str, Any] = {}
+        for section, body in raw.items():
+            if section not in SETTINGS or not isinstance(body, dict):
+                raise ConfigError(f"{path}: unknown section [{section}]")
+            for key, value in body.items():
+                if key not in SETTINGS[section]:
+                    raise ConfigError(f"{path}: unknown setting {section}.{key}")
+                values[key] = _coerce(key, value, path)
+        base = path.resolve().parent
+        for key in ("data_dir", "keyring"):
+            if key in values and not values[key].is_absolute():
+                values[key] = base / values[key]
+            elif key not in values:
+                values[key] = base / getattr(cls, key)
+        return cls(**values)
+
+
+# section -> setting names, in the order the template and the docs list them.
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "server": ("port",),
+    "paths": ("data_dir", "keyring"),
+    "desks": ("default_desk",),
+    "limits": ("max_field_bytes", "max_files", "max_file_bytes", "max_submission_bytes",
+               "max_concurrent_uploads", "disk_quota_bytes", "min_free_bytes",
+               "read_timeout_seconds", "max_concurrent_derivations"),
+}
+
+
+def _coerce(key: str, value: Any, path: Path) -> Any:
+    field = {f.name: f for f in dataclasses.fields(Config)}[key]
+    kind = field.type
+    if kind == "Path":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: {key} must be a non-empty string")
+        return Path(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: {key} must be a string")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: {key} must be a number")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}: {key} must be an integer")
+    return value
+
+
+CONFIG_TEMPLATE = """\
+# Amana intake server configuration (TOML). Written by `intake-server init`.
+# Every setting is optional: delete a line to get the default shown.
+# docs/server.md explains each one.
+
+[server]
+# TCP port on 127.0.0.1. The server never listens on another interface: Tor
+# (see deploy/) forwards the source onion service to this port.
+port = {port}
+
+[paths]
+# Relative paths are relative to this file's directory.
+# data_dir holds intake.db (metadata), store/ (age ciphertext) and incoming/
+# (uploads in progress; emptied at every start).
+data_dir = "data"
+# The coalition keyring: desks, their age recipients and fingerprints.
+keyring = "keyring.json"
+
+[desks]
+# Desk preselected on the form. Empty: the first desk in the keyring.
+default_desk = "{default_desk}"
+
+[limits]
+# Largest single text field, in bytes of UTF-8.
+max_field_bytes = 32768
+# Most attachments in one submission.
+max_files = 20
+# Largest single attachment, in bytes (500 MiB).
+max_file_bytes = 524288000
+# Largest whole submission (all fields and files), in bytes (500 MiB).
+max_submission_bytes = 524288000
+# Uploads processed at once; more get "429 busy, try again".
+max_concurrent_uploads = 8
+# Total ciphertext kept in store/ before refusing with 503 (50 GiB).
+disk_quota_bytes = 53687091200
+# Free space left on the data disk below which uploads are refused (2 GiB).
+min_free_bytes = 2147483648
+# A client that sends nothing for this many seconds mid-upload is dropped.
+# Tor circuits are slow: keep it generous.
+read_timeout_seconds = 120
+# Codename key derivations (Argon2id, ~0.5 s of CPU and memory each) at once.
+max_concurrent_derivations = 2
+"""

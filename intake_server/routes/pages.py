@@ -1,0 +1,39 @@
+"""Read-only pages: language choice, the safety advice with desk fingerprints, CSS."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from markupsafe import Markup
+
+from intake_server.app import CSS, KEYRING, render
+from keys.fingerprint import fingerprint_qr_payload
+from keys.qr import qr_svg
+
+__all__ = ["choose_language", "index", "redirect_to_slash", "stylesheet"]
+
+
+async def choose_language(request: web.Request) -> web.Response:
+    return render(request, "choose.html", lang="en")
+
+
+async def redirect_to_slash(request: web.Request) -> web.Response:
+    raise web.HTTPFound(f"/{request.match_info['lang']}/")
+
+
+async def index(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    desks = [
+        {
+            "name": d.name(lang),
+            "fingerprint": d.fingerprint,
+            # qr_svg builds the element from a fixed template and a module
+            # matrix; nothing in it comes from the request.
+            "qr": Markup(qr_svg(fingerprint_qr_payload(d.fingerprint, d.id))),  # noqa: S704
+        }
+        for d in request.app[KEYRING].desks
+    ]
+    return render(request, "index.html", lang=lang, desks=desks)
+
+
+async def stylesheet(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[CSS], content_type="text/css", charset="utf-8")

@@ -1,0 +1,297 @@
+"""The questionnaire (GET) and the streamed, encrypted upload (POST).
+
+The POST body is read with request.multipart(), part by part, never buffered
+whole: each file part goes chunk by chunk into an age Encryptor for every chosen
+desk, straight into incoming/. Text fields are read up to their limit and kept
+in memory only until the report JSON is encrypted. The source is shown the
+codename only after Transaction.commit() returned, i.e. once the files are in
+store/ and the row is committed.
+
+Order of the form matters and the template keeps it: the CSRF token first, the
+desks before the attachments (file parts need their recipients before the first
+byte can be encrypted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import BodyPartReader, MultipartReader, web
+
+from intake_server import report as rpt
+from intake_server.app import CONFIG, KEYRING, SOURCES, STORAGE, UPLOADS, error_page, render
+from intake_server.report import FIELDS, FILE_FIELD, FormError
+from intake_server.storage import DiskFull, QuotaExceeded, StorageError, Transaction, new_id
+from keys.age import parse_recipient
+
+__all__ = ["CSRF_COOKIE", "form", "receive"]
+
+log = logging.getLogger("intake_server.submit")
+
+CSRF_COOKIE = "amana_csrf"
+CHUNK = 64 * 1024
+# Text parts a well-formed form can produce (multi-valued fields included).
+MAX_TEXT_PARTS = 200
+
+R_TOO_LARGE = rpt.N_("Your report is larger than this server accepts. Nothing was kept. "
+                     "Please send fewer or smaller files.")
+R_TOO_MANY_FILES = rpt.N_("Your report has more attachments than this server accepts. "
+                          "Nothing was kept.")
+R_FIELD_TOO_LARGE = rpt.N_("One of the text fields is longer than this server accepts. "
+                           "Nothing was kept.")
+R_BUSY = rpt.N_("The server is receiving many reports right now. Nothing was kept. "
+                "Please wait a few minutes and send it again.")
+R_FULL = rpt.N_("The server cannot accept reports right now. Nothing was kept. "
+                "Please try again later.")
+R_SLOW = rpt.N_("The connection was too slow and the upload stopped. Nothing was kept. "
+                "Please try again.")
+
+
+def _csrf_token(request: web.Request) -> str:
+    token = request.cookies.get(CSRF_COOKIE, "")
+    if len(token) == 43 and token.replace("-", "").replace("_", "").isalnum():
+        return token
+    return secrets.token_urlsafe(32)
+
+
+def _default_desk(request: web.Request) -> str:
+    cfg = request.app[CONFIG]
+    return cfg.default_desk or request.app[KEYRING].desks[0].id
+
+
+async def form(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    token = _csrf_token(request)
+    desks = [{"id": d.id, "name": d.name(lang), "fingerprint": d.fingerprint}
+             for d in request.app[KEYRING].desks]
+    cfg = request.app[CONFIG]
+    resp = render(request, "submit.html", lang=lang, csrf=token, desks=desks,
+                  default_desk=_default_desk(request), categories=rpt.CATEGORIES,
+                  targets=rpt.TARGETS, professions=rpt.PROFESSIONS,
+                  platforms=rpt.PLATFORMS, countries=rpt.COUNTRIES,
+                  country_extra=rpt.COUNTRY_EXTRA, max_files=cfg.max_files,
+                  max_mib=cfg.max_submission_bytes // (1024 * 1024))
+    # SameSite=Strict: another site cannot make the browser send it. HttpOnly: no
+    # script could read it anyway (there is none), but it costs nothing.
+    resp.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="Strict")
+    return resp
+
+
+class _Limits:
+    def __init__(self, request: web.Request) -> None:
+        self.cfg = request.app[CONFIG]
+        self.total = 0
+        self.files = 0
+        self.text_parts = 0
+
+    def add(self, n: int) -> None:
+        self.total += n
+        if self.total > self.cfg.max_submission_bytes:
+            raise FormError(413, R_TOO_LARGE)
+
+
+async def _read(part: BodyPartReader, timeout: float) -> bytes:
+    async with asyncio.timeout(timeout):
+        return await part.read_chunk(CHUNK)
+
+
+async def _read_text(part: BodyPartReader, limit: int, limits: _Limits,
+                     timeout: float) -> bytes:
+    buf = bytearray()
+    while True:
+        chunk = await _read(part, timeout)
+        if not chunk:
+            return bytes(buf)
+        limits.add(len(chunk))
+        buf += chunk
+        if len(buf) > limit:
+            raise FormError(413, R_FIELD_TOO_LARGE)
+
+
+async def receive(request: web.Request) -> web.StreamResponse:
+    cfg = request.app[CONFIG]
+    if request.content_length is not None and request.content_length > cfg.max_submission_bytes:
+        return error_page(request, 413, R_TOO_LARGE, headers={"Connection": "close"})
+    if request.content_type != "multipart/form-data":
+        return error_page(request, 400, rpt.R_MALFORMED)
+    slots = request.app[UPLOADS]
+    if not slots.try_acquire():
+        return error_page(request, 429, R_BUSY,
+                          headers={"Retry-After": "300", "Connection": "close"})
+    try:
+        return await _receive(request)
+    except FormError as e:
+        return error_page(request, e.status, e.reason, headers={"Connection": "close"})
+    except (QuotaExceeded, DiskFull):
+        return error_page(request, 503, R_FULL, headers={"Retry-After": "3600",
+                                                         "Connection": "close"})
+    except TimeoutError:
+        return error_page(request, 408, R_SLOW, headers={"Connection": "close"})
+    except StorageError:
+        return error_page(request, 503, R_FULL, headers={"Connection": "close"})
+    finally:
+        slots.release()
+
+
+async def _receive(request: web.Request) -> web.StreamResponse:
+    lang = request.match_info["lang"]
+    cfg = request.app[CONFIG]
+    storage = request.app[STORAGE]
+    keyring = request.app[KEYRING]
+    timeout = cfg.read_timeout_seconds
+    limits = _Limits(request)
+    storage.check_quota()
+    storage.check_free_space()
+
+    try:
+        async with asyncio.timeout(timeout):
+            reader = await request.multipart()
+    except (ValueError, KeyError, AssertionError):
+        raise FormError(400, rpt.R_MALFORMED) from None
+
+    answers: dict[str, Any] = {}
+    csrf_ok = False
+    txn: Transaction | None = None
+    attachments: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    part = await reader.next()
+            except (ValueError, KeyError, AssertionError, UnicodeDecodeError):
+                raise FormError(400, rpt.R_MALFORMED) from None
+            if part is None:
+                break
+            if isinstance(part, MultipartReader):
+                raise FormError(400, rpt.R_MALFORMED)
+            name = part.name
+            if name == FILE_FIELD:
+                if not csrf_ok:
+                    raise FormError(403, rpt.R_CSRF)
+                if not answers.get("desks"):
+                    raise FormError(400, rpt.R_DESKS)
+                if txn is None:
+                    recipients = [parse_recipient(keyring.get(d).recipient)  # type: ignore[union-attr]
+                                  for d in answers["desks"]]
+                    txn = storage.begin(recipients)
+                meta = await _receive_file(part, txn, limits, timeout)
+                if meta is not None:
+                    attachments.append(meta)
+                continue
+            field = FIELDS.get(name or "")
+            if field is None or part.filename is not None:
+                raise FormError(400, rpt.R_UNKNOWN_FIELD)
+            limits.text_parts += 1
+            if limits.text_parts > MAX_TEXT_PARTS:
+                raise FormError(400, rpt.R_MALFORMED)
+            limit = min(field.max_bytes or cfg.max_field_bytes, cfg.max_field_bytes)
+            raw = await _read_text(part, limit, limits, timeout)
+            value = rpt.decode_text(raw)
+            if field.kind == "csrf":
+                cookie = request.cookies.get(CSRF_COOKIE, "")
+                if not cookie or not hmac.compare_digest(cookie.encode(), value.encode()):
+                    raise FormError(403, rpt.R_CSRF)
+                csrf_ok = True
+            elif not csrf_ok:
+                # The template sends the token first; anything else is not our form.
+                raise FormError(403, rpt.R_CSRF)
+            else:
+                _store_answer(answers, field, value, keyring)
+
+        if not csrf_ok:
+            raise FormError(403, rpt.R_CSRF)
+        if not answers.get("category"):
+            raise FormError(400, rpt.R_CATEGORY)
+        if not answers.get("desks"):
+            raise FormError(400, rpt.R_DESKS)
+        if txn is None:
+            txn = storage.begin([parse_recipient(keyring.get(d).recipient)  # type: ignore[union-attr]
+                                 for d in answers["desks"]])
+
+        source = await request.app[SOURCES].create()
+        submission_id = new_id()
+        doc = rpt.build_report(
+            submission_id=submission_id, day=txn.day.isoformat(), lang=lang,
+            answers=answers, desks=answers["desks"],
+            reply_recipient=source.reply_recipient, attachments=attachments)
+        body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+        report_file = txn.new_file("report")
+        report_file.write(body)
+        del body, doc
+        await txn.commit(submission_id=submission_id, desks=answers["desks"],
+                         source_id=source.source_id, reply_recipient=source.reply_recipient)
+    except BaseException:
+        if txn is not None:
+            txn.abort()
+        raise
+    return render(request, "received.html", lang=lang, codename=source.codename,
+                  words=source.codename.split(), attachments=len(attachments))
+
+
+def _store_answer(answers: dict[str, Any], field: rpt.Field, value: str, keyring: Any) -> None:
+    if field.kind == "text":
+        if field.name in answers:
+            raise FormError(400, rpt.R_MALFORMED)
+        answers[field.name] = value
+    elif field.kind == "choice":
+        if field.name in answers:
+            raise FormError(400, rpt.R_MALFORMED)
+        if value == "" and not field.required:
+            return
+        if value not in field.choices:
+            raise FormError(400, rpt.R_BAD_CHOICE)
+        answers[field.name] = value
+    elif field.kind == "multi":
+        values: list[str] = answers.setdefault(field.name, [])
+        valid = keyring.get(value) is not None if field.name == "desks" \
+            else value in field.choices
+        if not valid:
+            raise FormError(400, rpt.R_BAD_CHOICE)
+        if value in values:
+            raise FormError(400, rpt.R_MALFORMED)
+        values.append(value)
+    elif field.kind == "flag":
+        if value != "yes" or field.name in answers:
+            raise FormError(400, rpt.R_BAD_CHOICE)
+        answers[field.name] = True
+
+
+async def _receive_file(part: BodyPartReader, txn: Transaction, limits: _Limits,
+                        timeout: float) -> dict[str, Any] | None:
+    cfg = limits.cfg
+    first = await _read(part, timeout)
+    if not first and not part.filename:
+        # An <input type=file> left empty still sends an empty, unnamed part.
+        return None
+    limits.files += 1
+    if limits.files > cfg.max_files:
+        raise FormError(413, R_TOO_MANY_FILES)
+    pending = txn.new_file("attachment")
+    chunk = first
+    while chunk:
+        limits.add(len(chunk))
+        if pending.plaintext_size + len(chunk) > cfg.max_file_bytes:
+            raise FormError(413, R_TOO_LARGE)
+        pending.write(chunk)
+        chunk = await _read(part, timeout)
+    pending.finish()
+    return {
+        "file_id": pending.id,
+        "name": rpt.clean_filename(part.filename),
+        "media_type": _media_type(part),
+        "size": pending.plaintext_size,
+        "sha256": pending.sha256(),
+    }
+
+
+def _media_type(part: BodyPartReader) -> str:
+    value = part.headers.get("Content-Type", "application/octet-stream")
+    value = value.split(";", 1)[0].strip().lower()
+    if len(value) > 100 or not value.isascii() or "/" not in value:
+        return "application/octet-stream"
+    return value

@@ -1,0 +1,365 @@
+"""Ciphertext on disk and metadata in SQLite: the server's whole persistent state.
+
+A submission is written as a Transaction:
+
+1. every file (the report JSON and each attachment) is streamed through an age
+   Encryptor into ``incoming/<random id>.age`` (created O_EXCL, mode 0600);
+2. ``commit()`` flushes and fsyncs each file, sets its mtime to midnight UTC of
+   the day, renames it into ``store/`` and fsyncs ``store/``;
+3. only then one SQLite transaction (WAL, synchronous=FULL) inserts the rows;
+4. only then the caller tells the source "received".
+
+A crash before step 3 leaves files in ``incoming/`` or unreferenced files in
+``store/``: ``Storage.open()`` deletes both before the server accepts requests.
+A crash after step 3 loses nothing. Any error makes ``abort()`` delete every
+file of the transaction, so a refused upload leaves nothing behind.
+
+What is stored in plaintext: random ids, the desks a submission is for, the
+ciphertext sizes, the UTC day, the source id (an Argon2id hash of the codename)
+and the source's reply recipient. Nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import hashlib
+import logging
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import sqlite_utils
+
+from keys.age import Encryptor
+
+from . import _fs
+from .config import Config
+
+__all__ = [
+    "DiskFull",
+    "PendingFile",
+    "QuotaExceeded",
+    "Storage",
+    "StorageError",
+    "Transaction",
+    "new_id",
+    "utc_today",
+]
+
+log = logging.getLogger("intake_server.storage")
+
+# Check free space every this many bytes written, not on every chunk.
+_FREE_SPACE_CHECK_EVERY = 8 * 1024 * 1024
+
+
+class StorageError(Exception):
+    """The submission cannot be stored."""
+
+
+class QuotaExceeded(StorageError):
+    """Storing this would exceed the configured disk quota."""
+
+
+class DiskFull(StorageError):
+    """Free space on the data disk is below the configured floor."""
+
+
+def new_id() -> str:
+    """A random identifier: 128 bits from the OS CSPRNG, hex."""
+    return secrets.token_hex(16)
+
+
+def utc_today() -> _dt.date:
+    return _dt.datetime.now(_dt.UTC).date()
+
+
+class _CountingWriter:
+    """Counts ciphertext bytes on their way to the file (for quota and metadata)."""
+
+    def __init__(self, raw: BinaryIO, on_bytes: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._on_bytes = on_bytes
+        self.count = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        # Account before writing so a refused write never reaches the disk.
+        self._on_bytes(n)
+        self._raw.write(data)
+        self.count += n
+        return n
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
+@dataclass
+class PendingFile:
+    """One age file being written into incoming/."""
+
+    id: str
+    kind: str  # "report" or "attachment"
+    _raw: BinaryIO
+    _writer: _CountingWriter
+    _enc: Any
+    plaintext_size: int = 0
+    _sha256: Any = field(default_factory=hashlib.sha256)
+    finished: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.id}.age"
+
+    @property
+    def ciphertext_size(self) -> int:
+        return self._writer.count
+
+    def write(self, data: bytes) -> None:
+        self._sha256.update(data)
+        self.plaintext_size += len(data)
+        self._enc.write(data)
+
+    def finish(self) -> None:
+        """Write the final age chunk and close the encryptor (not yet durable)."""
+        if not self.finished:
+            self._enc.close()
+            self.finished = True
+
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    def _sync_and_close(self) -> None:
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(OSError):
+            self._raw.close()
+
+
+class Transaction:
+    """The files of one submission, committed together or not at all."""
+
+    def __init__(self, storage: Storage, recipients: Sequence[Any], day: _dt.date) -> None:
+        self._storage = storage
+        self._recipients = list(recipients)
+        self.day = day
+        self.files: list[PendingFile] = []
+        self._moved: list[str] = []
+        self._reserved = 0
+        self._since_check = 0
+        self._done = False
+
+    def _account(self, n: int) -> None:
+        s = self._storage
+        if s.used_bytes + s.reserved_bytes + n > s.config.disk_quota_bytes:
+            raise QuotaExceeded("disk quota reached")
+        s.reserved_bytes += n
+        self._reserved += n
+        self._since_check += n
+        if self._since_check >= _FREE_SPACE_CHECK_EVERY:
+            self._since_check = 0
+            s.check_free_space()
+
+    def new_file(self, kind: str) -> PendingFile:
+        file_id = new_id()
+        raw = _fs.safe_create_exclusive(self._storage.incoming_dir, f"{file_id}.age")
+        writer = _CountingWriter(raw, self._account)
+        try:
+            enc = Encryptor(writer, self._recipients)
+        except BaseException:
+            raw.close()
+            _fs.safe_unlink(self._storage.incoming_dir, f"{file_id}.age")
+            raise
+        pending = PendingFile(id=file_id, kind=kind, _raw=raw, _writer=writer, _enc=enc)
+        self.files.append(pending)
+        return pending
+
+    async def commit(self, *, submission_id: str, desks: Sequence[str], source_id: str,
+                     reply_recipient: str) -> None:
+        """Make every file durable in store/, then commit the rows. Then it is received."""
+        loop = asyncio.get_running_loop()
+        for f in self.files:
+            f.finish()
+        await loop.run_in_executor(None, self._make_durable)
+        self._storage.insert_submission(
+            submission_id=submission_id, day=self.day, desks=desks, source_id=source_id,
+            reply_recipient=reply_recipient, files=self.files)
+        self._storage.used_bytes += self._reserved
+        self._release()
+        self._done = True
+
+    def _make_durable(self) -> None:
+        s = self._storage
+        for f in self.files:
+            f._sync_and_close()
+            _fs.safe_set_day(_fs.safe_join(s.incoming_dir, f.name), self.day)
+        for f in self.files:
+            _fs.safe_rename_durable(s.incoming_dir, s.store_dir, f.name)
+            self._moved.append(f.name)
+        _fs.safe_set_day(s.store_dir, self.day)
+        _fs.safe_set_day(s.incoming_dir, self.day)
+
+    def _release(self) -> None:
+        self._storage.reserved_bytes -= self._reserved
+        self._reserved = 0
+
+    def abort(self) -> None:
+        """Delete every file of this transaction, wherever it got to."""
+        if self._done:
+            return
+        self._done = True
+        s = self._storage
+        for f in self.files:
+            f._close_quietly()
+            _fs.safe_unlink(s.incoming_dir, f.name)
+        for name in self._moved:
+            _fs.safe_unlink(s.store_dir, name)
+        self._release()
+
+
+class Storage:
+    """The data directory: incoming/, store/ and intake.db."""
+
+    def __init__(self, config: Config,
+                 free_space: Callable[[Path], int] | None = None) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.incoming_dir = config.incoming_dir
+        self.store_dir = config.store_dir
+        self.used_bytes = 0
+        self.reserved_bytes = 0
+        self._free_space = free_space or _statvfs_free
+        self._db: sqlite_utils.Database | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def open(self) -> None:
+        for d in (self.data_dir, self.incoming_dir, self.store_dir):
+            _fs.safe_mkdir(d)
+        conn = sqlite3.connect(self.config.db_path, isolation_level=None,
+                               check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed row survives a power cut, so "received" means received.
+        db.execute("PRAGMA synchronous=FULL")
+        # Deleted rows are overwritten with zeros, not left in free pages.
+        db.execute("PRAGMA secure_delete=ON")
+        db.execute("PRAGMA foreign_keys=ON")
+        self._db = db
+        self._create_schema()
+        self.remove_orphans()
+        row = db.execute("SELECT COALESCE(SUM(ciphertext_size), 0) FROM files").fetchone()
+        self.used_bytes = int(row[0])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.conn.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            raise StorageError("storage is not open")
+        return self._db
+
+    def _create_schema(self) -> None:
+        db = self.db
+        if "submissions" not in db.table_names():
+            db["submissions"].create({"id": str, "day": str, "source_id": str,
+                                      "reply_recipient": str}, pk="id")
+        if "submission_desks" not in db.table_names():
+            db["submission_desks"].create(
+                {"submission_id": str, "desk_id": str}, pk=("submission_id", "desk_id"),
+                foreign_keys=[("submission_id", "submissions", "id")])
+        if "files" not in db.table_names():
+            db["files"].create(
+                {"id": str, "submission_id": str, "kind": str, "ciphertext_size": int},
+                pk="id", foreign_keys=[("submission_id", "submissions", "id")])
+            db["files"].create_index(["submission_id"])
+
+    def remove_orphans(self) -> int:
+        """Delete what a crash left behind: all of incoming/, unreferenced store/ files."""
+        removed = 0
+        for name in list(_fs.list_names(self.incoming_dir)):
+            _fs.safe_unlink(self.incoming_dir, name)
+            removed += 1
+        known = {f"{r[0]}.age" for r in self.db.execute("SELECT id FROM files").fetchall()}
+        for name in list(_fs.list_names(self.store_dir)):
+            if name not in known:
+                _fs.safe_unlink(self.store_dir, name)
+                removed += 1
+        if removed:
+            _fs.fsync_dir(self.incoming_dir)
+            _fs.fsync_dir(self.store_dir)
+            log.warning("removed %d orphaned file(s) left by an interrupted upload", removed)
+        return removed
+
+    # -- writing -----------------------------------------------------------
+
+    def check_free_space(self) -> None:
+        if self._free_space(self.data_dir) < self.config.min_free_bytes:
+            raise DiskFull("free space below the configured floor")
+
+    def check_quota(self) -> None:
+        if self.used_bytes + self.reserved_bytes >= self.config.disk_quota_bytes:
+            raise QuotaExceeded("disk quota reached")
+
+    def begin(self, recipients: Sequence[Any], day: _dt.date | None = None) -> Transaction:
+        self.check_quota()
+        self.check_free_space()
+        return Transaction(self, recipients, day or utc_today())
+
+    def insert_submission(self, *, submission_id: str, day: _dt.date, desks: Sequence[str],
+                          source_id: str, reply_recipient: str,
+                          files: Sequence[PendingFile]) -> None:
+        conn = self.db.conn
+        # Plain SQL in one explicit transaction: sqlite-utils' insert() would commit
+        # each table on its own, and a crash in between would half-record the report.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("INSERT INTO submissions (id, day, source_id, reply_recipient) "
+                         "VALUES (?, ?, ?, ?)",
+                         (submission_id, day.isoformat(), source_id, reply_recipient))
+            conn.executemany("INSERT INTO submission_desks (submission_id, desk_id) "
+                             "VALUES (?, ?)", [(submission_id, d) for d in desks])
+            conn.executemany("INSERT INTO files (id, submission_id, kind, ciphertext_size) "
+                             "VALUES (?, ?, ?, ?)",
+                             [(f.id, submission_id, f.kind, f.ciphertext_size) for f in files])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        # The database files' mtimes would otherwise date the last submission.
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(f"{self.config.db_path}{suffix}")
+            if p.exists():
+                _fs.safe_set_day(p, day)
+        _fs.safe_set_day(self.data_dir, day)
+
+    # -- reading (tests, staff app) ---------------------------------------
+
+    def submissions(self) -> list[dict[str, Any]]:
+        return list(self.db["submissions"].rows)
+
+    def files_of(self, submission_id: str) -> list[dict[str, Any]]:
+        return list(self.db["files"].rows_where("submission_id = ?", [submission_id]))
+
+    def desks_of(self, submission_id: str) -> list[str]:
+        return [r["desk_id"] for r in
+                self.db["submission_desks"].rows_where("submission_id = ?", [submission_id])]
+
+    def store_path(self, file_id: str) -> Path:
+        return _fs.safe_join(self.store_dir, f"{file_id}.age")
+
+
+def _statvfs_free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
