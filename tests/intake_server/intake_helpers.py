@@ -1,0 +1,93 @@
+"""Helpers for the intake_server tests: a fresh install, forms, CSRF, leftovers."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from intake_server.config import Config
+from keys.age import X25519Identity
+from keys.keyring import Desk, Keyring
+from keys.signing import SigningKey
+
+LANGS = ("en", "ar", "fr")
+
+
+@dataclass
+class Install:
+    root: Path
+    config: Config
+    identities: dict[str, X25519Identity]
+    keyring: Keyring
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    def stored_names(self) -> list[str]:
+        return sorted(p.name for p in self.config.store_dir.iterdir())
+
+    def incoming_names(self) -> list[str]:
+        return sorted(p.name for p in self.config.incoming_dir.iterdir())
+
+
+def make_install(root: Path, **overrides: Any) -> Install:
+    identities = {"triage": X25519Identity.generate(), "forensics": X25519Identity.generate()}
+    desks = [
+        Desk.create(desk_id, {"en": f"{desk_id} desk", "ar": f"مكتب {desk_id}",
+                              "fr": f"bureau {desk_id}"},
+                    str(ident.recipient()), str(SigningKey.generate().verify_key))
+        for desk_id, ident in identities.items()
+    ]
+    keyring = Keyring(desks)
+    keyring_path = root / "keyring.json"
+    keyring_path.write_bytes(keyring.to_json())
+    config = Config(data_dir=root / "data", keyring=keyring_path, default_desk="triage",
+                    **overrides)
+    return Install(root, config, identities, keyring)
+
+
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def get_csrf(client: Any, lang: str = "en") -> str:
+    resp = await client.get(f"/{lang}/submit")
+    assert resp.status == 200
+    match = CSRF_RE.search(await resp.text())
+    assert match
+    return match.group(1)
+
+
+def form(fields: Iterable[tuple[str, Any]],
+         files: Iterable[tuple[str, bytes]] = ()) -> aiohttp.FormData:
+    # quote_fields=False: send names as browsers do (raw UTF-8), not percent-encoded.
+    data = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+    for name, value in fields:
+        data.add_field(name, value)
+    for filename, content in files:
+        data.add_field("files", io.BytesIO(content), filename=filename,
+                       content_type="application/octet-stream")
+    return data
+
+
+def base_fields(csrf: str, **extra: str) -> list[tuple[str, str]]:
+    fields = [("csrf", csrf), ("category", "spyware"), ("desks", "triage")]
+    fields += list(extra.items())
+    return fields
+
+
+def assert_nothing_stored(inst: Install) -> None:
+    """A refused submission leaves no file and no row behind."""
+    assert inst.incoming_names() == []
+    assert inst.stored_names() == []
+    import sqlite3
+
+    with sqlite3.connect(inst.config.db_path) as conn:
+        for table in ("submissions", "files", "submission_desks"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0  # noqa: S608
