@@ -1,0 +1,302 @@
+"""Staff-side state on top of the intake storage: export order, acks, transfer keys,
+replies for sources, and retention.
+
+Tables (beside the source app's submissions / submission_desks / files):
+
+- ``export_seq``: a monotonic sequence number per submission (SQLite AUTOINCREMENT never
+  reuses a number, unlike rowid), so a desk's cursor can never skip a later submission.
+- ``acks``: which desk has imported which submission. A submission's ciphertext is
+  deleted once every desk it was addressed to has acknowledged it.
+- ``transfer_keys``: the transfer credentials (Ed25519 verify keys) allowed to fetch a
+  desk's ciphertext. They can read ciphertext; they can neither ack nor reply.
+- ``replies``: age files for sources, by the source's reply recipient, in ``replies/``.
+
+Only UTC days are stored, never a time of day.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from intake_server import _fs
+from intake_server.storage import Storage, new_id, utc_today
+from keys.age import parse_recipient
+from keys.signing import VerifyKey
+
+__all__ = ["ExportItem", "StaffStore", "StaffStoreError"]
+
+log = logging.getLogger("intake_server.staff")
+
+_ID_RE = re.compile(r"[0-9a-f]{32}")
+_DESK_RE = re.compile(r"[a-z0-9-]{1,32}")
+
+
+class StaffStoreError(ValueError):
+    """A request names something that does not exist or is not allowed."""
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    seq: int
+    id: str
+    day: str
+    report_file: str
+    attachment_files: tuple[str, ...]
+
+
+class StaffStore:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.replies_dir: Path = storage.data_dir / "replies"
+        self.outgoing_dir: Path = storage.data_dir / "outgoing"
+        self.upload_dir: Path = storage.data_dir / "staff-incoming"
+
+    # -- set-up ------------------------------------------------------------
+
+    def open(self) -> None:
+        for d in (self.replies_dir, self.outgoing_dir, self.upload_dir):
+            _fs.safe_mkdir(d)
+        for name in list(_fs.list_names(self.upload_dir)):
+            _fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
+        db = self.storage.db
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS export_seq ("
+            " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " submission_id TEXT NOT NULL UNIQUE)"
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS acks ("
+            " submission_id TEXT NOT NULL, desk_id TEXT NOT NULL,"
+            " PRIMARY KEY (submission_id, desk_id))"
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS transfer_keys ("
+            " desk_id TEXT NOT NULL, verify_key TEXT NOT NULL,"
+            " PRIMARY KEY (desk_id, verify_key))"
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS replies ("
+            " id TEXT PRIMARY KEY, reply_recipient TEXT NOT NULL, desk_id TEXT NOT NULL,"
+            " day TEXT NOT NULL, ciphertext_size INTEGER NOT NULL)"
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS replies_by_recipient ON replies (reply_recipient)")
+        known = {f"{r[0]}.age" for r in db.execute("SELECT id FROM replies").fetchall()}
+        for name in list(_fs.list_names(self.replies_dir)):
+            if name not in known:
+                _fs.safe_unlink(self.replies_dir, name)
+
+    # -- transfer credentials ----------------------------------------------
+
+    def add_transfer_key(self, desk: str, key: VerifyKey) -> bool:
+        if not _DESK_RE.fullmatch(desk):
+            raise StaffStoreError("malformed desk id")
+        cur = self.storage.db.execute(
+            "INSERT OR IGNORE INTO transfer_keys (desk_id, verify_key) VALUES (?, ?)",
+            (desk, str(key)),
+        )
+        return cur.rowcount == 1
+
+    def remove_transfer_key(self, desk: str, key: VerifyKey) -> bool:
+        cur = self.storage.db.execute(
+            "DELETE FROM transfer_keys WHERE desk_id = ? AND verify_key = ?", (desk, str(key))
+        )
+        return cur.rowcount == 1
+
+    def transfer_keys(self, desk: str) -> list[VerifyKey]:
+        rows = self.storage.db.execute(
+            "SELECT verify_key FROM transfer_keys WHERE desk_id = ?", (desk,)
+        ).fetchall()
+        return [VerifyKey.from_text(r[0]) for r in rows]
+
+    # -- export ------------------------------------------------------------
+
+    def _assign_sequence(self) -> None:
+        # Numbers are handed out lazily, in arrival order; AUTOINCREMENT guarantees each
+        # is larger than any number a desk has already seen.
+        self.storage.db.execute(
+            "INSERT INTO export_seq (submission_id) SELECT s.id FROM submissions s"
+            " WHERE s.id NOT IN (SELECT submission_id FROM export_seq) ORDER BY s.rowid"
+        )
+
+    def pending(self, desk: str, after: int, limit: int = 500) -> list[ExportItem]:
+        """Submissions for ``desk`` after cursor ``after`` that it has not acknowledged."""
+        self._assign_sequence()
+        rows = self.storage.db.execute(
+            "SELECT e.seq, s.id, s.day FROM export_seq e"
+            " JOIN submissions s ON s.id = e.submission_id"
+            " JOIN submission_desks d ON d.submission_id = s.id AND d.desk_id = ?"
+            " WHERE e.seq > ? AND NOT EXISTS"
+            "  (SELECT 1 FROM acks a WHERE a.submission_id = s.id AND a.desk_id = ?)"
+            " ORDER BY e.seq LIMIT ?",
+            (desk, after, desk, limit),
+        ).fetchall()
+        items = []
+        for seq, sid, day in rows:
+            files = self.storage.db.execute(
+                "SELECT id, kind FROM files WHERE submission_id = ? ORDER BY rowid", (sid,)
+            ).fetchall()
+            reports = [f for f, kind in files if kind == "report"]
+            attachments = tuple(f for f, kind in files if kind == "attachment")
+            if len(reports) != 1:
+                log.error("submission has %d report files; not exported", len(reports))
+                continue
+            items.append(ExportItem(seq, sid, day, reports[0], attachments))
+        return items
+
+    # -- acknowledgements --------------------------------------------------
+
+    def acknowledge(self, desk: str, ids: Iterable[str]) -> tuple[int, int]:
+        """Record that ``desk`` imported ``ids``. Returns (acknowledged, deleted).
+
+        Ids not addressed to this desk are ignored: a desk can only ever release its
+        own claim on a submission.
+        """
+        acked = deleted = 0
+        db = self.storage.db
+        for sid in ids:
+            if not _ID_RE.fullmatch(sid):
+                raise StaffStoreError("malformed submission id")
+            addressed = db.execute(
+                "SELECT 1 FROM submission_desks WHERE submission_id = ? AND desk_id = ?",
+                (sid, desk),
+            ).fetchone()
+            if not addressed:
+                continue
+            db.execute(
+                "INSERT OR IGNORE INTO acks (submission_id, desk_id) VALUES (?, ?)", (sid, desk)
+            )
+            acked += 1
+            waiting = db.execute(
+                "SELECT COUNT(*) FROM submission_desks d WHERE d.submission_id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM acks a WHERE a.submission_id = d.submission_id"
+                "  AND a.desk_id = d.desk_id)",
+                (sid,),
+            ).fetchone()[0]
+            if waiting == 0:
+                self.delete_submission(sid)
+                deleted += 1
+        return acked, deleted
+
+    def delete_submission(self, sid: str) -> None:
+        """Remove a submission's rows, then its files (secure_delete zeroes the rows)."""
+        db = self.storage.db
+        files = [r[0] for r in db.execute(
+            "SELECT id FROM files WHERE submission_id = ?", (sid,)).fetchall()]
+        sizes = db.execute(
+            "SELECT COALESCE(SUM(ciphertext_size), 0) FROM files WHERE submission_id = ?", (sid,)
+        ).fetchone()[0]
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column in (("acks", "submission_id"), ("export_seq", "submission_id"),
+                                  ("files", "submission_id"),
+                                  ("submission_desks", "submission_id"), ("submissions", "id")):
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (sid,))  # noqa: S608
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        # After the commit: a crash here leaves unreferenced files, which start-up removes.
+        for file_id in files:
+            _fs.safe_unlink(self.storage.store_dir, f"{file_id}.age")
+        _fs.fsync_dir(self.storage.store_dir)
+        self.storage.used_bytes -= int(sizes)
+
+    # -- replies -----------------------------------------------------------
+
+    def store_reply(self, *, reply_recipient: str, desk: str,
+                    write: Callable[[Path], None], day: _dt.date | None = None) -> str:
+        """Store one reply for a source; ``write(path)`` puts the (verified) age file there.
+
+        The file is written in staff-incoming/, made durable, moved into replies/, and
+        only then recorded. Returns the reply's id.
+        """
+        parse_recipient(reply_recipient)  # raises ValueError if malformed
+        day = day or utc_today()
+        reply_id = new_id()
+        name = f"{reply_id}.age"
+        staged = _fs.safe_join(self.upload_dir, name)
+        write(staged)
+        _fs.safe_set_day(staged, day)
+        final = _fs.safe_rename_durable(self.upload_dir, self.replies_dir, name)
+        size = final.stat().st_size
+        self.storage.db.execute(
+            "INSERT INTO replies (id, reply_recipient, desk_id, day, ciphertext_size)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (reply_id, reply_recipient, desk, day.isoformat(), size),
+        )
+        return reply_id
+
+    def replies_for(self, reply_recipient: str) -> list[dict[str, Any]]:
+        rows = self.storage.db.execute(
+            "SELECT id, desk_id, day FROM replies WHERE reply_recipient = ? ORDER BY rowid DESC",
+            (reply_recipient,),
+        ).fetchall()
+        return [{"id": r[0], "desk": r[1], "day": r[2]} for r in rows]
+
+    def reply_path(self, reply_id: str) -> Path:
+        if not _ID_RE.fullmatch(reply_id):
+            raise StaffStoreError("malformed reply id")
+        return _fs.safe_join(self.replies_dir, f"{reply_id}.age")
+
+    def delete_reply(self, reply_id: str, reply_recipient: str) -> bool:
+        cur = self.storage.db.execute(
+            "DELETE FROM replies WHERE id = ? AND reply_recipient = ?", (reply_id, reply_recipient)
+        )
+        if cur.rowcount != 1:
+            return False
+        _fs.safe_unlink(self.replies_dir, f"{reply_id}.age")
+        return True
+
+    # -- retention ---------------------------------------------------------
+
+    def expire(self, today: _dt.date, retention_days: int) -> dict[str, int]:
+        """Delete submissions and replies older than the retention period.
+
+        Day granularity is all the server knows: something that arrived on day D is
+        deleted on day D + retention_days.
+        """
+        cutoff = (today - _dt.timedelta(days=retention_days)).isoformat()
+        db = self.storage.db
+        old = [r[0] for r in db.execute(
+            "SELECT id FROM submissions WHERE day <= ?", (cutoff,)).fetchall()]
+        for sid in old:
+            self.delete_submission(sid)
+        old_replies = db.execute(
+            "SELECT id, reply_recipient FROM replies WHERE day <= ?", (cutoff,)
+        ).fetchall()
+        for reply_id, recipient in old_replies:
+            self.delete_reply(reply_id, recipient)
+        for name in list(_fs.list_names(self.outgoing_dir)):
+            _fs.safe_unlink(self.outgoing_dir, name)
+        return {"submissions": len(old), "replies": len(old_replies)}
+
+
+def index_document(desk: str, cursor: str, items: Sequence[ExportItem]) -> bytes:
+    """index.json of a desk-export bundle (docs/transfer-format.md)."""
+    doc = {
+        "format": "amana-desk-export",
+        "version": 1,
+        "desk": desk,
+        "cursor": cursor,
+        "items": [
+            {
+                "id": item.id,
+                "type": "report",
+                "day": item.day,
+                "files": [
+                    f"{item.id}.json.age",
+                    *(f"{item.id}.a{n}.age" for n in range(1, len(item.attachment_files) + 1)),
+                ],
+            }
+            for item in items
+        ],
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("ascii")

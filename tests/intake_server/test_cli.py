@@ -1,0 +1,65 @@
+"""intake-server init | serve | demo: what they create, and their help text."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from intake_server.__main__ import main
+from intake_server.config import Config
+from keys.age import parse_identity_file
+from keys.keyring import Keyring
+from keys.signing import SigningKey
+
+
+@pytest.mark.parametrize("command", ["init", "serve", "demo"])
+def test_help_has_an_example(command) -> None:
+    out = subprocess.run([sys.executable, "-m", "intake_server", command, "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "example:" in out
+    assert f"intake-server {command}" in out
+
+
+def test_init_creates_layout_config_and_signing_key(tmp_path, capsys) -> None:
+    target = tmp_path / "inst"
+    assert main(["init", "--dir", str(target), "--port", "9123"]) == 0
+    cfg = Config.load(target / "intake-server.toml")
+    assert cfg.port == 9123
+    assert cfg.data_dir == target / "data"
+    for d in ("data", "data/incoming", "data/store"):
+        assert (target / d).stat().st_mode & 0o777 == 0o700
+    key_text = (target / "server-signing.key").read_text()
+    assert (target / "server-signing.key").stat().st_mode & 0o777 == 0o600
+    key = SigningKey.from_text(key_text.splitlines()[-1])
+    assert str(key.verify_key) in (target / "server-verify.key").read_text()
+    assert "serve --config" in capsys.readouterr().out
+    # Never overwrites an installation.
+    assert main(["init", "--dir", str(target)]) == 2
+
+
+def test_demo_install(tmp_path) -> None:
+    from intake_server.install import init_demo
+
+    config_path = init_demo(tmp_path / "demo", port=8181)
+    keyring = Keyring.load(tmp_path / "demo" / "keyring.json")
+    assert [d.id for d in keyring.desks] == ["triage", "forensics"]
+    for desk in keyring.desks:
+        text = (tmp_path / "demo" / "desks" / desk.id / "identity.txt").read_text()
+        assert "DEMO ONLY" in text
+        identities = parse_identity_file(text)
+        assert str(identities[0].recipient()) == desk.recipient
+    cfg = Config.load(config_path)
+    assert cfg.default_desk == "triage"
+    assert cfg.port == 8181
+    # Idempotent: a second run keeps the same keys.
+    before = (tmp_path / "demo" / "keyring.json").read_bytes()
+    init_demo(tmp_path / "demo", port=8181)
+    assert (tmp_path / "demo" / "keyring.json").read_bytes() == before
+
+
+def test_serve_without_keyring_fails_clearly(tmp_path, capsys) -> None:
+    main(["init", "--dir", str(tmp_path)])
+    assert main(["serve", "--config", str(tmp_path / "intake-server.toml")]) == 2
+    assert "keyring.json" in capsys.readouterr().err

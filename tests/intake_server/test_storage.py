@@ -1,0 +1,110 @@
+"""Storage: pragmas, orphan removal at start-up, abort leaves nothing, day-only times."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+from intake_helpers import make_install
+
+from intake_server import _fs
+from intake_server.storage import QuotaExceeded, Storage
+from keys.age import decrypt, parse_recipient
+
+
+@pytest.fixture
+def storage(tmp_path):
+    inst = make_install(tmp_path)
+    s = Storage(inst.config)
+    s.open()
+    yield inst, s
+    s.close()
+
+
+def test_pragmas(storage) -> None:
+    _, s = storage
+    assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert s.db.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    assert s.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_layout_is_private(storage) -> None:
+    inst, _ = storage
+    for d in (inst.data_dir, inst.config.incoming_dir, inst.config.store_dir):
+        assert d.stat().st_mode & 0o777 == 0o700
+
+
+async def test_commit_then_reopen(storage) -> None:
+    inst, s = storage
+    day = dt.date(2026, 3, 14)
+    txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks], day=day)
+    f = txn.new_file("attachment")
+    f.write(b"hello" * 100_000)
+    await txn.commit(submission_id="a" * 32, desks=["triage", "forensics"],
+                     source_id="b" * 64, reply_recipient="age1x")
+    path = s.store_path(f.id)
+    assert decrypt(path.read_bytes(), [inst.identities["forensics"]]) == b"hello" * 100_000
+    assert os.stat(path).st_mtime == _fs.day_timestamp(day)
+    assert os.stat(inst.config.db_path).st_mtime == _fs.day_timestamp(day)
+    assert s.files_of("a" * 32)[0]["ciphertext_size"] == path.stat().st_size
+    assert sorted(s.desks_of("a" * 32)) == ["forensics", "triage"]
+    assert s.submissions()[0]["day"] == "2026-03-14"
+    used = s.used_bytes
+    s.close()
+    s.open()
+    assert s.used_bytes == used
+    assert s.store_path(f.id).exists()
+
+
+def test_abort_deletes_everything(storage) -> None:
+    inst, s = storage
+    txn = s.begin([parse_recipient(inst.keyring.desks[0].recipient)])
+    f = txn.new_file("attachment")
+    f.write(b"x" * 200_000)
+    assert inst.incoming_names()
+    txn.abort()
+    assert inst.incoming_names() == []
+    assert inst.stored_names() == []
+    assert s.reserved_bytes == 0
+
+
+def test_quota_is_enforced_while_writing(tmp_path) -> None:
+    inst = make_install(tmp_path, disk_quota_bytes=150_000)
+    s = Storage(inst.config)
+    s.open()
+    txn = s.begin([parse_recipient(inst.keyring.desks[0].recipient)])
+    f = txn.new_file("attachment")
+    with pytest.raises(QuotaExceeded):
+        for _ in range(10):
+            f.write(b"q" * 65536)
+    txn.abort()
+    assert inst.incoming_names() == []
+    s.close()
+
+
+def test_start_up_removes_orphans(storage) -> None:
+    inst, s = storage
+    s.close()
+    # What a crash can leave: a half-written upload, and a renamed file whose row
+    # was never committed. A committed file must survive.
+    (inst.config.incoming_dir / "0123abcd.age").write_bytes(b"age-encryption.org/v1\npartial")
+    (inst.config.store_dir / "feedbeef.age").write_bytes(b"unreferenced")
+    s.open()
+    assert inst.incoming_names() == []
+    assert inst.stored_names() == []
+
+
+def test_safe_join_refuses_tricks(tmp_path) -> None:
+    for bad in ("../x", "a/b", "..", ".hidden", "", "a\x00b", "/etc/passwd", "x" * 200):
+        with pytest.raises(_fs.FsError):
+            _fs.safe_join(tmp_path, bad)
+    assert _fs.safe_join(tmp_path, "abc123.age") == tmp_path / "abc123.age"
+
+
+def test_safe_create_exclusive_never_overwrites(tmp_path) -> None:
+    with _fs.safe_create_exclusive(tmp_path, "a.age") as f:
+        f.write(b"1")
+    with pytest.raises(FileExistsError):
+        _fs.safe_create_exclusive(tmp_path, "a.age")
+    assert (tmp_path / "a.age").stat().st_mode & 0o777 == 0o600
