@@ -75,9 +75,9 @@ def test_quota_is_enforced_while_writing(tmp_path) -> None:
     s.open()
     txn = s.begin([parse_recipient(inst.keyring.desks[0].recipient)])
     f = txn.new_file("attachment")
+    f.write(b"q" * 65536)  # the encryptor holds one chunk; the next write flushes it
     with pytest.raises(QuotaExceeded):
-        for _ in range(10):
-            f.write(b"q" * 65536)
+        f.write(b"q" * 200_000)
     txn.abort()
     assert inst.incoming_names() == []
     s.close()
