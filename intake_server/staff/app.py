@@ -85,7 +85,9 @@ def _authenticate(request: web.Request) -> VerifiedRequest:
     store = request.app[STAFF_STORE]
     try:
         verified = request.app[_VERIFIER].verify(
-            request.headers, method=request.method, path=request.raw_path,
+            request.headers,
+            method=request.method,
+            path=request.raw_path,
             keys_of=store.transfer_keys,
         )
     except AuthError as exc:
@@ -168,8 +170,9 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _build_bundle(store: StaffStore, path: Path, desk: str, cursor: str,
-                  items: list[Any], signing_key: SigningKey) -> None:
+def _build_bundle(
+    store: StaffStore, path: Path, desk: str, cursor: str, items: list[Any], signing_key: SigningKey
+) -> None:
     storage = store.storage
     files: list[tuple[str, Any]] = [
         ("index.json", _BytesSource(index_document(desk, cursor, items)))
@@ -219,9 +222,13 @@ async def receive_acks(request: web.Request) -> web.Response:
     finally:
         _fs.safe_unlink(store.upload_dir, path.name)
     ids = doc.get("ids")
-    if (set(doc) != {"format", "version", "desk", "ids"} or doc.get("desk") != desk
-            or not isinstance(ids, list) or len(ids) > _MAX_ACK_IDS
-            or not all(isinstance(i, str) and _ID_RE.fullmatch(i) for i in ids)):
+    if (
+        set(doc) != {"format", "version", "desk", "ids"}
+        or doc.get("desk") != desk
+        or not isinstance(ids, list)
+        or len(ids) > _MAX_ACK_IDS
+        or not all(isinstance(i, str) and _ID_RE.fullmatch(i) for i in ids)
+    ):
         raise web.HTTPBadRequest(reason="ack.json is malformed")
     acked, deleted = store.acknowledge(desk, ids)
     return _json(200, {"acknowledged": acked, "deleted": deleted})
@@ -236,13 +243,13 @@ async def receive_outbox(request: web.Request) -> web.Response:
     stored = 0
     try:
         with open_bundle(path, trusted, kind="outbox") as bundle:
-            doc = _load_json(bundle.read("outbox.json", max_size=2 * 1024 * 1024),
-                             "amana-outbox")
+            doc = _load_json(bundle.read("outbox.json", max_size=2 * 1024 * 1024), "amana-outbox")
             items = _check_outbox(doc, desk, set(bundle.names))
             # Every item is checked before any is stored: a bad bundle changes nothing.
             for item in items:
                 store.store_reply(
-                    reply_recipient=item["to"], desk=desk,
+                    reply_recipient=item["to"],
+                    desk=desk,
                     write=lambda dest, name=item["file"]: bundle.extract(name, dest),
                 )
                 stored += 1
@@ -292,8 +299,9 @@ async def _retention_loop(app: web.Application) -> None:
         today = _dt.datetime.fromtimestamp(clock(), _dt.UTC).date()
         removed = app[STAFF_STORE].expire(today, settings["retention_days"])
         if any(removed.values()):
-            log.info("retention removed %(submissions)d submission(s), %(replies)d reply(ies)",
-                     removed)
+            log.info(
+                "retention removed %(submissions)d submission(s), %(replies)d reply(ies)", removed
+            )
         await asyncio.sleep(_DAY_SECONDS)
 
 

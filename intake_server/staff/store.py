@@ -187,17 +187,23 @@ class StaffStore:
     def delete_submission(self, sid: str) -> None:
         """Remove a submission's rows, then its files (secure_delete zeroes the rows)."""
         db = self.storage.db
-        files = [r[0] for r in db.execute(
-            "SELECT id FROM files WHERE submission_id = ?", (sid,)).fetchall()]
+        files = [
+            r[0]
+            for r in db.execute("SELECT id FROM files WHERE submission_id = ?", (sid,)).fetchall()
+        ]
         sizes = db.execute(
             "SELECT COALESCE(SUM(ciphertext_size), 0) FROM files WHERE submission_id = ?", (sid,)
         ).fetchone()[0]
         conn = db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for table, column in (("acks", "submission_id"), ("export_seq", "submission_id"),
-                                  ("files", "submission_id"),
-                                  ("submission_desks", "submission_id"), ("submissions", "id")):
+            for table, column in (
+                ("acks", "submission_id"),
+                ("export_seq", "submission_id"),
+                ("files", "submission_id"),
+                ("submission_desks", "submission_id"),
+                ("submissions", "id"),
+            ):
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (sid,))  # noqa: S608
         except BaseException:
             conn.execute("ROLLBACK")
@@ -211,8 +217,14 @@ class StaffStore:
 
     # -- replies -----------------------------------------------------------
 
-    def store_reply(self, *, reply_recipient: str, desk: str,
-                    write: Callable[[Path], None], day: _dt.date | None = None) -> str:
+    def store_reply(
+        self,
+        *,
+        reply_recipient: str,
+        desk: str,
+        write: Callable[[Path], None],
+        day: _dt.date | None = None,
+    ) -> str:
         """Store one reply for a source; ``write(path)`` puts the (verified) age file there.
 
         The file is written in staff-incoming/, made durable, moved into replies/, and
@@ -265,8 +277,10 @@ class StaffStore:
         """
         cutoff = (today - _dt.timedelta(days=retention_days)).isoformat()
         db = self.storage.db
-        old = [r[0] for r in db.execute(
-            "SELECT id FROM submissions WHERE day <= ?", (cutoff,)).fetchall()]
+        old = [
+            r[0]
+            for r in db.execute("SELECT id FROM submissions WHERE day <= ?", (cutoff,)).fetchall()
+        ]
         for sid in old:
             self.delete_submission(sid)
         old_replies = db.execute(

@@ -1,0 +1,334 @@
+"""The staff app: signed export bundles, acks that delete, replies in, every refusal.
+
+Submissions go in through the source app's real storage path (Storage.begin /
+Transaction.commit); the staff app is driven over HTTP with aiohttp's test client.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intake_server.config import Config
+from intake_server.staff import create_staff_app
+from intake_server.staff.app import STAFF_STORE
+from intake_server.storage import Storage, new_id
+from keys.age import X25519Identity, decrypt, encrypt
+from keys.bundle import open_bundle, write_bundle
+from keys.keyring import Desk, Keyring
+from keys.request_auth import sign_request
+from keys.signing import SigningKey
+
+DESKS = ("triage", "forensics")
+
+
+@dataclass
+class Site:
+    config: Config
+    identities: dict[str, X25519Identity]
+    signing: dict[str, SigningKey]  # desk signing keys (air-gapped side)
+    transfer: dict[str, SigningKey]  # transfer credentials (online side)
+    server_key: SigningKey
+    storage: Storage
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    identities = {d: X25519Identity.generate() for d in DESKS}
+    signing = {d: SigningKey.generate() for d in DESKS}
+    keyring = Keyring(
+        [
+            Desk.create(
+                d,
+                {"en": d, "ar": d, "fr": d},
+                str(identities[d].recipient()),
+                str(signing[d].verify_key),
+            )
+            for d in DESKS
+        ]
+    )
+    (tmp_path / "keyring.json").write_bytes(keyring.to_json())
+    config = Config(data_dir=tmp_path / "data", keyring=tmp_path / "keyring.json")
+    storage = Storage(config)
+    storage.open()
+    return Site(
+        config,
+        identities,
+        signing,
+        {d: SigningKey.generate() for d in DESKS},
+        SigningKey.generate(),
+        storage,
+    )
+
+
+async def submit(
+    site: Site,
+    desks: tuple[str, ...],
+    report: bytes,
+    attachments: tuple[bytes, ...] = (),
+    day: dt.date | None = None,
+) -> str:
+    recipients = [site.identities[d].recipient() for d in desks]
+    txn = site.storage.begin(recipients, day=day)
+    for content in attachments:
+        f = txn.new_file("attachment")
+        f.write(content)
+    r = txn.new_file("report")
+    r.write(report)
+    sid = new_id()
+    await txn.commit(
+        submission_id=sid,
+        desks=list(desks),
+        source_id="0" * 64,
+        reply_recipient=str(X25519Identity.generate().recipient()),
+    )
+    return sid
+
+
+@pytest.fixture
+async def staff(site: Site, aiohttp_client: Any) -> Any:
+    app = create_staff_app(site.config, signing_key=site.server_key, storage=site.storage)
+    client = await aiohttp_client(app)
+    for desk in DESKS:
+        app[STAFF_STORE].add_transfer_key(desk, site.transfer[desk].verify_key)
+    return client
+
+
+def signed(
+    site: Site, desk: str, method: str, path: str, body: bytes = b"", key: SigningKey | None = None
+) -> dict[str, str]:
+    return sign_request(
+        key or site.transfer[desk],
+        method=method,
+        path=path,
+        desk=desk,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+    )
+
+
+async def fetch(staff: Any, site: Site, desk: str, after: str = "0") -> tuple[bytes, str]:
+    path = f"/v1/desks/{desk}/bundle?after={after}"
+    resp = await staff.get(path, headers=signed(site, desk, "GET", path))
+    assert resp.status == 200, await resp.text()
+    return await resp.read(), resp.headers["Amana-Cursor"]
+
+
+def read_export(raw: bytes, tmp: Path, site: Site, desk: str) -> dict[str, Any]:
+    path = tmp / f"{desk}-{hashlib.sha256(raw).hexdigest()[:8]}.bundle"
+    path.write_bytes(raw)
+    with open_bundle(path, {"server": site.server_key.verify_key}, kind="desk-export") as b:
+        index = json.loads(b.read("index.json"))
+        docs = {
+            item["id"]: [decrypt(b.read(n), [site.identities[desk]]) for n in item["files"]]
+            for item in index["items"]
+        }
+    return {"index": index, "docs": docs}
+
+
+def bundle_bytes(kind: str, creator: str, files: dict[str, bytes], key: SigningKey) -> bytes:
+    out = io.BytesIO()
+    write_bundle(out, kind, creator, [(n, io.BytesIO(c)) for n, c in files.items()], key)
+    return out.getvalue()
+
+
+def ack_bundle(site: Site, desk: str, ids: list[str], key: SigningKey | None = None) -> bytes:
+    doc = {"format": "amana-ack", "version": 1, "desk": desk, "ids": ids}
+    return bundle_bytes(
+        "ack", desk, {"ack.json": json.dumps(doc).encode()}, key or site.signing[desk]
+    )
+
+
+async def post(
+    staff: Any, site: Site, desk: str, what: str, body: bytes, key: SigningKey | None = None
+) -> Any:
+    path = f"/v1/desks/{desk}/{what}"
+    return await staff.post(path, data=body, headers=signed(site, desk, "POST", path, body, key))
+
+
+async def test_export_to_two_desks_then_acks_delete_only_when_both_have_imported(
+    site: Site, staff: Any, tmp_path: Path
+) -> None:
+    sid = await submit(site, ("triage", "forensics"), b'{"report": 1}', (b"photo", b"log"))
+    for desk in DESKS:
+        raw, cursor = await fetch(staff, site, desk)
+        export = read_export(raw, tmp_path, site, desk)
+        assert [i["id"] for i in export["index"]["items"]] == [sid]
+        assert export["docs"][sid] == [b'{"report": 1}', b"photo", b"log"]
+        assert cursor == export["index"]["cursor"]
+    stored = set(site.config.store_dir.iterdir())
+    assert len(stored) == 3
+
+    resp = await post(staff, site, "triage", "acks", ack_bundle(site, "triage", [sid]))
+    assert resp.status == 200
+    assert await resp.json() == {"acknowledged": 1, "deleted": 0}
+    assert set(site.config.store_dir.iterdir()) == stored  # forensics has not imported yet
+    raw, _ = await fetch(staff, site, "triage")
+    assert read_export(raw, tmp_path, site, "triage")["index"]["items"] == []
+
+    resp = await post(staff, site, "forensics", "acks", ack_bundle(site, "forensics", [sid]))
+    assert await resp.json() == {"acknowledged": 1, "deleted": 1}
+    assert list(site.config.store_dir.iterdir()) == []
+    assert site.storage.submissions() == []
+
+
+async def test_cursor_returns_only_later_items_and_refetch_is_identical(
+    site: Site, staff: Any, tmp_path: Path
+) -> None:
+    first = await submit(site, ("triage",), b"one")
+    raw1, cursor = await fetch(staff, site, "triage")
+    again, _ = await fetch(staff, site, "triage")
+    assert again == raw1  # a dropped download can be fetched again byte for byte
+    second = await submit(site, ("triage",), b"two")
+    raw2, _ = await fetch(staff, site, "triage", after=cursor)
+    ids = [i["id"] for i in read_export(raw2, tmp_path, site, "triage")["index"]["items"]]
+    assert ids == [second]
+    assert first != second
+    path = f"/v1/desks/triage/bundle?after={cursor}"
+    resp = await staff.get(
+        path, headers={**signed(site, "triage", "GET", path), "Range": "bytes=10-"}
+    )
+    assert resp.status == 206
+    assert await resp.read() == raw2[10:]
+
+
+async def test_only_the_desk_signing_key_can_acknowledge(site: Site, staff: Any) -> None:
+    sid = await submit(site, ("triage",), b"evidence")
+    # A stolen transfer machine holds the transfer credential, not the desk signing key.
+    forged = ack_bundle(site, "triage", [sid], key=site.transfer["triage"])
+    resp = await post(staff, site, "triage", "acks", forged)
+    assert resp.status == 400
+    other_desk = ack_bundle(site, "triage", [sid], key=site.signing["forensics"])
+    assert (await post(staff, site, "triage", "acks", other_desk)).status == 400
+    assert len(list(site.config.store_dir.iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    "case", ["unsigned", "wrong-key", "other-desk", "replayed", "stale", "tampered-body"]
+)
+async def test_requests_are_refused_before_anything_changes(
+    site: Site, staff: Any, case: str
+) -> None:
+    sid = await submit(site, ("triage",), b"evidence")
+    body = ack_bundle(site, "triage", [sid])
+    path = "/v1/desks/triage/acks"
+    headers = signed(site, "triage", "POST", path, body)
+    expected = 401
+    if case == "unsigned":
+        headers = {}
+    elif case == "wrong-key":
+        headers = signed(site, "triage", "POST", path, body, key=SigningKey.generate())
+    elif case == "other-desk":
+        headers = signed(site, "forensics", "POST", path, body)
+        expected = 403
+    elif case == "replayed":
+        assert (await staff.post(path, data=body, headers=headers)).status == 200
+        sid = await submit(site, ("triage",), b"more evidence")
+    elif case == "stale":
+        headers = sign_request(
+            site.transfer["triage"],
+            method="POST",
+            path=path,
+            desk="triage",
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            now=1_000_000_000,
+        )
+    elif case == "tampered-body":
+        body = body[:-1] + bytes([body[-1] ^ 1])
+        expected = 400
+    resp = await staff.post(path, data=body, headers=headers)
+    assert resp.status == expected
+    assert site.storage.submissions() != []
+    assert "not authorised" in (await resp.json())["error"] or expected == 400
+
+
+@pytest.mark.parametrize("case", ["truncated", "trailing", "manifest-mismatch", "not-a-bundle"])
+async def test_broken_bundles_change_nothing(site: Site, staff: Any, case: str) -> None:
+    sid = await submit(site, ("triage",), b"evidence")
+    body = ack_bundle(site, "triage", [sid])
+    if case == "truncated":
+        body = body[: len(body) // 2]
+    elif case == "trailing":
+        body += b"x"
+    elif case == "manifest-mismatch":
+        body = body.replace(b'"ids"', b'"idz"', 1)  # a file's bytes no longer match its hash
+    else:
+        body = b"hello"
+    resp = await post(staff, site, "triage", "acks", body)
+    assert resp.status == 400
+    assert len(site.storage.submissions()) == 1
+    assert list((site.config.data_dir / "staff-incoming").iterdir()) == []
+
+
+async def test_reply_bundle_is_stored_for_the_source(site: Site, staff: Any) -> None:
+    source = X25519Identity.generate()
+    reply_id = new_id()
+    doc = {
+        "format": "amana-reply",
+        "version": 1,
+        "desk": "triage",
+        "day": "2026-11-28",
+        "body": "Which phone model?",
+    }
+    reply = encrypt(
+        json.dumps(doc).encode(), [source.recipient(), site.identities["triage"].recipient()]
+    )
+    outbox = {
+        "format": "amana-outbox",
+        "version": 1,
+        "desk": "triage",
+        "items": [
+            {
+                "type": "reply",
+                "id": reply_id,
+                "to": str(source.recipient()),
+                "file": f"{reply_id}.reply.age",
+            }
+        ],
+    }
+    body = bundle_bytes(
+        "outbox",
+        "triage",
+        {"outbox.json": json.dumps(outbox).encode(), f"{reply_id}.reply.age": reply},
+        site.signing["triage"],
+    )
+    resp = await post(staff, site, "triage", "outbox", body)
+    assert resp.status == 200, await resp.text()
+    store = staff.server.app[STAFF_STORE]
+    (stored,) = store.replies_for(str(source.recipient()))
+    assert json.loads(decrypt(store.reply_path(stored["id"]).read_bytes(), [source])) == doc
+    # The transfer credential alone cannot speak to a source.
+    forged = bundle_bytes(
+        "outbox",
+        "triage",
+        {"outbox.json": json.dumps(outbox).encode(), f"{reply_id}.reply.age": reply},
+        site.transfer["triage"],
+    )
+    assert (await post(staff, site, "triage", "outbox", forged)).status == 400
+    assert len(store.replies_for(str(source.recipient()))) == 1
+
+
+async def test_retention_deletes_exactly_what_has_expired(site: Site, staff: Any) -> None:
+    today = dt.date(2026, 11, 28)
+    old = await submit(site, ("triage",), b"old", day=today - dt.timedelta(days=30))
+    young = await submit(site, ("triage",), b"young", day=today - dt.timedelta(days=29))
+    store = staff.server.app[STAFF_STORE]
+    assert store.expire(today, 30) == {"submissions": 1, "replies": 0}
+    remaining = [s["id"] for s in site.storage.submissions()]
+    assert remaining == [young]
+    assert old not in remaining
+    assert len(list(site.config.store_dir.iterdir())) == 1
+
+
+async def test_health_needs_no_auth_and_says_nothing_specific(staff: Any) -> None:
+    resp = await staff.get("/v1/health")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok", "disk": "ok"}
+    assert "Server" not in resp.headers
+    assert resp.headers["Cache-Control"] == "no-store"
