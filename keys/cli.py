@@ -55,7 +55,7 @@ _HINTS: dict[type[AgeError], str] = {
     HeaderError: "this is not an age file, or its header is damaged",
     NoMatchError: "this file was not encrypted to the given identities or passphrase",
     HMACError: "the header was altered after encryption; do not trust this file",
-    PayloadError: "the content is damaged or truncated; any output written is incomplete",
+    PayloadError: "any output already written is incomplete: do not use it",
 }
 
 
@@ -371,13 +371,17 @@ def _parser() -> argparse.ArgumentParser:
         "create a desk's keys (passphrase-encrypted) and its public desk.json",
         "intake-keys generate --desk smex --out ./smex-keys --names-ar 'سمكس'",
     )
-    g.add_argument("--desk", required=True, help="desk id, [a-z0-9-]{1,32}")
-    g.add_argument("--out", required=True, help="directory to create (or an empty one)")
-    g.add_argument("--names-en", help="English display name (default: the id)")
-    g.add_argument("--names-ar", help="Arabic display name (default: the id)")
-    g.add_argument("--names-fr", help="French display name (default: the id)")
+    g.add_argument("--desk", required=True, metavar="ID", help="desk id, [a-z0-9-]{1,32}")
+    g.add_argument(
+        "--out", required=True, metavar="DIR", help="directory to create (or an empty one)"
+    )
+    g.add_argument("--names-en", metavar="NAME", help="English display name (default: the id)")
+    g.add_argument("--names-ar", metavar="NAME", help="Arabic display name (default: the id)")
+    g.add_argument("--names-fr", metavar="NAME", help="French display name (default: the id)")
     g.add_argument("--pq", action="store_true", help="post-quantum hybrid identity (age1pq1…)")
-    g.add_argument("--passphrase-file", help="read the passphrase from this file's first line")
+    g.add_argument(
+        "--passphrase-file", metavar="FILE", help="read the passphrase from this file's first line"
+    )
     g.set_defaults(func=cmd_generate)
 
     e = command(
@@ -386,17 +390,25 @@ def _parser() -> argparse.ArgumentParser:
         "intake-keys encrypt -r age1qyq… -r age1zx8… -a -o report.age report.json\n"
         "intake-keys encrypt -R desks.txt < evidence.zip > evidence.zip.age",
     )
-    e.add_argument("-r", "--recipient", action="append", default=[], help="age1… (repeatable)")
+    e.add_argument(
+        "-r", "--recipient", action="append", default=[], metavar="RECIPIENT",
+        help="age1… or age1pq1… (repeatable)",
+    )  # fmt: skip
     e.add_argument(
         "-R", "--recipients-file", dest="recipients", action="append", default=[],
+        metavar="FILE",
         help="file of recipients, one per line (repeatable)",
     )  # fmt: skip
     e.add_argument("-p", "--passphrase", action="store_true", help="encrypt to a passphrase")
-    e.add_argument("--passphrase-file", help="passphrase from this file's first line (implies -p)")
+    e.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="passphrase from this file's first line (implies -p)",
+    )
     e.add_argument("-a", "--armor", action="store_true", help="ASCII-armored output")
-    e.add_argument("-o", "--output", help="output file (created only on success)")
+    e.add_argument("-o", "--output", metavar="OUT", help="output file (created only on success)")
     e.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
-    e.add_argument("input", nargs="?", help="input file (default: stdin)")
+    e.add_argument("input", nargs="?", metavar="INPUT", help="input file (default: stdin)")
     e.set_defaults(func=cmd_encrypt)
 
     d = command(
@@ -406,12 +418,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "-i", "--identity", action="append", default=[],
+        metavar="IDENTITY_FILE",
         help="identity file, plain or passphrase-encrypted (repeatable)",
     )  # fmt: skip
-    d.add_argument("--passphrase-file", help="passphrase (for the file or the identity file)")
-    d.add_argument("-o", "--output", help="output file (created only on success)")
+    d.add_argument(
+        "--passphrase-file", metavar="FILE", help="passphrase (for the file or the identity file)"
+    )
+    d.add_argument("-o", "--output", metavar="OUT", help="output file (created only on success)")
     d.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
-    d.add_argument("input", nargs="?", help="input file (default: stdin)")
+    d.add_argument("input", nargs="?", metavar="INPUT", help="input file (default: stdin)")
     d.set_defaults(func=cmd_decrypt)
 
     f = command(
@@ -430,7 +445,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("key", metavar="DESK_JSON|RECIPIENT")
     q.add_argument("--format", choices=("terminal", "svg", "png"), default="terminal")
     q.add_argument("--invert", action="store_true", help="terminal: for dark-on-light terminals")
-    q.add_argument("-o", "--output", help="output file (default: stdout)")
+    q.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     q.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     q.set_defaults(func=cmd_qr)
 
