@@ -8,148 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from staff_helpers import (
+    DESKS,
+    Site,
+    ack_bundle,
+    bundle_bytes,
+    fetch,
+    post,
+    read_export,
+    signed,
+    submit,
+)
 
-from intake_server.config import Config
-from intake_server.staff import create_staff_app
 from intake_server.staff.app import STAFF_STORE
-from intake_server.storage import Storage, new_id
+from intake_server.storage import new_id
 from keys.age import X25519Identity, decrypt, encrypt
-from keys.bundle import open_bundle, write_bundle
-from keys.keyring import Desk, Keyring
 from keys.request_auth import sign_request
 from keys.signing import SigningKey
-
-DESKS = ("triage", "forensics")
-
-
-@dataclass
-class Site:
-    config: Config
-    identities: dict[str, X25519Identity]
-    signing: dict[str, SigningKey]  # desk signing keys (air-gapped side)
-    transfer: dict[str, SigningKey]  # transfer credentials (online side)
-    server_key: SigningKey
-    storage: Storage
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    identities = {d: X25519Identity.generate() for d in DESKS}
-    signing = {d: SigningKey.generate() for d in DESKS}
-    keyring = Keyring(
-        [
-            Desk.create(
-                d,
-                {"en": d, "ar": d, "fr": d},
-                str(identities[d].recipient()),
-                str(signing[d].verify_key),
-            )
-            for d in DESKS
-        ]
-    )
-    (tmp_path / "keyring.json").write_bytes(keyring.to_json())
-    config = Config(data_dir=tmp_path / "data", keyring=tmp_path / "keyring.json")
-    storage = Storage(config)
-    storage.open()
-    return Site(
-        config,
-        identities,
-        signing,
-        {d: SigningKey.generate() for d in DESKS},
-        SigningKey.generate(),
-        storage,
-    )
-
-
-async def submit(
-    site: Site,
-    desks: tuple[str, ...],
-    report: bytes,
-    attachments: tuple[bytes, ...] = (),
-    day: dt.date | None = None,
-) -> str:
-    recipients = [site.identities[d].recipient() for d in desks]
-    txn = site.storage.begin(recipients, day=day)
-    for content in attachments:
-        f = txn.new_file("attachment")
-        f.write(content)
-    r = txn.new_file("report")
-    r.write(report)
-    sid = new_id()
-    await txn.commit(
-        submission_id=sid,
-        desks=list(desks),
-        source_id="0" * 64,
-        reply_recipient=str(X25519Identity.generate().recipient()),
-    )
-    return sid
-
-
-@pytest.fixture
-async def staff(site: Site, aiohttp_client: Any) -> Any:
-    app = create_staff_app(site.config, signing_key=site.server_key, storage=site.storage)
-    client = await aiohttp_client(app)
-    for desk in DESKS:
-        app[STAFF_STORE].add_transfer_key(desk, site.transfer[desk].verify_key)
-    return client
-
-
-def signed(
-    site: Site, desk: str, method: str, path: str, body: bytes = b"", key: SigningKey | None = None
-) -> dict[str, str]:
-    return sign_request(
-        key or site.transfer[desk],
-        method=method,
-        path=path,
-        desk=desk,
-        body_sha256=hashlib.sha256(body).hexdigest(),
-    )
-
-
-async def fetch(staff: Any, site: Site, desk: str, after: str = "0") -> tuple[bytes, str]:
-    path = f"/v1/desks/{desk}/bundle?after={after}"
-    resp = await staff.get(path, headers=signed(site, desk, "GET", path))
-    assert resp.status == 200, await resp.text()
-    return await resp.read(), resp.headers["Amana-Cursor"]
-
-
-def read_export(raw: bytes, tmp: Path, site: Site, desk: str) -> dict[str, Any]:
-    path = tmp / f"{desk}-{hashlib.sha256(raw).hexdigest()[:8]}.bundle"
-    path.write_bytes(raw)
-    with open_bundle(path, {"server": site.server_key.verify_key}, kind="desk-export") as b:
-        index = json.loads(b.read("index.json"))
-        docs = {
-            item["id"]: [decrypt(b.read(n), [site.identities[desk]]) for n in item["files"]]
-            for item in index["items"]
-        }
-    return {"index": index, "docs": docs}
-
-
-def bundle_bytes(kind: str, creator: str, files: dict[str, bytes], key: SigningKey) -> bytes:
-    out = io.BytesIO()
-    write_bundle(out, kind, creator, [(n, io.BytesIO(c)) for n, c in files.items()], key)
-    return out.getvalue()
-
-
-def ack_bundle(site: Site, desk: str, ids: list[str], key: SigningKey | None = None) -> bytes:
-    doc = {"format": "amana-ack", "version": 1, "desk": desk, "ids": ids}
-    return bundle_bytes(
-        "ack", desk, {"ack.json": json.dumps(doc).encode()}, key or site.signing[desk]
-    )
-
-
-async def post(
-    staff: Any, site: Site, desk: str, what: str, body: bytes, key: SigningKey | None = None
-) -> Any:
-    path = f"/v1/desks/{desk}/{what}"
-    return await staff.post(path, data=body, headers=signed(site, desk, "POST", path, body, key))
 
 
 async def test_export_to_two_desks_then_acks_delete_only_when_both_have_imported(

@@ -1,0 +1,168 @@
+"""fetch and push from a transfer machine against the real staff app on loopback.
+
+The staff app listens on 127.0.0.1 (aiohttp's test server); a small TCP relay in
+front of it cuts the first download part-way, to show that fetch resumes and ends
+with a verified bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from staff_helpers import Site, ack_bundle, submit
+
+from intake_server.staff import create_staff_app
+from intake_server.staff.app import STAFF_STORE
+from journalist_client.transfer import (
+    TransferError,
+    fetch,
+    init_transfer,
+    load_settings,
+    push,
+)
+from keys.age import decrypt
+from keys.bundle import open_bundle
+
+
+@pytest.fixture
+async def server(site: Site, aiohttp_server: Any) -> Any:
+    app = create_staff_app(site.config, signing_key=site.server_key, storage=site.storage)
+    return await aiohttp_server(app, host="127.0.0.1")
+
+
+def transfer_dir(site: Site, server: Any, tmp_path: Path, desk: str = "triage") -> Path:
+    directory = tmp_path / f"transfer-{desk}"
+    public = init_transfer(
+        directory,
+        desk=desk,
+        server_key=str(site.server_key.verify_key),
+        keyring_path=site.config.keyring,
+    )
+    server.app[STAFF_STORE].add_transfer_key(desk, public)
+    return directory
+
+
+async def test_fetch_then_push_ack(site: Site, server: Any, tmp_path: Path) -> None:
+    sid = await submit(site, ("triage",), b"report", (b"A" * 300_000,))
+    settings = load_settings(transfer_dir(site, server, tmp_path))
+    url = str(server.make_url("/"))
+    bundle = await fetch(settings, server=url, out_dir=tmp_path / "usb", show_progress=False)
+    assert bundle is not None
+    with open_bundle(bundle, {"server": site.server_key.verify_key}) as b:
+        index = json.loads(b.read("index.json"))
+        assert decrypt(b.read(f"{sid}.a1.age"), [site.identities["triage"]]) == b"A" * 300_000
+    assert [i["id"] for i in index["items"]] == [sid]
+    # Nothing new: no empty bundle is written, and the cursor moved on.
+    assert await fetch(settings, server=url, out_dir=tmp_path / "usb", show_progress=False) is None
+
+    ack = tmp_path / "usb" / "ack.bundle"
+    ack.write_bytes(ack_bundle(site, "triage", [sid]))
+    (result,) = await push(settings, [ack], server=url, show_progress=False)
+    assert result["deleted"] == 1
+    assert site.storage.submissions() == []
+
+
+async def test_push_refuses_a_bundle_not_signed_by_the_desk(
+    site: Site, server: Any, tmp_path: Path
+) -> None:
+    sid = await submit(site, ("triage",), b"report")
+    settings = load_settings(transfer_dir(site, server, tmp_path))
+    forged = tmp_path / "forged.bundle"
+    forged.write_bytes(ack_bundle(site, "triage", [sid], key=site.signing["forensics"]))
+    with pytest.raises(TransferError, match="not a bundle signed by this desk"):
+        await push(settings, [forged], server=str(server.make_url("/")), show_progress=False)
+    assert len(site.storage.submissions()) == 1
+
+
+async def test_unregistered_credential_gets_a_clear_error(
+    site: Site, server: Any, tmp_path: Path
+) -> None:
+    directory = tmp_path / "t"
+    init_transfer(
+        directory,
+        desk="triage",
+        server_key=str(site.server_key.verify_key),
+        keyring_path=site.config.keyring,
+    )
+    with pytest.raises(TransferError, match="add-transfer-key"):
+        await fetch(
+            load_settings(directory),
+            server=str(server.make_url("/")),
+            out_dir=tmp_path / "usb",
+            show_progress=False,
+        )
+
+
+async def test_a_dropped_download_resumes(site: Site, server: Any, tmp_path: Path) -> None:
+    await submit(site, ("triage",), b"report", (bytes(range(256)) * 8000,))  # ~2 MB
+    settings = load_settings(transfer_dir(site, server, tmp_path))
+    cut_after = {"bytes": 700_000}
+    connections = []
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        first = not connections
+        connections.append(1)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, limit: int | None):
+            sent = 0
+            while data := await src.read(65536):
+                if limit is not None and sent + len(data) > limit:
+                    dst.write(data[: limit - sent])
+                    await dst.drain()
+                    dst.close()  # the connection drops mid-body
+                    return
+                sent += len(data)
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(
+            pipe(reader, up_writer, None),
+            pipe(up_reader, writer, cut_after["bytes"] if first else None),
+            return_exceptions=True,
+        )
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = proxy.sockets[0].getsockname()[1]
+    try:
+        bundle = await fetch(
+            settings,
+            server=f"http://127.0.0.1:{port}",
+            out_dir=tmp_path / "usb",
+            show_progress=False,
+        )
+    finally:
+        proxy.close()
+    assert bundle is not None
+    assert len(connections) >= 2  # it really was cut and resumed
+    with open_bundle(bundle, {"server": site.server_key.verify_key}) as b:
+        assert len(b.files) == 3
+
+
+def test_init_refuses_unknown_desk_and_overwrite(site: Site, tmp_path: Path) -> None:
+    with pytest.raises(TransferError, match="not in the keyring"):
+        init_transfer(
+            tmp_path / "x",
+            desk="nobody",
+            server_key=str(site.server_key.verify_key),
+            keyring_path=site.config.keyring,
+        )
+    init_transfer(
+        tmp_path / "y",
+        desk="triage",
+        server_key=str(site.server_key.verify_key),
+        keyring_path=site.config.keyring,
+    )
+    with pytest.raises(TransferError, match="refusing to replace"):
+        init_transfer(
+            tmp_path / "y",
+            desk="triage",
+            server_key=str(site.server_key.verify_key),
+            keyring_path=site.config.keyring,
+        )
+    assert (tmp_path / "y" / "transfer.key").stat().st_mode & 0o777 == 0o600
