@@ -24,6 +24,7 @@ __all__ = [
     "AtomicWriter",
     "FileExistsRefused",
     "safe_mkdir",
+    "safe_remove",
     "safe_write_bytes",
 ]
 
@@ -163,3 +164,21 @@ def safe_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bo
     with AtomicWriter(path, overwrite=overwrite) as w:
         w.write(data)
     return w.path
+
+
+def safe_remove(path: str | os.PathLike[str]) -> bool:
+    """Remove one file (never a directory, never following a symlink's target).
+
+    Returns whether something was removed; the directory is fsynced so that the removal
+    survives a crash.
+    """
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{p} is a directory")
+    os.unlink(p)
+    _fsync_dir(p.parent if str(p.parent) else Path("."))
+    return True

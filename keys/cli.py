@@ -98,7 +98,7 @@ def _prompt(prompt: str, *, confirm: bool) -> str:
     # getpass falls back to reading stdin when there is no terminal; stdin may be the
     # very data being encrypted, so insist on a terminal or --passphrase-file.
     try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)  # safe-fs: probes the terminal
     except OSError:
         raise CLIError("no terminal to ask for a passphrase on: use --passphrase-file") from None
     os.close(fd)
@@ -295,7 +295,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     def step(text: str) -> None:
         print(f"\n== {text}")
 
-    with tempfile.TemporaryDirectory(prefix="amana-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="amana-demo-") as tmp:  # safe-fs: 0700, removed
         root = Path(tmp)
         passphrase = generate_codename()  # 7 diceware words: a good desk passphrase
         step("1. Generate a desk (age X25519 identity + Ed25519 signing key)")
@@ -308,8 +308,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         step("2. Encrypt a sample incident report to the desk, streaming")
         report = json.dumps(_SAMPLE_REPORT, ensure_ascii=False, indent=2).encode("utf-8")
         with (
-            open(root / "report.age", "wb") as f,
-            Encryptor(f, [parse_recipient(desk.recipient)]) as enc,
+            _fs.AtomicWriter(root / "report.age") as out,
+            Encryptor(out.file, [parse_recipient(desk.recipient)]) as enc,
         ):
             for i in range(0, len(report), 100):
                 enc.write(report[i : i + 100])
@@ -501,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         # The reader went away (`| head`). Point stdout at /dev/null so that the final
         # flush at exit does not raise a second time, and report nothing: no one listens.
-        devnull = os.open(os.devnull, os.O_WRONLY)
+        devnull = os.open(os.devnull, os.O_WRONLY)  # safe-fs: /dev/null
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from keys._fs import FileExistsRefused, safe_mkdir, safe_write_bytes
+from keys._fs import FileExistsRefused, safe_mkdir, safe_remove, safe_write_bytes
 from keys.age import (
     AgeError,
     HybridIdentity,
@@ -135,7 +135,7 @@ def generate_desk(
     except BaseException:
         # Never leave a desk with an identity but no entry (or the reverse).
         for p in written:
-            p.unlink(missing_ok=True)
+            safe_remove(p)
         raise
     return desk
 
