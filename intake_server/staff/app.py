@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import datetime as _dt
 import hashlib
-import json
 import logging
 import re
 import time
@@ -27,12 +26,18 @@ from aiohttp import web
 from intake_server import _fs
 from intake_server.config import Config
 from intake_server.storage import Storage, new_id
-from keys.bundle import BundleError, open_bundle, write_bundle_file
 from keys.keyring import Keyring
 from keys.request_auth import AuthError, RequestVerifier, VerifiedRequest
 from keys.signing import SigningKey
 
-from .store import StaffStore, index_document
+from .bundles import (
+    BundleRefused,
+    apply_ack_bundle,
+    apply_outbox_bundle,
+    build_export,
+    desk_keys,
+)
+from .store import StaffStore
 
 __all__ = ["STAFF_STORE", "create_staff_app"]
 
@@ -43,10 +48,8 @@ _VERIFIER = web.AppKey("verifier", RequestVerifier)
 _SETTINGS = web.AppKey("staff_settings", dict)
 
 _DESK_RE = re.compile(r"[a-z0-9-]{1,32}")
-_ID_RE = re.compile(r"[0-9a-f]{32}")
 _CURSOR_RE = re.compile(r"(0|[1-9][0-9]{0,17})")
 _MAX_BODY = 64 * 1024 * 1024
-_MAX_ACK_IDS = 10_000
 _DAY_SECONDS = 24 * 3600
 
 _HEADERS = {
@@ -124,12 +127,11 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
     return _fs.safe_join(store.upload_dir, name)
 
 
-def _desk_keys(request: web.Request, desk: str) -> dict[str, Any]:
-    keyring: Keyring = request.app[_SETTINGS]["keyring"]
-    entry = keyring.get(desk)
-    if entry is None:
-        raise web.HTTPNotFound(reason="unknown desk")
-    return {desk: entry.verify_key_obj()}
+def _trusted(request: web.Request, desk: str) -> dict[str, Any]:
+    try:
+        return desk_keys(request.app[_SETTINGS]["keyring"], desk)
+    except BundleRefused:
+        raise web.HTTPNotFound(reason="unknown desk") from None
 
 
 async def health(request: web.Request) -> web.Response:
@@ -146,150 +148,45 @@ async def health(request: web.Request) -> web.Response:
 async def export_bundle(request: web.Request) -> web.StreamResponse:
     _authenticate(request)
     desk = request.match_info["desk"]
-    keyring: Keyring = request.app[_SETTINGS]["keyring"]
-    if keyring.get(desk) is None:
-        raise web.HTTPNotFound(reason="unknown desk")
-    after_text = request.query.get("after", "0") or "0"
-    if not _CURSOR_RE.fullmatch(after_text):
+    _trusted(request, desk)
+    after = request.query.get("after", "0") or "0"
+    if not _CURSOR_RE.fullmatch(after):
         raise web.HTTPBadRequest(reason="malformed cursor")
     store = request.app[STAFF_STORE]
-    items = store.pending(desk, int(after_text))
-    upto = items[-1].seq if items else int(after_text)
-    # The bundle for (desk, after, upto) is built once and kept, so a dropped download
-    # resumes (HTTP Range) or repeats with the very same bytes.
-    name = f"{desk}-{int(after_text)}-{upto}.bundle"
-    path = _fs.safe_join(store.outgoing_dir, name)
-    if not path.exists():
-        signing_key: SigningKey = request.app[_SETTINGS]["signing_key"]
-        await asyncio.get_running_loop().run_in_executor(
-            None, _build_bundle, store, path, desk, str(upto), items, signing_key
-        )
+    signing_key: SigningKey = request.app[_SETTINGS]["signing_key"]
+    path, cursor, _ = await asyncio.get_running_loop().run_in_executor(
+        None, build_export, store, desk, int(after), signing_key
+    )
     response = web.FileResponse(path, chunk_size=256 * 1024)
     response.headers["Content-Type"] = "application/octet-stream"
-    response.headers["Amana-Cursor"] = str(upto)
+    response.headers["Amana-Cursor"] = str(cursor)
     return response
 
 
-def _build_bundle(
-    store: StaffStore, path: Path, desk: str, cursor: str, items: list[Any], signing_key: SigningKey
-) -> None:
-    storage = store.storage
-    files: list[tuple[str, Any]] = [
-        ("index.json", _BytesSource(index_document(desk, cursor, items)))
-    ]
-    for item in items:
-        files.append((f"{item.id}.json.age", storage.store_path(item.report_file)))
-        for n, file_id in enumerate(item.attachment_files, start=1):
-            files.append((f"{item.id}.a{n}.age", storage.store_path(file_id)))
-    write_bundle_file(path, "desk-export", "server", files, signing_key)
-
-
-class _BytesSource:
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            n = len(self._data)
-        chunk, self._data = self._data[:n], self._data[n:]
-        return bytes(chunk)
-
-
-def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
+async def _apply(
+    request: web.Request, apply: Callable[[StaffStore, Path, Any], dict[str, Any]]
+) -> web.Response:
+    verified = _authenticate(request)
+    trusted = _trusted(request, verified.desk)
+    path = await _receive_body(request, verified)
+    store = request.app[STAFF_STORE]
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise web.HTTPBadRequest(reason=f"{fmt}: not valid UTF-8 JSON") from None
-    if not isinstance(doc, dict) or doc.get("format") != fmt or doc.get("version") != 1:
-        raise web.HTTPBadRequest(reason=f"{fmt}: wrong format or version")
-    return doc
+        result = apply(store, path, trusted)
+    except BundleRefused as exc:
+        log.warning("bundle refused: %s", exc)
+        raise web.HTTPBadRequest(reason=f"bundle refused: {exc}") from None
+    finally:
+        _fs.safe_unlink(store.upload_dir, path.name)
+    result.pop("desk", None)
+    return _json(200, result)
 
 
 async def receive_acks(request: web.Request) -> web.Response:
-    verified = _authenticate(request)
-    desk = verified.desk
-    trusted = _desk_keys(request, desk)
-    path = await _receive_body(request, verified)
-    store = request.app[STAFF_STORE]
-    try:
-        with open_bundle(path, trusted, kind="ack") as bundle:
-            if bundle.names != ["ack.json"]:
-                raise web.HTTPBadRequest(reason="an ack bundle holds exactly ack.json")
-            doc = _load_json(bundle.read("ack.json", max_size=2 * 1024 * 1024), "amana-ack")
-    except BundleError as exc:
-        log.warning("ack bundle refused: %s", exc)
-        raise web.HTTPBadRequest(reason=f"bundle refused: {exc}") from None
-    finally:
-        _fs.safe_unlink(store.upload_dir, path.name)
-    ids = doc.get("ids")
-    if (
-        set(doc) != {"format", "version", "desk", "ids"}
-        or doc.get("desk") != desk
-        or not isinstance(ids, list)
-        or len(ids) > _MAX_ACK_IDS
-        or not all(isinstance(i, str) and _ID_RE.fullmatch(i) for i in ids)
-    ):
-        raise web.HTTPBadRequest(reason="ack.json is malformed")
-    acked, deleted = store.acknowledge(desk, ids)
-    return _json(200, {"acknowledged": acked, "deleted": deleted})
+    return await _apply(request, apply_ack_bundle)
 
 
 async def receive_outbox(request: web.Request) -> web.Response:
-    verified = _authenticate(request)
-    desk = verified.desk
-    trusted = _desk_keys(request, desk)
-    path = await _receive_body(request, verified)
-    store = request.app[STAFF_STORE]
-    stored = 0
-    try:
-        with open_bundle(path, trusted, kind="outbox") as bundle:
-            doc = _load_json(bundle.read("outbox.json", max_size=2 * 1024 * 1024), "amana-outbox")
-            items = _check_outbox(doc, desk, set(bundle.names))
-            # Every item is checked before any is stored: a bad bundle changes nothing.
-            for item in items:
-                store.store_reply(
-                    reply_recipient=item["to"],
-                    desk=desk,
-                    write=lambda dest, name=item["file"]: bundle.extract(name, dest),
-                )
-                stored += 1
-    except BundleError as exc:
-        log.warning("outbox bundle refused: %s", exc)
-        raise web.HTTPBadRequest(reason=f"bundle refused: {exc}") from None
-    finally:
-        _fs.safe_unlink(store.upload_dir, path.name)
-    return _json(200, {"replies": stored})
-
-
-def _check_outbox(doc: dict[str, Any], desk: str, names: set[str]) -> list[dict[str, str]]:
-    from keys.age import parse_recipient
-
-    items = doc.get("items")
-    if set(doc) != {"format", "version", "desk", "items"} or doc.get("desk") != desk:
-        raise web.HTTPBadRequest(reason="outbox.json is malformed")
-    if not isinstance(items, list) or len(items) > 1000:
-        raise web.HTTPBadRequest(reason="outbox.json items are malformed")
-    replies = []
-    used = {"outbox.json"}
-    for item in items:
-        if not isinstance(item, dict) or item.get("type") != "reply":
-            # Referrals are filed by a later release; refuse rather than drop them silently.
-            raise web.HTTPBadRequest(reason="outbox item type not supported")
-        if set(item) != {"type", "id", "to", "file"}:
-            raise web.HTTPBadRequest(reason="outbox reply item is malformed")
-        if not isinstance(item["id"], str) or not _ID_RE.fullmatch(item["id"]):
-            raise web.HTTPBadRequest(reason="outbox reply id is malformed")
-        if item["file"] != f"{item['id']}.reply.age" or item["file"] not in names:
-            raise web.HTTPBadRequest(reason="outbox reply file is missing")
-        try:
-            parse_recipient(item["to"])
-        except (ValueError, TypeError):
-            raise web.HTTPBadRequest(reason="outbox reply recipient is malformed") from None
-        used.add(item["file"])
-        replies.append(item)
-    if used != names:
-        raise web.HTTPBadRequest(reason="outbox bundle holds files no item names")
-    return replies
+    return await _apply(request, apply_outbox_bundle)
 
 
 async def _retention_loop(app: web.Application) -> None:

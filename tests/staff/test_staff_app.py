@@ -28,6 +28,7 @@ from staff_helpers import (
 from intake_server.staff.app import STAFF_STORE
 from intake_server.storage import new_id
 from keys.age import X25519Identity, decrypt, encrypt
+from keys.keyring import Keyring
 from keys.request_auth import sign_request
 from keys.signing import SigningKey
 
@@ -212,3 +213,26 @@ async def test_health_needs_no_auth_and_says_nothing_specific(staff: Any) -> Non
     assert await resp.json() == {"status": "ok", "disk": "ok"}
     assert "Server" not in resp.headers
     assert resp.headers["Cache-Control"] == "no-store"
+
+
+async def test_usb_route_does_the_same_as_the_staff_onion(
+    site: Site, staff: Any, tmp_path: Path
+) -> None:
+    from intake_server.staff.bundles import BundleRefused, apply_bundle, build_export
+
+    store = staff.server.app[STAFF_STORE]
+    sid = await submit(site, ("triage",), b"evidence")
+    out = tmp_path / "usb-export.bundle"
+    path, cursor, items = build_export(store, "triage", 0, site.server_key, out=out)
+    assert path == out
+    assert [i.id for i in items] == [sid]
+    assert read_export(out.read_bytes(), tmp_path, site, "triage")["index"]["cursor"] == str(cursor)
+    ack = tmp_path / "ack.bundle"
+    ack.write_bytes(ack_bundle(site, "triage", [sid]))
+    keyring = Keyring.load(site.config.keyring)
+    result = apply_bundle(store, ack, keyring)
+    assert result == {"kind": "ack", "desk": "triage", "acknowledged": 1, "deleted": 1}
+    forged = tmp_path / "forged.bundle"
+    forged.write_bytes(ack_bundle(site, "triage", [sid], key=site.transfer["triage"]))
+    with pytest.raises(BundleRefused, match="trusted|signed|signer"):
+        apply_bundle(store, forged, keyring)

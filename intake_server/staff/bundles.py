@@ -1,0 +1,181 @@
+"""What the staff app and the operator's USB commands do with bundles.
+
+One implementation for both routes in: the staff onion (app.py) and an operator with
+shell access and a USB stick (``intake-server export`` / ``intake-server import``).
+Bundles are verified (keys.bundle: signature first, then every file's hash) before
+any JSON inside is parsed, and every item is checked before anything is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from intake_server import _fs
+from keys.age import parse_recipient
+from keys.bundle import BundleError, open_bundle, write_bundle_file
+from keys.keyring import Keyring
+from keys.signing import SigningKey, VerifyKey
+
+from .store import ExportItem, StaffStore, index_document
+
+__all__ = [
+    "BundleRefused",
+    "apply_ack_bundle",
+    "apply_bundle",
+    "apply_outbox_bundle",
+    "build_export",
+    "desk_keys",
+]
+
+_ID_RE = re.compile(r"[0-9a-f]{32}")
+_MAX_ACK_IDS = 10_000
+_MAX_DOC = 2 * 1024 * 1024
+
+
+class BundleRefused(ValueError):
+    """The bundle is not acceptable; nothing was changed. The message says why."""
+
+
+def desk_keys(keyring: Keyring, desk: str | None = None) -> dict[str, VerifyKey]:
+    """Trusted signing keys: one desk's, or every desk's (for USB imports)."""
+    desks = [d for d in keyring.desks if desk is None or d.id == desk]
+    if not desks:
+        raise BundleRefused(f"unknown desk {desk!r}")
+    return {d.id: d.verify_key_obj() for d in desks}
+
+
+class _BytesSource:
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    def read(self, n: int = -1) -> bytes:
+        n = len(self._data) if n < 0 else n
+        chunk, self._data = self._data[:n], self._data[n:]
+        return bytes(chunk)
+
+
+def build_export(
+    store: StaffStore, desk: str, after: int, signing_key: SigningKey, *, out: Path | None = None
+) -> tuple[Path, int, list[ExportItem]]:
+    """The desk-export bundle of everything after ``after``; returns (path, cursor, items).
+
+    Without ``out`` the bundle is cached in outgoing/ under (desk, after, upto), so that
+    fetching it again, or resuming, gets the very same bytes.
+    """
+    items = store.pending(desk, after)
+    upto = items[-1].seq if items else after
+    path = out or _fs.safe_join(store.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
+    if out is not None or not path.exists():
+        storage = store.storage
+        files: list[tuple[str, Any]] = [
+            ("index.json", _BytesSource(index_document(desk, str(upto), items)))
+        ]
+        for item in items:
+            files.append((f"{item.id}.json.age", storage.store_path(item.report_file)))
+            for n, file_id in enumerate(item.attachment_files, start=1):
+                files.append((f"{item.id}.a{n}.age", storage.store_path(file_id)))
+        write_bundle_file(path, "desk-export", "server", files, signing_key)
+    return path, upto, items
+
+
+def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BundleRefused(f"{fmt}: not valid UTF-8 JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt or doc.get("version") != 1:
+        raise BundleRefused(f"{fmt}: wrong format or version")
+    return doc
+
+
+def apply_ack_bundle(
+    store: StaffStore, path: Path, trusted: Mapping[str, VerifyKey]
+) -> dict[str, Any]:
+    try:
+        with open_bundle(path, trusted, kind="ack") as bundle:
+            desk = bundle.creator
+            if bundle.names != ["ack.json"]:
+                raise BundleRefused("an ack bundle holds exactly ack.json")
+            doc = _load_json(bundle.read("ack.json", max_size=_MAX_DOC), "amana-ack")
+    except BundleError as exc:
+        raise BundleRefused(str(exc)) from None
+    ids = doc.get("ids")
+    if (
+        set(doc) != {"format", "version", "desk", "ids"}
+        or doc.get("desk") != desk
+        or not isinstance(ids, list)
+        or len(ids) > _MAX_ACK_IDS
+        or not all(isinstance(i, str) and _ID_RE.fullmatch(i) for i in ids)
+    ):
+        raise BundleRefused("ack.json is malformed")
+    acked, deleted = store.acknowledge(desk, ids)
+    return {"desk": desk, "acknowledged": acked, "deleted": deleted}
+
+
+def _check_outbox(doc: dict[str, Any], desk: str, names: set[str]) -> list[dict[str, str]]:
+    items = doc.get("items")
+    if set(doc) != {"format", "version", "desk", "items"} or doc.get("desk") != desk:
+        raise BundleRefused("outbox.json is malformed")
+    if not isinstance(items, list) or len(items) > 1000:
+        raise BundleRefused("outbox.json items are malformed")
+    replies = []
+    used = {"outbox.json"}
+    for item in items:
+        if not isinstance(item, dict) or item.get("type") != "reply":
+            # Referrals are filed by a later release: refuse rather than drop them silently.
+            raise BundleRefused("outbox item type not supported by this server")
+        if set(item) != {"type", "id", "to", "file"}:
+            raise BundleRefused("outbox reply item is malformed")
+        if not isinstance(item["id"], str) or not _ID_RE.fullmatch(item["id"]):
+            raise BundleRefused("outbox reply id is malformed")
+        if item["file"] != f"{item['id']}.reply.age" or item["file"] not in names:
+            raise BundleRefused("outbox reply file is missing")
+        try:
+            parse_recipient(item["to"])
+        except (ValueError, TypeError):
+            raise BundleRefused("outbox reply recipient is malformed") from None
+        used.add(item["file"])
+        replies.append(item)
+    if used != names:
+        raise BundleRefused("outbox bundle holds files no item names")
+    return replies
+
+
+def apply_outbox_bundle(
+    store: StaffStore, path: Path, trusted: Mapping[str, VerifyKey]
+) -> dict[str, Any]:
+    stored = 0
+    try:
+        with open_bundle(path, trusted, kind="outbox") as bundle:
+            desk = bundle.creator
+            doc = _load_json(bundle.read("outbox.json", max_size=_MAX_DOC), "amana-outbox")
+            items = _check_outbox(doc, desk, set(bundle.names))
+            for item in items:
+                store.store_reply(
+                    reply_recipient=item["to"],
+                    desk=desk,
+                    write=lambda dest, name=item["file"]: bundle.extract(name, dest),
+                )
+                stored += 1
+    except BundleError as exc:
+        raise BundleRefused(str(exc)) from None
+    return {"desk": desk, "replies": stored}
+
+
+def apply_bundle(store: StaffStore, path: Path, keyring: Keyring) -> dict[str, Any]:
+    """For USB imports: an ack or outbox bundle from any desk of the keyring."""
+    trusted = desk_keys(keyring)
+    try:
+        with open_bundle(path, trusted) as bundle:
+            kind = bundle.kind
+    except BundleError as exc:
+        raise BundleRefused(str(exc)) from None
+    if kind == "ack":
+        return {"kind": kind, **apply_ack_bundle(store, path, trusted)}
+    if kind == "outbox":
+        return {"kind": kind, **apply_outbox_bundle(store, path, trusted)}
+    raise BundleRefused(f"a {kind!r} bundle cannot be imported into the server")
