@@ -223,6 +223,9 @@ class Transaction:
         for name in self._moved:
             _fs.safe_unlink(s.store_dir, name)
         self._release()
+        # Creating and deleting entries dated the directories to the second.
+        for d in (s.incoming_dir, s.store_dir):
+            _fs.safe_set_day(d, self.day)
 
 
 class Storage:
@@ -296,6 +299,8 @@ class Storage:
             if name not in known:
                 _fs.safe_unlink(self.store_dir, name)
                 removed += 1
+        for d in (self.incoming_dir, self.store_dir):
+            _fs.safe_set_day(d, utc_today())
         if removed:
             _fs.fsync_dir(self.incoming_dir)
             _fs.fsync_dir(self.store_dir)

@@ -1,0 +1,41 @@
+"""Fixtures for integration tests: the real `intake-server demo` process.
+
+The server runs as a separate process exactly as `make run` starts it, with
+TMPDIR pointed at a directory of the test's own (so the canary test can search
+it) and its stdout/stderr captured to files (so logs can be searched too).
+Network: 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from server_process import ServerProcess  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path, free_port())
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+__all__ = ["free_port", "os", "subprocess", "time"]

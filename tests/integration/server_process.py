@@ -1,0 +1,87 @@
+"""Start, stop and kill a real `python -m intake_server demo` process for tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class ServerProcess:
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.demo_dir = root / "demo"
+        self.tmpdir = root / "tmp"
+        self.tmpdir.mkdir(exist_ok=True)
+        self.stdout_path = root / "server.stdout"
+        self.stderr_path = root / "server.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.demo_dir / "data" / "store"
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.demo_dir / "data" / "incoming"
+
+    def identity(self, desk: str) -> Path:
+        return self.demo_dir / "desks" / desk / "identity.txt"
+
+    def start(self, timeout: float = 30.0) -> None:
+        offset = self.stdout_path.stat().st_size if self.stdout_path.exists() else 0
+        env = dict(os.environ, TMPDIR=str(self.tmpdir), PYTHONDONTWRITEBYTECODE="1")
+        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "intake_server", "demo", "--dir", str(self.demo_dir),
+                 "--port", str(self.port)],
+                stdout=out, stderr=err, env=env, cwd=self.root)
+        deadline = time.monotonic() + timeout
+        marker = f"listening on http://127.0.0.1:{self.port}/".encode()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.stderr_path.read_text())
+            if marker in self.stdout_path.read_bytes()[offset:]:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def session(self) -> aiohttp.ClientSession:
+        # unsafe=True: keep cookies for an IP-address host (127.0.0.1).
+        return aiohttp.ClientSession(self.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def csrf(self, session: aiohttp.ClientSession, lang: str = "en") -> str:
+        async with session.get(f"/{lang}/submit") as resp:
+            assert resp.status == 200
+            match = CSRF_RE.search(await resp.text())
+            assert match
+            return match.group(1)

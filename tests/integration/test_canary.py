@@ -1,0 +1,91 @@
+"""Invariant 1: no plaintext reaches the server's disk, temp files or output.
+
+A unique canary is put into every free-text field, the attachments' names and
+inside every attachment (at the start, the middle, across a 64 KiB chunk
+boundary and at the end). After the submission and a clean shutdown, the
+canary is searched for in every file under the install (data dir, keyring,
+config), the server's TMPDIR, and its stdout and stderr, in every encoding a
+leak could plausibly take: raw UTF-8, UTF-16 (LE/BE), base64 (all three
+alignments), hex (both cases) and URL-encoding (%-escapes and '+').
+As a control, the stored ciphertext is decrypted with `age` and must contain it.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import secrets
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import aiohttp
+
+TEXT_FIELDS = ("incident_date", "description", "links", "senders", "messages",
+               "device_details")
+
+
+def encodings(canary: str) -> dict[str, bytes]:
+    raw = canary.encode("utf-8")
+    forms = {
+        "utf-8": raw,
+        "utf-16-le": canary.encode("utf-16-le"),
+        "utf-16-be": canary.encode("utf-16-be"),
+        "hex": raw.hex().encode(),
+        "HEX": raw.hex().upper().encode(),
+        "url": urllib.parse.quote(canary).encode(),
+        "url-plus": urllib.parse.quote_plus(canary).encode(),
+        "rot13": codecs.encode(canary, "rot13").encode(),
+    }
+    for shift in range(3):
+        # base64 of the canary at each alignment; drop the edge characters that
+        # depend on the neighbouring bytes.
+        enc = base64.b64encode(b"\x00" * shift + raw)
+        forms[f"base64+{shift}"] = enc[4:-4]
+        forms[f"base64url+{shift}"] = base64.urlsafe_b64encode(b"\x00" * shift + raw)[4:-4]
+    return forms
+
+
+def search(root: Path, needles: dict[str, bytes]) -> list[str]:
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            blob = path.read_bytes()
+            hits += [f"{path} ({name})" for name, n in needles.items() if n in blob]
+    return hits
+
+
+async def test_canary_is_found_nowhere(server, age_binary) -> None:
+    canary = f"CANARY{secrets.token_hex(12)}é ü/x"
+    fields = [("csrf", None), ("category", "exposure"), ("secondary", "harass"),
+              ("country", "TN")]
+    fields += [(name, f"{name}: {canary} ... {canary}") for name in TEXT_FIELDS]
+    fields += [("target", "organisation"), ("desks", "triage"), ("desks", "forensics"),
+               ("consent_share", "yes")]
+    pad = secrets.token_bytes(65536 - 10)
+    blob = canary.encode() + pad + canary.encode() + pad + canary.encode()
+    async with server.session() as s:
+        csrf = await server.csrf(s, "ar")
+        data = aiohttp.FormData(quote_fields=False)
+        for name, value in fields:
+            data.add_field(name, csrf if name == "csrf" else value)
+        data.add_field("files", blob, filename=f"{canary}.bin", content_type="text/plain")
+        data.add_field("files", canary.encode("utf-16"), filename="b.txt",
+                       content_type="text/plain")
+        async with s.post("/ar/submit", data=data) as resp:
+            assert resp.status == 200
+    server.stop()  # flush everything the server might write on the way out
+
+    needles = encodings(canary)
+    assert search(server.demo_dir, needles) == []
+    assert search(server.tmpdir, needles) == []
+    for out in (server.stdout_path, server.stderr_path):
+        text = out.read_bytes()
+        assert not [n for n, v in needles.items() if v in text], out
+
+    # Control: the canary really was submitted, and only the ciphertext holds it.
+    plain = b"".join(
+        subprocess.run([age_binary, "-d", "-i", str(server.identity("triage")), str(p)],
+                       capture_output=True, check=True).stdout
+        for p in server.store_dir.iterdir())
+    assert plain.count(canary.encode()) >= 3 + 2 * len(TEXT_FIELDS)

@@ -1,0 +1,89 @@
+"""Invariant 2: kill -9 mid-upload leaves no half-visible report; restart cleans up.
+
+A first report is acknowledged; a second one is killed mid-stream (its ciphertext
+partly written to incoming/). After SIGKILL: no row and no store/ file for the
+second, the first intact. After restart: incoming/ is empty, the first report
+still decrypts with `age`, and the server accepts new reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sqlite3
+import subprocess
+import time
+
+import aiohttp
+import yarl
+
+
+def rows(server) -> list[tuple[str, ...]]:
+    db = server.demo_dir / "data" / "intake.db"
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT id FROM files ORDER BY id").fetchall()
+
+
+async def submit_small(server) -> None:
+    async with server.session() as s:
+        csrf = await server.csrf(s)
+        data = aiohttp.FormData(quote_fields=False)
+        for name, value in [("csrf", csrf), ("category", "seized"), ("desks", "triage")]:
+            data.add_field(name, value)
+        data.add_field("files", b"kept" * 1000, filename="kept.txt",
+                       content_type="text/plain")
+        async with s.post("/en/submit", data=data) as resp:
+            assert resp.status == 200
+
+
+async def test_kill_9_mid_upload(server, age_binary) -> None:
+    await submit_small(server)
+    acknowledged = rows(server)
+    assert len(acknowledged) == 2
+    stored_before = sorted(p.name for p in server.store_dir.iterdir())
+
+    async with server.session() as s:
+        csrf = await server.csrf(s)
+        cookie = s.cookie_jar.filter_cookies(yarl.URL(server.url))["amana_csrf"].value
+    boundary = "crashboundary"
+    head = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{n}"\r\n\r\n{v}\r\n'
+        for n, v in [("csrf", csrf), ("category", "spyware"), ("desks", "triage")]
+    ) + (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+         f'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n')
+    total = len(head) + 50 * 1024 * 1024  # promised, never completed
+    request = (f"POST /en/submit HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+               f"Cookie: amana_csrf={cookie}\r\n"
+               f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+               f"Content-Length: {total}\r\n\r\n{head}").encode()
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        sock.sendall(request)
+        chunk = b"\x42" * 65536
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            sock.sendall(chunk * 8)
+            partial = list(server.incoming_dir.iterdir())
+            if partial and partial[0].stat().st_size > 1024 * 1024:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the upload never reached incoming/")
+        server.kill9()
+    finally:
+        sock.close()
+
+    # Half-written ciphertext is only in incoming/, never in store/ or the database.
+    assert list(server.incoming_dir.iterdir())
+    assert sorted(p.name for p in server.store_dir.iterdir()) == stored_before
+    assert rows(server) == acknowledged
+
+    server.start()
+    assert list(server.incoming_dir.iterdir()) == []  # orphans removed at start-up
+    assert sorted(p.name for p in server.store_dir.iterdir()) == stored_before
+    plain = [subprocess.run([age_binary, "-d", "-i", str(server.identity("triage")),
+                             str(server.store_dir / name)],
+                            capture_output=True, check=True).stdout for name in stored_before]
+    assert b"kept" * 1000 in plain
+    await submit_small(server)
+    assert len(rows(server)) == 4
