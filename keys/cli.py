@@ -498,6 +498,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"{e}; {hint}" if hint else str(e))
     except (CLIError, DeskError, KeyringError) as e:
         _fail(f"error: {e}")
+    except ValueError as e:
+        # The library's refusals of bad arguments (a malformed key, an invalid desk id).
+        _fail(f"error: {e}")
     except BrokenPipeError:
         # The reader went away (`| head`). Point stdout at /dev/null so that the final
         # flush at exit does not raise a second time, and report nothing: no one listens.

@@ -282,17 +282,19 @@ def test_age_encrypt_then_intake_keys_decrypt(desk: Path, tmp_path: Path, age_bi
         assert out.stdout == data
 
 
-def _age_with_tty_passphrase(argv: list[str], passphrase: str, timeout: float = 60) -> int:
-    """Run `age` with a pseudo-terminal as its controlling terminal and type the passphrase.
+def _with_tty(argv: list[str], answers: list[str], timeout: float = 60) -> tuple[int, bytes]:
+    """Run a program with a pseudo-terminal as its controlling terminal, typing one
+    answer at each passphrase prompt; return its exit status and what it printed.
 
-    age reads passphrases from /dev/tty only, never from a pipe, so this is how a test
-    can play the person at the keyboard.
+    age reads passphrases from /dev/tty only, never from a pipe (and intake-keys does
+    the same), so this is how a test plays the person at the keyboard.
     """
     pid, fd = pty.fork()
     if pid == 0:  # child: the pty is now its controlling terminal
-        os.execv(argv[0], argv)  # noqa: S606 - fixed argv, the system age binary
+        os.execv(argv[0], argv)  # noqa: S606 - fixed argv: the system age, or intake-keys
     output = b""
-    typed = False
+    pending = list(answers)
+    seen = 0  # prompts are searched for after the last one answered
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -306,17 +308,45 @@ def _age_with_tty_passphrase(argv: list[str], passphrase: str, timeout: float = 
             if not chunk:
                 break
             output += chunk
-            if not typed and b"passphrase" in output.lower():
-                os.write(fd, passphrase.encode() + b"\n")
-                typed = True
+            at = output.lower().find(b"passphrase", seen)
+            if pending and at >= 0:
+                os.write(fd, pending.pop(0).encode() + b"\n")
+                seen = at + len(b"passphrase")
         else:
             os.kill(pid, 9)
-            pytest.fail(f"age did not finish: {output!r}")
+            pytest.fail(f"{argv[0]} did not finish: {output!r}")
     finally:
         os.close(fd)
     _, status = os.waitpid(pid, 0)
-    assert typed, f"age never asked for a passphrase: {output!r}"
-    return os.waitstatus_to_exitcode(status)
+    assert not pending, f"{argv[0]} asked fewer questions than expected: {output!r}"
+    return os.waitstatus_to_exitcode(status), output
+
+
+def _age_with_tty_passphrase(argv: list[str], passphrase: str) -> int:
+    return _with_tty(argv, [passphrase])[0]
+
+
+def test_generate_prompts_twice_on_the_terminal(tmp_path: Path) -> None:
+    argv = [str(BIN), "generate", "--desk", "tty", "--out", str(tmp_path / "d")]
+    status, output = _with_tty(argv, [PASS, PASS])
+    assert status == 0, output
+    assert PASS.encode() not in output  # not echoed
+    assert (tmp_path / "d" / "identity.age").exists()
+    status, output = _with_tty(
+        [str(BIN), "generate", "--desk", "tty", "--out", str(tmp_path / "e")], [PASS, PASS + "x"]
+    )
+    assert status == 1
+    assert b"the two passphrases differ" in output
+    assert not (tmp_path / "e" / "identity.age").exists()
+
+
+def test_intake_keys_passphrase_file_opens_with_age(tmp_path: Path, age_binary: str) -> None:
+    (tmp_path / "pw").write_text(PASS + "\n")
+    ct = run("encrypt", "--passphrase-file", tmp_path / "pw", stdin=b"for age").stdout
+    (tmp_path / "p.age").write_bytes(ct)
+    argv = [age_binary, "-d", "-o", str(tmp_path / "out"), str(tmp_path / "p.age")]
+    assert _age_with_tty_passphrase(argv, PASS) == 0
+    assert (tmp_path / "out").read_bytes() == b"for age"
 
 
 def test_age_opens_the_generated_identity_with_its_passphrase(
