@@ -8,11 +8,8 @@ Network: 127.0.0.1 only.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,5 +34,3 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     finally:
         proc.stop()
 
-
-__all__ = ["free_port", "os", "subprocess", "time"]
