@@ -23,6 +23,8 @@ from typing import BinaryIO
 __all__ = [
     "AtomicWriter",
     "FileExistsRefused",
+    "is_stream_sink",
+    "open_stream_sink",
     "safe_mkdir",
     "safe_remove",
     "safe_write_bytes",
@@ -66,6 +68,38 @@ def safe_mkdir(path: str | os.PathLike[str], *, exist_ok: bool = False) -> Path:
     return p
 
 
+def _check_replaceable(path: Path) -> None:
+    # Replacing by rename is only meaningful for a regular file. Renaming over a device
+    # (``-o /dev/null``), a FIFO, a symlink (``/dev/stdout``) or a directory would
+    # destroy the node itself, not write to it.
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise FileExistsRefused(f"{path} exists and is not a regular file; refusing to replace it")
+
+
+def is_stream_sink(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names an existing character device or FIFO (``/dev/null``,
+    ``/dev/stdout`` on a pipe, a named pipe): something to write *to*, not to replace."""
+    try:
+        st = os.stat(path)  # follows symlinks: /dev/stdout -> /proc/self/fd/1
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)
+
+
+def open_stream_sink(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open an existing character device or FIFO for writing, never creating anything."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOCTTY)
+    st = os.fstat(fd)
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+        os.close(fd)
+        raise FileExistsRefused(f"{path} is not a device or a pipe")
+    return os.fdopen(fd, "wb")
+
+
 class AtomicWriter:
     """A binary file that appears at ``path`` only when the ``with`` block succeeds.
 
@@ -85,6 +119,8 @@ class AtomicWriter:
             # Checked again, race-free, at commit; this early check spares the caller
             # the work of producing content that would then be refused.
             raise FileExistsRefused(f"{self.path} already exists")
+        if overwrite:
+            _check_replaceable(self.path)
         # A random, hidden name: a crash leaves an obviously partial file that never
         # collides with a real one; O_EXCL|O_NOFOLLOW refuses a planted symlink.
         self._tmp = directory / f".{self.path.name}.{secrets.token_hex(8)}.partial"
@@ -117,6 +153,7 @@ class AtomicWriter:
             os.fsync(self._file.fileno())
             self._file.close()
             if self._overwrite:
+                _check_replaceable(self.path)
                 os.replace(self._tmp, self.path)
             else:
                 # link() fails with EEXIST if the name appeared meanwhile: no clobbering.

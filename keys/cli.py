@@ -151,10 +151,20 @@ def _output(path: str | None, *, force: bool, binary_to_tty_ok: bool) -> Iterato
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
+    if _fs.is_stream_sink(path):
+        # /dev/null, /dev/stdout on a pipe, a named pipe: a stream, written as it comes.
+        try:
+            sink = _fs.open_stream_sink(path)
+        except OSError as e:
+            raise CLIError(f"output {path}: {e.strerror or e}") from None
+        with sink:
+            yield sink
+        return
     try:
         writer = _fs.AtomicWriter(path, overwrite=force)
-    except _fs.FileExistsRefused:
-        raise CLIError(f"{path} exists: pass --force to replace it") from None
+    except _fs.FileExistsRefused as e:
+        hint = "" if force else ": pass --force to replace it"
+        raise CLIError(f"{e}{hint}") from None
     except OSError as e:
         raise CLIError(f"output {path}: {e.strerror}") from None
     with writer:

@@ -155,7 +155,7 @@ def _unlock(path: Path, passphrase: str) -> str:
     try:
         plain = decrypt(_read_small(path), [ScryptIdentity(passphrase)])
     except NoMatchError:
-        raise DeskError(f"{path.name}: wrong passphrase") from None
+        raise DeskError(f"{path.name}: wrong passphrase (or not passphrase-encrypted)") from None
     except AgeError as e:
         raise DeskError(f"{path.name}: {e}") from None
     try:
@@ -218,7 +218,9 @@ def read_identities(data: bytes, passphrase: Callable[[], str]) -> list[Identity
         try:
             data = decrypt(data, [ScryptIdentity(passphrase())])
         except NoMatchError:
-            raise DeskError("encrypted identity file: wrong passphrase") from None
+            raise DeskError(
+                "encrypted identity file: wrong passphrase (or not encrypted to a passphrase)"
+            ) from None
         except AgeError as e:
             raise DeskError(f"encrypted identity file: {e}") from None
     try:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from keys._fs import AtomicWriter, FileExistsRefused, safe_mkdir, safe_write_bytes
+from keys._fs import (
+    AtomicWriter,
+    FileExistsRefused,
+    is_stream_sink,
+    open_stream_sink,
+    safe_mkdir,
+    safe_write_bytes,
+)
 from keys.age import (
     HybridIdentity,
     ScryptIdentity,
@@ -80,6 +87,45 @@ def test_symlink_destination_is_not_followed(tmp_path: Path) -> None:
     with pytest.raises(FileExistsRefused):
         safe_write_bytes(tmp_path / "link", b"x")
     assert victim.read_bytes() == b"keep"
+
+
+def _device_node(path: Path) -> Path:
+    """A private null device in a temporary directory (never the real /dev/null)."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    return path
+
+
+def test_overwrite_never_replaces_a_non_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "target").write_bytes(b"t")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    device = _device_node(tmp_path / "null")
+    for node in (fifo, tmp_path / "dir", tmp_path / "link", device):
+        with pytest.raises(FileExistsRefused, match="not a regular file"):
+            safe_write_bytes(node, b"x", overwrite=True)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert stat.S_ISCHR(device.lstat().st_mode)
+    assert (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "fifo", "link", "null", "target"]
+
+
+def test_stream_sinks(tmp_path: Path) -> None:
+    device = _device_node(tmp_path / "null")
+    assert is_stream_sink(device)
+    assert not is_stream_sink(tmp_path)
+    assert not is_stream_sink(tmp_path / "missing")
+    (tmp_path / "f").write_bytes(b"")
+    assert not is_stream_sink(tmp_path / "f")
+    with open_stream_sink(device) as sink:
+        sink.write(b"discarded")
+    assert stat.S_ISCHR(device.lstat().st_mode)
+    with pytest.raises(FileExistsRefused):
+        open_stream_sink(tmp_path / "f")
 
 
 def test_safe_mkdir(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ import json
 import os
 import pty
 import select
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -177,6 +179,37 @@ def test_decrypt_does_not_replace_existing_output_on_failure(desk: Path, tmp_pat
     assert "pass --force" in last_err(refused)
     run("decrypt", *args, tmp_path / "out", "--force", tmp_path / "ok.age")
     assert (tmp_path / "out").read_bytes() == b"new"
+
+
+def test_output_to_a_device_or_pipe_writes_through_it(desk: Path, tmp_path: Path) -> None:
+    # `-o /dev/null` must write to the device, not rename a file over it. Tested on a
+    # private device node and a named pipe, never on the real /dev/null.
+    ct = encrypt(b"to a pipe", [parse_recipient(recipient(desk))])
+    (tmp_path / "c.age").write_bytes(ct)
+    args = ["-i", desk / "smex" / "identity.age", "--passphrase-file", desk / "pw"]
+    try:
+        os.mknod(tmp_path / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pass
+    else:
+        for force in ([], ["--force"]):
+            run("decrypt", *args, *force, "-o", tmp_path / "null", tmp_path / "c.age")
+            assert stat.S_ISCHR((tmp_path / "null").lstat().st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    run("decrypt", *args, "-o", fifo, tmp_path / "c.age")
+    reader.join(timeout=30)
+    assert received == [b"to a pipe"]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    (tmp_path / "link").symlink_to(tmp_path / "c.age")
+    refused = run(
+        "decrypt", *args, "--force", "-o", tmp_path / "link", tmp_path / "c.age", check=False
+    )
+    assert "not a regular file" in last_err(refused)
+    assert (tmp_path / "c.age").read_bytes() == ct
 
 
 def test_wrong_identity_passphrase(desk: Path, tmp_path: Path) -> None:
