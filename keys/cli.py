@@ -17,7 +17,7 @@ import tempfile
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from keys import _fs
 from keys.age import (
@@ -241,14 +241,35 @@ def cmd_decrypt(args: argparse.Namespace) -> None:
             identities.extend(read_identities(data, passphrase))
         except DeskError as e:
             raise CLIError(f"{path}: {e}") from None
-    if not identities:
-        identities = [ScryptIdentity(passphrase())]
+    prompt = _AskPassphraseIfNeeded(passphrase)
     with (
         _input(args.input) as src,
         _output(args.output, force=args.force, binary_to_tty_ok=True) as out,
     ):
-        for chunk in decrypt_stream(src, identities):
-            out.write(chunk)
+        try:
+            for chunk in decrypt_stream(src, identities or [prompt]):
+                out.write(chunk)
+        except NoMatchError:
+            if not identities and not prompt.asked:
+                raise NoMatchError(
+                    "this file is not encrypted to a passphrase; give its identity file with -i"
+                ) from None
+            raise
+
+
+class _AskPassphraseIfNeeded:
+    """An age identity that asks for a passphrase only when the header has a passphrase
+    (scrypt) stanza, so that a forgotten ``-i`` is reported instead of prompted for."""
+
+    def __init__(self, passphrase: Callable[[], str]) -> None:
+        self._passphrase = passphrase
+        self.asked = False
+
+    def unwrap(self, stanzas: Sequence[Any]) -> bytes | None:
+        if not any(s.type == "scrypt" for s in stanzas):
+            return None
+        self.asked = True
+        return ScryptIdentity(self._passphrase()).unwrap(stanzas)
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> None:

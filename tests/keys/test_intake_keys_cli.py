@@ -127,6 +127,15 @@ def test_passphrase_mode(tmp_path: Path) -> None:
     assert "cannot be combined" in last_err(both)
 
 
+def test_decrypt_without_identity_on_a_key_encrypted_file(desk: Path, tmp_path: Path) -> None:
+    # No -i and no terminal: a file for a key, not a passphrase, is reported as such,
+    # without asking for a passphrase first.
+    ct = encrypt(b"x", [parse_recipient(recipient(desk))])
+    proc = run("decrypt", stdin=ct, check=False)
+    assert proc.returncode == 1
+    assert last_err(proc).startswith("no match: this file is not encrypted to a passphrase")
+
+
 def test_usage_errors(tmp_path: Path) -> None:
     assert run("encrypt", check=False).returncode == 1
     bad = run("encrypt", "-r", "age1notakey", check=False)
