@@ -48,9 +48,15 @@ __all__ = ["main"]
 _CHUNK = 64 * 1024
 _MAX_TEXT_FILE = 1024 * 1024
 
+
 # The last stderr line of a failed decrypt: the class (from the exception) and what it
 # most likely means for the person holding the file.
+class _NoIdentityGiven(NoMatchError):
+    """No -i, and the file is not passphrase-encrypted."""
+
+
 _HINTS: dict[type[AgeError], str] = {
+    _NoIdentityGiven: "use -i IDENTITY_FILE",  # before NoMatchError: the first match wins
     ArmorError: "the armored text is damaged (re-wrapped, cut or edited when copied)",
     HeaderError: "this is not an age file, or its header is damaged",
     NoMatchError: "this file was not encrypted to the given identities or passphrase",
@@ -251,8 +257,8 @@ def cmd_decrypt(args: argparse.Namespace) -> None:
                 out.write(chunk)
         except NoMatchError:
             if not identities and not prompt.asked:
-                raise NoMatchError(
-                    "this file is not encrypted to a passphrase; give its identity file with -i"
+                raise _NoIdentityGiven(
+                    "no identity file was given, and this file is not encrypted to a passphrase"
                 ) from None
             raise
 

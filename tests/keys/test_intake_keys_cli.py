@@ -133,7 +133,10 @@ def test_decrypt_without_identity_on_a_key_encrypted_file(desk: Path, tmp_path: 
     ct = encrypt(b"x", [parse_recipient(recipient(desk))])
     proc = run("decrypt", stdin=ct, check=False)
     assert proc.returncode == 1
-    assert last_err(proc).startswith("no match: this file is not encrypted to a passphrase")
+    assert last_err(proc) == (
+        "no match: no identity file was given, and this file is not encrypted to a passphrase; "
+        "use -i IDENTITY_FILE"
+    )
 
 
 def test_usage_errors(tmp_path: Path) -> None:
