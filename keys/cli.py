@@ -410,7 +410,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--desk", required=True, metavar="ID", help="desk id, [a-z0-9-]{1,32}")
     g.add_argument(
-        "--out", required=True, metavar="DIR", help="directory to create (or an empty one)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory to create (or one without desk keys in it)",
     )
     g.add_argument("--names-en", metavar="NAME", help="English display name (default: the id)")
     g.add_argument("--names-ar", metavar="NAME", help="Arabic display name (default: the id)")
