@@ -1,0 +1,501 @@
+"""journalist-client: the thin command-line layer over the offline triage library.
+
+Each command parses its arguments, unlocks the vault, calls one library function and
+prints the result; every string that came from a source goes through
+journalist_client.display first. No command here opens a network socket, and this
+module imports nothing that does (the online fetch/push live in transfer.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from journalist_client import attachments, importer, replies, triage, vault
+from journalist_client.display import inert, inert_block
+from journalist_client.search import SearchError
+from journalist_client.taxonomy import SEVERITIES, STATUSES
+from keys.signing import KeyFormatError, VerifyKey
+
+__all__ = ["main"]
+
+PROG: Final = "journalist-client"
+MAX_PASSPHRASE_FILE: Final = 4096
+
+
+class CliError(Exception):
+    pass
+
+
+def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
+    if args.passphrase_file:
+        with open(args.passphrase_file, "rb") as f:
+            raw = f.read(MAX_PASSPHRASE_FILE + 1)
+        if len(raw) > MAX_PASSPHRASE_FILE:
+            raise CliError("the passphrase file is too large")
+        lines = raw.decode("utf-8").splitlines()
+        if not lines or not lines[0]:
+            raise CliError("the passphrase file is empty")
+        return lines[0]
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for the passphrase: use --passphrase-file FILE")
+    first = getpass.getpass("Vault passphrase: ")
+    if confirm and getpass.getpass("Same passphrase again: ") != first:
+        raise CliError("the two passphrases differ")
+    return first
+
+
+def _open(args: argparse.Namespace) -> vault.Vault:
+    if not args.vault:
+        raise CliError("which vault? give --vault DIR (or set AMANA_VAULT)")
+    return vault.unlock(args.vault, _read_passphrase(args), user=args.user)
+
+
+def _short(item_id: str) -> str:
+    return item_id[:12]
+
+
+def _out(line: str = "") -> None:
+    print(line)
+
+
+# --- commands -------------------------------------------------------------------------
+
+def cmd_init(args: argparse.Namespace) -> None:
+    if not args.vault:
+        raise CliError("give --vault DIR: the new vault's directory")
+    passphrase = _read_passphrase(args, confirm=True)
+    v = vault.create_vault(
+        args.vault, passphrase, desk_id=args.desk, import_keys=args.import_keys,
+        keyring_path=args.keyring, server_key=args.server_key, user=args.user,
+        names={"en": args.name_en or args.desk, "ar": args.name_ar or args.desk,
+               "fr": args.name_fr or args.desk} if args.desk else None,
+    )
+    d = v.keys.desk
+    _out(f"Vault created in {v.path} for desk {d.id}.")
+    _out(f"  age recipient: {d.recipient}")
+    _out(f"  verify key:    {d.verify_key}")
+    _out(f"  fingerprint:   {d.fingerprint}")
+    _out("Compare the fingerprint with the coalition's published keyring before use.")
+    if v.meta("server_key") is None:
+        _out("No server key yet: run `journalist-client trust-server KEY` before importing.")
+
+
+def cmd_trust_server(args: argparse.Namespace) -> None:
+    try:
+        key = VerifyKey.from_text(args.key.strip())
+    except KeyFormatError as e:
+        raise CliError(f"server key: {e}") from None
+    v = _open(args)
+    old = v.meta("server_key")
+    v.set_meta("server_key", str(key))
+    v.conn.execute("INSERT INTO history (item_id, at, who, field, old, new) "
+                   "VALUES ('', ?, ?, 'server_key', ?, ?)",
+                   (vault.now(), v.user, old or "", str(key)))
+    v.save()
+    _out(f"Bundles signed by {key} are now trusted as the server's.")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    if args.ack_out and len(args.bundles) > 1:
+        raise CliError("--ack-out takes one bundle at a time")
+    v = _open(args)
+    failed = 0
+    for path in args.bundles:
+        try:
+            r = importer.import_bundle(v, path, progress=None if args.progress else False,
+                                       ack_out=Path(args.ack_out) if args.ack_out else None)
+        except importer.ImportError_ as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+            continue
+        if r.repeated_bundle:
+            _out(f"{path}: already imported; nothing changed. Its ack is {r.ack_path}")
+            continue
+        _out(f"{path}: {len(r.imported)} imported, {len(r.already)} already here, "
+             f"{len(r.quarantined)} quarantined.")
+        for item_id, reason in r.quarantined:
+            _out(f"  quarantined {_short(item_id)}: {inert(reason)}")
+        _out(f"  ack for the server: {r.ack_path}")
+    if failed:
+        raise CliError(f"{failed} bundle(s) refused; see above")
+
+
+def _severity(s: str) -> str:
+    return f"{s} {SEVERITIES[s]}" if s in SEVERITIES else "-"
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    v = _open(args)
+    rows = triage.list_items(v, triage.Filters(
+        status=args.status, severity=args.severity, category=args.category,
+        country=args.country, desk=args.desk, since=args.since, until=args.until,
+        tag=args.tag, indicator=args.indicator, include_followups=args.followups,
+    ), limit=args.limit)
+    if not rows:
+        _out("No reports match.")
+        return
+    _out(f"{'id':12}  {'received':10}  {'status':11}  {'sev':3}  {'category':22}  country")
+    for r in rows:
+        cat = r["triage_category"] or r["category"]
+        kind = "" if r["type"] == "report" else "  (follow-up)"
+        _out(f"{_short(r['id']):12}  {r['received_day']:10}  {r['status'] or '-':11}  "
+             f"{r['severity'] or '-':3}  {inert(cat):22}  {inert(r['country']) or '-'}{kind}")
+
+
+def _show_report(v: vault.Vault, item: dict[str, Any]) -> None:
+    doc = json.loads(item["doc"])
+    a = doc["answers"]
+    tags = [t for (t,) in v.conn.execute("SELECT tag FROM tags WHERE item_id = ?",
+                                         (item["id"],))]
+    _out(f"Report {item['id']}")
+    _out(f"  received {item['received_day']}, language {item['language']}, "
+         f"desks {', '.join(json.loads(item['desks']))}")
+    _out(f"  status: {item['status']}   severity: {_severity(item['severity'])}   "
+         f"category: {item['triage_category'] or '-'}   assignee: {inert(item['assignee']) or '-'}")
+    _out(f"  tags: {inert(' '.join(tags)) or '-'}")
+    if "referral" in doc:
+        ref = doc["referral"]
+        _out(f"  referred by desk {ref['from_desk']} on {ref['day']}:")
+        _out(inert_block(ref["note"], "      "))
+    _out("Answers")
+    secondary = ", ".join(a["secondary_categories"]) or "-"
+    _out(f"  category (reporter): {a['category']}   also: {secondary}")
+    for label, value in (
+        ("country", a["country"]), ("target", a["target"]), ("profession", a["profession"]),
+        ("platforms", ", ".join(a["platforms"])),
+        ("consent to share in coalition", "yes" if a["consent"]["share_within_coalition"]
+         else "no"),
+        ("consent to publish anonymised", "yes" if a["consent"]["publish_anonymised"]
+         else "no"),
+    ):
+        _out(f"  {label}: {inert(value) or '-'}")
+    for label, value in (
+        ("incident date", a["incident_date"]), ("description", a["description"]),
+        ("links", a["indicators"]["links"]), ("senders", a["indicators"]["senders"]),
+        ("messages", a["indicators"]["messages"]), ("device details", a["device_details"]),
+    ):
+        _out(f"  {label}:")
+        _out(inert_block(value, "      ") if value else "      -")
+
+
+def _show_attachments(v: vault.Vault, item_id: str) -> None:
+    rows = v.conn.execute("SELECT n, name, media_type, size, sha256 FROM attachments "
+                          "WHERE item_id = ? ORDER BY n", (item_id,)).fetchall()
+    if not rows:
+        return
+    _out("  attachments (export with `export-attachment ID N --out FILE`; never opened here):")
+    for n, name, media, size, sha in rows:
+        _out(f"    {n}. {inert(name)}  [{inert(media)}, {size} bytes]")
+        _out(f"       sha256 {sha}")
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    v = _open(args)
+    item = triage.get_item(v, args.id)
+    case = triage.case_of(v, item)
+    if item["type"] == "followup":
+        doc = json.loads(item["doc"])
+        _out(f"Follow-up {item['id']} received {item['received_day']}")
+        _out(f"  part of report: {case['id'] if case else '(report not in this vault)'}")
+        _out(inert_block(doc["message"], "    "))
+        _show_attachments(v, item["id"])
+        return
+    _show_report(v, item)
+    _show_attachments(v, item["id"])
+    followups = v.conn.execute(
+        "SELECT id, received_day, doc FROM items WHERE type = 'followup' AND "
+        "reply_recipient = ? ORDER BY n", (item["reply_recipient"],)).fetchall()
+    replies_ = v.conn.execute("SELECT 'reply', at, author, body FROM replies WHERE item_id = ?",
+                              (item["id"],)).fetchall()
+    thread = [(day, f"follow-up {_short(fid)} from the source", json.loads(d)["message"], fid)
+              for fid, day, d in followups]
+    thread += [(at, f"reply by {inert(author)}", body, None) for _, at, author, body in replies_]
+    if thread:
+        _out("Thread")
+        for when, who, body, fid in sorted(thread, key=lambda t: t[0]):
+            _out(f"  {when} {who}:")
+            _out(inert_block(body, "      "))
+            if fid:
+                _show_attachments(v, fid)
+    notes = v.conn.execute("SELECT at, author, text FROM notes WHERE item_id = ? ORDER BY n",
+                           (item["id"],)).fetchall()
+    if notes:
+        _out("Notes")
+        for at, author, text in notes:
+            _out(f"  {at} {inert(author)}:")
+            _out(inert_block(text, "      "))
+    if args.history:
+        _print_history(v, item["id"])
+
+
+def _print_history(v: vault.Vault, item_id: str) -> None:
+    _out("History")
+    for h in triage.history(v, item_id):
+        _out(f"  {h['at']} {inert(h['who'])}: {h['field']} "
+             f"{inert(h['old']) or '-'} → {inert(h['new']) or '-'}")
+
+
+def cmd_history(args: argparse.Namespace) -> None:
+    v = _open(args)
+    _print_history(v, triage.get_item(v, args.id)["id"])
+
+
+def cmd_set(args: argparse.Namespace) -> None:
+    v = _open(args)
+    changes = triage.set_fields(v, args.id, status=args.status, severity=args.severity,
+                                category=args.category, assign=args.assign,
+                                tags=args.tag or (), untags=args.untag or ())
+    if not changes:
+        _out("Nothing changed.")
+        return
+    v.save()
+    for c in changes:
+        _out(inert(c))
+
+
+def cmd_note(args: argparse.Namespace) -> None:
+    v = _open(args)
+    triage.add_note(v, args.id, " ".join(args.text))
+    v.save()
+    _out("Note added.")
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    v = _open(args)
+    results = triage.run_search(v, " ".join(args.query), limit=args.limit)
+    if not results:
+        _out("No matches.")
+        return
+    for item, snip in results:
+        kind = "report" if item["type"] == "report" else "follow-up"
+        _out(f"{_short(item['id'])}  {item['received_day']}  {kind}  {item['status'] or ''}")
+        if snip:
+            _out(f"    {snip}")
+
+
+def cmd_export_attachment(args: argparse.Namespace) -> None:
+    v = _open(args)
+    path, size = attachments.export_attachment(v, args.id, args.n, args.out)
+    _out(f"Wrote {size} bytes to {path}.")
+    print(attachments.WARNING, file=sys.stderr)
+
+
+def _reply_text(args: argparse.Namespace) -> str:
+    if args.file:
+        with open(args.file, "rb") as f:
+            raw = f.read(replies.MAX_REPLY_CHARS * 4 + 1)
+        return raw.decode("utf-8")
+    if not sys.stdin.isatty():
+        return sys.stdin.read(replies.MAX_REPLY_CHARS * 4 + 1)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
+    # The draft is plaintext: keep it in RAM (tmpfs) where there is one, and remove it.
+    tmpdir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - RAM, by intent
+    fd, name = tempfile.mkstemp(prefix="reply-", suffix=".txt", dir=tmpdir)
+    os.close(fd)
+    try:
+        subprocess.run([*shlex.split(editor), name], check=True)  # noqa: S603 - user's editor
+        with open(name, encoding="utf-8") as f:
+            return f.read()
+    finally:
+        with open(name, "r+b") as f:
+            f.write(b"\0" * os.path.getsize(name))
+        os.unlink(name)
+
+
+def cmd_reply(args: argparse.Namespace) -> None:
+    v = _open(args)
+    triage.get_item(v, args.id)  # fail before the editor opens
+    reply_id = replies.add_reply(v, args.id, _reply_text(args))
+    v.save()
+    _out(f"Reply {_short(reply_id)} is in the outbox. Run `outbox bundle --out FILE` to send.")
+
+
+def cmd_refer(args: argparse.Namespace) -> None:
+    v = _open(args)
+    ref_id = replies.refer(v, args.id, args.to, args.note)
+    v.save()
+    _out(f"Referral {_short(ref_id)} to desk {args.to} is in the outbox.")
+
+
+def cmd_outbox(args: argparse.Namespace) -> None:
+    v = _open(args)
+    if args.action == "bundle":
+        if not args.out:
+            raise CliError("give --out FILE for the outbox bundle")
+        path, count = replies.bundle_outbox(v, args.out)
+        v.save()
+        _out(f"Wrote {count} item(s) to {path}, signed by desk {v.desk_id}. "
+             "Carry it to the transfer machine and run push.")
+        return
+    rows = replies.list_outbox(v, include_sent=args.all)
+    if not rows:
+        _out("The outbox is empty.")
+        return
+    for r in rows:
+        to = f"desk {r['to_desk']}" if r["type"] == "referral" else "the source"
+        sent = f"  (sent in bundle {r['bundle_id'][:12]})" if r["bundle_id"] else ""
+        _out(f"{_short(r['id'])}  {r['type']:8}  report {_short(r['item_id'])} → {to}  "
+             f"{r['at']} by {inert(r['author'])}{sent}")
+
+
+def cmd_quarantine(args: argparse.Namespace) -> None:
+    v = _open(args)
+    rows = v.conn.execute("SELECT item_id, type, at, reason, files FROM quarantine ORDER BY n"
+                          ).fetchall()
+    if not rows:
+        _out("Nothing is quarantined.")
+        return
+    for item_id, kind, at, reason, files in rows:
+        _out(f"{_short(item_id)}  {kind}  {at}: {inert(reason)}")
+        _out(f"    ciphertext kept in quarantine/: {', '.join(json.loads(files))}")
+
+
+# --- parser ---------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Offline triage of Amana reports: an encrypted vault on an air-gapped "
+                    "machine. Opens no network connection.",
+        epilog="Example: journalist-client --vault ~/desk list --status new\n"
+               "Every command has its own --help with an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--vault", default=os.environ.get("AMANA_VAULT"),
+                   help="vault directory (default: $AMANA_VAULT)")
+    p.add_argument("--passphrase-file", help="read the passphrase from the first line of FILE "
+                   "instead of asking")
+    p.add_argument("--as", dest="user", help="your name in the history (default: set at init)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str, example: str
+            ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_,
+                            epilog=f"Example:\n  {example}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("init", cmd_init, "create a vault, with new desk keys or keys from intake-keys",
+             "journalist-client --vault ~/desk init --desk smex --keyring keyring.json "
+             "--server-key ed25519:…")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--desk", help="generate new keys for desk ID ([a-z0-9-], ≤ 32)")
+    g.add_argument("--import-keys", metavar="DESK_DIR",
+                   help="use the keys `intake-keys generate` wrote in DESK_DIR")
+    sp.add_argument("--keyring", help="the coalition keyring (JSON) this vault trusts")
+    sp.add_argument("--server-key", help="the server's verify key, ed25519:…")
+    sp.add_argument("--name-en")
+    sp.add_argument("--name-ar")
+    sp.add_argument("--name-fr")
+
+    sp = add("trust-server", cmd_trust_server, "set the server key that signs desk exports",
+             "journalist-client trust-server ed25519:Xb3…")
+    sp.add_argument("key")
+
+    sp = add("import", cmd_import, "import desk-export bundles and write the ack for the server",
+             "journalist-client import /media/usb/triage-export.bundle")
+    sp.add_argument("bundles", nargs="+", metavar="BUNDLE")
+    sp.add_argument("--ack-out", metavar="FILE", help="where to write the ack bundle "
+                    "(default: acks/ in the vault)")
+    sp.add_argument("--no-progress", dest="progress", action="store_false")
+
+    sp = add("list", cmd_list, "list reports, newest first, with filters",
+             "journalist-client list --status new --severity S1 --since 2026-11-01")
+    sp.add_argument("--status", choices=STATUSES)
+    sp.add_argument("--severity", choices=list(SEVERITIES))
+    sp.add_argument("--category", help="taxonomy code (the triager's, else the reporter's)")
+    sp.add_argument("--country", help="country code, e.g. AE")
+    sp.add_argument("--desk", help="reports addressed to this desk")
+    sp.add_argument("--since", metavar="YYYY-MM-DD")
+    sp.add_argument("--until", metavar="YYYY-MM-DD")
+    sp.add_argument("--tag")
+    sp.add_argument("--indicator", help="text contained in the links, senders or messages")
+    sp.add_argument("--followups", action="store_true", help="list follow-ups too")
+    sp.add_argument("--limit", type=int, default=100)
+
+    sp = add("show", cmd_show, "show a report: answers, attachments, thread, notes",
+             "journalist-client show 3f9a0c11 --history")
+    sp.add_argument("id")
+    sp.add_argument("--history", action="store_true", help="also show who changed what when")
+
+    sp = add("history", cmd_history, "who changed what, and when, on a report",
+             "journalist-client history 3f9a0c11")
+    sp.add_argument("id")
+
+    sp = add("set", cmd_set, "change a report's status, severity, category, assignee or tags",
+             "journalist-client set 3f9a0c11 --status triaged --severity S2 "
+             "--category spyware.exploit_link --assign rania --tag pegasus")
+    sp.add_argument("id")
+    sp.add_argument("--status", choices=STATUSES)
+    sp.add_argument("--severity", choices=list(SEVERITIES))
+    sp.add_argument("--category")
+    sp.add_argument("--assign", metavar="NAME")
+    sp.add_argument("--tag", action="append", help="add a tag (repeatable)")
+    sp.add_argument("--untag", action="append", help="remove a tag (repeatable)")
+
+    sp = add("note", cmd_note, "add a note to a report (kept encrypted in the vault)",
+             "journalist-client note 3f9a0c11 'called back, device seized at border'")
+    sp.add_argument("id")
+    sp.add_argument("text", nargs="+")
+
+    sp = add("search", cmd_search, "full-text search in Arabic, French and English",
+             "journalist-client search الإمارات pegasus")
+    sp.add_argument("query", nargs="+")
+    sp.add_argument("--limit", type=int, default=20)
+
+    sp = add("export-attachment", cmd_export_attachment,
+             "decrypt attachment N of a report to a new file (never opened by the client)",
+             "journalist-client export-attachment 3f9a0c11 1 --out /media/usb/evidence-1.bin")
+    sp.add_argument("id")
+    sp.add_argument("n", type=int)
+    sp.add_argument("--out", required=True, metavar="PATH")
+
+    sp = add("reply", cmd_reply, "reply to the source (from --file, stdin or $EDITOR)",
+             "journalist-client reply 3f9a0c11 --file reply.txt")
+    sp.add_argument("id")
+    sp.add_argument("--file")
+
+    sp = add("refer", cmd_refer, "re-encrypt a report and its attachments to another desk",
+             "journalist-client refer 3f9a0c11 --to lawyers --note 'needs legal help'")
+    sp.add_argument("id")
+    sp.add_argument("--to", required=True, metavar="DESK")
+    sp.add_argument("--note", required=True)
+
+    sp = add("outbox", cmd_outbox, "list pending replies and referrals, or bundle them",
+             "journalist-client outbox bundle --out /media/usb/outbox.bundle")
+    sp.add_argument("action", nargs="?", choices=["bundle"])
+    sp.add_argument("--out", metavar="FILE")
+    sp.add_argument("--all", action="store_true", help="also list items already bundled")
+
+    add("quarantine", cmd_quarantine, "list items refused on import and why",
+        "journalist-client quarantine")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, vault.VaultError, triage.TriageError, importer.ImportError_,
+            attachments.ExportError, replies.OutboxError, SearchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Import of ``desk-export`` bundles: verify, decrypt in memory, validate, store, ack.
+
+Order of operations, each a gate for the next:
+
+1. The bundle's signature is checked against the server key the vault trusts
+   (keys.bundle.open_bundle) before a single byte of its manifest is parsed; a bad bundle
+   is refused whole, nothing is imported and nothing is acknowledged.
+2. ``index.json`` is parsed strictly (docs/transfer-format.md) and must be for this desk
+   and name exactly the files the bundle holds.
+3. Each item's files are copied into the vault as received (ciphertext). The document is
+   decrypted in memory only and validated (journalist_client.schema); each attachment's
+   age header must open with the desk identity.
+4. An item that fails any check is *quarantined*: its ciphertext moves to quarantine/ and
+   the reason is recorded. Nothing is lost; a desk can retry once the cause is fixed.
+5. The vault is saved; only then is the ack bundle written, listing every item now held
+   (imported, quarantined or already present), so the server never deletes ciphertext
+   the desk does not durably have.
+
+Importing the same bundle, or the same item in another bundle, again changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from tqdm import tqdm
+
+from journalist_client._fs import safe_move, vault_path
+from journalist_client.schema import MAX_DOCUMENT_BYTES, DocumentError, parse_document, parse_json
+from journalist_client.triage import reindex_item
+from journalist_client.vault import Vault, VaultError, now
+from keys.age import (
+    AgeError,
+    ArmorError,
+    HeaderError,
+    HMACError,
+    NoMatchError,
+    PayloadError,
+    decrypt,
+    decrypt_stream,
+)
+from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
+
+__all__ = ["ImportError_", "ImportResult", "age_failure", "import_bundle", "parse_index"]
+
+SERVER_ID: Final = "server"
+_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
+_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DESK_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
+# The age header and per-chunk tags add a little; a document ciphertext beyond this
+# cannot hold a valid (≤ 1 MiB) document, so it is refused without decrypting it.
+_MAX_DOC_CIPHERTEXT: Final = MAX_DOCUMENT_BYTES + 64 * 1024
+
+
+class ImportError_(Exception):  # noqa: N801 - "ImportError" is a builtin
+    """The bundle was refused as a whole; nothing was imported or acknowledged."""
+
+
+@dataclass
+class ImportResult:
+    bundle_id: str
+    imported: list[str] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    ack_path: Path | None = None
+    repeated_bundle: bool = False
+
+
+@dataclass(frozen=True)
+class IndexItem:
+    id: str
+    type: str
+    day: str
+    doc_file: str
+    attachment_files: tuple[str, ...]
+
+
+def age_failure(e: AgeError) -> str:
+    """What a failing age layer means for the triager."""
+    if isinstance(e, NoMatchError):
+        return "not encrypted to this desk (no matching key in the age header)"
+    if isinstance(e, HMACError):
+        return "the age header was altered (header MAC does not match)"
+    if isinstance(e, HeaderError):
+        return f"not a valid age file (header: {e})"
+    if isinstance(e, PayloadError):
+        return f"the encrypted content is damaged or truncated (payload: {e})"
+    if isinstance(e, ArmorError):
+        return f"bad ASCII armor: {e}"
+    return f"cannot be decrypted: {e}"
+
+
+def parse_index(raw: bytes, desk: str, names: list[str]) -> tuple[str, list[IndexItem]]:
+    """Validate index.json; return (cursor, items)."""
+    try:
+        obj = parse_json(raw)
+    except DocumentError as e:
+        raise ImportError_(f"index.json: {e}") from None
+    expected = {"format", "version", "desk", "cursor", "items"}
+    if not isinstance(obj, dict) or set(obj) != expected:
+        raise ImportError_("index.json: must have exactly format, version, desk, cursor, items")
+    if obj["format"] != "amana-desk-export" or type(obj["version"]) is not int \
+            or obj["version"] != 1:
+        raise ImportError_("index.json: not an amana-desk-export version 1")
+    if obj["desk"] != desk:
+        shown = obj["desk"] if isinstance(obj["desk"], str) and _DESK_RE.fullmatch(obj["desk"]) \
+            else "?"
+        raise ImportError_(f"this bundle is for desk {shown!r}, not {desk!r}: "
+                           "it was fetched with the wrong desk's credential")
+    if not isinstance(obj["cursor"], str) or len(obj["cursor"]) > 128:
+        raise ImportError_("index.json: cursor must be a string of at most 128 characters")
+    if not isinstance(obj["items"], list):
+        raise ImportError_("index.json: items must be a list")
+    items: list[IndexItem] = []
+    listed: set[str] = set()
+    ids: set[str] = set()
+    for i, it in enumerate(obj["items"]):
+        where = f"index.json: items[{i}]"
+        if not isinstance(it, dict) or set(it) != {"id", "type", "day", "files"}:
+            raise ImportError_(f"{where} must have exactly id, type, day, files")
+        iid = it["id"]
+        if not isinstance(iid, str) or not _ID_RE.fullmatch(iid) or iid in ids:
+            raise ImportError_(f"{where}.id must be 32 lower-case hex digits, once")
+        ids.add(iid)
+        if it["type"] not in ("report", "followup"):
+            raise ImportError_(f"{where}.type must be report or followup")
+        if not isinstance(it["day"], str) or not _DAY_RE.fullmatch(it["day"]):
+            raise ImportError_(f"{where}.day must be YYYY-MM-DD")
+        files = it["files"]
+        if not isinstance(files, list) or not files or len(files) > 65:
+            raise ImportError_(f"{where}.files must list the document and its attachments")
+        want = [f"{iid}.json.age", *(f"{iid}.a{n}.age" for n in range(1, len(files)))]
+        if files != want:
+            raise ImportError_(f"{where}.files must be exactly {want[:3]}…")
+        listed.update(files)
+        items.append(IndexItem(iid, it["type"], it["day"], files[0], tuple(files[1:])))
+    carried = set(names) - {"index.json"}
+    if carried != listed:
+        raise ImportError_(
+            f"index.json and the bundle disagree: {len(carried - listed)} file(s) not listed, "
+            f"{len(listed - carried)} listed file(s) missing"
+        )
+    return obj["cursor"], items
+
+
+def _known(vault: Vault, item_id: str) -> bool:
+    return vault.conn.execute(
+        "SELECT 1 FROM items WHERE id = ? UNION SELECT 1 FROM quarantine WHERE item_id = ?",
+        (item_id, item_id),
+    ).fetchone() is not None
+
+
+class _Quarantine(Exception):
+    pass
+
+
+def _check_attachment_header(vault: Vault, path: Path) -> None:
+    with open(path, "rb") as f:
+        try:
+            # Reads and authenticates the header only; the payload is checked (and its
+            # SHA-256 compared) when a triager exports the attachment.
+            decrypt_stream(f, [vault.keys.identity], armored=False)
+        except AgeError as e:
+            raise _Quarantine(f"attachment {path.name.split('.')[-2]}: {age_failure(e)}") from None
+
+
+def _import_item(vault: Vault, b: VerifiedBundle, it: IndexItem) -> None:
+    files_dir = vault.dir("files")
+    entry = {e.name: e for e in b.files}[it.doc_file]
+    if entry.size > _MAX_DOC_CIPHERTEXT:
+        raise _Quarantine(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
+    ciphertext = b.read(it.doc_file, max_size=_MAX_DOC_CIPHERTEXT)
+    try:
+        plain = decrypt(ciphertext, [vault.keys.identity], armored=False)
+    except AgeError as e:
+        raise _Quarantine(f"document: {age_failure(e)}") from None
+    try:
+        doc = parse_document(plain, expected_type=it.type)
+    except DocumentError as e:
+        raise _Quarantine(f"document: {e}") from None
+    del plain
+    if len(doc["attachments"]) != len(it.attachment_files):
+        raise _Quarantine(f"document lists {len(doc['attachments'])} attachment(s) but the "
+                          f"bundle carries {len(it.attachment_files)}")
+    for name in (it.doc_file, *it.attachment_files):
+        b.extract(name, vault_path(files_dir, name), overwrite=True)
+    for name in it.attachment_files:
+        _check_attachment_header(vault, vault_path(files_dir, name))
+
+    a = doc.get("answers", {})
+    cur = vault.conn.execute(
+        "INSERT INTO items (id, type, received_day, language, category, country, desks, "
+        "reply_recipient, doc, bundle_id, imported_at, status, severity, triage_category, "
+        "assignee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '')",
+        (it.id, it.type, doc["received_day"], doc["language"], a.get("category", ""),
+         a.get("country", ""), json.dumps(doc["desks"]), doc["reply_recipient"],
+         json.dumps(doc, ensure_ascii=False), b.id, now(),
+         "new" if it.type == "report" else ""),
+    )
+    for n, (att, name) in enumerate(zip(doc["attachments"], it.attachment_files,
+                                        strict=True), start=1):
+        vault.conn.execute(
+            "INSERT INTO attachments (item_id, n, name, media_type, size, sha256, file) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (it.id, n, att["name"], att["media_type"], att["size"], att["sha256"], name),
+        )
+    row = vault.conn.execute("SELECT * FROM items WHERE n = ?", (cur.lastrowid,)).fetchone()
+    cols = [d[1] for d in vault.conn.execute("PRAGMA table_info(items)")]
+    reindex_item(vault.conn, dict(zip(cols, row, strict=True)))
+
+
+def _quarantine(vault: Vault, b: VerifiedBundle, it: IndexItem, reason: str) -> None:
+    kept: list[str] = []
+    for name in (it.doc_file, *it.attachment_files):
+        target = f"{b.id[:12]}-{name}"
+        src = vault_path(vault.dir("files"), name)
+        if src.exists():
+            safe_move(src, vault.dir("quarantine"), target)
+        else:
+            b.extract(name, vault_path(vault.dir("quarantine"), target), overwrite=True)
+        kept.append(target)
+    vault.conn.execute(
+        "INSERT INTO quarantine (bundle_id, item_id, type, files, reason, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (b.id, it.id, it.type, json.dumps(kept), reason, now()),
+    )
+
+
+def _write_ack(vault: Vault, path: Path, ids: list[str]) -> None:
+    body = json.dumps({"format": "amana-ack", "version": 1, "desk": vault.desk_id, "ids": ids},
+                      separators=(",", ":")).encode("ascii")
+    write_bundle_file(path, "ack", vault.desk_id, [("ack.json", io.BytesIO(body))],
+                      vault.keys.signing_key)
+
+
+def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = None,
+                  ack_out: Path | None = None) -> ImportResult:
+    """Import one desk-export bundle into the vault, save it, and write the ack bundle."""
+    try:
+        server = vault.server_key()
+    except VaultError as e:
+        raise ImportError_(str(e)) from None
+    try:
+        b = open_bundle(path, {SERVER_ID: server}, kind="desk-export")
+    except BundleError as e:
+        raise ImportError_(f"refused {Path(path).name}: {e}. Nothing was imported.") from None
+    except OSError as e:
+        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+    with b:
+        result = ImportResult(bundle_id=b.id)
+        default_ack = vault.dir("acks") / f"ack-{b.id[:12]}.bundle"
+        seen = vault.conn.execute("SELECT ack_file FROM bundles WHERE id = ?", (b.id,)).fetchone()
+        if seen is not None:
+            result.repeated_bundle = True
+            result.ack_path = Path(seen[0])
+            return result
+        if "index.json" not in b.names:
+            raise ImportError_("refused: the bundle has no index.json")
+        cursor, items = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
+                                    vault.desk_id, b.names)
+        for it in tqdm(items, desc="importing", unit="item", disable=progress is False
+                       or None, leave=False):
+            if _known(vault, it.id):
+                result.already.append(it.id)
+                continue
+            try:
+                _import_item(vault, b, it)
+                result.imported.append(it.id)
+            except _Quarantine as q:
+                _quarantine(vault, b, it, str(q))
+                result.quarantined.append((it.id, str(q)))
+        ack_path = ack_out or default_ack
+        vault.conn.execute(
+            "INSERT INTO bundles (id, kind, created, imported_at, items, quarantined, ack_file) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (b.id, b.kind, b.created, now(), len(result.imported), len(result.quarantined),
+             str(ack_path)),
+        )
+        vault.set_meta("cursor", cursor)
+        vault.save()
+        _write_ack(vault, ack_path, [it.id for it in items])
+        result.ack_path = ack_path
+        return result

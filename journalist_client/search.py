@@ -1,0 +1,247 @@
+"""Search: Arabic and Latin normalisation, and the SQLite FTS5 index built on it.
+
+The rules (docs/search.md has them with examples):
+
+* Unicode NFKC (Arabic presentation forms and full-width letters become ordinary
+  letters), then case folding.
+* Arabic letters: the alef forms أ إ آ ٱ become ا; alef maqsura ى and Persian yeh ی
+  become ي; ta marbuta ة (and ۀ) become ه; Persian keheh ک becomes ك; tatweel ـ is
+  dropped; every combining mark is dropped (tashkeel, shadda, sukun, superscript alef,
+  and Latin accents after NFKD, so é = e).
+* Hamza on a seat (ؤ ئ) has two spellings in real text: مسؤول and مسئول are one word,
+  and سؤال is often typed سوال. A document word is indexed with the seat folded to a
+  bare hamza ء *and* with the hamza dropped (ؤ→و, ئ→ي); a query word is searched
+  under both too.
+* Digits: Arabic-Indic ٠-٩ and Persian ۰-۹ become 0-9.
+* Words are maximal runs of letters and digits; a query word matches whole words only
+  (``predator`` does not find ``predators``) unless it ends with ``*``.
+* Attached Arabic particles: a document word that starts with the conjunctions و ف,
+  the prepositions ب ك ل and/or the article ال (including لل = ل + ال) is indexed both
+  as written and with each such prefix removed, if at least 3 letters remain. A query
+  word that carries the article (ال، وال، بال، لل …) is searched without it; a query
+  word without the article is searched as written, so searching وزير never finds a
+  document that only says زير, while searching ناشطون finds والناشطون.
+
+The index lives in the in-memory vault database, never on disk in the clear.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from journalist_client.display import inert
+
+__all__ = [
+    "Query",
+    "SearchError",
+    "document_forms",
+    "fold",
+    "index_text",
+    "parse_query",
+    "snippet",
+    "words",
+]
+
+_CHAR_MAP: Final = str.maketrans(
+    {
+        "\u0623": "\u0627",  # أ
+        "\u0625": "\u0627",  # إ
+        "\u0622": "\u0627",  # آ
+        "\u0671": "\u0627",  # ٱ alef wasla
+        "\u0672": "\u0627",
+        "\u0673": "\u0627",
+        "\u0649": "\u064a",  # ى alef maqsura
+        "\u06cc": "\u064a",  # ی Persian yeh
+        "\u06d2": "\u064a",  # ے yeh barree
+        "\u0629": "\u0647",  # ة ta marbuta
+        "\u06c0": "\u0647",  # ۀ
+        "\u06d5": "\u0647",  # ە
+        "\u06a9": "\u0643",  # ک keheh
+        "\u0640": None,  # tatweel
+        **{chr(0x0660 + i): str(i) for i in range(10)},  # Arabic-Indic digits
+        **{chr(0x06F0 + i): str(i) for i in range(10)},  # Persian digits
+    }
+)
+_HAMZA_SEATED: Final = str.maketrans({"\u0624": "\u0621", "\u0626": "\u0621"})
+_HAMZA_DROPPED: Final = str.maketrans({"\u0624": "\u0648", "\u0626": "\u064a"})
+_HAMZA_SEATS: Final = frozenset("\u0624\u0626")
+
+_WORD_RE: Final = re.compile(r"[^\W_]+")
+# In the original (unfolded) text a word also spans its combining marks and tatweel.
+_RAW_WORD_RE: Final = re.compile(r"(?:[^\W_]|[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670"
+                                 r"\u06d6-\u06ed\u08d3-\u08ff\u0640])+")
+_ARABIC_LETTER: Final = re.compile(r"[\u0621-\u064a]")
+
+_ARTICLE_PREFIXES: Final = tuple(
+    sorted(
+        ("ال", "وال", "فال", "بال", "كال", "لل", "ولل", "فلل", "وبال", "فبال", "وكال", "فكال"),
+        key=len,
+        reverse=True,
+    )
+)
+_PARTICLE_PREFIXES: Final = ("و", "ف", "ب", "ك", "ل", "وب", "فب", "ول", "فل", "وك", "فك")
+_MIN_STEM: Final = 3
+MAX_QUERY_WORDS: Final = 16
+
+
+class SearchError(ValueError):
+    """The query cannot be searched (empty, or too many words)."""
+
+
+def _fold_base(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_CHAR_MAP)
+    # NFKD splits accents and harakat off their letters so they can be dropped.
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)
+                   and unicodedata.category(c) != "Mn")
+
+
+def fold(text: str) -> str:
+    """The canonical folded form (hamza seats folded to ء)."""
+    return _fold_base(_pre_hamza(text)).translate(_HAMZA_SEATED)
+
+
+def _pre_hamza(text: str) -> str:
+    # NFKD would turn ؤ into و + hamza-above and the mark would then be dropped; fold
+    # seats before that so the seated form survives.
+    return unicodedata.normalize("NFC", text)
+
+
+def _variants(word_nfc: str) -> set[str]:
+    base = _fold_base(word_nfc.translate(_HAMZA_SEATED))
+    if not _HAMZA_SEATS.intersection(word_nfc):
+        return {base}
+    return {base, _fold_base(word_nfc.translate(_HAMZA_DROPPED))}
+
+
+def words(text: str) -> list[str]:
+    """The raw words of ``text`` (NFC), before folding."""
+    return _RAW_WORD_RE.findall(unicodedata.normalize("NFC", text))
+
+
+def _folded_tokens(word: str) -> set[str]:
+    tokens: set[str] = set()
+    for v in _variants(word):
+        tokens.update(_WORD_RE.findall(v))
+    return tokens
+
+
+def _strip_forms(token: str) -> set[str]:
+    forms = {token}
+    if not _ARABIC_LETTER.match(token):
+        return forms
+    for prefix in (*_ARTICLE_PREFIXES, *_PARTICLE_PREFIXES):
+        if token.startswith(prefix) and len(token) - len(prefix) >= _MIN_STEM:
+            forms.add(token[len(prefix):])
+    return forms
+
+
+def document_forms(word: str) -> set[str]:
+    """Every index form of one document word."""
+    forms: set[str] = set()
+    for token in _folded_tokens(word):
+        forms |= _strip_forms(token)
+    return forms
+
+
+def _query_form(token: str) -> str:
+    if _ARABIC_LETTER.match(token):
+        for prefix in _ARTICLE_PREFIXES:
+            if token.startswith(prefix) and len(token) - len(prefix) >= _MIN_STEM:
+                return token[len(prefix):]
+    return token
+
+
+def index_text(texts: Iterable[str]) -> str:
+    """The FTS5 body for a set of texts: each distinct form once, space-separated."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for word in words(text):
+            for form in document_forms(word):
+                seen.setdefault(form, None)
+    return " ".join(seen)
+
+
+@dataclass(frozen=True)
+class Term:
+    forms: frozenset[str]
+    prefix: bool
+
+    def matches(self, word: str) -> bool:
+        doc = document_forms(word)
+        if self.prefix:
+            return any(d.startswith(f) for d in doc for f in self.forms)
+        return not self.forms.isdisjoint(doc)
+
+
+@dataclass(frozen=True)
+class Query:
+    terms: tuple[Term, ...]
+
+    def fts(self) -> str:
+        """The FTS5 MATCH expression. Every form is quoted: user text is never syntax."""
+        parts = []
+        for term in self.terms:
+            star = "*" if term.prefix else ""
+            alts = " OR ".join(f'"{f}"{star}' for f in sorted(term.forms))
+            parts.append(f"({alts})")
+        return " AND ".join(parts)
+
+    def matches(self, word: str) -> bool:
+        return any(t.matches(word) for t in self.terms)
+
+
+def parse_query(text: str) -> Query:
+    """Turn what the triager typed into terms: all words must appear, each whole."""
+    terms: list[Term] = []
+    for raw in re.split(r"\s+", unicodedata.normalize("NFC", text).strip()):
+        if not raw:
+            continue
+        prefix = raw.endswith("*")
+        for word in words(raw):
+            forms = frozenset(_query_form(t) for t in _folded_tokens(word))
+            if forms:
+                terms.append(Term(forms, prefix))
+    if not terms:
+        raise SearchError("nothing to search for: type at least one word")
+    if len(terms) > MAX_QUERY_WORDS:
+        raise SearchError(f"too many words (at most {MAX_QUERY_WORDS})")
+    return Query(tuple(terms))
+
+
+def snippet(fields: Sequence[tuple[str, str]], query: Query, *, context: int = 8) -> str:
+    """``label: … words [match] words …`` from the first field with a match, inert."""
+    for label, text in fields:
+        spans = list(_RAW_WORD_RE.finditer(unicodedata.normalize("NFC", text)))
+        hits = [i for i, m in enumerate(spans) if query.matches(m.group())]
+        if not hits:
+            continue
+        first = hits[0]
+        lo, hi = max(0, first - context), min(len(spans), first + context + 1)
+        source = unicodedata.normalize("NFC", text)
+        pieces: list[str] = []
+        pos = spans[lo].start()
+        for i in range(lo, hi):
+            m = spans[i]
+            pieces.append(source[pos:m.start()])
+            pieces.append(f"[{m.group()}]" if i in hits else m.group())
+            pos = m.end()
+        body = " ".join("".join(pieces).split())
+        lead = "… " if lo > 0 else ""
+        tail = " …" if hi < len(spans) else ""
+        return f"{label}: {lead}{inert(body)}{tail}"
+    return ""
+
+
+def search_rowids(conn: sqlite3.Connection, query: Query, limit: int) -> list[int]:
+    """Matching item rowids, newest first (FTS5 walks rowids in order, so this stops early)."""
+    rows = conn.execute(
+        "SELECT rowid FROM search WHERE search MATCH ? ORDER BY rowid DESC LIMIT ?",
+        (query.fts(), limit),
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -1,0 +1,278 @@
+"""Triage: listing, showing and annotating cases, with a history of every change.
+
+A *case* is a report; the source's follow-ups join it through the reply recipient they
+share (docs/transfer-format.md). Each change made with :func:`set_fields`, :func:`add_note`
+or the tag functions is recorded in the ``history`` table with who and when (to the
+minute), inside the encrypted vault. Text written by sources is returned raw; the CLI
+passes it through journalist_client.display before printing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from journalist_client import search
+from journalist_client.taxonomy import CATEGORY_CODES, SEVERITIES, STATUSES
+from journalist_client.vault import Vault, now
+
+__all__ = [
+    "Filters",
+    "TriageError",
+    "add_note",
+    "case_of",
+    "get_item",
+    "history",
+    "item_fields",
+    "list_items",
+    "reindex_item",
+    "run_search",
+    "set_fields",
+]
+
+MAX_NOTE_CHARS: Final = 64 * 1024
+_TAG_RE: Final = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,64}")
+_NAME_RE: Final = re.compile(r"[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]{1,64}")
+_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class TriageError(ValueError):
+    """The item does not exist, or a value is not allowed; the message says which."""
+
+
+def get_item(vault: Vault, item_id: str) -> dict[str, Any]:
+    """The item whose id is ``item_id`` or starts with it (at least 6 characters)."""
+    if not re.fullmatch(r"[0-9a-f]{6,32}", item_id):
+        raise TriageError("an id is 6 to 32 lower-case hex characters (the start is enough)")
+    rows = vault.conn.execute(
+        "SELECT * FROM items WHERE id LIKE ? LIMIT 2", (item_id + "%",)
+    ).fetchall()
+    if not rows:
+        raise TriageError(f"no report or follow-up with id {item_id}")
+    if len(rows) > 1:
+        raise TriageError(f"id {item_id} is ambiguous: type more of it")
+    return _row(vault.conn, rows[0])
+
+
+def _row(conn: sqlite3.Connection, row: Sequence[Any]) -> dict[str, Any]:
+    cols = [d[1] for d in conn.execute("PRAGMA table_info(items)")]
+    return dict(zip(cols, row, strict=True))
+
+
+def item_fields(item: dict[str, Any], conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Every searchable text of an item, labelled: the answers, names, notes, tags."""
+    doc = json.loads(item["doc"])
+    fields: list[tuple[str, str]] = []
+    if item["type"] == "report":
+        a = doc["answers"]
+        fields += [
+            ("description", a["description"]),
+            ("links", a["indicators"]["links"]),
+            ("senders", a["indicators"]["senders"]),
+            ("messages", a["indicators"]["messages"]),
+            ("incident date", a["incident_date"]),
+            ("device", a["device_details"]),
+            ("category", " ".join([a["category"], *a["secondary_categories"]])),
+            ("country", a["country"]),
+            ("platforms", " ".join(a["platforms"])),
+            ("profession", a["profession"]),
+        ]
+        if "referral" in doc:
+            fields.append(("referral note", doc["referral"]["note"]))
+    else:
+        fields.append(("message", doc["message"]))
+    fields += [("attachment", att["name"]) for att in doc["attachments"]]
+    for (text,) in conn.execute("SELECT text FROM notes WHERE item_id = ? ORDER BY n",
+                                (item["id"],)):
+        fields.append(("note", text))
+    tags = [t for (t,) in conn.execute("SELECT tag FROM tags WHERE item_id = ?", (item["id"],))]
+    if tags:
+        fields.append(("tags", " ".join(tags)))
+    if item["triage_category"]:
+        fields.append(("triage category", item["triage_category"].replace(".", " ")))
+    return [(label, text) for label, text in fields if text]
+
+
+def reindex_item(conn: sqlite3.Connection, item: dict[str, Any]) -> None:
+    body = search.index_text(text for _, text in item_fields(item, conn))
+    conn.execute("DELETE FROM search WHERE rowid = ?", (item["n"],))
+    conn.execute("INSERT INTO search (rowid, body) VALUES (?, ?)", (item["n"], body))
+
+
+def case_of(vault: Vault, item: dict[str, Any]) -> dict[str, Any] | None:
+    """The report a follow-up belongs to (same reply recipient), or None if not here."""
+    if item["type"] == "report":
+        return item
+    row = vault.conn.execute(
+        "SELECT * FROM items WHERE type = 'report' AND reply_recipient = ? ORDER BY n LIMIT 1",
+        (item["reply_recipient"],),
+    ).fetchone()
+    return None if row is None else _row(vault.conn, row)
+
+
+def _record(vault: Vault, item_id: str, field: str, old: str | None, new: str | None) -> None:
+    vault.conn.execute(
+        "INSERT INTO history (item_id, at, who, field, old, new) VALUES (?, ?, ?, ?, ?, ?)",
+        (item_id, now(), vault.user, field, old or "", new or ""),
+    )
+    vault.changed()
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME_RE.fullmatch(value) or value != value.strip():
+        raise TriageError(f"{what} must be 1 to 64 printable characters")
+    return value
+
+
+def set_fields(
+    vault: Vault,
+    item_id: str,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    category: str | None = None,
+    assign: str | None = None,
+    tags: Sequence[str] = (),
+    untags: Sequence[str] = (),
+) -> list[str]:
+    """Change triage fields of a report; return a line per change made."""
+    item = get_item(vault, item_id)
+    if item["type"] != "report":
+        raise TriageError("triage fields belong to the report; set them on the report's id")
+    if status is not None and status not in STATUSES:
+        raise TriageError(f"status must be one of {', '.join(STATUSES)}")
+    if severity is not None:
+        severity = severity.upper()
+        if severity not in SEVERITIES:
+            raise TriageError("severity must be S1 (critical) … S5 (informational)")
+    if category is not None and category not in CATEGORY_CODES:
+        raise TriageError(f"unknown category {category[:40]!r}: use a code from the taxonomy, "
+                          "like spyware or spyware.exploit_link")
+    if assign is not None and assign != "":
+        _check_name(assign, "assignee")
+    changes: list[str] = []
+    for column, value in (("status", status), ("severity", severity),
+                          ("triage_category", category), ("assignee", assign)):
+        if value is None or value == item[column]:
+            continue
+        vault.conn.execute(f"UPDATE items SET {column} = ? WHERE n = ?",  # noqa: S608 - fixed names
+                           (value, item["n"]))
+        _record(vault, item["id"], column, item[column], value)
+        changes.append(f"{column}: {item[column] or '-'} → {value or '-'}")
+        item[column] = value
+    for tag in tags:
+        if not _TAG_RE.fullmatch(tag):
+            raise TriageError("a tag is 1 to 64 printable characters without spaces")
+        cur = vault.conn.execute("INSERT OR IGNORE INTO tags (item_id, tag) VALUES (?, ?)",
+                                 (item["id"], tag))
+        if cur.rowcount:
+            _record(vault, item["id"], "tag", None, tag)
+            changes.append(f"tag added: {tag}")
+    for tag in untags:
+        cur = vault.conn.execute("DELETE FROM tags WHERE item_id = ? AND tag = ?",
+                                 (item["id"], tag))
+        if cur.rowcount:
+            _record(vault, item["id"], "tag", tag, None)
+            changes.append(f"tag removed: {tag}")
+    if changes:
+        reindex_item(vault.conn, item)
+    return changes
+
+
+def add_note(vault: Vault, item_id: str, text: str) -> None:
+    item = get_item(vault, item_id)
+    if not text.strip():
+        raise TriageError("the note is empty")
+    if len(text) > MAX_NOTE_CHARS:
+        raise TriageError(f"a note is at most {MAX_NOTE_CHARS} characters")
+    vault.conn.execute("INSERT INTO notes (item_id, at, author, text) VALUES (?, ?, ?, ?)",
+                       (item["id"], now(), vault.user, text))
+    _record(vault, item["id"], "note", None, text[:80])
+    reindex_item(vault.conn, item)
+
+
+def history(vault: Vault, item_id: str) -> list[dict[str, Any]]:
+    item = get_item(vault, item_id)
+    rows = vault.conn.execute(
+        "SELECT at, who, field, old, new FROM history WHERE item_id = ? ORDER BY n",
+        (item["id"],),
+    ).fetchall()
+    return [dict(zip(("at", "who", "field", "old", "new"), r, strict=True)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    severity: str | None = None
+    category: str | None = None
+    country: str | None = None
+    desk: str | None = None
+    since: str | None = None
+    until: str | None = None
+    tag: str | None = None
+    indicator: str | None = None
+    include_followups: bool = False
+
+
+def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[dict[str, Any]]:
+    """Items matching every given filter, newest first."""
+    where: list[str] = [] if f.include_followups else ["type = 'report'"]
+    args: list[Any] = []
+    if f.status is not None:
+        if f.status not in STATUSES:
+            raise TriageError(f"status must be one of {', '.join(STATUSES)}")
+        where.append("status = ?")
+        args.append(f.status)
+    if f.severity is not None:
+        where.append("severity = ?")
+        args.append(f.severity.upper())
+    if f.category is not None:
+        # The triager's category, or the reporter's own choice when none is set yet.
+        where.append("(triage_category = ? OR triage_category LIKE ? OR "
+                     "(triage_category = '' AND category = ?))")
+        args += [f.category, f.category + ".%", f.category]
+    if f.country is not None:
+        where.append("country = ?")
+        args.append(f.country)
+    if f.desk is not None:
+        where.append("EXISTS (SELECT 1 FROM json_each(items.desks) WHERE value = ?)")
+        args.append(f.desk)
+    for day, op in ((f.since, ">="), (f.until, "<=")):
+        if day is not None:
+            if not _DAY_RE.fullmatch(day):
+                raise TriageError("dates are YYYY-MM-DD")
+            where.append(f"received_day {op} ?")
+            args.append(day)
+    if f.tag is not None:
+        where.append("EXISTS (SELECT 1 FROM tags WHERE tags.item_id = items.id AND tag = ?)")
+        args.append(f.tag)
+    if f.indicator is not None:
+        # Literal, case-insensitive containment in the indicator answers; the STIX
+        # matcher (a later issue) will add its own results.
+        where.append("(instr(lower(json_extract(doc, '$.answers.indicators.links')), ?) OR "
+                     "instr(lower(json_extract(doc, '$.answers.indicators.senders')), ?) OR "
+                     "instr(lower(json_extract(doc, '$.answers.indicators.messages')), ?))")
+        args += [f.indicator.lower()] * 3
+    sql = "SELECT * FROM items"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY n DESC LIMIT ?"
+    rows = vault.conn.execute(sql, (*args, limit)).fetchall()
+    return [_row(vault.conn, r) for r in rows]
+
+
+def run_search(vault: Vault, text: str, limit: int = 20) -> list[tuple[dict[str, Any], str]]:
+    """Items matching ``text`` (see journalist_client.search), newest first, with a snippet."""
+    query = search.parse_query(text)
+    out = []
+    for n in search.search_rowids(vault.conn, query, limit):
+        row = vault.conn.execute("SELECT * FROM items WHERE n = ?", (n,)).fetchone()
+        if row is None:
+            continue
+        item = _row(vault.conn, row)
+        out.append((item, search.snippet(item_fields(item, vault.conn), query)))
+    return out

@@ -1,0 +1,380 @@
+"""The desk's vault: its keys, its encrypted triage database, and received ciphertext.
+
+Layout of a vault directory (mode 0700, files 0600)::
+
+    vault.json          {"format": "amana-vault", "version": 1, "desk": "<id>"}: no secret
+    keys/               identity.age, signing.age, desk.json (keys.identity; passphrase-encrypted)
+    triage.vault        the triage database, see below
+    files/              report and attachment ciphertext exactly as received (age, to the desk)
+    quarantine/         ciphertext of items that failed to decrypt or validate, kept
+    outbox/             replies and referrals, already encrypted, waiting for a bundle
+    acks/               ack bundles written by import, for the transfer machine
+
+The triage database is an SQLite database that exists only in memory. ``triage.vault``
+holds its image (``sqlite3.Connection.serialize()``) as::
+
+    "AMANA-VAULT-V1\\n" || age file encrypted to the desk's own identity
+                       || Ed25519 signature (64 bytes) || "AMANA-VAULT-END\\n"
+
+The signature, by the desk signing key under the context ``amana/vault/v1``, covers the
+desk id and the SHA-256 of everything before it. It is needed because age encryption
+is not authentication: anyone who knows the desk's *public* recipient could otherwise
+write a forged database (with, say, a different trusted server key) into the vault.
+The keys themselves are authenticated by the passphrase (an age scrypt stanza cannot
+be made without it). A save writes a temporary file beside the vault, fsyncs it, renames
+it over ``triage.vault`` and fsyncs the directory (keys._fs.AtomicWriter), so ``kill -9``
+at any instant leaves either the previous vault or the new one. SQLite is told to keep
+temporary tables and sorts in memory, so no plaintext page ever reaches the disk.
+
+What this does not protect against: a thief with the disk can put back an *older*
+signed vault (a rollback), and an attacker who has the passphrase has everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+import sqlite_utils
+
+from journalist_client._fs import AtomicWriter, FileExistsRefused, safe_mkdir, safe_write_bytes
+from keys.age import AgeError, Encryptor, decrypt
+from keys.identity import DeskError, DeskKeys, generate_desk, load_desk
+from keys.keyring import Keyring, KeyringError
+from keys.signing import BadSignature, KeyFormatError, VerifyKey
+
+__all__ = [
+    "SCRYPT_WORK_FACTOR",
+    "Vault",
+    "VaultError",
+    "create_vault",
+    "now",
+    "today",
+    "unlock",
+]
+
+FORMAT: Final = "amana-vault"
+VERSION: Final = 1
+MAGIC: Final = b"AMANA-VAULT-V1\n"
+END: Final = b"AMANA-VAULT-END\n"
+SIGNATURE_CONTEXT: Final = "amana/vault/v1"
+DB_FILE: Final = "triage.vault"
+META_FILE: Final = "vault.json"
+SUBDIRS: Final = ("keys", "files", "quarantine", "outbox", "acks")
+#: What `age -p` uses. Tests lower it; nobody else should.
+SCRYPT_WORK_FACTOR: int = 18
+_SIG: Final = 64
+_MAX_META: Final = 4096
+
+
+class VaultError(Exception):
+    """The vault cannot be created, unlocked or saved; the message says what to do."""
+
+
+def now() -> str:
+    """UTC time to the minute: enough for a history, no finer (the vault may be seized)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+_SCHEMA: Final = [
+    ("meta", {"key": str, "value": str}, "key"),
+    ("items", {"n": int, "id": str, "type": str, "received_day": str, "language": str,
+               "category": str, "country": str, "desks": str, "reply_recipient": str,
+               "doc": str, "bundle_id": str, "imported_at": str, "status": str,
+               "severity": str, "triage_category": str, "assignee": str}, "n"),
+    ("attachments", {"item_id": str, "n": int, "name": str, "media_type": str, "size": int,
+                     "sha256": str, "file": str}, ("item_id", "n")),
+    ("tags", {"item_id": str, "tag": str}, ("item_id", "tag")),
+    ("notes", {"n": int, "item_id": str, "at": str, "author": str, "text": str}, "n"),
+    ("history", {"n": int, "item_id": str, "at": str, "who": str, "field": str,
+                 "old": str, "new": str}, "n"),
+    ("bundles", {"id": str, "kind": str, "created": str, "imported_at": str, "items": int,
+                 "quarantined": int, "ack_file": str}, "id"),
+    ("quarantine", {"n": int, "bundle_id": str, "item_id": str, "type": str, "files": str,
+                    "reason": str, "at": str}, "n"),
+    ("replies", {"id": str, "item_id": str, "at": str, "author": str, "body": str}, "id"),
+    ("outbox", {"id": str, "type": str, "item_id": str, "to_recipient": str, "to_desk": str,
+                "files": str, "note": str, "at": str, "author": str, "bundle_id": str}, "id"),
+]
+
+
+def _new_database() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    _harden(conn)
+    db = sqlite_utils.Database(conn)
+    for name, columns, pk in _SCHEMA:
+        db[name].create(columns, pk=pk)  # type: ignore[union-attr]
+    db["items"].create_index(["id"], unique=True)  # type: ignore[union-attr]
+    db["items"].create_index(["reply_recipient"])  # type: ignore[union-attr]
+    db["quarantine"].create_index(["item_id"])  # type: ignore[union-attr]
+    # detail=none: no phrase queries, a much smaller index, so smaller and faster saves.
+    conn.execute("CREATE VIRTUAL TABLE search USING fts5(body, "
+                 "tokenize='unicode61 remove_diacritics 0', detail=none)")
+    conn.commit()
+    return conn
+
+
+def _harden(conn: sqlite3.Connection) -> None:
+    # Sorts, temporary indexes and temp tables would otherwise spill plaintext to /tmp.
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA trusted_schema=OFF")
+
+
+@dataclass
+class Vault:
+    """An unlocked vault. Changes live in memory until :meth:`save`."""
+
+    path: Path
+    keys: DeskKeys
+    conn: sqlite3.Connection
+    user: str
+    _changed: bool = field(default=False, repr=False)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        return sqlite_utils.Database(self.conn)
+
+    @property
+    def desk_id(self) -> str:
+        return self.keys.desk.id
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.changed()
+
+    def keyring(self) -> Keyring:
+        text = self.meta("keyring")
+        if text is None:
+            raise VaultError("the vault holds no keyring")
+        return Keyring.from_json(text.encode("utf-8"))
+
+    def server_key(self) -> VerifyKey:
+        text = self.meta("server_key")
+        if text is None:
+            raise VaultError(
+                "no server key is trusted yet: run `journalist-client trust-server KEY` with "
+                "the server's verify key (ed25519:…), checked against the coalition's copy"
+            )
+        return VerifyKey.from_text(text)
+
+    def dir(self, name: str) -> Path:
+        if name not in SUBDIRS:
+            raise ValueError(name)
+        return self.path / name
+
+    def changed(self) -> None:
+        self._changed = True
+
+    @property
+    def is_changed(self) -> bool:
+        return self._changed
+
+    def save(self) -> None:
+        """Write the database atomically (see the module docstring)."""
+        self.conn.commit()
+        self.set_meta("saved_at", now())
+        self.conn.commit()
+        image = self.conn.serialize()
+        _write_image(self.path / DB_FILE, image, self.keys)
+        self._changed = False
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _HashingWriter:
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.hash.update(data)
+        return self._out.write(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def _signed_message(desk_id: str, digest: bytes) -> bytes:
+    return b"amana-vault-v1\x00" + desk_id.encode("ascii") + b"\x00" + digest
+
+
+def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
+    with AtomicWriter(path, overwrite=True) as w:
+        hw = _HashingWriter(w.file)
+        hw.write(MAGIC)
+        with Encryptor(hw, [keys.identity.recipient()]) as enc:  # type: ignore[arg-type]
+            view = memoryview(image)
+            step = 1024 * 1024
+            for i in range(0, len(view), step):
+                enc.write(view[i:i + step])
+        sig = keys.signing_key.sign(_signed_message(keys.desk.id, hw.hash.digest()),
+                                    context=SIGNATURE_CONTEXT)
+        w.write(sig)
+        w.write(END)
+
+
+def _read_image(path: Path, keys: DeskKeys) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise VaultError(f"{path} is missing: this is not a vault, or it was damaged") from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    if len(data) < len(MAGIC) + _SIG + len(END) or not data.startswith(MAGIC):
+        raise VaultError(f"{path.name} is not a vault database (bad header or truncated)")
+    if not data.endswith(END):
+        raise VaultError(f"{path.name} is truncated or has data after its end")
+    body = memoryview(data)[: len(data) - _SIG - len(END)]
+    sig = data[len(data) - _SIG - len(END): len(data) - len(END)]
+    digest = hashlib.sha256(body).digest()
+    try:
+        keys.signing_key.verify_key.verify(_signed_message(keys.desk.id, digest), sig,
+                                           context=SIGNATURE_CONTEXT)
+    except BadSignature:
+        raise VaultError(
+            f"{path.name} is not signed by this desk's key: it was altered or replaced. "
+            "Do not use this machine's vault; restore a backup and tell the coalition."
+        ) from None
+    try:
+        return decrypt(bytes(body[len(MAGIC):]), [keys.identity], armored=False)
+    except AgeError as e:
+        raise VaultError(f"{path.name} cannot be decrypted: {e}") from None
+
+
+def _load_keys(keys_dir: Path, passphrase: str) -> DeskKeys:
+    try:
+        return load_desk(keys_dir, passphrase)
+    except DeskError as e:
+        raise VaultError(str(e)) from None
+
+
+def _read_meta_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path / META_FILE, "rb") as f:
+            raw = f.read(_MAX_META + 1)
+    except FileNotFoundError:
+        raise VaultError(f"{path} is not a vault (no {META_FILE}); run `init` first") from None
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise VaultError(f"{path / META_FILE} is damaged") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise VaultError(f"{path / META_FILE} is not an {FORMAT} version {VERSION}")
+    return meta
+
+
+def create_vault(
+    path: str | os.PathLike[str],
+    passphrase: str,
+    *,
+    desk_id: str | None = None,
+    names: Mapping[str, str] | None = None,
+    import_keys: str | os.PathLike[str] | None = None,
+    keyring_path: str | os.PathLike[str] | None = None,
+    server_key: str | None = None,
+    user: str | None = None,
+) -> Vault:
+    """Create a new vault, generating the desk's keys or importing them; return it unlocked."""
+    root = Path(path)
+    if (desk_id is None) == (import_keys is None):
+        raise VaultError("give either --desk ID (new keys) or --import-keys DIR, not both")
+    if root.exists() and any(root.iterdir()):
+        raise VaultError(f"{root} exists and is not empty: refusing to create a vault there")
+    keyring: Keyring | None = None
+    if keyring_path is not None:
+        try:
+            keyring = Keyring.load(keyring_path)
+        except (OSError, KeyringError) as e:
+            raise VaultError(f"keyring {keyring_path}: {e}") from None
+    server_vk: VerifyKey | None = None
+    if server_key is not None:
+        try:
+            server_vk = VerifyKey.from_text(server_key.strip())
+        except KeyFormatError as e:
+            raise VaultError(f"server key: {e}") from None
+    if import_keys is not None:
+        # Check the keys open with this passphrase before copying anything.
+        keys = _load_keys(Path(import_keys), passphrase)
+
+    try:
+        safe_mkdir(root, exist_ok=True)
+        for sub in SUBDIRS:
+            safe_mkdir(root / sub, exist_ok=True)
+        if import_keys is not None:
+            for name in ("identity.age", "signing.age", "desk.json"):
+                with open(Path(import_keys) / name, "rb") as f:
+                    safe_write_bytes(root / "keys" / name, f.read(64 * 1024))
+        else:
+            assert desk_id is not None  # noqa: S101 - checked above
+            generate_desk(desk_id, names or {"en": desk_id, "ar": desk_id, "fr": desk_id},
+                          root / "keys", passphrase, work_factor=SCRYPT_WORK_FACTOR)
+    except (DeskError, FileExistsRefused, NotADirectoryError, OSError) as e:
+        raise VaultError(str(e)) from None
+    keys = _load_keys(root / "keys", passphrase)
+
+    desk = keys.desk
+    if keyring is None:
+        keyring = Keyring([desk])
+    else:
+        listed = keyring.get(desk.id)
+        if listed is None:
+            try:
+                keyring = keyring.with_desk(desk)
+            except KeyringError as e:
+                raise VaultError(f"keyring: {e}") from None
+        elif listed != desk:
+            raise VaultError(f"the keyring lists desk {desk.id!r} with other keys than these")
+
+    conn = _new_database()
+    vault = Vault(path=root, keys=keys, conn=conn, user=user or desk.id)
+    vault.set_meta("format", FORMAT)
+    vault.set_meta("desk", desk.id)
+    vault.set_meta("created", today())
+    vault.set_meta("keyring", keyring.to_json().decode("utf-8"))
+    vault.set_meta("user", vault.user)
+    if server_vk is not None:
+        vault.set_meta("server_key", str(server_vk))
+    vault.save()
+    safe_write_bytes(root / META_FILE, json.dumps(
+        {"format": FORMAT, "version": VERSION, "desk": desk.id}).encode("ascii") + b"\n")
+    return vault
+
+
+def unlock(path: str | os.PathLike[str], passphrase: str, *, user: str | None = None) -> Vault:
+    """Open a vault: unlock the keys with the passphrase, verify and decrypt the database."""
+    root = Path(path)
+    meta = _read_meta_file(root)
+    keys = _load_keys(root / "keys", passphrase)
+    if keys.desk.id != meta.get("desk"):
+        raise VaultError(f"{META_FILE} names desk {meta.get('desk')!r} but the keys are "
+                         f"{keys.desk.id!r}")
+    image = _read_image(root / DB_FILE, keys)
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.deserialize(image)
+    except sqlite3.Error as e:
+        raise VaultError(f"{DB_FILE}: the database image is damaged: {e}") from None
+    del image
+    _harden(conn)
+    vault = Vault(path=root, keys=keys, conn=conn, user="")
+    if vault.meta("desk") != keys.desk.id:
+        raise VaultError(f"{DB_FILE} belongs to another desk")
+    vault.user = user or vault.meta("user") or keys.desk.id
+    return vault
