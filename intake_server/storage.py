@@ -29,6 +29,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,14 +159,18 @@ class Transaction:
         self._done = False
 
     def _account(self, n: int) -> None:
+        # Runs in writer threads (see routes/submit.py), hence the lock.
         s = self._storage
-        if s.used_bytes + s.reserved_bytes + n > s.config.disk_quota_bytes:
-            raise QuotaExceeded("disk quota reached")
-        s.reserved_bytes += n
-        self._reserved += n
-        self._since_check += n
-        if self._since_check >= _FREE_SPACE_CHECK_EVERY:
-            self._since_check = 0
+        with s.lock:
+            if s.used_bytes + s.reserved_bytes + n > s.config.disk_quota_bytes:
+                raise QuotaExceeded("disk quota reached")
+            s.reserved_bytes += n
+            self._reserved += n
+            self._since_check += n
+            check = self._since_check >= _FREE_SPACE_CHECK_EVERY
+            if check:
+                self._since_check = 0
+        if check:
             s.check_free_space()
 
     def new_file(self, kind: str) -> PendingFile:
@@ -192,7 +197,8 @@ class Transaction:
         self._storage.insert_submission(
             submission_id=submission_id, day=self.day, desks=desks, source_id=source_id,
             reply_recipient=reply_recipient, files=self.files)
-        self._storage.used_bytes += self._reserved
+        with self._storage.lock:
+            self._storage.used_bytes += self._reserved
         self._release()
         self._done = True
 
@@ -208,8 +214,9 @@ class Transaction:
         _fs.safe_set_day(s.incoming_dir, self.day)
 
     def _release(self) -> None:
-        self._storage.reserved_bytes -= self._reserved
-        self._reserved = 0
+        with self._storage.lock:
+            self._storage.reserved_bytes -= self._reserved
+            self._reserved = 0
 
     def abort(self) -> None:
         """Delete every file of this transaction, wherever it got to."""
@@ -239,6 +246,7 @@ class Storage:
         self.store_dir = config.store_dir
         self.used_bytes = 0
         self.reserved_bytes = 0
+        self.lock = threading.Lock()
         self._free_space = free_space or _statvfs_free
         self._db: sqlite_utils.Database | None = None
 

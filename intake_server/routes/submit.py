@@ -26,6 +26,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from intake_server import report as rpt
 from intake_server.app import CONFIG, KEYRING, SOURCES, STORAGE, UPLOADS, error_page, render
 from intake_server.report import FIELDS, FILE_FIELD, FormError
+from intake_server.sources import NewSource
 from intake_server.storage import DiskFull, QuotaExceeded, StorageError, Transaction, new_id
 from keys.age import parse_recipient
 
@@ -35,6 +36,10 @@ log = logging.getLogger("intake_server.submit")
 
 CSRF_COOKIE = "amana_csrf"
 CHUNK = 64 * 1024
+# File parts are read in larger pieces: aiohttp's boundary scan costs per call, and
+# 256 KiB per upload in flight is still a small, fixed bound. The encryptor cuts
+# them into 64 KiB age chunks.
+FILE_CHUNK = 256 * 1024
 # Text parts a well-formed form can produce (multi-valued fields included).
 MAX_TEXT_PARTS = 200
 
@@ -95,9 +100,9 @@ class _Limits:
             raise FormError(413, R_TOO_LARGE)
 
 
-async def _read(part: BodyPartReader, timeout: float) -> bytes:
+async def _read(part: BodyPartReader, timeout: float, size: int = CHUNK) -> bytes:
     async with asyncio.timeout(timeout):
-        return await part.read_chunk(CHUNK)
+        return await part.read_chunk(size)
 
 
 async def _read_text(part: BodyPartReader, limit: int, limits: _Limits,
@@ -157,6 +162,9 @@ async def _receive(request: web.Request) -> web.StreamResponse:
     answers: dict[str, Any] = {}
     csrf_ok = False
     txn: Transaction | None = None
+    # The codename derivation (about a second in a worker process) starts with the
+    # first attachment and runs while the files stream in.
+    source_task: asyncio.Future[NewSource] | None = None
     attachments: list[dict[str, Any]] = []
     try:
         while True:
@@ -179,6 +187,8 @@ async def _receive(request: web.Request) -> web.StreamResponse:
                     recipients = [parse_recipient(keyring.get(d).recipient)  # type: ignore[union-attr]
                                   for d in answers["desks"]]
                     txn = storage.begin(recipients)
+                if source_task is None:
+                    source_task = asyncio.ensure_future(request.app[SOURCES].create())
                 meta = await _receive_file(part, txn, limits, timeout)
                 if meta is not None:
                     attachments.append(meta)
@@ -213,7 +223,9 @@ async def _receive(request: web.Request) -> web.StreamResponse:
             txn = storage.begin([parse_recipient(keyring.get(d).recipient)  # type: ignore[union-attr]
                                  for d in answers["desks"]])
 
-        source = await request.app[SOURCES].create()
+        if source_task is None:
+            source_task = asyncio.ensure_future(request.app[SOURCES].create())
+        source = await source_task
         submission_id = new_id()
         doc = rpt.build_report(
             submission_id=submission_id, day=txn.day.isoformat(), lang=lang,
@@ -228,9 +240,18 @@ async def _receive(request: web.Request) -> web.StreamResponse:
     except BaseException:
         if txn is not None:
             txn.abort()
+        if source_task is not None and not source_task.done():
+            source_task.cancel()
+            # If the worker already runs it, let it finish unobserved and quietly.
+            source_task.add_done_callback(_discard)
         raise
     return render(request, "received.html", lang=lang, codename=source.codename,
                   words=source.codename.split(), attachments=len(attachments))
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _store_answer(answers: dict[str, Any], field: rpt.Field, value: str, keyring: Any) -> None:
@@ -264,7 +285,7 @@ def _store_answer(answers: dict[str, Any], field: rpt.Field, value: str, keyring
 async def _receive_file(part: BodyPartReader, txn: Transaction, limits: _Limits,
                         timeout: float) -> dict[str, Any] | None:
     cfg = limits.cfg
-    first = await _read(part, timeout)
+    first = await _read(part, timeout, FILE_CHUNK)
     if not first and not part.filename:
         # An <input type=file> left empty still sends an empty, unnamed part.
         return None
@@ -272,13 +293,23 @@ async def _receive_file(part: BodyPartReader, txn: Transaction, limits: _Limits,
     if limits.files > cfg.max_files:
         raise FormError(413, R_TOO_MANY_FILES)
     pending = txn.new_file("attachment")
+    loop = asyncio.get_running_loop()
+    size = 0
     chunk = first
     while chunk:
         limits.add(len(chunk))
-        if pending.plaintext_size + len(chunk) > cfg.max_file_bytes:
+        size += len(chunk)
+        if size > cfg.max_file_bytes:
             raise FormError(413, R_TOO_LARGE)
-        pending.write(chunk)
-        chunk = await _read(part, timeout)
+        # Hash, encrypt and write this piece in a thread while the next one is read
+        # from the socket: both halves release the GIL for most of their work.
+        # At most two pieces are in memory per upload.
+        job = loop.run_in_executor(None, pending.write, chunk)
+        try:
+            chunk = await _read(part, timeout, FILE_CHUNK)
+        finally:
+            # Never leave a write running once this coroutine moves on (or aborts).
+            await job
     pending.finish()
     return {
         "file_id": pending.id,
