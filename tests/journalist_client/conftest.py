@@ -26,7 +26,7 @@ from keys.identity import DeskKeys, generate_desk, load_desk
 from keys.keyring import Keyring
 from keys.signing import SigningKey
 
-PASSPHRASE = "correct horse battery staple"
+PASSPHRASE = "correct horse battery staple"  # noqa: S105 - test vaults only
 FAST_SCRYPT = 10  # the real default (18) costs a second per unlock; the format is the same
 
 

@@ -47,11 +47,13 @@ def test_importing_twice_changes_nothing(desk_vault: Vault, server: Server,
     import_bundle(desk_vault, bundle, progress=False)
     before = (vault_dir / "triage.vault").read_bytes()
     again = import_bundle(desk_vault, bundle, progress=False)
-    assert again.repeated_bundle and again.imported == []
+    assert again.repeated_bundle
+    assert again.imported == []
     assert (vault_dir / "triage.vault").read_bytes() == before
     # The same item in a new bundle (a re-sent export) is acked but not duplicated.
     third = import_bundle(desk_vault, server.bundle([it]), progress=False)
-    assert third.already == [it.id] and third.imported == []
+    assert third.already == [it.id]
+    assert third.imported == []
     assert desk_vault.conn.execute("SELECT count(*) FROM items").fetchone()[0] == 1
 
 
@@ -136,10 +138,13 @@ def test_age_failures_at_each_layer_are_quarantined(desk_vault: Vault, server: S
     result = import_bundle(desk_vault, server.bundle([bad, good]), progress=False)
     assert result.imported == [good.id]
     [(qid, reason)] = result.quarantined
-    assert qid == bad.id and message in reason and which in reason
+    assert qid == bad.id
+    assert message in reason
+    assert which in reason
     # Nothing lost: the ciphertext is kept, and the item is acked as held.
     kept = list((desk_vault.path / "quarantine").iterdir())
-    assert len(kept) == 2 and not list((desk_vault.path / "files").glob(f"{bad.id}*"))
+    assert len(kept) == 2
+    assert not list((desk_vault.path / "files").glob(f"{bad.id}*"))
     ack = open_bundle(result.ack_path, {"triage": desk_vault.keys.signing_key.verify_key})
     assert set(json.loads(ack.read("ack.json"))["ids"]) == {bad.id, good.id}
 
