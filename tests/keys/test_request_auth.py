@@ -34,10 +34,17 @@ def key() -> SigningKey:
     return SigningKey.generate()
 
 
-def _verify(verifier: RequestVerifier, headers: dict[str, str], key: SigningKey,
-            method: str = "GET", path: str = "/v1/desks/triage/bundle?after=") -> str:
+def _verify(
+    verifier: RequestVerifier,
+    headers: dict[str, str],
+    key: SigningKey,
+    method: str = "GET",
+    path: str = "/v1/desks/triage/bundle?after=",
+) -> str:
     return verifier.verify(
-        headers, method=method, path=path,
+        headers,
+        method=method,
+        path=path,
         keys_of=lambda desk: [key.verify_key] if desk == "triage" else [],
     ).desk
 
@@ -45,8 +52,9 @@ def _verify(verifier: RequestVerifier, headers: dict[str, str], key: SigningKey,
 def test_a_signed_request_verifies_once(key: SigningKey) -> None:
     clock = Clock()
     verifier = RequestVerifier(clock=clock)
-    headers = sign_request(key, method="GET", path="/v1/desks/triage/bundle?after=",
-                           desk="triage", now=NOW)
+    headers = sign_request(
+        key, method="GET", path="/v1/desks/triage/bundle?after=", desk="triage", now=NOW
+    )
     assert _verify(verifier, headers, key) == "triage"
     with pytest.raises(AuthError, match="replayed"):
         _verify(verifier, headers, key)
@@ -66,16 +74,18 @@ def test_a_signed_request_verifies_once(key: SigningKey) -> None:
     ],
 )
 def test_tampering_is_refused(key: SigningKey, change: object, reason: str) -> None:
-    headers = sign_request(key, method="GET", path="/v1/desks/triage/bundle?after=",
-                           desk="triage", now=NOW)
+    headers = sign_request(
+        key, method="GET", path="/v1/desks/triage/bundle?after=", desk="triage", now=NOW
+    )
     change(headers)  # type: ignore[operator]
     with pytest.raises(AuthError, match=reason):
         _verify(RequestVerifier(clock=Clock()), headers, key)
 
 
 def test_method_path_and_key_are_bound(key: SigningKey) -> None:
-    headers = sign_request(key, method="GET", path="/v1/desks/triage/bundle?after=",
-                           desk="triage", now=NOW)
+    headers = sign_request(
+        key, method="GET", path="/v1/desks/triage/bundle?after=", desk="triage", now=NOW
+    )
     with pytest.raises(AuthError, match="signed"):
         _verify(RequestVerifier(clock=Clock()), headers, key, method="POST")
     with pytest.raises(AuthError, match="signed"):
@@ -102,8 +112,16 @@ def test_stale_and_future_requests_are_refused_and_nonces_expire(key: SigningKey
 def test_nonce_memory_is_bounded_and_fails_closed(key: SigningKey) -> None:
     verifier = RequestVerifier(clock=Clock(), max_nonces=3)
     for _ in range(3):
-        _verify(verifier, sign_request(key, method="GET", path="/", desk="triage", now=NOW),
-                key, path="/")
+        _verify(
+            verifier,
+            sign_request(key, method="GET", path="/", desk="triage", now=NOW),
+            key,
+            path="/",
+        )
     with pytest.raises(AuthError, match="too many"):
-        _verify(verifier, sign_request(key, method="GET", path="/", desk="triage", now=NOW),
-                key, path="/")
+        _verify(
+            verifier,
+            sign_request(key, method="GET", path="/", desk="triage", now=NOW),
+            key,
+            path="/",
+        )
