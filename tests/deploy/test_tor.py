@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,9 +126,9 @@ def test_the_torrc_says_what_the_guide_promises() -> None:
 def _auth_file(out: Path, name: str) -> tuple[Path, str]:
     """A client key pair, made by `intake-keys onion-auth` when it is wired, else by
     keys.onion directly (the command is a thin layer over it)."""
-    cli = shutil.which("intake-keys")
-    if cli and subprocess.run([cli, "onion-auth", "--help"], capture_output=True,
-                              check=False).returncode == 0:
+    cli = Path(sys.executable).with_name("intake-keys")
+    if cli.exists() and subprocess.run([cli, "onion-auth", "--help"], capture_output=True,
+                                       check=False).returncode == 0:
         subprocess.run([cli, "onion-auth", "--name", name, "--onion", SOME_ONION,
                         "--out", str(out)], check=True, capture_output=True)
         return out / f"{name}.auth", "intake-keys onion-auth"
