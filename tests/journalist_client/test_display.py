@@ -1,0 +1,37 @@
+"""Hostile text reaches the terminal inert: no escape sequence survives."""
+
+from __future__ import annotations
+
+import pytest
+
+from journalist_client.display import inert, inert_block
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("\x1b[2J", "\\x1b[2J"),
+    ("\x1b]0;title\x07", "\\x1b]0;title\\x07"),
+    ("\x9b31m", "\\x9b31m"),
+    ("a\rb", "a\\x0db"),
+    ("x\x08y", "x\\x08y"),
+    ("\x7f", "\\x7f"),
+    ("\u202egnp.exe", "\\u202egnp.exe"),
+    ("\u2066x\u2069", "\\u2066x\\u2069"),
+    ("a\u2028b", "a\\u2028b"),
+    ("\\x1b", "\\\\x1b"),
+    ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+    ("الإمارات ‌ok", "الإمارات ‌ok"),  # ZWNJ is ordinary Persian/Arabic text
+    ("line\nnext", "line\\x0anext"),
+])
+def test_inert(text: str, shown: str) -> None:
+    assert inert(text) == shown
+
+
+def test_no_control_character_survives_any_input() -> None:
+    text = "".join(chr(c) for c in range(0x00, 0x250)) + "\u061c\u200e\u200f\u202a\u202e\u2069"
+    out = inert(text)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in out)
+    assert not set("\u061c\u200e\u200f\u202a\u202e\u2069") & set(out)
+
+
+def test_blocks_keep_lines_but_indent_them() -> None:
+    assert inert_block("one\ntwo\x1b[A", "  ") == "  one\n  two\\x1b[A"

@@ -1,0 +1,159 @@
+"""Search: every row of tests/data/search_cases.tsv, then the rules one by one.
+
+Acceptance uses more cases of the same kinds, so the rule tests below exercise each
+normalisation on words that are not in the TSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from journalist_client import search
+from journalist_client.vault import _new_database
+
+CASES = Path(__file__).resolve().parents[1] / "data" / "search_cases.tsv"
+
+
+def _rows() -> list[dict[str, str]]:
+    with open(CASES, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def _matches(query: str, *documents: str) -> list[int]:
+    """Rowids (1-based document positions) the real FTS5 index returns for ``query``."""
+    conn: sqlite3.Connection = _new_database()
+    for n, doc in enumerate(documents, start=1):
+        conn.execute("INSERT INTO search (rowid, body) VALUES (?, ?)",
+                     (n, search.index_text([doc])))
+    return sorted(search.search_rowids(conn, search.parse_query(query), 100))
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda r: f"{r['query']}|{r['why']}")
+def test_search_cases(row: dict[str, str]) -> None:
+    expected = [1] if row["match"] == "1" else []
+    assert _matches(row["query"], row["document"]) == expected, row["why"]
+
+
+def hit(query: str, document: str) -> bool:
+    return _matches(query, document) == [1]
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("احمد", "التقيت أحمد"), ("احمد", "التقيت إحمد"), ("أحمد", "التقيت احمد"),
+    ("القران", "القرآن"), ("ٱلله", "الله"), ("اسرائيل", "إسرائيل"),
+])
+def test_alef_forms_fold(query: str, document: str) -> None:
+    assert hit(query, document)
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("مسؤول", "مسئول أمني"), ("مسئول", "المسؤول الأمني"), ("سوال", "سؤال مهم"),
+    ("سؤال", "سوال مهم"), ("شئون", "وزارة الشؤون"),
+])
+def test_hamza_seats_fold(query: str, document: str) -> None:
+    assert hit(query, document)
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("مدرسة", "مُدَرِّسَةٌ"), ("تجسس", "تَجَسُّس"), ("كتب", "كُتُبٌ"), ("محمد", "مـحـمـد"),
+    ("هاتف", "هـــاتف"),
+])
+def test_tashkeel_and_tatweel_are_ignored(query: str, document: str) -> None:
+    assert hit(query, document)
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("على", "علي"), ("علي", "على"), ("مستشفي", "مستشفى"),
+    ("رسالة", "رساله"), ("رساله", "رسالة"), ("مكتبه", "المكتبة"),
+])
+def test_alef_maqsura_and_ta_marbuta(query: str, document: str) -> None:
+    assert hit(query, document)
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("0501234567", "رقمه ٠٥٠١٢٣٤٥٦٧"), ("٠٥٠١٢٣٤٥٦٧", "call 0501234567"),
+    ("۱۲۳", "رقم ١٢٣"), ("١٢٣", "number 123"), ("123", "شماره ۱۲۳"),
+])
+def test_digits_fold(query: str, document: str) -> None:
+    assert hit(query, document)
+
+
+@pytest.mark.parametrize("prefix", ["ال", "وال", "فال", "بال", "كال", "لل", "ولل", "وبال",
+                                    "فبال", "وكال", "و", "ف", "ب", "ك", "ل", "وب", "ول"])
+def test_attached_particles_are_stripped_in_documents(prefix: str) -> None:
+    stem = "هاتف" if prefix not in ("لل", "ولل") else "هاتف"
+    assert hit("هاتف", f"كلام عن {prefix}{stem} فقط")
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("الهاتف", "هاتف جديد"), ("بالهاتف", "الهاتف"), ("والناشطين", "ناشطين"),
+    ("للصحفيين", "الصحفيين"),
+])
+def test_the_article_is_stripped_from_the_query(query: str, document: str) -> None:
+    assert hit(query, document)
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("زير", "الوزير"),  # a particle-looking letter inside a word is not stripped from it
+    ("وزير", "زير"),   # the query keeps its own first letter unless it is the article
+    ("عمل", "المعمل"), ("سجن", "للتجسس"), ("كتب", "مكتب"), ("هاتف", "هواتف"),
+    ("امن", "الامنية"),
+])
+def test_precision_whole_words_only(query: str, document: str) -> None:
+    assert not hit(query, document)
+
+
+def test_short_stems_are_not_stripped() -> None:
+    # "الآن" (now) must not become "ان" and then find every "أن" (that).
+    assert not hit("الآن", "قال أن الهاتف")
+    assert hit("الآن", "الآن")
+
+
+@pytest.mark.parametrize(("query", "document"), [
+    ("PEGASUS", "pegasus"), ("Élysée", "elysee"), ("NSO", "nso group"), ("Straße", "strasse"),
+    ("ﻻ", "لا"),  # presentation forms (NFKC)
+    ("ＷｈａｔｓＡｐｐ", "whatsapp"),  # full-width Latin
+    ("garçon", "GARCON"), ("naïve", "naive"),
+])
+def test_latin_case_accents_and_compatibility_forms(query: str, document: str) -> None:
+    assert hit(query, document)
+
+
+def test_prefix_search_only_when_asked() -> None:
+    assert not hit("predator", "Predators")
+    assert hit("predator*", "Predators")
+
+
+def test_all_words_must_match() -> None:
+    assert _matches("pegasus الإمارات", "pegasus في الامارات", "pegasus only", "الإمارات") == [1]
+
+
+@pytest.mark.parametrize("query", ['"', 'a" OR "b', "NEAR(a b)", "x*y", "a AND", "-a", "^a",
+                                   "col:a", "(", "a OR", "*"])
+def test_fts_syntax_in_the_query_is_just_text(query: str) -> None:
+    conn = _new_database()
+    conn.execute("INSERT INTO search (rowid, body) VALUES (1, 'a b col near')")
+    try:
+        q = search.parse_query(query)
+    except search.SearchError:
+        return
+    search.search_rowids(conn, q, 10)  # no sqlite3.OperationalError
+
+
+def test_empty_query_is_refused() -> None:
+    with pytest.raises(search.SearchError, match="nothing to search"):
+        search.parse_query("  ؟! ")
+
+
+def test_snippet_shows_the_original_words_inert() -> None:
+    q = search.parse_query("الامارات")
+    text = "كلام قبل \x1b[31m ثم في الإمارات حدث ذلك"
+    snip = search.snippet([("description", text)], q)
+    assert snip.startswith("description: ")
+    assert "[الإمارات]" in snip
+    assert "\x1b" not in snip
+    assert "\\x1b" in snip
