@@ -57,6 +57,9 @@ def load_environments() -> dict[str, jinja2.Environment]:
     """One autoescaping environment per language, gettext installed (newstyle)."""
     envs: dict[str, jinja2.Environment] = {}
     loader = jinja2.FileSystemLoader(TEMPLATES_DIR)
+    translations = {code: load_translations(code) for code in LANGUAGES}
+    # The language-choice page speaks every language at once.
+    gettext_in = {code: t.gettext for code, t in translations.items()}
     for code, lang in LANGUAGES.items():
         env = jinja2.Environment(
             loader=loader,
@@ -66,7 +69,8 @@ def load_environments() -> dict[str, jinja2.Environment]:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.install_gettext_translations(load_translations(code), newstyle=True)
+        env.install_gettext_translations(translations[code], newstyle=True)
+        env.globals["gettext_in"] = gettext_in
         locale = Locale.parse(code)
         env.globals["lang"] = lang
         env.globals["languages"] = LANGUAGES

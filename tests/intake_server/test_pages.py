@@ -146,3 +146,27 @@ async def test_stylesheet_uses_logical_properties(client) -> None:
     assert "margin-right" not in css
     assert "@import" not in css
     assert "url(" not in css
+
+
+async def test_language_choice_speaks_each_language(client) -> None:
+    html = await (await client.get("/")).text()
+    assert "أبلغ عن المراقبة الرقمية بأمان" in html
+    assert "Signalez une surveillance numérique en toute sécurité" in html
+    assert "Report digital surveillance safely" in html
+
+
+async def test_unexpected_error_is_a_500_page_that_logs_no_message(
+        install, make_client, caplog, monkeypatch) -> None:
+    from intake_server.routes import pages
+
+    def boom(*_a, **_k):
+        raise ValueError("SECRET-SOURCE-TEXT")
+
+    monkeypatch.setattr(pages, "qr_svg", boom)
+    client = await make_client(install)
+    resp = await client.get("/fr/")
+    assert resp.status == 500
+    assert "Une erreur s'est produite sur le serveur" in await resp.text()
+    assert_security_headers(resp)
+    assert "ValueError" in caplog.text
+    assert "SECRET-SOURCE-TEXT" not in caplog.text
