@@ -366,6 +366,9 @@ def unlock(path: str | os.PathLike[str], passphrase: str, *, user: str | None = 
         raise VaultError(f"{META_FILE} names desk {meta.get('desk')!r} but the keys are "
                          f"{keys.desk.id!r}")
     image = _read_image(root / DB_FILE, keys)
+    # A save killed midway leaves its hidden temporary file (ciphertext, never read).
+    for stale in root.glob(f".{DB_FILE}.*.partial"):
+        stale.unlink(missing_ok=True)
     conn = sqlite3.connect(":memory:")
     try:
         conn.deserialize(image)
