@@ -1,0 +1,262 @@
+"""The triage commands end to end, through journalist_client.cli.main."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from journalist_client.cli import main
+from journalist_client.vault import Vault, unlock
+from keys.age import decrypt
+from keys.bundle import open_bundle
+
+from .conftest import PASSPHRASE, Desks, Server, attachment_meta, report_doc
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(vault_dir: Path, passfile: Path, capsys: pytest.CaptureFixture[str],
+        desk_vault: Vault) -> Run:
+    def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            import sys
+
+            old = sys.stdin
+            sys.stdin = io.StringIO(stdin)
+        try:
+            code = main(["--vault", str(vault_dir), "--passphrase-file", str(passfile), *args])
+        finally:
+            if stdin is not None:
+                sys.stdin = old
+        out, err = capsys.readouterr()
+        return code, out, err
+    return _run
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J<script>alert(1)</script>\u202eexe.pdf\r\x9b1m"
+
+
+@pytest.fixture
+def imported(run: Run, server: Server) -> dict[str, str]:
+    data = b"%PDF-1.4 fake evidence\n" * 1000
+    a = report_doc(description="رسالة مشبوهة من الإمارات عن برنامج Pegasus",
+                   country="AE", category="spyware")
+    a["attachments"] = [attachment_meta(data, name="../../.bashrc")]
+    b = report_doc(description="Phishing page for my Gmail account", country="LB",
+                   category="msg")
+    b["desks"] = ["triage", "lawyers"]
+    c = report_doc(description=HOSTILE, incident_date=HOSTILE, device_details=HOSTILE)
+    c["answers"]["indicators"] = {"links": HOSTILE, "senders": HOSTILE, "messages": HOSTILE}
+    c["attachments"] = [attachment_meta(b"x", name=HOSTILE)]
+    followup = report_doc()
+    del followup["answers"]
+    followup.update(schema="amana.followup", message="more: they called me again",
+                    reply_recipient=a["reply_recipient"])
+    items = [server.item(a, [data]), server.item(b), server.item(c, [b"x"]),
+             server.item(followup, type="followup")]
+    code, out, err = run("import", str(server.bundle(items)))
+    assert code == 0, err
+    assert "4 imported, 0 already here, 0 quarantined" in out
+    return {"a": items[0].id, "b": items[1].id, "c": items[2].id, "f": items[3].id,
+            "data": data.hex()}
+
+
+def test_list_and_filters(run: Run, imported: dict[str, str]) -> None:
+    code, out, _ = run("list")
+    assert code == 0
+    assert sum(imported[k][:12] in out for k in "abc") == 3
+    assert imported["f"][:12] not in out
+    assert imported["f"][:12] in run("list", "--followups")[1]
+    out = run("list", "--country", "LB")[1]
+    assert imported["b"][:12] in out
+    assert imported["a"][:12] not in out
+    assert imported["b"][:12] in run("list", "--desk", "lawyers")[1]
+    assert imported["a"][:12] not in run("list", "--desk", "lawyers")[1]
+    assert imported["a"][:12] in run("list", "--category", "spyware")[1]
+    assert "No reports match." in run("list", "--since", "2027-01-01")[1]
+    assert imported["a"][:12] in run("list", "--indicator", "EXAMPLE.invalid")[1]
+
+
+def test_set_note_and_history(run: Run, imported: dict[str, str]) -> None:
+    a = imported["a"][:8]
+    code, out, _ = run("--as", "yusuf", "set", a, "--status", "triaged", "--severity", "S2",
+                       "--category", "spyware.exploit_link", "--assign", "rania",
+                       "--tag", "pegasus", "--tag", "uae")
+    assert code == 0
+    assert "status: new → triaged" in out
+    assert run("set", a, "--severity", "S2")[1].strip() == "Nothing changed."
+    assert run("note", a, "called", "back;", "device", "seized")[0] == 0
+    assert imported["a"][:12] in run("list", "--tag", "pegasus", "--severity", "S2")[1]
+    assert imported["a"][:12] in run("list", "--category", "spyware.exploit_link")[1]
+    out = run("history", a)[1]
+    assert "yusuf: status new → triaged" in out
+    assert "severity - → S2" in out
+    assert "note - → called back; device seized" in out
+    code, _, err = run("set", a, "--category", "spyware.nonsense")
+    assert code == 1
+    assert "unknown category" in err
+    assert run("set", imported["f"][:8], "--status", "closed")[0] == 1  # follow-ups: no triage
+    assert "hex characters" in run("show", "zz")[2]
+
+
+def test_show_is_inert_and_complete(run: Run, imported: dict[str, str]) -> None:
+    code, out, _ = run("show", imported["c"], "--history")
+    assert code == 0
+    for bad in ("\x1b", "\x07", "\u202e", "\r", "\x9b"):
+        assert bad not in out
+    assert "\\x1b]0;owned\\x07\\x1b[2J<script>alert(1)</script>\\u202eexe.pdf\\x0d\\x9b1m" in out
+    out = run("show", imported["a"])[1]
+    assert "رسالة مشبوهة" in out
+    assert "1. ../../.bashrc" in out  # shown, never used as a path
+    assert "sha256 " in out
+    assert "more: they called me again" in out  # the follow-up, threaded by reply recipient
+    assert imported["a"] in run("show", imported["f"])[1]
+
+
+def test_search_with_snippets(run: Run, imported: dict[str, str]) -> None:
+    out = run("search", "الامارات")[1]
+    assert imported["a"][:12] in out
+    assert "[الإمارات]" in out
+    out = run("search", "gmail")[1]
+    assert imported["b"][:12] in out
+    assert "[Gmail]" in out
+    run("note", imported["b"][:8], "Referred to the Beirut lawyers")
+    assert imported["b"][:12] in run("search", "beirut")[1]
+    assert "No matches." in run("search", "nothinglikethis")[1]
+    assert run("search", "owned")[1].count("\x1b") == 0
+
+
+def test_export_attachment(run: Run, imported: dict[str, str], tmp_path: Path) -> None:
+    out_path = tmp_path / "evidence.bin"
+    code, out, err = run("export-attachment", imported["a"][:8], "1", "--out", str(out_path))
+    assert code == 0, err
+    assert out_path.read_bytes() == bytes.fromhex(imported["data"])
+    assert (out_path.stat().st_mode & 0o777) == 0o600
+    assert "Dangerzone" in err
+    assert "offline" in err
+    # Never overwrite; never use the source's name; no other file appears.
+    code, _, err = run("export-attachment", imported["a"][:8], "1", "--out", str(out_path))
+    assert code == 1
+    assert "already exists" in err
+    assert not (tmp_path / ".bashrc").exists()
+    assert run("export-attachment", imported["a"][:8], "2", "--out", str(tmp_path / "x"))[0] == 1
+
+
+def test_export_refuses_a_file_that_does_not_match_its_hash(
+        run: Run, server: Server, tmp_path: Path) -> None:
+    doc = report_doc()
+    doc["attachments"] = [attachment_meta(b"what the report claims")]
+    it = server.item(doc, [b"something else entirely"])
+    assert run("import", str(server.bundle([it])))[0] == 0
+    code, _, err = run("export-attachment", it.id[:8], "1", "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert "does not match the size and SHA-256" in err
+    assert not (tmp_path / "o").exists()
+    assert not list(tmp_path.glob(".o.*"))
+
+
+def test_export_refuses_a_damaged_payload(run: Run, server: Server, tmp_path: Path) -> None:
+    data = b"z" * 200_000
+    doc = report_doc()
+    doc["attachments"] = [attachment_meta(data)]
+    it = server.item(doc, [data])
+    it.mangle[1] = lambda ct: ct[:-100]
+    assert run("import", str(server.bundle([it])))[0] == 0
+    code, _, err = run("export-attachment", it.id[:8], "1", "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert "payload" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_reply_refer_and_outbox_bundle(run: Run, imported: dict[str, str], desks: Desks,
+                                       desk_vault: Vault, tmp_path: Path,
+                                       server: Server) -> None:
+    a = imported["a"]
+    reply_file = tmp_path / "reply.txt"
+    reply_file.write_text("شكراً، سنتواصل معك قريباً")
+    assert run("reply", a[:8], "--file", str(reply_file))[0] == 0
+    assert run("reply", a[:8], stdin="second reply from stdin")[0] == 0
+    code, _, err = run("reply", a[:8], stdin="   \n")
+    assert code == 1
+    assert "empty" in err
+    code, out, err = run("refer", a[:8], "--to", "lawyers", "--note", "needs a lawyer")
+    assert code == 0, err
+    assert "status new → referred" in run("history", a[:8])[1]
+    assert run("refer", a[:8], "--to", "nobody", "--note", "x")[0] == 1
+    out = run("outbox")[1]
+    assert out.count("reply") == 2
+    assert "desk lawyers" in out
+    assert "thread" in run("show", a)[1].lower()
+
+    bundle_path = tmp_path / "outbox.bundle"
+    code, out, err = run("outbox", "bundle", "--out", str(bundle_path))
+    assert code == 0, err
+    assert "The outbox is empty." in run("outbox")[1]
+    assert run("outbox", "bundle", "--out", str(tmp_path / "again"))[0] == 1
+
+    b = open_bundle(bundle_path, {"triage": desk_vault.keys.signing_key.verify_key},
+                    kind="outbox")
+    index = json.loads(b.read("outbox.json"))
+    assert index["format"] == "amana-outbox"
+    assert index["desk"] == "triage"
+    kinds = [i["type"] for i in index["items"]]
+    assert sorted(kinds) == ["referral", "reply", "reply"]
+    fresh = unlock(desk_vault.path, PASSPHRASE)  # the fixture's copy predates the CLI's saves
+    source_doc = json.loads(fresh.conn.execute(
+        "SELECT doc FROM items WHERE id = ?", (a,)).fetchone()[0])
+    for item in index["items"]:
+        if item["type"] == "reply":
+            assert item["to"] == source_doc["reply_recipient"]
+            # The desk can read its own reply (it is a recipient too).
+            doc = json.loads(decrypt(b.read(item["file"]), [desk_vault.keys.identity]))
+            assert doc["format"] == "amana-reply"
+            assert doc["desk"] == "triage"
+        else:
+            assert item["to_desk"] == "lawyers"
+            doc_ct, att_ct = (b.read(n) for n in item["files"])
+            referred = json.loads(decrypt(doc_ct, [desks.lawyers.identity]))
+            assert referred["referral"]["note"] == "needs a lawyer"
+            assert referred["answers"] == source_doc["answers"]
+            att = decrypt(att_ct, [desks.lawyers.identity])
+            assert hashlib.sha256(att).hexdigest() == source_doc["attachments"][0]["sha256"]
+
+
+def test_quarantine_listing(run: Run, server: Server) -> None:
+    it = server.item(b"{not json")
+    code, out, _ = run("import", str(server.bundle([it])))
+    assert code == 0
+    assert "1 quarantined" in out
+    assert "not valid JSON" in run("quarantine")[1]
+
+
+def test_bad_bundle_exit_code(run: Run, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.bundle"
+    junk.write_bytes(b"nothing")
+    code, _, err = run("import", str(junk))
+    assert code == 1
+    assert "Nothing was imported" in err
+
+
+def test_trust_server_and_wrong_passphrase(run: Run, vault_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("trust-server", "ed25519:nope")[0] == 1
+    bad = tmp_path / "bad"
+    bad.write_text("wrong wrong wrong\n")
+    assert main(["--vault", str(vault_dir), "--passphrase-file", str(bad), "list"]) == 1
+    assert "wrong passphrase" in capsys.readouterr().err
+
+
+def test_init_from_the_cli(tmp_path: Path, passfile: Path, fast_scrypt: None,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--vault", str(tmp_path / "new"), "--passphrase-file", str(passfile),
+                 "init", "--desk", "smex"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "fingerprint" in out
+    assert "trust-server" in out
