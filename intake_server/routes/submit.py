@@ -40,7 +40,8 @@ CHUNK = 64 * 1024
 # 256 KiB per upload in flight is still a small, fixed bound. The encryptor cuts
 # them into 64 KiB age chunks.
 FILE_CHUNK = 256 * 1024
-# Text parts a well-formed form can produce (multi-valued fields included).
+# Text parts a well-formed form can produce (multi-valued fields included), with
+# room to spare; file parts are bounded by max_files on top.
 MAX_TEXT_PARTS = 200
 
 R_TOO_LARGE = rpt.N_("Your report is larger than this server accepts. Nothing was kept. "
@@ -92,7 +93,7 @@ class _Limits:
         self.cfg = request.app[CONFIG]
         self.total = 0
         self.files = 0
-        self.text_parts = 0
+        self.parts = 0
 
     def add(self, n: int) -> None:
         self.total += n
@@ -137,6 +138,10 @@ async def receive(request: web.Request) -> web.StreamResponse:
                                                          "Connection": "close"})
     except TimeoutError:
         return error_page(request, 408, R_SLOW, headers={"Connection": "close"})
+    except ConnectionError:
+        # The source's connection dropped mid-upload (common over Tor). Everything
+        # was already deleted; there is nobody left to answer.
+        return error_page(request, 400, rpt.R_MALFORMED, headers={"Connection": "close"})
     except StorageError:
         return error_page(request, 503, R_FULL, headers={"Connection": "close"})
     finally:
@@ -177,6 +182,10 @@ async def _receive(request: web.Request) -> web.StreamResponse:
                 break
             if isinstance(part, MultipartReader):
                 raise FormError(400, rpt.R_MALFORMED)
+            # Every part costs a header parse, empty ones included: bound their number.
+            limits.parts += 1
+            if limits.parts > MAX_TEXT_PARTS + cfg.max_files:
+                raise FormError(400, rpt.R_MALFORMED)
             name = part.name
             if name == FILE_FIELD:
                 if not csrf_ok:
@@ -196,8 +205,9 @@ async def _receive(request: web.Request) -> web.StreamResponse:
             field = FIELDS.get(name or "")
             if field is None or part.filename is not None:
                 raise FormError(400, rpt.R_UNKNOWN_FIELD)
-            limits.text_parts += 1
-            if limits.text_parts > MAX_TEXT_PARTS:
+            if field.name == "desks" and txn is not None:
+                # The files already written are encrypted to the desks named before
+                # them; a desk added afterwards could not read them.
                 raise FormError(400, rpt.R_MALFORMED)
             limit = min(field.max_bytes or cfg.max_field_bytes, cfg.max_field_bytes)
             raw = await _read_text(part, limit, limits, timeout)

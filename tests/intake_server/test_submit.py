@@ -376,3 +376,48 @@ async def test_server_stays_up_after_refusals(client, install) -> None:
     resp = await client.post("/en/submit", data=form(base_fields(csrf)))
     assert resp.status == 200
     assert len(install.stored_names()) == 1
+
+
+async def test_desk_added_after_a_file_is_refused(client, install) -> None:
+    csrf = await get_csrf(client)
+    data = form(base_fields(csrf), [("a.txt", b"for triage only")])
+    data.add_field("desks", "forensics")
+    resp = await client.post("/en/submit", data=data)
+    await assert_refused(resp, 400, "en")
+    assert_nothing_stored(install)
+
+
+async def test_endless_empty_parts_are_refused(client, install) -> None:
+    csrf = await get_csrf(client)
+    data = form(base_fields(csrf), [("", b"")] * 300)
+    resp = await client.post("/en/submit", data=data)
+    await assert_refused(resp, 400, "en")
+    assert_nothing_stored(install)
+
+
+async def test_client_disconnect_mid_upload_leaves_nothing(client, install, caplog) -> None:
+    csrf = await get_csrf(client)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["amana_csrf"].value
+    head = "".join(
+        f'--B\r\nContent-Disposition: form-data; name="{n}"\r\n\r\n{v}\r\n'
+        for n, v in [("csrf", csrf), ("category", "spyware"), ("desks", "triage")]
+    ) + '--B\r\nContent-Disposition: form-data; name="files"; filename="x"\r\n\r\n'
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write((f"POST /en/submit HTTP/1.1\r\nHost: x\r\nCookie: amana_csrf={cookie}\r\n"
+                  "Content-Type: multipart/form-data; boundary=B\r\n"
+                  f"Content-Length: {len(head) + 10_000_000}\r\n\r\n{head}").encode())
+    writer.write(b"z" * 1_000_000)
+    await writer.drain()
+    for _ in range(100):
+        if install.incoming_names():
+            break
+        await asyncio.sleep(0.01)
+    writer.close()
+    for _ in range(300):
+        if not install.incoming_names() and client.server.app[UPLOADS].active == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert_nothing_stored(install)
+    assert "internal error" not in caplog.text  # a dropped connection is not a bug
+    resp = await client.get("/en/")
+    assert resp.status == 200
