@@ -27,5 +27,5 @@ def test_listens_on_loopback_only(server) -> None:
     addr = _outward_address()
     if addr is None:
         pytest.skip("this machine has no non-loopback IPv4 address to try")
-    with pytest.raises(ConnectionRefusedError), socket.create_connection((addr, server.port), timeout=2):
-        pass
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((addr, server.port), timeout=2).close()
