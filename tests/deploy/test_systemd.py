@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import platform
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from deploy_helpers import ROOT, UNIT
+from deploy_helpers import UNIT
 
 from intake_server.install import init_demo
 
@@ -169,28 +172,107 @@ def test_the_mdwe_filter_is_really_applied() -> None:
     assert "refused with EPERM" in result.stdout
 
 
-@needs_x86_64_linux
-def test_the_server_runs_under_memory_deny_write_execute(tmp_path: Path) -> None:
-    """intake-server serve under systemd 252's MemoryDenyWriteExecute seccomp rule:
-    pages with QR codes, a codename (Argon2id in libsodium) and a streamed age
-    encryption (cryptography) all work, so the unit can keep the setting."""
+def _expand(systemd_analyze: str, group: str, seen: set[str] | None = None) -> set[str]:
+    """The system calls in a systemd syscall group, nested groups included."""
+    seen = set() if seen is None else seen
+    seen.add(group)
+    out = subprocess.run([systemd_analyze, "syscall-filter", "--no-pager", group],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    calls: set[str] = set()
+    for line in out.splitlines()[1:]:
+        item = line.strip()
+        if not item or item.startswith("#"):
+            continue
+        if item.startswith("@"):
+            if item not in seen:
+                calls |= _expand(systemd_analyze, item, seen)
+        else:
+            calls.add(item)
+    return calls
+
+
+class ServerRun:
+    def __init__(self, code: int, words: int, stored: int, output: str,
+                 syscalls: set[str] | None) -> None:
+        self.code, self.words, self.stored, self.output = code, words, stored, output
+        self.syscalls = syscalls
+
+
+@pytest.fixture(scope="module")
+def server_run(tmp_path_factory: pytest.TempPathFactory) -> ServerRun:
+    """One run of `intake-server serve` under the MemoryDenyWriteExecute rule, traced by
+    strace (if installed) to list every system call it makes, with a full submission
+    (front page with QR codes, a codename from Argon2id in a worker process, a streamed
+    age encryption of a report and a file) and a clean SIGTERM shutdown."""
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        pytest.skip("the MemoryDenyWriteExecute filter in mdwe_exec.py is for x86-64 Linux")
+    root = tmp_path_factory.mktemp("served")
     port = _free_port()
-    config = init_demo(tmp_path / "demo", port=port)
+    config = init_demo(root / "demo", port=port)
     server = Path(sys.executable).with_name("intake-server")
-    proc = subprocess.Popen(
-        [sys.executable, str(MDWE_EXEC), "--", str(server), "serve", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
-    )
+    command = [sys.executable, str(MDWE_EXEC), "--", str(server), "serve", "--config",
+               str(config)]
+    strace = shutil.which("strace")
+    summary = root / "strace.txt"
+    if strace:
+        command = [strace, "-f", "-qq", "-c", "-o", str(summary), "--", *command]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=root)
     try:
-        _wait_for_port(port, proc, timeout=30)
-        status = (Path("/proc") / str(proc.pid) / "status").read_text()
-        assert re.search(r"^Seccomp:\s+2$", status, re.MULTILINE), "no seccomp filter"
+        _wait_for_port(port, proc, timeout=60)
         code, words = asyncio.run(_submit_through(port))
-        assert (code, words) == (200, 7)
-        assert proc.poll() is None
+        alive = proc.poll() is None
     finally:
-        proc.terminate()
-        out = proc.communicate(timeout=15)[0].decode(errors="replace")
-    stored = list((tmp_path / "demo" / "data" / "store").iterdir())
-    assert len(stored) == 2, out  # the report and the attachment, both age files
-    assert "Traceback" not in out, out
+        # SIGTERM to the server itself (under strace, the tracer's child), as systemd
+        # does, so that the shutdown path is traced too.
+        target = _server_pid(proc.pid) if strace else proc.pid
+        os.kill(target, signal.SIGTERM)
+        try:
+            out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0].decode(errors="replace")
+    assert alive, out
+    syscalls = None
+    if strace:
+        # strace -c: a table whose last column is the system call's name.
+        rows = summary.read_text().splitlines()
+        syscalls = {r.split()[-1] for r in rows
+                    if r.strip() and not r.startswith(("%", "-")) and r.split()[-1] != "total"}
+    stored = len(list((root / "demo" / "data" / "store").iterdir()))
+    return ServerRun(code, words, stored, out, syscalls)
+
+
+def _server_pid(tracer: int) -> int:
+    children = Path(f"/proc/{tracer}/task/{tracer}/children").read_text().split()
+    return int(children[0]) if children else tracer
+
+
+def test_the_server_runs_under_memory_deny_write_execute(server_run: ServerRun) -> None:
+    """Under systemd 252's MemoryDenyWriteExecute seccomp rule, pages with QR codes, a
+    codename (Argon2id, libsodium) and streamed age encryption (cryptography) all work,
+    so the unit can keep the setting."""
+    assert (server_run.code, server_run.words) == (200, 7), server_run.output
+    assert server_run.stored == 2, server_run.output  # the report and the attachment
+    assert "Traceback" not in server_run.output, server_run.output
+
+
+def test_the_server_needs_no_system_call_the_unit_forbids(
+    server_run: ServerRun, systemd_analyze: str, system_tool: Callable[[str], str]
+) -> None:
+    """Every call the traced run made is in SystemCallFilter=@system-service minus
+    ~@privileged @resources: the unit's filter would not break it."""
+    system_tool("strace")
+    assert server_run.syscalls, "strace recorded nothing"
+    d = _directives(UNIT.read_text())
+    assert d["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    allowed = _expand(systemd_analyze, "@system-service")
+    for group in ("@privileged", "@resources"):
+        allowed -= _expand(systemd_analyze, group)
+    used = set(server_run.syscalls)
+    if os.geteuid() == 0:
+        # SQLite fchown()s its journal files to the database's owner only when the
+        # process runs as root (os_unix.c, robustFchown); the unit runs it as amana.
+        used.discard("fchown")
+    assert used - allowed == set(), f"blocked by the unit: {sorted(used - allowed)}"
+    assert {"accept4", "openat", "write"} <= used  # it did trace the server
