@@ -28,7 +28,8 @@ from intake_server.app import CONFIG, KEYRING, SOURCES, STORAGE, UPLOADS, error_
 from intake_server.report import FIELDS, FILE_FIELD, FormError
 from intake_server.sources import NewSource
 from intake_server.storage import DiskFull, QuotaExceeded, StorageError, Transaction, new_id
-from keys.age import parse_recipient
+from keys.age import Recipient, parse_recipient
+from keys.keyring import Keyring
 
 __all__ = ["CSRF_COOKIE", "form", "receive"]
 
@@ -193,9 +194,7 @@ async def _receive(request: web.Request) -> web.StreamResponse:
                 if not answers.get("desks"):
                     raise FormError(400, rpt.R_DESKS)
                 if txn is None:
-                    recipients = [parse_recipient(keyring.get(d).recipient)  # type: ignore[union-attr]
-                                  for d in answers["desks"]]
-                    txn = storage.begin(recipients)
+                    txn = storage.begin(_recipients(keyring, answers["desks"]))
                 if source_task is None:
                     source_task = asyncio.ensure_future(request.app[SOURCES].create())
                 meta = await _receive_file(part, txn, limits, timeout)
@@ -230,8 +229,7 @@ async def _receive(request: web.Request) -> web.StreamResponse:
         if not answers.get("desks"):
             raise FormError(400, rpt.R_DESKS)
         if txn is None:
-            txn = storage.begin([parse_recipient(keyring.get(d).recipient)  # type: ignore[union-attr]
-                                 for d in answers["desks"]])
+            txn = storage.begin(_recipients(keyring, answers["desks"]))
 
         if source_task is None:
             source_task = asyncio.ensure_future(request.app[SOURCES].create())
@@ -257,6 +255,17 @@ async def _receive(request: web.Request) -> web.StreamResponse:
         raise
     return render(request, "received.html", lang=lang, codename=source.codename,
                   words=source.codename.split(), attachments=len(attachments))
+
+
+def _recipients(keyring: Keyring, desk_ids: list[str]) -> list[Recipient]:
+    """The age recipients of the chosen desks (already checked against the keyring)."""
+    recipients = []
+    for desk_id in desk_ids:
+        desk = keyring.get(desk_id)
+        if desk is None:
+            raise FormError(400, rpt.R_BAD_CHOICE)
+        recipients.append(parse_recipient(desk.recipient))
+    return recipients
 
 
 def _discard(task: asyncio.Future[Any]) -> None:
