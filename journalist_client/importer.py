@@ -26,11 +26,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from tqdm import tqdm
 
-from journalist_client._fs import safe_move, vault_path
+from journalist_client._fs import safe_move, sync_all, vault_path, write_unsynced
 from journalist_client.schema import MAX_DOCUMENT_BYTES, DocumentError, parse_document, parse_json
 from journalist_client.triage import reindex_item
 from journalist_client.vault import Vault, VaultError, now
@@ -46,7 +46,8 @@ from keys.age import (
 )
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 
-__all__ = ["ImportError_", "ImportResult", "age_failure", "import_bundle", "parse_index"]
+__all__ = ["ImportError_", "ImportResult", "age_failure", "import_bundle", "parse_index",
+           "store_item"]
 
 SERVER_ID: Final = "server"
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}")
@@ -187,27 +188,34 @@ def _import_item(vault: Vault, b: VerifiedBundle, it: IndexItem) -> None:
     if len(doc["attachments"]) != len(it.attachment_files):
         raise _Quarantine(f"document lists {len(doc['attachments'])} attachment(s) but the "
                           f"bundle carries {len(it.attachment_files)}")
-    for name in (it.doc_file, *it.attachment_files):
+    write_unsynced(vault_path(files_dir, it.doc_file), ciphertext)
+    for name in it.attachment_files:
         b.extract(name, vault_path(files_dir, name), overwrite=True)
     for name in it.attachment_files:
         _check_attachment_header(vault, vault_path(files_dir, name))
 
+    store_item(vault, it.id, it.type, doc, b.id, it.attachment_files)
+
+
+def store_item(vault: Vault, item_id: str, item_type: str, doc: dict[str, Any], bundle_id: str,
+               attachment_files: tuple[str, ...]) -> None:
+    """Add a validated document to the database and the search index."""
     a = doc.get("answers", {})
     cur = vault.conn.execute(
         "INSERT INTO items (id, type, received_day, language, category, country, desks, "
         "reply_recipient, doc, bundle_id, imported_at, status, severity, triage_category, "
         "assignee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '')",
-        (it.id, it.type, doc["received_day"], doc["language"], a.get("category", ""),
+        (item_id, item_type, doc["received_day"], doc["language"], a.get("category", ""),
          a.get("country", ""), json.dumps(doc["desks"]), doc["reply_recipient"],
-         json.dumps(doc, ensure_ascii=False), b.id, now(),
-         "new" if it.type == "report" else ""),
+         json.dumps(doc, ensure_ascii=False), bundle_id, now(),
+         "new" if item_type == "report" else ""),
     )
-    for n, (att, name) in enumerate(zip(doc["attachments"], it.attachment_files,
+    for n, (att, name) in enumerate(zip(doc["attachments"], attachment_files,
                                         strict=True), start=1):
         vault.conn.execute(
             "INSERT INTO attachments (item_id, n, name, media_type, size, sha256, file) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (it.id, n, att["name"], att["media_type"], att["size"], att["sha256"], name),
+            (item_id, n, att["name"], att["media_type"], att["size"], att["sha256"], name),
         )
     row = vault.conn.execute("SELECT * FROM items WHERE n = ?", (cur.lastrowid,)).fetchone()
     cols = [d[1] for d in vault.conn.execute("PRAGMA table_info(items)")]
@@ -282,6 +290,7 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
              str(ack_path)),
         )
         vault.set_meta("cursor", cursor)
+        sync_all()  # the ciphertext the database will refer to, before the database
         vault.save()
         _write_ack(vault, ack_path, [it.id for it in items])
         result.ack_path = ack_path

@@ -27,6 +27,7 @@ The index lives in the in-memory vault database, never on disk in the clear.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import unicodedata
@@ -141,12 +142,13 @@ def _strip_forms(token: str) -> set[str]:
     return forms
 
 
-def document_forms(word: str) -> set[str]:
-    """Every index form of one document word."""
+@functools.lru_cache(maxsize=1 << 16)
+def document_forms(word: str) -> frozenset[str]:
+    """Every index form of one document word (cached: real text repeats its words)."""
     forms: set[str] = set()
     for token in _folded_tokens(word):
         forms |= _strip_forms(token)
-    return forms
+    return frozenset(forms)
 
 
 def _query_form(token: str) -> str:
