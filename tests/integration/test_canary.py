@@ -74,6 +74,20 @@ async def test_canary_is_found_nowhere(server, age_binary) -> None:
                        content_type="text/plain")
         async with s.post("/ar/submit", data=data) as resp:
             assert resp.status == 200
+        # Refused submissions must not leak it either: in an unknown field's name
+        # and value, and next to invalid UTF-8.
+        for bad_name, bad_value in [(f"x{canary}".encode(), canary.encode()),
+                                    (b"description", canary.encode() + b"\xff")]:
+            token = await server.csrf(s, "fr")
+            body = b"".join(
+                b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (n, v)
+                for n, v in [(b"csrf", token.encode()), (b"category", b"web"),
+                             (b"desks", b"triage"), (bad_name, bad_value)]) + b"--B--\r\n"
+            async with s.post("/fr/submit", data=body, headers={
+                    "Content-Type": "multipart/form-data; boundary=B"}) as resp:
+                assert resp.status == 400
+        async with s.get(f"/en/{canary}") as resp:
+            assert resp.status == 404
     server.stop()  # flush everything the server might write on the way out
 
     needles = encodings(canary)
