@@ -360,6 +360,50 @@ def cmd_quarantine(args: argparse.Namespace) -> None:
         _out(f"    ciphertext kept in quarantine/: {', '.join(json.loads(files))}")
 
 
+# --- the online side (transfer machine only) -------------------------------------------
+# journalist_client.transfer imports aiohttp; it is loaded only by these three commands,
+# which run on the online transfer machine, never on the air-gapped one.
+
+def _transfer_settings(args: argparse.Namespace) -> Any:
+    from journalist_client import transfer
+
+    return transfer, transfer.load_settings(Path(args.dir))
+
+
+def cmd_transfer(args: argparse.Namespace) -> None:
+    from journalist_client import transfer
+
+    public = transfer.init_transfer(Path(args.dir), desk=args.desk, server_key=args.server_key,
+                                    keyring_path=Path(args.keyring))
+    _out(f"Transfer credential for desk {args.desk} written to {args.dir}.")
+    _out(f"Register its public key on the server: {public}")
+
+
+def cmd_fetch(args: argparse.Namespace) -> None:
+    import asyncio
+
+    transfer, settings = _transfer_settings(args)
+    path = asyncio.run(transfer.fetch(settings, server=args.server, out_dir=Path(args.out),
+                                      tor_socks=args.tor_socks))
+    _out(f"Nothing new for desk {settings.desk}." if path is None else
+         f"Verified bundle: {path}. Carry it to the offline machine and run import.")
+
+
+def cmd_push(args: argparse.Namespace) -> None:
+    import asyncio
+
+    transfer, settings = _transfer_settings(args)
+    results = asyncio.run(transfer.push(settings, [Path(f) for f in args.files],
+                                        server=args.server, tor_socks=args.tor_socks))
+    for r in results:
+        _out(f"{r['file']}: accepted by the server")
+
+
+def _transfer_error() -> tuple[type[Exception], ...]:
+    module = sys.modules.get("journalist_client.transfer")
+    return (module.TransferError,) if module is not None else ()
+
+
 # --- parser ---------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
@@ -480,6 +524,31 @@ def _parser() -> argparse.ArgumentParser:
 
     add("quarantine", cmd_quarantine, "list items refused on import and why",
         "journalist-client quarantine")
+
+    sp = add("transfer", cmd_transfer, "ONLINE machine: create the transfer credential",
+             "journalist-client transfer init --dir ~/transfer --desk smex "
+             "--server-key ed25519:… --keyring keyring.json")
+    sp.add_argument("action", choices=["init"])
+    sp.add_argument("--dir", required=True)
+    sp.add_argument("--desk", required=True)
+    sp.add_argument("--server-key", required=True)
+    sp.add_argument("--keyring", required=True)
+
+    sp = add("fetch", cmd_fetch, "ONLINE machine: download the desk's new reports as a bundle",
+             "journalist-client fetch --dir ~/transfer --server http://xyz.onion:8081 "
+             "--tor-socks 127.0.0.1:9050 --out /media/usb")
+    sp.add_argument("--dir", required=True, help="the transfer directory (transfer init)")
+    sp.add_argument("--server", required=True, help="the staff onion's URL")
+    sp.add_argument("--out", required=True, help="directory for the bundle")
+    sp.add_argument("--tor-socks", metavar="HOST:PORT")
+
+    sp = add("push", cmd_push, "ONLINE machine: upload ack and outbox bundles",
+             "journalist-client push --dir ~/transfer --server http://xyz.onion:8081 "
+             "--tor-socks 127.0.0.1:9050 /media/usb/ack-8c1d0a2b9e3f.bundle")
+    sp.add_argument("files", nargs="+", metavar="BUNDLE")
+    sp.add_argument("--dir", required=True)
+    sp.add_argument("--server", required=True)
+    sp.add_argument("--tor-socks", metavar="HOST:PORT")
     return p
 
 
@@ -494,6 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
         return 1
+    except Exception as e:
+        if isinstance(e, _transfer_error()):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        raise
     return 0
 
 
