@@ -114,7 +114,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         try:
             r = importer.import_bundle(v, path, progress=None if args.progress else False,
                                        ack_out=Path(args.ack_out) if args.ack_out else None)
-        except importer.ImportError_ as e:
+        except importer.ImportRefused as e:
             failed += 1
             print(f"error: {e}", file=sys.stderr)
             continue
@@ -556,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.func(args)
-    except (CliError, vault.VaultError, triage.TriageError, importer.ImportError_,
+    except (CliError, vault.VaultError, triage.TriageError, importer.ImportRefused,
             attachments.ExportError, replies.OutboxError, SearchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -46,7 +46,7 @@ from keys.age import (
 )
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 
-__all__ = ["ImportError_", "ImportResult", "age_failure", "import_bundle", "parse_index",
+__all__ = ["ImportRefused", "ImportResult", "age_failure", "import_bundle", "parse_index",
            "store_item"]
 
 SERVER_ID: Final = "server"
@@ -58,7 +58,7 @@ _DESK_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
 _MAX_DOC_CIPHERTEXT: Final = MAX_DOCUMENT_BYTES + 64 * 1024
 
 
-class ImportError_(Exception):  # noqa: N801 - "ImportError" is a builtin
+class ImportRefused(Exception):
     """The bundle was refused as a whole; nothing was imported or acknowledged."""
 
 
@@ -101,48 +101,48 @@ def parse_index(raw: bytes, desk: str, names: list[str]) -> tuple[str, list[Inde
     try:
         obj = parse_json(raw)
     except DocumentError as e:
-        raise ImportError_(f"index.json: {e}") from None
+        raise ImportRefused(f"index.json: {e}") from None
     expected = {"format", "version", "desk", "cursor", "items"}
     if not isinstance(obj, dict) or set(obj) != expected:
-        raise ImportError_("index.json: must have exactly format, version, desk, cursor, items")
+        raise ImportRefused("index.json: must have exactly format, version, desk, cursor, items")
     if obj["format"] != "amana-desk-export" or type(obj["version"]) is not int \
             or obj["version"] != 1:
-        raise ImportError_("index.json: not an amana-desk-export version 1")
+        raise ImportRefused("index.json: not an amana-desk-export version 1")
     if obj["desk"] != desk:
         shown = obj["desk"] if isinstance(obj["desk"], str) and _DESK_RE.fullmatch(obj["desk"]) \
             else "?"
-        raise ImportError_(f"this bundle is for desk {shown!r}, not {desk!r}: "
+        raise ImportRefused(f"this bundle is for desk {shown!r}, not {desk!r}: "
                            "it was fetched with the wrong desk's credential")
     if not isinstance(obj["cursor"], str) or len(obj["cursor"]) > 128:
-        raise ImportError_("index.json: cursor must be a string of at most 128 characters")
+        raise ImportRefused("index.json: cursor must be a string of at most 128 characters")
     if not isinstance(obj["items"], list):
-        raise ImportError_("index.json: items must be a list")
+        raise ImportRefused("index.json: items must be a list")
     items: list[IndexItem] = []
     listed: set[str] = set()
     ids: set[str] = set()
     for i, it in enumerate(obj["items"]):
         where = f"index.json: items[{i}]"
         if not isinstance(it, dict) or set(it) != {"id", "type", "day", "files"}:
-            raise ImportError_(f"{where} must have exactly id, type, day, files")
+            raise ImportRefused(f"{where} must have exactly id, type, day, files")
         iid = it["id"]
         if not isinstance(iid, str) or not _ID_RE.fullmatch(iid) or iid in ids:
-            raise ImportError_(f"{where}.id must be 32 lower-case hex digits, once")
+            raise ImportRefused(f"{where}.id must be 32 lower-case hex digits, once")
         ids.add(iid)
         if it["type"] not in ("report", "followup"):
-            raise ImportError_(f"{where}.type must be report or followup")
+            raise ImportRefused(f"{where}.type must be report or followup")
         if not isinstance(it["day"], str) or not _DAY_RE.fullmatch(it["day"]):
-            raise ImportError_(f"{where}.day must be YYYY-MM-DD")
+            raise ImportRefused(f"{where}.day must be YYYY-MM-DD")
         files = it["files"]
         if not isinstance(files, list) or not files or len(files) > 65:
-            raise ImportError_(f"{where}.files must list the document and its attachments")
+            raise ImportRefused(f"{where}.files must list the document and its attachments")
         want = [f"{iid}.json.age", *(f"{iid}.a{n}.age" for n in range(1, len(files)))]
         if files != want:
-            raise ImportError_(f"{where}.files must be exactly {want[:3]}…")
+            raise ImportRefused(f"{where}.files must be exactly {want[:3]}…")
         listed.update(files)
         items.append(IndexItem(iid, it["type"], it["day"], files[0], tuple(files[1:])))
     carried = set(names) - {"index.json"}
     if carried != listed:
-        raise ImportError_(
+        raise ImportRefused(
             f"index.json and the bundle disagree: {len(carried - listed)} file(s) not listed, "
             f"{len(listed - carried)} listed file(s) missing"
         )
@@ -252,13 +252,13 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
     try:
         server = vault.server_key()
     except VaultError as e:
-        raise ImportError_(str(e)) from None
+        raise ImportRefused(str(e)) from None
     try:
         b = open_bundle(path, {SERVER_ID: server}, kind="desk-export")
     except BundleError as e:
-        raise ImportError_(f"refused {Path(path).name}: {e}. Nothing was imported.") from None
+        raise ImportRefused(f"refused {Path(path).name}: {e}. Nothing was imported.") from None
     except OSError as e:
-        raise ImportError_(f"cannot read {path}: {e.strerror}") from None
+        raise ImportRefused(f"cannot read {path}: {e.strerror}") from None
     with b:
         result = ImportResult(bundle_id=b.id)
         default_ack = vault.dir("acks") / f"ack-{b.id[:12]}.bundle"
@@ -268,7 +268,7 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
             result.ack_path = Path(seen[0])
             return result
         if "index.json" not in b.names:
-            raise ImportError_("refused: the bundle has no index.json")
+            raise ImportRefused("refused: the bundle has no index.json")
         cursor, items = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
                                     vault.desk_id, b.names)
         for it in tqdm(items, desc="importing", unit="item", disable=progress is False

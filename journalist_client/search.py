@@ -38,12 +38,14 @@ from typing import Final
 from journalist_client.display import inert
 
 __all__ = [
+    "MAX_QUERY_WORDS",
     "Query",
     "SearchError",
+    "Term",
     "document_forms",
-    "fold",
     "index_text",
     "parse_query",
+    "search_rowids",
     "snippet",
     "words",
 ]
@@ -102,18 +104,9 @@ def _fold_base(text: str) -> str:
                    and unicodedata.category(c) != "Mn")
 
 
-def fold(text: str) -> str:
-    """The canonical folded form (hamza seats folded to ء)."""
-    return _fold_base(_pre_hamza(text)).translate(_HAMZA_SEATED)
-
-
-def _pre_hamza(text: str) -> str:
-    # NFKD would turn ؤ into و + hamza-above and the mark would then be dropped; fold
-    # seats before that so the seated form survives.
-    return unicodedata.normalize("NFC", text)
-
-
 def _variants(word_nfc: str) -> set[str]:
+    # Seats are folded *before* NFKD, which would otherwise split ؤ into و + hamza above
+    # and drop the mark, losing the seated spelling.
     base = _fold_base(word_nfc.translate(_HAMZA_SEATED))
     if not _HAMZA_SEATS.intersection(word_nfc):
         return {base}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from journalist_client.importer import ImportError_, import_bundle
+from journalist_client.importer import ImportRefused, import_bundle
 from journalist_client.vault import Vault, unlock
 from keys.age import X25519Identity, encrypt
 from keys.bundle import open_bundle
@@ -72,14 +72,14 @@ def test_bad_bundles_are_refused_whole(desk_vault: Vault, server: Server, case: 
         else:
             data[40] ^= 1
         path.write_bytes(bytes(data))
-    with pytest.raises(ImportError_, match="Nothing was imported"):
+    with pytest.raises(ImportRefused, match="Nothing was imported"):
         import_bundle(desk_vault, path, progress=False)
     assert _ids(desk_vault) == set()
     assert list((desk_vault.path / "acks").iterdir()) == []
 
 
 def test_bundle_for_another_desk_is_refused(desk_vault: Vault, server: Server) -> None:
-    with pytest.raises(ImportError_, match="for desk 'lawyers'"):
+    with pytest.raises(ImportRefused, match="for desk 'lawyers'"):
         import_bundle(desk_vault, server.bundle([server.item(report_doc())], desk="lawyers"),
                       progress=False)
 
@@ -88,7 +88,7 @@ def test_index_must_list_exactly_the_files(desk_vault: Vault, server: Server) ->
     it = server.item(report_doc())
     index = {"format": "amana-desk-export", "version": 1, "desk": "triage", "cursor": "1",
              "items": []}
-    with pytest.raises(ImportError_, match="disagree"):
+    with pytest.raises(ImportRefused, match="disagree"):
         import_bundle(desk_vault, server.bundle([it], index=index), progress=False)
 
 
@@ -159,5 +159,5 @@ def test_attachment_count_must_match(desk_vault: Vault, server: Server) -> None:
 
 def test_no_server_key_means_no_import(desk_vault: Vault, server: Server) -> None:
     desk_vault.conn.execute("DELETE FROM meta WHERE key = 'server_key'")
-    with pytest.raises(ImportError_, match="trust-server"):
+    with pytest.raises(ImportRefused, match="trust-server"):
         import_bundle(desk_vault, server.bundle([server.item(report_doc())]), progress=False)
