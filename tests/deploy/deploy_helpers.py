@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,10 +64,16 @@ def offline_torrc(torrc: str, root: Path) -> str:
 
 
 def run_tor_offline(
-    tor: str, torrc_path: Path, root: Path, wait_for: list[Path], timeout: float = 30.0
+    tor: str,
+    torrc_path: Path,
+    root: Path,
+    wait_for: list[Path],
+    timeout: float = 30.0,
+    then: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> str:
     """Start tor on ``torrc_path``, wait until every ``wait_for`` file exists (bounded),
-    stop tor, and return its log. Fails the test if tor exits early or times out."""
+    call ``then(process)`` if given, stop tor, and return its log. Fails the test if
+    tor exits early or times out."""
     (root / "data").mkdir(mode=0o700, exist_ok=True)
     empty_defaults = root / "empty-defaults-torrc"
     empty_defaults.write_text("")
@@ -87,6 +94,8 @@ def run_tor_offline(
             if time.monotonic() > deadline:
                 pytest.fail(f"tor wrote no {wait_for} within {timeout} s")
             time.sleep(0.1)
+        if then is not None:
+            then(proc)
         # The files are written while tor loads the services; give it a moment to log
         # whatever it has to say about them (client keys, permissions) before stopping.
         time.sleep(1.0)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,6 +174,35 @@ def test_offline_tor_publishes_both_onions_with_the_derived_addresses(
     assert re.search(r"Loaded a client authorization key file transfer-1\.auth\.", log), log
     assert "Loaded a client authorization key file transfer-1.auth_private" in log, log
     assert warnings_in(log) == [], f"key files made by {by}:\n{log}"
+
+
+def test_a_reload_picks_up_a_new_client_key(tor: str, tor_root: Path) -> None:
+    # The guide adds transfer machines with `systemctl reload tor@default` (SIGHUP).
+    torrc = tor_root / "torrc"
+    torrc.write_text(offline_torrc(TORRC.read_text(), tor_root))
+    log_file = tor_root / "tor.log"
+
+    def wait_for_log(text: str) -> None:
+        deadline = time.monotonic() + 20
+        while text not in log_file.read_text():
+            assert time.monotonic() < deadline, f"no {text!r} in tor's log"
+            time.sleep(0.1)
+
+    def add_key_and_reload(proc: subprocess.Popen[str]) -> None:
+        # The hostname files appear before tor installs its signal handlers; a SIGHUP
+        # that early would kill it. Its main loop is running once it logs this.
+        wait_for_log("Delaying directory fetches")
+        auth = tor_root / STAFF / "authorized_clients" / "late.auth"
+        auth.write_text(generate_client_auth("late").auth_line() + "\n")
+        auth.chmod(0o600)
+        proc.send_signal(signal.SIGHUP)
+        wait_for_log("Loaded a client authorization key file late.auth.")
+        assert proc.poll() is None
+
+    log = run_tor_offline(tor, torrc, tor_root, [tor_root / STAFF / "hostname"],
+                          then=add_key_and_reload)
+    assert "Loaded a client authorization key file late.auth." in log
+    assert warnings_in(log) == [], log
 
 
 def test_tor_warns_about_a_malformed_client_key(tor: str, tor_root: Path) -> None:
