@@ -36,13 +36,20 @@ class CliError(Exception):
     pass
 
 
+# Vaults unlocked by the running command, closed (and unlocked for others) when it ends.
+_OPENED: list[vault.Vault] = []
+
+
 def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
     if args.passphrase_file:
         with open(args.passphrase_file, "rb") as f:
             raw = f.read(MAX_PASSPHRASE_FILE + 1)
         if len(raw) > MAX_PASSPHRASE_FILE:
             raise CliError("the passphrase file is too large")
-        lines = raw.decode("utf-8").splitlines()
+        try:
+            lines = raw.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise CliError("the passphrase file is not UTF-8 text") from None
         if not lines or not lines[0]:
             raise CliError("the passphrase file is empty")
         return lines[0]
@@ -54,10 +61,19 @@ def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
     return first
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return value
+
+
 def _open(args: argparse.Namespace) -> vault.Vault:
     if not args.vault:
         raise CliError("which vault? give --vault DIR (or set AMANA_VAULT)")
-    return vault.unlock(args.vault, _read_passphrase(args), user=args.user)
+    v = vault.unlock(args.vault, _read_passphrase(args), user=args.user)
+    _OPENED.append(v)
+    return v
 
 
 def _short(item_id: str) -> str:
@@ -294,7 +310,10 @@ def _reply_text(args: argparse.Namespace) -> str:
     if args.file:
         with open(args.file, "rb") as f:
             raw = f.read(replies.MAX_REPLY_CHARS * 4 + 1)
-        return raw.decode("utf-8")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError(f"{args.file} is not UTF-8 text; nothing was queued") from None
     if not sys.stdin.isatty():
         return sys.stdin.read(replies.MAX_REPLY_CHARS * 4 + 1)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
@@ -466,7 +485,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--tag")
     sp.add_argument("--indicator", help="text contained in the links, senders or messages")
     sp.add_argument("--followups", action="store_true", help="list follow-ups too")
-    sp.add_argument("--limit", type=int, default=100)
+    sp.add_argument("--limit", type=_positive, default=100)
 
     sp = add("show", cmd_show, "show a report: answers, attachments, thread, notes",
              "journalist-client show 3f9a0c11 --history")
@@ -496,13 +515,13 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("search", cmd_search, "full-text search in Arabic, French and English",
              "journalist-client search الإمارات pegasus")
     sp.add_argument("query", nargs="+")
-    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--limit", type=_positive, default=20)
 
     sp = add("export-attachment", cmd_export_attachment,
              "decrypt attachment N of a report to a new file (never opened by the client)",
              "journalist-client export-attachment 3f9a0c11 1 --out /media/usb/evidence-1.bin")
     sp.add_argument("id")
-    sp.add_argument("n", type=int)
+    sp.add_argument("n", type=_positive)
     sp.add_argument("--out", required=True, metavar="PATH")
 
     sp = add("reply", cmd_reply, "reply to the source (from --file, stdin or $EDITOR)",
@@ -554,6 +573,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    finally:
+        while _OPENED:
+            _OPENED.pop().close()
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         args.func(args)
     except (CliError, vault.VaultError, triage.TriageError, importer.ImportRefused,

@@ -33,6 +33,7 @@ signed vault (a rollback), and an attacker who has the passphrase has everything
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -67,6 +68,7 @@ END: Final = b"AMANA-VAULT-END\n"
 SIGNATURE_CONTEXT: Final = "amana/vault/v1"
 DB_FILE: Final = "triage.vault"
 META_FILE: Final = "vault.json"
+LOCK_FILE: Final = ".lock"
 SUBDIRS: Final = ("keys", "files", "quarantine", "outbox", "acks")
 #: What `age -p` uses. Tests lower it; nobody else should.
 SCRYPT_WORK_FACTOR: int = 18
@@ -141,6 +143,7 @@ class Vault:
     conn: sqlite3.Connection
     user: str
     _changed: bool = field(default=False, repr=False)
+    _lock: int = field(default=-1, repr=False)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -196,6 +199,9 @@ class Vault:
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock >= 0:
+            os.close(self._lock)  # releases the flock
+            self._lock = -1
 
 
 class _HashingWriter:
@@ -256,6 +262,19 @@ def _read_image(path: Path, keys: DeskKeys) -> bytes:
         return decrypt(bytes(body[len(MAGIC):]), [keys.identity], armored=False)
     except AgeError as e:
         raise VaultError(f"{path.name} cannot be decrypted: {e}") from None
+
+
+def _take_lock(root: Path) -> int:
+    # Two commands working on one vault at once would each save their own copy and the
+    # later save would silently drop the other's changes; one at a time.
+    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise VaultError("another journalist-client is using this vault; wait for it to "
+                         "finish (or close the other window) and try again") from None
+    return fd
 
 
 def _load_keys(keys_dir: Path, passphrase: str) -> DeskKeys:
@@ -361,6 +380,16 @@ def unlock(path: str | os.PathLike[str], passphrase: str, *, user: str | None = 
     """Open a vault: unlock the keys with the passphrase, verify and decrypt the database."""
     root = Path(path)
     meta = _read_meta_file(root)
+    lock = _take_lock(root)
+    try:
+        return _unlock(root, meta, passphrase, user, lock)
+    except BaseException:
+        os.close(lock)
+        raise
+
+
+def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
+            lock: int) -> Vault:
     keys = _load_keys(root / "keys", passphrase)
     if keys.desk.id != meta.get("desk"):
         raise VaultError(f"{META_FILE} names desk {meta.get('desk')!r} but the keys are "
@@ -376,7 +405,7 @@ def unlock(path: str | os.PathLike[str], passphrase: str, *, user: str | None = 
         raise VaultError(f"{DB_FILE}: the database image is damaged: {e}") from None
     del image
     _harden(conn)
-    vault = Vault(path=root, keys=keys, conn=conn, user="")
+    vault = Vault(path=root, keys=keys, conn=conn, user="", _lock=lock)
     if vault.meta("desk") != keys.desk.id:
         raise VaultError(f"{DB_FILE} belongs to another desk")
     vault.user = user or vault.meta("user") or keys.desk.id

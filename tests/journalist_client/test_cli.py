@@ -23,6 +23,8 @@ Run = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def run(vault_dir: Path, passfile: Path, capsys: pytest.CaptureFixture[str],
         desk_vault: Vault) -> Run:
+    desk_vault.close()  # each command unlocks (and locks) the vault itself
+
     def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         if stdin is not None:
             import sys
@@ -207,7 +209,7 @@ def test_reply_refer_and_outbox_bundle(run: Run, imported: dict[str, str], desks
     assert index["desk"] == "triage"
     kinds = [i["type"] for i in index["items"]]
     assert sorted(kinds) == ["referral", "reply", "reply"]
-    fresh = unlock(desk_vault.path, PASSPHRASE)  # the fixture's copy predates the CLI's saves
+    fresh = unlock(desk_vault.path, PASSPHRASE)
     source_doc = json.loads(fresh.conn.execute(
         "SELECT doc FROM items WHERE id = ?", (a,)).fetchone()[0])
     for item in index["items"]:
@@ -273,3 +275,30 @@ def test_transfer_init_needs_no_vault(tmp_path: Path, desks: Desks, server: Serv
                  str(tmp_path / "x.bundle")])
     assert code == 1
     assert "transfer init" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_reply_from_the_editor(run: Run, imported: dict[str, str], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    seen = tmp_path / "draft-path"
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        "import sys, pathlib\n"
+        f"pathlib.Path({str(seen)!r}).write_text(sys.argv[1])\n"
+        "pathlib.Path(sys.argv[1]).write_text('written in the editor')\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    code, out, err = run("reply", imported["a"][:8])
+    assert code == 0, err
+    draft = Path(seen.read_text())
+    assert not draft.exists()  # erased and removed
+    if Path("/dev/shm").is_dir():
+        assert draft.parent == Path("/dev/shm")
+    assert "written in the editor" in run("show", imported["a"])[1]

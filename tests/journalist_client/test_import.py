@@ -33,6 +33,7 @@ def test_import_stores_ciphertext_and_writes_a_signed_ack(desk_vault: Vault, ser
     # The ciphertext is kept as received; the vault was saved before the ack was written.
     assert (vault_dir / "files" / f"{it.id}.json.age").read_bytes().startswith(b"age-encryption")
     assert (vault_dir / "files" / f"{it.id}.a1.age").exists()
+    desk_vault.close()
     assert it.id in _ids(unlock(vault_dir, PASSPHRASE))
     ack = open_bundle(result.ack_path, {"triage": desk_vault.keys.signing_key.verify_key},
                       kind="ack")

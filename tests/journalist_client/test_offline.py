@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from journalist_client.cli import main
+from journalist_client.vault import Vault
 
 from .conftest import Server, attachment_meta, report_doc
 
@@ -82,7 +83,8 @@ def _refuse(*args: object, **kwargs: object) -> None:
 
 def test_every_triage_command_runs_with_sockets_disabled(
         monkeypatch: pytest.MonkeyPatch, server: Server, vault_dir: Path, passfile: Path,
-        tmp_path: Path, desk_vault: object, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, desk_vault: Vault, capsys: pytest.CaptureFixture[str]) -> None:
+    desk_vault.close()
     data = b"evidence"
     doc = report_doc(description="برنامج تجسس")
     doc["attachments"] = [attachment_meta(data)]

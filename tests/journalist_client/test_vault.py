@@ -33,6 +33,7 @@ from .conftest import PASSPHRASE, Desks, Server, report_doc
 def test_unlock_round_trip(desk_vault: Vault, vault_dir: Path) -> None:
     desk_vault.set_meta("probe", "value")
     desk_vault.save()
+    desk_vault.close()
     again = unlock(vault_dir, PASSPHRASE)
     assert again.meta("probe") == "value"
     assert again.user == "rania"
@@ -42,13 +43,14 @@ def test_unlock_round_trip(desk_vault: Vault, vault_dir: Path) -> None:
 
 def test_layout_and_modes(desk_vault: Vault, vault_dir: Path) -> None:
     assert sorted(p.name for p in vault_dir.iterdir()) == [
-        "acks", "files", "keys", "outbox", "quarantine", "triage.vault", "vault.json"]
+        ".lock", "acks", "files", "keys", "outbox", "quarantine", "triage.vault", "vault.json"]
     assert (vault_dir.stat().st_mode & 0o777) == 0o700
     assert ((vault_dir / DB_FILE).stat().st_mode & 0o777) == 0o600
     assert (vault_dir / DB_FILE).read_bytes().startswith(MAGIC + b"age-encryption.org/v1\n")
 
 
 def test_wrong_passphrase(desk_vault: Vault, vault_dir: Path) -> None:
+    desk_vault.close()
     with pytest.raises(VaultError, match="wrong passphrase"):
         unlock(vault_dir, "not the passphrase at all")
 
@@ -56,6 +58,7 @@ def test_wrong_passphrase(desk_vault: Vault, vault_dir: Path) -> None:
 def test_generate_new_desk_keys(tmp_path: Path, fast_scrypt: None) -> None:
     v = create_vault(tmp_path / "v", PASSPHRASE, desk_id="smex")
     assert v.desk_id == "smex"
+    v.close()
     assert unlock(tmp_path / "v", PASSPHRASE).keyring().get("smex") is not None
     with pytest.raises(VaultError, match="not empty"):
         create_vault(tmp_path / "v", PASSPHRASE, desk_id="smex")
@@ -74,6 +77,7 @@ def test_a_tampered_vault_is_refused(desk_vault: Vault, vault_dir: Path, offset:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
+    desk_vault.close()
     with pytest.raises(VaultError):
         unlock(vault_dir, PASSPHRASE)
 
@@ -85,6 +89,7 @@ def test_a_forged_vault_encrypted_to_the_desk_is_refused(desk_vault: Vault,
     desk_vault.set_meta("server_key", str(attacker.verify_key))
     forged_keys = DeskKeys(desk_vault.keys.desk, desk_vault.keys.identity, attacker)
     _write_image(vault_dir / DB_FILE, desk_vault.conn.serialize(), forged_keys)
+    desk_vault.close()
     with pytest.raises(VaultError, match="not signed by this desk"):
         unlock(vault_dir, PASSPHRASE)
 
@@ -106,6 +111,7 @@ while True:
 
 @pytest.mark.slow
 def test_kill_9_during_save_leaves_a_whole_vault(desk_vault: Vault, vault_dir: Path) -> None:
+    desk_vault.close()
     last = 0
     for attempt in range(6):
         proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(vault_dir), PASSPHRASE],
@@ -164,4 +170,12 @@ def test_save_is_small_io_bounded(desk_vault: Vault, vault_dir: Path) -> None:
     # The image is streamed through the encryptor; the result opens with the identity.
     desk_vault.set_meta("x", "y" * 3_000_000)
     desk_vault.save()
+    desk_vault.close()
     assert unlock(vault_dir, PASSPHRASE).meta("x") == "y" * 3_000_000
+
+
+def test_one_command_at_a_time(desk_vault: Vault, vault_dir: Path) -> None:
+    with pytest.raises(VaultError, match="another journalist-client"):
+        unlock(vault_dir, PASSPHRASE)
+    desk_vault.close()
+    unlock(vault_dir, PASSPHRASE).close()
