@@ -15,7 +15,12 @@ The worker returns the public reply recipient, never the reply secret key.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -42,6 +47,23 @@ def new_source() -> NewSource:
                      reply_recipient=str(keys.reply_identity.recipient()))
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: never outlive the server (e.g. after kill -9).
+
+    A worker left behind would keep running codename derivations for nobody and
+    hold memory; systemd kills the whole unit, but not every deployment has it.
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # The server may have died before prctl took effect.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 class SourceFactory:
     """Hands out NewSource values from a bounded process pool."""
 
@@ -53,7 +75,8 @@ class SourceFactory:
         if self._pool is None:
             # spawn, not fork: never duplicate a running event loop and its sockets.
             self._pool = ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent, initargs=(os.getpid(),))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, new_source)
 

@@ -57,6 +57,8 @@ log = logging.getLogger("intake_server.storage")
 
 # Check free space every this many bytes written, not on every chunk.
 _FREE_SPACE_CHECK_EVERY = 8 * 1024 * 1024
+# fdatasync an attachment's ciphertext every this many bytes while it streams in.
+_SYNC_EVERY = 32 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -110,6 +112,7 @@ class PendingFile:
     _writer: _CountingWriter
     _enc: Any
     plaintext_size: int = 0
+    _synced: int = 0
     _sha256: Any = field(default_factory=hashlib.sha256)
     finished: bool = False
 
@@ -122,9 +125,24 @@ class PendingFile:
         return self._writer.count
 
     def write(self, data: bytes) -> None:
+        self.hash_part(data)
+        self.encrypt_part(data)
+
+    def hash_part(self, data: bytes) -> None:
+        """SHA-256 and size of the plaintext; may run beside encrypt_part()."""
         self._sha256.update(data)
         self.plaintext_size += len(data)
+
+    def encrypt_part(self, data: bytes) -> None:
+        """Encrypt and write; calls must stay in order, one at a time."""
         self._enc.write(data)
+        if self._writer.count - self._synced >= _SYNC_EVERY:
+            # Flush to disk as we go (this runs in a writer thread, overlapping the
+            # network): the final fsync then has only the tail left, and a large
+            # upload never piles up a gigabyte of dirty pages.
+            self._raw.flush()
+            os.fdatasync(self._raw.fileno())
+            self._synced = self._writer.count
 
     def finish(self) -> None:
         """Write the final age chunk and close the encryptor (not yet durable)."""

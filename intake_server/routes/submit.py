@@ -321,8 +321,8 @@ async def _receive_file(part: BodyPartReader, txn: Transaction, limits: _Limits,
         if size > cfg.max_file_bytes:
             raise FormError(413, R_TOO_LARGE)
         # Hash, encrypt and write this piece in a thread while the next one is read
-        # from the socket: both halves release the GIL for most of their work.
-        # At most two pieces are in memory per upload.
+        # from the socket: hashlib, the AEAD and the file write release the GIL for
+        # most of their work. At most two pieces are in memory per upload.
         job = loop.run_in_executor(None, pending.write, chunk)
         try:
             chunk = await _read(part, timeout, FILE_CHUNK)

@@ -69,11 +69,21 @@ class ServerProcess:
                 self.proc.wait()
         self.proc = None
 
-    def kill9(self) -> None:
+    def children(self) -> list[int]:
         assert self.proc is not None
+        pids = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        return pids
+
+    def kill9(self) -> list[int]:
+        """SIGKILL the server; returns the pids its children had."""
+        assert self.proc is not None
+        kids = self.children()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.proc = None
+        return kids
 
     def session(self) -> aiohttp.ClientSession:
         # unsafe=True: keep cookies for an IP-address host (127.0.0.1).

@@ -13,9 +13,18 @@ import socket
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import aiohttp
 import yarl
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
 
 
 def rows(server) -> list[tuple[str, ...]]:
@@ -69,9 +78,15 @@ async def test_kill_9_mid_upload(server, age_binary) -> None:
             await asyncio.sleep(0.01)
         else:
             raise AssertionError("the upload never reached incoming/")
-        server.kill9()
+        workers = server.kill9()
     finally:
         sock.close()
+    # The codename workers die with the server rather than linger as orphans.
+    assert workers
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and _is_running(pid) for pid in workers):
+        assert time.monotonic() < deadline, "codename worker outlived the server"
+        await asyncio.sleep(0.05)
 
     # Half-written ciphertext is only in incoming/, never in store/ or the database.
     assert list(server.incoming_dir.iterdir())
