@@ -5,6 +5,7 @@ The wheelhouse is built beforehand (`make wheelhouse`, which needs the package i
 Here a fresh venv installs from that folder alone, as the guide tells a desk to do on
 its offline machine, and the client's command runs from it. pip's own configuration
 and PIP_* variables are set aside so that no other wheel source can fill a gap.
+The wheelhouse is ./wheelhouse, or the folder named by AMANA_WHEELHOUSE.
 """
 
 from __future__ import annotations
