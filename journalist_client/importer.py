@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from journalist_client._fs import safe_move, sync_all, vault_path, write_unsynced
 from journalist_client.schema import MAX_DOCUMENT_BYTES, DocumentError, parse_document, parse_json

@@ -57,7 +57,9 @@ def add_reply(vault: Vault, item_id: str, body: str) -> str:
     reply_id = secrets.token_hex(16)
     doc = {"format": "amana-reply", "version": 1, "desk": vault.desk_id, "day": today(),
            "body": body}
-    recipients = [parse_recipient(item["reply_recipient"]), vault.keys.identity.recipient()]
+    # The desk is a recipient too, so that it can read its own thread later.
+    recipients = [parse_recipient(item["reply_recipient"]),
+                  parse_recipient(vault.keys.desk.recipient)]
     try:
         ciphertext = encrypt(json.dumps(doc, ensure_ascii=False).encode("utf-8"), recipients)
     except ValueError as e:

@@ -46,7 +46,7 @@ from typing import Any, BinaryIO, Final
 import sqlite_utils
 
 from journalist_client._fs import AtomicWriter, FileExistsRefused, safe_mkdir, safe_write_bytes
-from keys.age import AgeError, Encryptor, decrypt
+from keys.age import AgeError, Encryptor, decrypt, parse_recipient
 from keys.identity import DeskError, DeskKeys, generate_desk, load_desk
 from keys.keyring import Keyring, KeyringError
 from keys.signing import BadSignature, KeyFormatError, VerifyKey
@@ -89,7 +89,7 @@ def today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-_SCHEMA: Final = [
+_SCHEMA: Final[list[tuple[str, dict[str, Any], str | tuple[str, ...]]]] = [
     ("meta", {"key": str, "value": str}, "key"),
     ("items", {"n": int, "id": str, "type": str, "received_day": str, "language": str,
                "category": str, "country": str, "desks": str, "reply_recipient": str,
@@ -116,10 +116,10 @@ def _new_database() -> sqlite3.Connection:
     _harden(conn)
     db = sqlite_utils.Database(conn)
     for name, columns, pk in _SCHEMA:
-        db[name].create(columns, pk=pk)  # type: ignore[union-attr]
-    db["items"].create_index(["id"], unique=True)  # type: ignore[union-attr]
-    db["items"].create_index(["reply_recipient"])  # type: ignore[union-attr]
-    db["quarantine"].create_index(["item_id"])  # type: ignore[union-attr]
+        db.table(name).create(columns, pk=pk)
+    db.table("items").create_index(["id"], unique=True)
+    db.table("items").create_index(["reply_recipient"])
+    db.table("quarantine").create_index(["item_id"])
     # detail=none: no phrase queries, a much smaller index, so smaller and faster saves.
     conn.execute("CREATE VIRTUAL TABLE search USING fts5(body, "
                  "tokenize='unicode61 remove_diacritics 0', detail=none)")
@@ -225,7 +225,8 @@ def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
     with AtomicWriter(path, overwrite=True) as w:
         hw = _HashingWriter(w.file)
         hw.write(MAGIC)
-        with Encryptor(hw, [keys.identity.recipient()]) as enc:  # type: ignore[arg-type]
+        # load_desk checked that this recipient is the identity's own.
+        with Encryptor(hw, [parse_recipient(keys.desk.recipient)]) as enc:  # type: ignore[arg-type]
             view = memoryview(image)
             step = 1024 * 1024
             for i in range(0, len(view), step):
