@@ -440,10 +440,19 @@ def _parser() -> argparse.ArgumentParser:
                    "instead of asking")
     p.add_argument("--as", dest="user", help="your name in the history (default: set at init)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The same options are accepted after the command name too (`init --vault DIR`);
+    # SUPPRESS keeps a value given before the command when none is given after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--vault", default=argparse.SUPPRESS,
+                        help="vault directory (default: $AMANA_VAULT)")
+    common.add_argument("--passphrase-file", default=argparse.SUPPRESS, metavar="FILE",
+                        help="read the passphrase from the first line of FILE")
+    common.add_argument("--as", dest="user", default=argparse.SUPPRESS, metavar="NAME",
+                        help="your name in the history")
 
     def add(name: str, func: Callable[[argparse.Namespace], None], help_: str, example: str
             ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_,
+        sp = sub.add_parser(name, help=help_, description=help_, parents=[common],
                             epilog=f"Example:\n  {example}",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)

@@ -302,3 +302,12 @@ def test_reply_from_the_editor(run: Run, imported: dict[str, str], tmp_path: Pat
     if Path("/dev/shm").is_dir():
         assert draft.parent == Path("/dev/shm")
     assert "written in the editor" in run("show", imported["a"])[1]
+
+
+def test_options_after_the_command(tmp_path: Path, passfile: Path, fast_scrypt: None,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    vault_dir = str(tmp_path / "v2")
+    assert main(["init", "--vault", vault_dir, "--desk", "smex",
+                 "--passphrase-file", str(passfile)]) == 0
+    assert main(["list", "--vault", vault_dir, "--passphrase-file", str(passfile)]) == 0
+    assert "No reports match." in capsys.readouterr().out
