@@ -12,6 +12,8 @@ The rules (docs/search.md has them with examples):
   and سؤال is often typed سوال. A document word is indexed with the seat folded to a
   bare hamza ء *and* with the hamza dropped (ؤ→و, ئ→ي); a query word is searched
   under both too.
+* In a query, French elisions (l' d' j' m' n' s' t' c' qu') are dropped: l'état = état.
+* Latin ligatures and letters without a decomposition: œ → oe, æ → ae, ø → o, ł → l.
 * Digits: Arabic-Indic ٠-٩ and Persian ۰-۹ become 0-9.
 * Words are maximal runs of letters and digits; a query word matches whole words only
   (``predator`` does not find ``predators``) unless it ends with ``*``.
@@ -66,6 +68,8 @@ _CHAR_MAP: Final = str.maketrans(
         "\u06d5": "\u0647",  # ە
         "\u06a9": "\u0643",  # ک keheh
         "\u0640": None,  # tatweel
+        # Latin letters that no decomposition splits, written both ways in French text.
+        "œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d", "ı": "i",
         **{chr(0x0660 + i): str(i) for i in range(10)},  # Arabic-Indic digits
         **{chr(0x06F0 + i): str(i) for i in range(10)},  # Persian digits
     }
@@ -89,6 +93,8 @@ _ARTICLE_PREFIXES: Final = tuple(
 )
 _PARTICLE_PREFIXES: Final = ("و", "ف", "ب", "ك", "ل", "وب", "فب", "ول", "فل", "وك", "فك")
 _MIN_STEM: Final = 3
+# French elision in a query (l'état, d'un, qu'il): the elided word is not searched for.
+_ELISION_RE: Final = re.compile(r"(?<![^\W_])(?:[ldjmnstc]|qu)['’](?=[^\W_])", re.IGNORECASE)
 MAX_QUERY_WORDS: Final = 16
 
 
@@ -194,7 +200,8 @@ class Query:
 def parse_query(text: str) -> Query:
     """Turn what the triager typed into terms: all words must appear, each whole."""
     terms: list[Term] = []
-    for raw in re.split(r"\s+", unicodedata.normalize("NFC", text).strip()):
+    text = _ELISION_RE.sub("", unicodedata.normalize("NFC", text))
+    for raw in re.split(r"\s+", text.strip()):
         if not raw:
             continue
         prefix = raw.endswith("*")

@@ -117,7 +117,8 @@ def test_short_stems_are_not_stripped() -> None:
     ("PEGASUS", "pegasus"), ("Élysée", "elysee"), ("NSO", "nso group"), ("Straße", "strasse"),
     ("ﻻ", "لا"),  # presentation forms (NFKC)
     ("ＷｈａｔｓＡｐｐ", "whatsapp"),  # full-width Latin
-    ("garçon", "GARCON"), ("naïve", "naive"),
+    ("garçon", "GARCON"), ("naïve", "naive"), ("coeur", "CŒUR"), ("œuvre", "oeuvre"),
+    ("l'état", "Etat"), ("example.com", "see EXAMPLE.com/x"),
 ])
 def test_latin_case_accents_and_compatibility_forms(query: str, document: str) -> None:
     assert hit(query, document)
