@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,6 +254,8 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
         server = vault.server_key()
     except VaultError as e:
         raise ImportRefused(str(e)) from None
+    if ack_out is not None and os.path.lexists(ack_out):
+        raise ImportRefused(f"{ack_out} already exists: choose another --ack-out")
     try:
         b = open_bundle(path, {SERVER_ID: server}, kind="desk-export")
     except BundleError as e:

@@ -162,3 +162,14 @@ def test_no_server_key_means_no_import(desk_vault: Vault, server: Server) -> Non
     desk_vault.conn.execute("DELETE FROM meta WHERE key = 'server_key'")
     with pytest.raises(ImportRefused, match="trust-server"):
         import_bundle(desk_vault, server.bundle([server.item(report_doc())]), progress=False)
+
+
+def test_an_existing_ack_path_is_refused_before_any_work(desk_vault: Vault, server: Server,
+                                                         tmp_path: Path) -> None:
+    taken = tmp_path / "ack.bundle"
+    taken.write_bytes(b"mine")
+    with pytest.raises(ImportRefused, match="already exists"):
+        import_bundle(desk_vault, server.bundle([server.item(report_doc())]), ack_out=taken,
+                      progress=False)
+    assert _ids(desk_vault) == set()
+    assert taken.read_bytes() == b"mine"
