@@ -369,6 +369,9 @@ def cmd_outbox(args: argparse.Namespace) -> None:
 
 def cmd_quarantine(args: argparse.Namespace) -> None:
     v = _open(args)
+    if args.retry:
+        done, still = importer.retry_quarantined(v)
+        _out(f"{len(done)} item(s) imported from quarantine, {len(still)} still refused.")
     rows = v.conn.execute("SELECT item_id, type, at, reason, files FROM quarantine ORDER BY n"
                           ).fetchall()
     if not rows:
@@ -550,8 +553,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", metavar="FILE")
     sp.add_argument("--all", action="store_true", help="also list items already bundled")
 
-    add("quarantine", cmd_quarantine, "list items refused on import and why",
-        "journalist-client quarantine")
+    sp = add("quarantine", cmd_quarantine, "list items refused on import and why, or retry them",
+             "journalist-client quarantine --retry")
+    sp.add_argument("--retry", action="store_true",
+                    help="check every quarantined item again (after a key or client update)")
 
     sp = add("transfer", cmd_transfer, "ONLINE machine: create the transfer credential",
              "journalist-client transfer init --dir ~/transfer --desk smex "

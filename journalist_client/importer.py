@@ -48,7 +48,7 @@ from keys.age import (
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 
 __all__ = ["ImportRefused", "ImportResult", "age_failure", "import_bundle", "parse_index",
-           "store_item"]
+           "retry_quarantined", "store_item"]
 
 SERVER_ID: Final = "server"
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}")
@@ -171,24 +171,30 @@ def _check_attachment_header(vault: Vault, path: Path) -> None:
             raise _Quarantine(f"attachment {path.name.split('.')[-2]}: {age_failure(e)}") from None
 
 
+def _open_document(vault: Vault, ciphertext: bytes, item_type: str,
+                   attachments: int) -> dict[str, Any]:
+    """Decrypt (in memory) and validate one document, or raise _Quarantine with the reason."""
+    try:
+        plain = decrypt(ciphertext, [vault.keys.identity], armored=False)
+    except AgeError as e:
+        raise _Quarantine(f"document: {age_failure(e)}") from None
+    try:
+        doc = parse_document(plain, expected_type=item_type)
+    except DocumentError as e:
+        raise _Quarantine(f"document: {e}") from None
+    if len(doc["attachments"]) != attachments:
+        raise _Quarantine(f"document lists {len(doc['attachments'])} attachment(s) but the "
+                          f"bundle carries {attachments}")
+    return doc
+
+
 def _import_item(vault: Vault, b: VerifiedBundle, it: IndexItem) -> None:
     files_dir = vault.dir("files")
     entry = {e.name: e for e in b.files}[it.doc_file]
     if entry.size > _MAX_DOC_CIPHERTEXT:
         raise _Quarantine(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
     ciphertext = b.read(it.doc_file, max_size=_MAX_DOC_CIPHERTEXT)
-    try:
-        plain = decrypt(ciphertext, [vault.keys.identity], armored=False)
-    except AgeError as e:
-        raise _Quarantine(f"document: {age_failure(e)}") from None
-    try:
-        doc = parse_document(plain, expected_type=it.type)
-    except DocumentError as e:
-        raise _Quarantine(f"document: {e}") from None
-    del plain
-    if len(doc["attachments"]) != len(it.attachment_files):
-        raise _Quarantine(f"document lists {len(doc['attachments'])} attachment(s) but the "
-                          f"bundle carries {len(it.attachment_files)}")
+    doc = _open_document(vault, ciphertext, it.type, len(it.attachment_files))
     write_unsynced(vault_path(files_dir, it.doc_file), ciphertext)
     for name in it.attachment_files:
         b.extract(name, vault_path(files_dir, name), overwrite=True)
@@ -238,6 +244,45 @@ def _quarantine(vault: Vault, b: VerifiedBundle, it: IndexItem, reason: str) -> 
         "VALUES (?, ?, ?, ?, ?, ?)",
         (b.id, it.id, it.type, json.dumps(kept), reason, now()),
     )
+
+
+def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:
+    """Try every quarantined item again (after a key or client update); save if any moved.
+
+    Returns (imported ids, [(id, reason)] still quarantined). An item that now passes
+    every check moves back from quarantine/ into files/ under its bundle name.
+    """
+    imported: list[str] = []
+    still: list[tuple[str, str]] = []
+    rows = vault.conn.execute(
+        "SELECT n, bundle_id, item_id, type, files FROM quarantine ORDER BY n").fetchall()
+    qdir = vault.dir("quarantine")
+    for n, bundle_id, item_id, item_type, files in rows:
+        kept: list[str] = json.loads(files)
+        prefix = f"{bundle_id[:12]}-"
+        names = tuple(k.removeprefix(prefix) for k in kept)
+        try:
+            doc_path = vault_path(qdir, kept[0])
+            if doc_path.stat().st_size > _MAX_DOC_CIPHERTEXT:
+                raise _Quarantine(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
+            doc = _open_document(vault, doc_path.read_bytes(), item_type, len(kept) - 1)
+            for k in kept[1:]:
+                _check_attachment_header(vault, vault_path(qdir, k))
+        except _Quarantine as q:
+            vault.conn.execute("UPDATE quarantine SET reason = ?, at = ? WHERE n = ?",
+                               (str(q), now(), n))
+            vault.changed()
+            still.append((item_id, str(q)))
+            continue
+        for k, name in zip(kept, names, strict=True):
+            vault_path(vault.dir("files"), name).unlink(missing_ok=True)
+            safe_move(vault_path(qdir, k), vault.dir("files"), name)
+        store_item(vault, item_id, item_type, doc, bundle_id, names[1:])
+        vault.conn.execute("DELETE FROM quarantine WHERE n = ?", (n,))
+        imported.append(item_id)
+    if vault.is_changed:
+        vault.save()
+    return imported, still
 
 
 def _write_ack(vault: Vault, path: Path, ids: list[str]) -> None:

@@ -173,3 +173,26 @@ def test_an_existing_ack_path_is_refused_before_any_work(desk_vault: Vault, serv
                       progress=False)
     assert _ids(desk_vault) == set()
     assert taken.read_bytes() == b"mine"
+
+
+def test_quarantined_items_can_be_retried(desk_vault: Vault, server: Server) -> None:
+    from journalist_client.importer import retry_quarantined
+
+    data = b"evidence"
+    doc = report_doc()
+    doc["attachments"] = [attachment_meta(data)]
+    it = server.item(doc, [data])
+    it.mangle[0] = lambda ct: b"broken" + ct
+    bad = server.item(b"\xff")
+    result = import_bundle(desk_vault, server.bundle([it, bad]), progress=False)
+    assert len(result.quarantined) == 2
+    # Repair the ciphertext in quarantine (as a fixed client or key would "repair" it).
+    [doc_file] = [p for p in (desk_vault.path / "quarantine").iterdir()
+                  if p.name.endswith(f"{it.id}.json.age")]
+    doc_file.write_bytes(doc_file.read_bytes().removeprefix(b"broken"))
+    done, still = retry_quarantined(desk_vault)
+    assert done == [it.id]
+    assert [i for i, _ in still] == [bad.id]
+    assert (desk_vault.path / "files" / f"{it.id}.a1.age").exists()
+    assert _ids(desk_vault, "quarantine") == {bad.id}
+    assert it.id in _ids(desk_vault)
