@@ -335,6 +335,7 @@ def create_vault(
 
     try:
         safe_mkdir(root, exist_ok=True)
+        os.chmod(root, 0o700)  # an existing empty directory may have been world-readable
         for sub in SUBDIRS:
             safe_mkdir(root / sub, exist_ok=True)
         if import_keys is not None:
