@@ -292,6 +292,27 @@ def _write_ack(vault: Vault, path: Path, ids: list[str]) -> None:
                       vault.keys.signing_key)
 
 
+def _import_items(vault: Vault, b: VerifiedBundle, result: ImportResult,
+                  progress: bool | None) -> tuple[str, list[IndexItem]]:
+    if "index.json" not in b.names:
+        raise ImportRefused("refused: the bundle has no index.json")
+    cursor, items = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
+                                vault.desk_id, b.names)
+    # disable=None: a progress bar on a terminal, none in a pipe or a log.
+    for it in tqdm(items, desc="importing", unit="item", disable=progress is False or None,
+                   leave=False):
+        if _known(vault, it.id):
+            result.already.append(it.id)
+            continue
+        try:
+            _import_item(vault, b, it)
+            result.imported.append(it.id)
+        except _Quarantine as q:
+            _quarantine(vault, b, it, str(q))
+            result.quarantined.append((it.id, str(q)))
+    return cursor, items
+
+
 def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = None,
                   ack_out: Path | None = None) -> ImportResult:
     """Import one desk-export bundle into the vault, save it, and write the ack bundle."""
@@ -315,21 +336,18 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
             result.repeated_bundle = True
             result.ack_path = Path(seen[0])
             return result
-        if "index.json" not in b.names:
-            raise ImportRefused("refused: the bundle has no index.json")
-        cursor, items = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
-                                    vault.desk_id, b.names)
-        for it in tqdm(items, desc="importing", unit="item", disable=progress is False
-                       or None, leave=False):
-            if _known(vault, it.id):
-                result.already.append(it.id)
-                continue
-            try:
-                _import_item(vault, b, it)
-                result.imported.append(it.id)
-            except _Quarantine as q:
-                _quarantine(vault, b, it, str(q))
-                result.quarantined.append((it.id, str(q)))
+        vault.conn.commit()  # what came before this import is not ours to roll back
+        try:
+            cursor, items = _import_items(vault, b, result, progress)
+        except BundleError as e:
+            # The file changed on disk after it was verified (a failing USB stick, or
+            # tampering): nothing of this bundle is kept.
+            vault.conn.rollback()
+            raise ImportRefused(f"refused {Path(path).name}: {e}. Nothing was imported.") \
+                from None
+        except BaseException:
+            vault.conn.rollback()
+            raise
         ack_path = ack_out or default_ack
         vault.conn.execute(
             "INSERT INTO bundles (id, kind, created, imported_at, items, quarantined, ack_file) "

@@ -196,3 +196,11 @@ def test_quarantined_items_can_be_retried(desk_vault: Vault, server: Server) -> 
     assert (desk_vault.path / "files" / f"{it.id}.a1.age").exists()
     assert _ids(desk_vault, "quarantine") == {bad.id}
     assert it.id in _ids(desk_vault)
+
+
+def test_an_oversized_index_is_refused_cleanly(desk_vault: Vault, server: Server) -> None:
+    index = {"format": "amana-desk-export", "version": 1, "desk": "triage",
+             "cursor": "x" * (2 * 1024 * 1024), "items": []}
+    with pytest.raises(ImportRefused, match="Nothing was imported"):
+        import_bundle(desk_vault, server.bundle([], index=index), progress=False)
+    assert desk_vault.conn.execute("SELECT count(*) FROM bundles").fetchone()[0] == 0
