@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck bench clean
+.PHONY: run test check lint typecheck bench clean wheelhouse
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,22 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python bench/age_throughput.py
+
+# An offline install kit for the air-gapped client (deploy/README.md, section 5): the
+# wheel of this project and of every runtime dependency, without the test extras, plus
+# SHA256SUMS. Built in a throwaway venv so nothing from the dev .venv leaks in. The
+# wheels fit this machine's platform and Python: build on Debian 12 amd64 (Python 3.11)
+# for Debian 12 amd64. build/ goes first: setuptools reuses build/lib, so a module
+# deleted from the source would otherwise still ship in the wheel.
+WHEELHOUSE := wheelhouse
+BUILD_VENV := build/wheel-venv
+
+wheelhouse:
+	rm -rf $(WHEELHOUSE) build
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip wheel --quiet --wheel-dir $(WHEELHOUSE) .
+	cd $(WHEELHOUSE) && sha256sum *.whl > SHA256SUMS
+	rm -rf build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -41,6 +41,7 @@ from keys.codename import derive_source, generate_codename
 from keys.fingerprint import fingerprint_qr_payload, recipient_fingerprint
 from keys.identity import DeskError, generate_desk, load_desk, read_identities
 from keys.keyring import Desk, Keyring, KeyringError, load_desk_entry
+from keys.onion import generate_client_auth, transfer_torrc, write_client_auth
 from keys.qr import qr_png, qr_svg, qr_terminal
 
 __all__ = ["main"]
@@ -328,6 +329,31 @@ _SAMPLE_REPORT = {
 }
 
 
+def cmd_onion_auth(args: argparse.Namespace) -> None:
+    key = generate_client_auth(args.name)
+    # A bad name or address is an OnionError (a ValueError), an existing file a
+    # FileExistsRefused (an OSError): main() reports either on one line, exit 1.
+    paths = write_client_auth(key, args.out, args.onion)
+    print(f"onion client key {key.name}: written to {args.out}/")
+    for path in paths:
+        print(f"  {path.name}")
+    print(f"\nOn the server (public, safe to copy): put {key.name}.auth in")
+    print("  /var/lib/tor/amana-staff/authorized_clients/ (owner debian-tor, mode 0600),")
+    print("  then: systemctl reload tor@default")
+    if args.onion:
+        print(f"On this transfer machine (secret, never copy it): put {key.name}.auth_private")
+        print("  in /var/lib/tor/onion_auth/ (owner debian-tor, directory 0700, file 0600)")
+    else:
+        print(f"No --onion: the private key is alone in {key.name}.x25519. Once you know the")
+        print(f"staff onion's address, make {key.name}.auth_private from it:")
+        print(
+            f"  printf '%s:descriptor:x25519:%s\\n' ADDRESS_WITHOUT_.onion "
+            f'"$(cat {key.name}.x25519)" > {key.name}.auth_private'
+        )
+    print(f"and add to this machine's /etc/tor/torrc (also in {key.name}.torrc):")
+    print(textwrap.indent(transfer_torrc(key.name), "  "), end="")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     def step(text: str) -> None:
         print(f"\n== {text}")
@@ -512,6 +538,25 @@ def _parser() -> argparse.ArgumentParser:
     ka.add_argument("file")
     ka.add_argument("desk_json", nargs="+", metavar="DESK_JSON")
     ka.set_defaults(func=cmd_keyring_add)
+
+    o = command(
+        "onion-auth",
+        "make a client-authorization key for the staff onion (tor's x25519 formats)",
+        "intake-keys onion-auth --name transfer-1 \\\n"
+        "    --onion 25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion \\\n"
+        "    --out ./onion-keys\n"
+        "Run it on the transfer machine; copy only NAME.auth to the server.",
+    )
+    o.add_argument(
+        "--name", required=True, help="client name, 1-64 of A-Z a-z 0-9 - _ (becomes NAME.auth)"
+    )
+    o.add_argument(
+        "--onion",
+        metavar="ADDRESS",
+        help="the staff onion's address (checked): writes NAME.auth_private",
+    )
+    o.add_argument("--out", default=".", help="directory for the files (default: .)")
+    o.set_defaults(func=cmd_onion_auth)
 
     m = command(
         "demo",

@@ -18,6 +18,9 @@ INSTALL_HINT = {
     "age": "apt-get install age",
     "tor": "apt-get install tor",
     "chromium": "apt-get install chromium",
+    "systemd-analyze": "apt-get install systemd",
+    "strace": "apt-get install strace",
+    "age-keygen": "apt-get install age",
 }
 
 

@@ -36,7 +36,7 @@ def test_every_command_has_a_section_and_an_example() -> None:
 
 
 def test_every_documented_command_exists() -> None:
-    documented = re.findall(r"^### `intake-keys ([a-z ]+)`", DOC.read_text(), re.M)
+    documented = re.findall(r"^### `intake-keys ([a-z -]+)`", DOC.read_text(), re.M)
     assert sorted(documented) == sorted(_commands(_parser()))
 
 
