@@ -9,8 +9,11 @@ named by ids the client has validated (:func:`vault_path`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -19,8 +22,13 @@ from keys._fs import AtomicWriter, FileExistsRefused, safe_mkdir, safe_write_byt
 __all__ = [
     "AtomicWriter",
     "FileExistsRefused",
+    "open_lock",
+    "private_dir",
+    "ram_draft",
+    "read_nofollow",
     "safe_mkdir",
     "safe_move",
+    "safe_unlink",
     "safe_write_bytes",
     "sync_all",
     "vault_path",
@@ -73,3 +81,49 @@ def write_unsynced(path: Path, data: bytes) -> None:
 def sync_all() -> None:
     """Flush every file written so far to stable storage (one call instead of one per file)."""
     os.sync()
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (or take an existing empty one) and make it 0700."""
+    safe_mkdir(path, exist_ok=True)
+    os.chmod(path, 0o700)  # an existing directory may have been world-readable
+    return path
+
+
+def read_nofollow(path: Path) -> bytes:
+    """The whole of a regular file, refusing to follow a symlink planted in its place."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def safe_unlink(path: Path) -> None:
+    """Remove a file the client itself made (never a directory; a missing file is fine)."""
+    path.unlink(missing_ok=True)
+
+
+def open_lock(path: Path) -> int:
+    """Open (creating, 0600, never through a symlink) the vault's lock file; return its fd."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+@contextlib.contextmanager
+def ram_draft(prefix: str) -> Iterator[Path]:
+    """An empty 0600 file for an editor to write a draft in, in RAM where possible.
+
+    The draft is plaintext the triager writes to a source: /dev/shm is a tmpfs, so it
+    never reaches a disk there. On leaving, it is overwritten with zeros and removed.
+    """
+    shm = Path("/dev/shm")  # noqa: S108 - RAM-backed by design, see above
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".txt",
+                                dir=shm if shm.is_dir() else None)
+    os.close(fd)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError), open(path, "r+b") as f:
+            f.write(b"\0" * os.fstat(f.fileno()).st_size)
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink(missing_ok=True)

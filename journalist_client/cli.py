@@ -15,12 +15,12 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from journalist_client import attachments, importer, replies, triage, vault
+from journalist_client._fs import ram_draft
 from journalist_client.display import inert, inert_block
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
@@ -317,18 +317,9 @@ def _reply_text(args: argparse.Namespace) -> str:
     if not sys.stdin.isatty():
         return sys.stdin.read(replies.MAX_REPLY_CHARS * 4 + 1)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
-    # The draft is plaintext: keep it in RAM (tmpfs) where there is one, and remove it.
-    tmpdir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - RAM, by intent
-    fd, name = tempfile.mkstemp(prefix="reply-", suffix=".txt", dir=tmpdir)
-    os.close(fd)
-    try:
-        subprocess.run([*shlex.split(editor), name], check=True)  # noqa: S603 - user's editor
-        with open(name, encoding="utf-8") as f:
-            return f.read()
-    finally:
-        with open(name, "r+b") as f:
-            f.write(b"\0" * os.path.getsize(name))
-        os.unlink(name)
+    with ram_draft("reply-") as draft:
+        subprocess.run([*shlex.split(editor), str(draft)], check=True)  # noqa: S603 - user's editor
+        return draft.read_text(encoding="utf-8")
 
 
 def cmd_reply(args: argparse.Namespace) -> None:

@@ -31,7 +31,13 @@ from typing import Any, Final
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from journalist_client._fs import safe_move, sync_all, vault_path, write_unsynced
+from journalist_client._fs import (
+    safe_move,
+    safe_unlink,
+    sync_all,
+    vault_path,
+    write_unsynced,
+)
 from journalist_client.schema import MAX_DOCUMENT_BYTES, DocumentError, parse_document, parse_json
 from journalist_client.triage import reindex_item
 from journalist_client.vault import Vault, VaultError, now
@@ -275,7 +281,7 @@ def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:
             still.append((item_id, str(q)))
             continue
         for k, name in zip(kept, names, strict=True):
-            vault_path(vault.dir("files"), name).unlink(missing_ok=True)
+            safe_unlink(vault_path(vault.dir("files"), name))  # a leftover of a crashed import
             safe_move(vault_path(qdir, k), vault.dir("files"), name)
         store_item(vault, item_id, item_type, doc, bundle_id, names[1:])
         vault.conn.execute("DELETE FROM quarantine WHERE n = ?", (n,))

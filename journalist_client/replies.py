@@ -17,7 +17,13 @@ import secrets
 from pathlib import Path
 from typing import Any, Final
 
-from journalist_client._fs import AtomicWriter, FileExistsRefused, safe_write_bytes, vault_path
+from journalist_client._fs import (
+    AtomicWriter,
+    FileExistsRefused,
+    safe_unlink,
+    safe_write_bytes,
+    vault_path,
+)
 from journalist_client.importer import age_failure
 from journalist_client.triage import TriageError, get_item, set_fields
 from journalist_client.vault import Vault, now, today
@@ -114,11 +120,11 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
             names.append(name)
     except AgeError as e:
         for p in written:
-            p.unlink(missing_ok=True)
+            safe_unlink(p)
         raise OutboxError(f"cannot re-encrypt: {age_failure(e)}; nothing was queued") from None
     except BaseException:
         for p in written:
-            p.unlink(missing_ok=True)
+            safe_unlink(p)
         raise
     vault.conn.execute(
         "INSERT INTO outbox (id, type, item_id, to_recipient, to_desk, files, note, at, author, "

@@ -45,7 +45,16 @@ from typing import Any, BinaryIO, Final
 
 import sqlite_utils
 
-from journalist_client._fs import AtomicWriter, FileExistsRefused, safe_mkdir, safe_write_bytes
+from journalist_client._fs import (
+    AtomicWriter,
+    FileExistsRefused,
+    open_lock,
+    private_dir,
+    read_nofollow,
+    safe_mkdir,
+    safe_unlink,
+    safe_write_bytes,
+)
 from keys.age import AgeError, Encryptor, decrypt, parse_recipient
 from keys.identity import DeskError, DeskKeys, generate_desk, load_desk
 from keys.keyring import Keyring, KeyringError
@@ -239,11 +248,9 @@ def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
 
 def _read_image(path: Path, keys: DeskKeys) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        data = read_nofollow(path)
     except FileNotFoundError:
         raise VaultError(f"{path} is missing: this is not a vault, or it was damaged") from None
-    with os.fdopen(fd, "rb") as f:
-        data = f.read()
     if len(data) < len(MAGIC) + _SIG + len(END) or not data.startswith(MAGIC):
         raise VaultError(f"{path.name} is not a vault database (bad header or truncated)")
     if not data.endswith(END):
@@ -268,7 +275,7 @@ def _read_image(path: Path, keys: DeskKeys) -> bytes:
 def _take_lock(root: Path) -> int:
     # Two commands working on one vault at once would each save their own copy and the
     # later save would silently drop the other's changes; one at a time.
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = open_lock(root / LOCK_FILE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -334,8 +341,7 @@ def create_vault(
         keys = _load_keys(Path(import_keys), passphrase)
 
     try:
-        safe_mkdir(root, exist_ok=True)
-        os.chmod(root, 0o700)  # an existing empty directory may have been world-readable
+        private_dir(root)
         for sub in SUBDIRS:
             safe_mkdir(root / sub, exist_ok=True)
         if import_keys is not None:
@@ -399,7 +405,7 @@ def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
     image = _read_image(root / DB_FILE, keys)
     # A save killed midway leaves its hidden temporary file (ciphertext, never read).
     for stale in root.glob(f".{DB_FILE}.*.partial"):
-        stale.unlink(missing_ok=True)
+        safe_unlink(stale)
     conn = sqlite3.connect(":memory:")
     try:
         conn.deserialize(image)

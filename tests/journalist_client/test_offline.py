@@ -110,3 +110,30 @@ def test_every_triage_command_runs_with_sockets_disabled(
     assert (tmp_path / "e.bin").read_bytes() == data
     with pytest.raises(_NoNetwork):
         socket.socket()
+
+
+_RAW_FS_CALLS = {"unlink", "remove", "rename", "link", "chmod", "mkdir", "makedirs",
+                 "write_bytes", "write_text", "mkstemp", "mkdtemp", "rmtree", "symlink"}
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py")
+                                        if p.name not in ONLINE | {"_fs.py"}),
+                         ids=lambda p: p.name)
+def test_file_system_changes_go_through_fs(path: Path) -> None:
+    """STYLE.md principle 8: creating, replacing and removing files is done in _fs.py."""
+    offenders = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in _RAW_FS_CALLS:
+            offenders.append(f"line {node.lineno}: {name}()")
+        if isinstance(func, ast.Attribute) and name == "open" and \
+                getattr(func.value, "id", "") == "os":
+            offenders.append(f"line {node.lineno}: os.open()")
+        if name == "open" and len(node.args) > 1:
+            mode = node.args[1]
+            if isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+"):
+                offenders.append(f"line {node.lineno}: open(..., {mode.value!r})")
+    assert not offenders, offenders
