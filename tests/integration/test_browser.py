@@ -203,3 +203,33 @@ def test_control_english_form_is_left_to_right(server, page) -> None:
     gap_left = box["x"] - form_box["x"]
     gap_right = form_box["x"] + form_box["width"] - (box["x"] + box["width"])
     assert gap_left < 40 < gap_right
+
+
+def test_too_large_upload_shows_the_translated_413_page(tmp_path, browser) -> None:
+    from conftest import free_port
+    from server_process import ServerProcess
+
+    from intake_server.install import init_demo
+
+    srv = ServerProcess(tmp_path, free_port())
+    config = init_demo(srv.demo_dir, port=srv.port)
+    text = config.read_text().replace("max_submission_bytes = 524288000",
+                                      "max_submission_bytes = 1000000")
+    config.write_text(text)
+    srv.start()
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{srv.url}/ar/submit")
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(3_000_000))
+        page.check('input[name="category"][value="other"]')
+        page.set_input_files("#files", [str(big)])
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        assert "بلاغك كبير جدًا" in page.content()
+        assert list(srv.store_dir.iterdir()) == []
+        assert list(srv.incoming_dir.iterdir()) == []
+    finally:
+        context.close()
+        srv.stop()
