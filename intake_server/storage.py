@@ -125,16 +125,9 @@ class PendingFile:
         return self._writer.count
 
     def write(self, data: bytes) -> None:
-        self.hash_part(data)
-        self.encrypt_part(data)
-
-    def hash_part(self, data: bytes) -> None:
-        """SHA-256 and size of the plaintext; may run beside encrypt_part()."""
+        """Hash, encrypt and write plaintext. Calls must be in order, one at a time."""
         self._sha256.update(data)
         self.plaintext_size += len(data)
-
-    def encrypt_part(self, data: bytes) -> None:
-        """Encrypt and write; calls must stay in order, one at a time."""
         self._enc.write(data)
         if self._writer.count - self._synced >= _SYNC_EVERY:
             # Flush to disk as we go (this runs in a writer thread, overlapping the
