@@ -36,6 +36,7 @@ __all__ = [
     "add_reply",
     "bundle_outbox",
     "list_outbox",
+    "read_own_reply",
     "refer",
 ]
 
