@@ -24,7 +24,6 @@ from journalist_client._fs import ram_draft
 from journalist_client.display import inert, inert_block
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
-from keys.signing import KeyFormatError, VerifyKey
 
 __all__ = ["main"]
 
@@ -33,7 +32,7 @@ MAX_PASSPHRASE_FILE: Final = 4096
 
 
 class CliError(Exception):
-    pass
+    """A usage problem found by the CLI itself (no vault given, bad passphrase file …)."""
 
 
 # Vaults unlocked by the running command, closed (and unlocked for others) when it ends.
@@ -96,6 +95,7 @@ def cmd_init(args: argparse.Namespace) -> None:
         names={"en": args.name_en or args.desk, "ar": args.name_ar or args.desk,
                "fr": args.name_fr or args.desk} if args.desk else None,
     )
+    _OPENED.append(v)
     d = v.keys.desk
     _out(f"Vault created in {v.path} for desk {d.id}.")
     _out(f"  age recipient: {d.recipient}")
@@ -107,16 +107,8 @@ def cmd_init(args: argparse.Namespace) -> None:
 
 
 def cmd_trust_server(args: argparse.Namespace) -> None:
-    try:
-        key = VerifyKey.from_text(args.key.strip())
-    except KeyFormatError as e:
-        raise CliError(f"server key: {e}") from None
     v = _open(args)
-    old = v.meta("server_key")
-    v.set_meta("server_key", str(key))
-    v.conn.execute("INSERT INTO history (item_id, at, who, field, old, new) "
-                   "VALUES ('', ?, ?, 'server_key', ?, ?)",
-                   (vault.now(), v.user, old or "", str(key)))
+    key = v.trust_server(args.key)
     v.save()
     _out(f"Bundles signed by {key} are now trusted as the server's.")
 

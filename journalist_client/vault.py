@@ -185,6 +185,19 @@ class Vault:
             )
         return VerifyKey.from_text(text)
 
+    def trust_server(self, key_text: str) -> VerifyKey:
+        """Trust ``key_text`` (ed25519:…) as the server's export key; recorded in history."""
+        try:
+            key = VerifyKey.from_text(key_text.strip())
+        except KeyFormatError as e:
+            raise VaultError(f"server key: {e}") from None
+        old = self.meta("server_key")
+        self.set_meta("server_key", str(key))
+        self.conn.execute("INSERT INTO history (item_id, at, who, field, old, new) "
+                          "VALUES ('', ?, ?, 'server_key', ?, ?)",
+                          (now(), self.user, old or "", str(key)))
+        return key
+
     def dir(self, name: str) -> Path:
         if name not in SUBDIRS:
             raise ValueError(name)
