@@ -1,0 +1,29 @@
+"""New codenames: derived correctly, never shown by repr, workers bounded."""
+
+from __future__ import annotations
+
+from intake_server.sources import NewSource, SourceFactory, new_source
+from keys.codename import derive_source, normalize_codename
+
+
+def test_new_source_matches_the_keys_derivation() -> None:
+    src = new_source()
+    assert len(src.codename.split()) == 7
+    assert normalize_codename(src.codename) == src.codename
+    keys = derive_source(src.codename)
+    assert keys.source_id == src.source_id
+    assert str(keys.reply_identity.recipient()) == src.reply_recipient
+    # A log line or traceback that prints the object must not print the codename.
+    assert src.codename not in repr(src)
+
+
+async def test_factory_runs_in_a_worker_process_and_closes() -> None:
+    factory = SourceFactory(1)
+    try:
+        first = await factory.create()
+        second = await factory.create()
+    finally:
+        factory.close()
+    assert isinstance(first, NewSource)
+    assert first.codename != second.codename
+    assert first.source_id != second.source_id
