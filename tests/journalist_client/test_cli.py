@@ -311,3 +311,17 @@ def test_options_after_the_command(tmp_path: Path, passfile: Path, fast_scrypt: 
                  "--passphrase-file", str(passfile)]) == 0
     assert main(["list", "--vault", vault_dir, "--passphrase-file", str(passfile)]) == 0
     assert "No reports match." in capsys.readouterr().out
+
+
+def test_trust_server_replaces_the_key(run: Run, server: Server) -> None:
+    from keys.signing import SigningKey
+
+    old_bundle = server.bundle([server.item(report_doc())])
+    server.key = SigningKey.generate()
+    code, out, _ = run("trust-server", str(server.key.verify_key))
+    assert code == 0
+    assert "now trusted" in out
+    code, _, err = run("import", str(old_bundle))
+    assert code == 1
+    assert "not trusted" in err
+    assert run("import", str(server.bundle([server.item(report_doc())])))[0] == 0
