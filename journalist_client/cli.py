@@ -9,9 +9,11 @@ module imports nothing that does (the online fetch/push live in transfer.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -568,7 +570,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _no_core_dumps() -> None:
+    # A crash dump of this process would hold decrypted reports and keys; never write one.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _no_core_dumps()
     args = _parser().parse_args(argv)
     try:
         return _run(args)

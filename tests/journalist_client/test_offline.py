@@ -137,3 +137,11 @@ def test_file_system_changes_go_through_fs(path: Path) -> None:
             if isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+"):
                 offenders.append(f"line {node.lineno}: open(..., {mode.value!r})")
     assert not offenders, offenders
+
+
+def test_the_cli_refuses_core_dumps() -> None:
+    code = ("import resource, journalist_client.cli as c; c._no_core_dumps(); "
+            "print(resource.getrlimit(resource.RLIMIT_CORE))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "(0, 0)"
