@@ -22,6 +22,16 @@ def test_a_valid_report_parses() -> None:
     assert parse_document(_raw(doc), expected_type="report") == doc
 
 
+@pytest.mark.parametrize("media_type", [
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/octet-stream", "image/svg+xml", "a/b/c",
+])
+def test_any_media_type_the_server_keeps_parses(media_type: str) -> None:
+    doc = report_doc()
+    doc["attachments"] = [{**attachment_meta(b"x"), "media_type": media_type}]
+    parse_document(_raw(doc), expected_type="report")
+
+
 def test_a_followup_parses() -> None:
     doc = report_doc()
     del doc["answers"]
@@ -94,9 +104,15 @@ CASES: dict[str, tuple[bytes, str]] = {
                               "1 to 255 bytes"),
     "too many attachments": (_mutate("attachments", [attachment_meta(b"x")] * 65),
                              "more than 64"),
-    "media type html": (_mutate("attachments",
-                                [{**attachment_meta(b"x"), "media_type": "<script>"}]),
-                        "media type"),
+    "media type no slash": (_mutate("attachments",
+                                    [{**attachment_meta(b"x"), "media_type": "<script>"}]),
+                            "media type"),
+    "media type control": (_mutate("attachments",
+                                   [{**attachment_meta(b"x"), "media_type": "text/\x1b[2J"}]),
+                           "media type"),
+    "media type upper": (_mutate("attachments",
+                                 [{**attachment_meta(b"x"), "media_type": "Text/Plain"}]),
+                         "media type"),
 }
 
 
