@@ -38,7 +38,13 @@ from journalist_client._fs import (
     vault_path,
     write_unsynced,
 )
-from journalist_client.schema import MAX_DOCUMENT_BYTES, DocumentError, parse_document, parse_json
+from journalist_client.schema import (
+    MAX_ATTACHMENTS,
+    MAX_DOCUMENT_BYTES,
+    DocumentError,
+    parse_document,
+    parse_json,
+)
 from journalist_client.triage import reindex_item
 from journalist_client.vault import Vault, VaultError, now
 from keys.age import (
@@ -140,7 +146,7 @@ def parse_index(raw: bytes, desk: str, names: list[str]) -> tuple[str, list[Inde
         if not isinstance(it["day"], str) or not _DAY_RE.fullmatch(it["day"]):
             raise ImportRefused(f"{where}.day must be YYYY-MM-DD")
         files = it["files"]
-        if not isinstance(files, list) or not files or len(files) > 65:
+        if not isinstance(files, list) or not files or len(files) > MAX_ATTACHMENTS + 1:
             raise ImportRefused(f"{where}.files must list the document and its attachments")
         want = [f"{iid}.json.age", *(f"{iid}.a{n}.age" for n in range(1, len(files)))]
         if files != want:

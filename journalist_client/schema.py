@@ -24,6 +24,7 @@ from journalist_client.taxonomy import CATEGORIES
 from keys.age import parse_recipient
 
 __all__ = [
+    "MAX_ATTACHMENTS",
     "MAX_DOCUMENT_BYTES",
     "DocumentError",
     "parse_document",
@@ -32,7 +33,8 @@ __all__ = [
 
 MAX_DOCUMENT_BYTES: Final = 1024 * 1024
 MAX_DEPTH: Final = 8
-MAX_ATTACHMENTS: Final = 64
+# The server's max_files is a setting (default 20); a bundle holds 4096 files at most.
+MAX_ATTACHMENTS: Final = 1000
 MAX_LIST: Final = 64
 
 REPORT_SCHEMA: Final = "amana.report"
