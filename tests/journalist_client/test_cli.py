@@ -325,3 +325,19 @@ def test_trust_server_replaces_the_key(run: Run, server: Server) -> None:
     assert code == 1
     assert "not trusted" in err
     assert run("import", str(server.bundle([server.item(report_doc())])))[0] == 0
+
+
+def test_refer_with_a_damaged_attachment_queues_nothing(run: Run, server: Server,
+                                                        vault_dir: Path) -> None:
+    data = b"q" * 100_000
+    doc = report_doc()
+    doc["attachments"] = [attachment_meta(data)]
+    it = server.item(doc, [data])
+    it.mangle[1] = lambda ct: ct[:-50]
+    assert run("import", str(server.bundle([it])))[0] == 0
+    code, _, err = run("refer", it.id[:8], "--to", "lawyers", "--note", "n")
+    assert code == 1
+    assert "nothing was queued" in err
+    assert "The outbox is empty." in run("outbox")[1]
+    assert not list((vault_dir / "outbox").iterdir())
+    assert "status: new" in run("show", it.id)[1]
