@@ -245,6 +245,8 @@ def _quarantine(vault: Vault, b: VerifiedBundle, it: IndexItem, reason: str) -> 
     kept: list[str] = []
     for name in (it.doc_file, *it.attachment_files):
         target = f"{b.id[:12]}-{name}"
+        # A leftover of an interrupted import of this very bundle: same verified bytes.
+        safe_unlink(vault_path(vault.dir("quarantine"), target))
         src = vault_path(vault.dir("files"), name)
         if src.exists():
             safe_move(src, vault.dir("quarantine"), target)
@@ -347,6 +349,15 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
         if seen is not None:
             result.repeated_bundle = True
             result.ack_path = Path(seen[0])
+            if not os.path.lexists(result.ack_path):
+                # Saved, then interrupted before the ack was written (or the ack was
+                # lost): write it again, it only lists what the vault already holds.
+                try:
+                    _, items = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
+                                           vault.desk_id, b.names)
+                except BundleError as e:
+                    raise ImportRefused(f"refused {Path(path).name}: {e}") from None
+                _write_ack(vault, result.ack_path, [it.id for it in items])
             return result
         vault.conn.commit()  # what came before this import is not ours to roll back
         try:

@@ -204,3 +204,41 @@ def test_an_oversized_index_is_refused_cleanly(desk_vault: Vault, server: Server
     with pytest.raises(ImportRefused, match="Nothing was imported"):
         import_bundle(desk_vault, server.bundle([], index=index), progress=False)
     assert desk_vault.conn.execute("SELECT count(*) FROM bundles").fetchone()[0] == 0
+
+
+def test_a_lost_ack_is_written_again(desk_vault: Vault, server: Server) -> None:
+    it = server.item(report_doc())
+    bundle = server.bundle([it])
+    first = import_bundle(desk_vault, bundle, progress=False)
+    assert first.ack_path is not None
+    first.ack_path.unlink()  # as if the machine died between the save and the ack
+    again = import_bundle(desk_vault, bundle, progress=False)
+    assert again.repeated_bundle
+    ack = open_bundle(again.ack_path, {"triage": desk_vault.keys.signing_key.verify_key})
+    assert json.loads(ack.read("ack.json"))["ids"] == [it.id]
+
+
+def test_an_interrupted_import_can_be_run_again(desk_vault: Vault, server: Server,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from journalist_client import importer
+
+    bad = server.item(b"not json")
+    good = server.item(report_doc())
+    bundle = server.bundle([bad, good])
+    real = importer._import_item
+    calls = []
+
+    def dies_on_second(vault: Vault, b: object, it: object) -> None:
+        calls.append(it)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(vault, b, it)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importer, "_import_item", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        import_bundle(desk_vault, bundle, progress=False)
+    assert _ids(desk_vault, "quarantine") == set()  # rolled back
+    monkeypatch.setattr(importer, "_import_item", real)
+    result = import_bundle(desk_vault, bundle, progress=False)
+    assert result.imported == [good.id]
+    assert [q for q, _ in result.quarantined] == [bad.id]
