@@ -6,6 +6,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from intake_server.app import CSS, KEYRING, render
+from intake_server.i18n import LANGUAGES
 from keys.fingerprint import fingerprint_qr_payload
 from keys.qr import qr_svg
 
@@ -13,18 +14,17 @@ __all__ = ["choose_language", "index", "redirect_to_slash", "stylesheet"]
 
 
 async def choose_language(request: web.Request) -> web.Response:
-    return render(request, "choose.html", lang="en")
+    return render(request, "choose.html", lang="en", desks=_desks(request))
 
 
 async def redirect_to_slash(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"/{request.match_info['lang']}/")
 
 
-async def index(request: web.Request) -> web.Response:
-    lang = request.match_info["lang"]
-    desks = [
+def _desks(request: web.Request) -> list[dict[str, object]]:
+    return [
         {
-            "name": d.name(lang),
+            "names": {code: d.name(code) for code in LANGUAGES},
             "fingerprint": d.fingerprint,
             # qr_svg builds the element from a fixed template and a module
             # matrix; nothing in it comes from the request.
@@ -32,7 +32,11 @@ async def index(request: web.Request) -> web.Response:
         }
         for d in request.app[KEYRING].desks
     ]
-    return render(request, "index.html", lang=lang, desks=desks)
+
+
+async def index(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    return render(request, "index.html", lang=lang, desks=_desks(request))
 
 
 async def stylesheet(request: web.Request) -> web.Response:

@@ -148,8 +148,17 @@ async def test_stylesheet_uses_logical_properties(client) -> None:
     assert "url(" not in css
 
 
-async def test_language_choice_speaks_each_language(client) -> None:
+async def test_language_choice_speaks_each_language(client, install) -> None:
     html = await (await client.get("/")).text()
+    # Safety advice and the desks' fingerprints with QR codes, before any choice.
+    assert "Safest" in html
+    assert "«\u00a0Le plus sûr\u00a0»" in html
+    assert "الأكثر أمانًا" in html
+    for desk in install.keyring.desks:
+        assert desk.fingerprint in html
+        for code in LANGS:
+            assert desk.name(code) in html
+    assert html.count("<svg") == len(install.keyring.desks)
     assert "أبلغ عن المراقبة الرقمية بأمان" in html
     assert "Signalez une surveillance numérique en toute sécurité" in html
     assert "Report digital surveillance safely" in html
