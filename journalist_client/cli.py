@@ -553,7 +553,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--keyring", required=True)
 
     sp = add("fetch", cmd_fetch, "ONLINE machine: download the desk's new reports as a bundle",
-             "journalist-client fetch --dir ~/transfer --server http://xyz.onion:8081 "
+             "journalist-client fetch --dir ~/transfer --server http://xyz.onion "
              "--tor-socks 127.0.0.1:9050 --out /media/usb")
     sp.add_argument("--dir", required=True, help="the transfer directory (transfer init)")
     sp.add_argument("--server", required=True, help="the staff onion's URL")
@@ -561,7 +561,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--tor-socks", metavar="HOST:PORT")
 
     sp = add("push", cmd_push, "ONLINE machine: upload ack and outbox bundles",
-             "journalist-client push --dir ~/transfer --server http://xyz.onion:8081 "
+             "journalist-client push --dir ~/transfer --server http://xyz.onion "
              "--tor-socks 127.0.0.1:9050 /media/usb/ack-8c1d0a2b9e3f.bundle")
     sp.add_argument("files", nargs="+", metavar="BUNDLE")
     sp.add_argument("--dir", required=True)

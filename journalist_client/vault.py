@@ -58,7 +58,7 @@ from journalist_client._fs import (
 from keys.age import AgeError, Encryptor, decrypt, parse_recipient
 from keys.identity import DeskError, DeskKeys, generate_desk, load_desk
 from keys.keyring import Keyring, KeyringError
-from keys.signing import BadSignature, KeyFormatError, VerifyKey
+from keys.signing import CONTEXT_VAULT, BadSignature, KeyFormatError, VerifyKey
 
 __all__ = [
     "SCRYPT_WORK_FACTOR",
@@ -74,7 +74,7 @@ FORMAT: Final = "amana-vault"
 VERSION: Final = 1
 MAGIC: Final = b"AMANA-VAULT-V1\n"
 END: Final = b"AMANA-VAULT-END\n"
-SIGNATURE_CONTEXT: Final = "amana/vault/v1"
+SIGNATURE_CONTEXT: Final = CONTEXT_VAULT
 DB_FILE: Final = "triage.vault"
 META_FILE: Final = "vault.json"
 LOCK_FILE: Final = ".lock"

@@ -30,6 +30,7 @@ __all__ = [
     "CONTEXTS",
     "CONTEXT_BUNDLE",
     "CONTEXT_STAFF_REQUEST",
+    "CONTEXT_VAULT",
     "SIGNATURE_SIZE",
     "BadSignature",
     "KeyFormatError",
@@ -45,7 +46,9 @@ _DOMAIN: Final = b"amana-ed25519-v1\x00"
 CONTEXT_BUNDLE: Final = "amana/bundle/v1"
 #: Signs a request to the staff app (intake_server staff API).
 CONTEXT_STAFF_REQUEST: Final = "amana/staff-request/v1"
-CONTEXTS: Final = frozenset({CONTEXT_BUNDLE, CONTEXT_STAFF_REQUEST})
+#: Signs the encrypted triage database of a desk's vault (journalist_client/vault.py).
+CONTEXT_VAULT: Final = "amana/vault/v1"
+CONTEXTS: Final = frozenset({CONTEXT_BUNDLE, CONTEXT_STAFF_REQUEST, CONTEXT_VAULT})
 
 _CONTEXT_RE: Final = re.compile(r"[a-z0-9][a-z0-9./-]{0,63}")
 _VK_PREFIX: Final = "ed25519:"

@@ -28,6 +28,7 @@ from typing import Any
 from intake_server import _fs
 from intake_server.storage import Storage, new_id, utc_today
 from keys.age import parse_recipient
+from keys.bundle import MAX_FILES
 from keys.signing import VerifyKey
 
 __all__ = ["ExportItem", "StaffStore", "StaffStoreError"]
@@ -125,8 +126,14 @@ class StaffStore:
             " WHERE s.id NOT IN (SELECT submission_id FROM export_seq) ORDER BY s.rowid"
         )
 
-    def pending(self, desk: str, after: int, limit: int = 500) -> list[ExportItem]:
-        """Submissions for ``desk`` after cursor ``after`` that it has not acknowledged."""
+    def pending(
+        self, desk: str, after: int, limit: int = 500, max_files: int = MAX_FILES - 1
+    ) -> list[ExportItem]:
+        """Submissions for ``desk`` after cursor ``after`` that it has not acknowledged.
+
+        At most ``limit`` items and ``max_files`` files (a bundle holds at most
+        MAX_FILES, one of them index.json): the rest comes with the next fetch.
+        """
         self._assign_sequence()
         rows = self.storage.db.execute(
             "SELECT e.seq, s.id, s.day FROM export_seq e"
@@ -137,7 +144,8 @@ class StaffStore:
             " ORDER BY e.seq LIMIT ?",
             (desk, after, desk, limit),
         ).fetchall()
-        items = []
+        items: list[ExportItem] = []
+        files_so_far = 0
         for seq, sid, day in rows:
             files = self.storage.db.execute(
                 "SELECT id, kind FROM files WHERE submission_id = ? ORDER BY rowid", (sid,)
@@ -147,6 +155,9 @@ class StaffStore:
             if len(reports) != 1:
                 log.error("submission has %d report files; not exported", len(reports))
                 continue
+            if items and files_so_far + 1 + len(attachments) > max_files:
+                break
+            files_so_far += 1 + len(attachments)
             items.append(ExportItem(seq, sid, day, reports[0], attachments))
         return items
 

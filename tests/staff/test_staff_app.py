@@ -236,3 +236,14 @@ async def test_usb_route_does_the_same_as_the_staff_onion(
     forged.write_bytes(ack_bundle(site, "triage", [sid], key=site.transfer["triage"]))
     with pytest.raises(BundleRefused, match="trusted|signed|signer"):
         apply_bundle(store, forged, keyring)
+
+
+async def test_an_export_never_exceeds_the_bundle_file_limit(
+    site: Site, staff: Any, tmp_path: Path
+) -> None:
+    store = staff.server.app[STAFF_STORE]
+    ids = [await submit(site, ("triage",), b"r", (b"a", b"b")) for _ in range(4)]
+    first = store.pending("triage", 0, max_files=7)  # room for two items of three files
+    assert [i.id for i in first] == ids[:2]
+    rest = store.pending("triage", first[-1].seq, max_files=7)
+    assert [i.id for i in rest] == ids[2:]
