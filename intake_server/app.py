@@ -192,7 +192,7 @@ def create_app(config: Config) -> web.Application:
     app[KEYRING] = keyring
     # Created here, opened in cleanup_ctx: the app's state is fixed before start-up.
     app[STORAGE] = Storage(config)
-    app[SOURCES] = SourceFactory(config.max_concurrent_derivations)
+    app[SOURCES] = SourceFactory(config.max_concurrent_derivations, config.codename_reserve)
     app.on_response_prepare.append(_on_prepare)
     app.cleanup_ctx.append(_resources)
     setup_routes(app)
@@ -202,6 +202,7 @@ def create_app(config: Config) -> web.Application:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     storage = app[STORAGE]
     storage.open()  # also removes orphans from an interrupted upload
+    app[SOURCES].refill()
     try:
         yield
     finally:

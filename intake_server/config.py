@@ -44,6 +44,7 @@ class Config:
     min_free_bytes: int = 2 * GiB
     read_timeout_seconds: float = 120.0
     max_concurrent_derivations: int = 2
+    codename_reserve: int = 2
 
     def __post_init__(self) -> None:
         for name in ("max_field_bytes", "max_files", "max_file_bytes",
@@ -51,6 +52,8 @@ class Config:
                      "max_concurrent_derivations"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        if not 0 <= self.codename_reserve <= 64:
+            raise ConfigError("codename_reserve must be between 0 and 64")
         for name in ("disk_quota_bytes", "min_free_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
@@ -103,7 +106,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "desks": ("default_desk",),
     "limits": ("max_field_bytes", "max_files", "max_file_bytes", "max_submission_bytes",
                "max_concurrent_uploads", "disk_quota_bytes", "min_free_bytes",
-               "read_timeout_seconds", "max_concurrent_derivations"),
+               "read_timeout_seconds", "max_concurrent_derivations", "codename_reserve"),
 }
 
 
@@ -167,6 +170,9 @@ min_free_bytes = 2147483648
 # A client that sends nothing for this many seconds mid-upload is dropped.
 # Tor circuits are slow: keep it generous.
 read_timeout_seconds = 120
-# Codename key derivations (Argon2id, ~0.5 s of CPU and memory each) at once.
+# Codename key derivations (Argon2id, ~1 s of CPU and 256 MiB each) at once.
 max_concurrent_derivations = 2
+# New codenames derived ahead of time and kept in memory only (lost at restart),
+# so that a source sees theirs at once. 0 derives each on demand.
+codename_reserve = 2
 """

@@ -15,8 +15,10 @@ The worker returns the public reply recipient, never the reply secret key.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import ctypes.util
+import logging
 import multiprocessing
 import os
 import signal
@@ -25,6 +27,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 __all__ = ["NewSource", "SourceFactory", "new_source"]
+
+log = logging.getLogger("intake_server.sources")
 
 
 @dataclass(frozen=True, repr=False)
@@ -65,22 +69,65 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 class SourceFactory:
-    """Hands out NewSource values from a bounded process pool."""
+    """Hands out NewSource values from a bounded process pool.
 
-    def __init__(self, workers: int) -> None:
+    With reserve > 0 it keeps that many sources derived ahead of time, in memory
+    only, so that a submission gets its codename at once instead of waiting a
+    second for Argon2id (and a large upload does not share its CPU with it).
+    A reserved codename is no more exposed than one derived on demand: both sit
+    in this process's memory until the response is sent, and the reserve is
+    gone at restart. Refills happen in the same bounded pool.
+    """
+
+    def __init__(self, workers: int, reserve: int = 0) -> None:
         self._workers = workers
+        self._reserve_size = reserve
+        self._ready: collections.deque[NewSource] = collections.deque()
+        self._refilling = 0
         self._pool: ProcessPoolExecutor | None = None
 
-    async def create(self) -> NewSource:
+    def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: never duplicate a running event loop and its sockets.
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_die_with_parent, initargs=(os.getpid(),))
+        return self._pool
+
+    @property
+    def reserved(self) -> int:
+        return len(self._ready)
+
+    def refill(self) -> None:
+        """Start derivations until the reserve is (or will be) full. Needs a running loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, new_source)
+        while len(self._ready) + self._refilling < self._reserve_size:
+            self._refilling += 1
+            loop.run_in_executor(self._executor(), new_source).add_done_callback(self._refilled)
+
+    def _refilled(self, fut: asyncio.Future[NewSource]) -> None:
+        self._refilling -= 1
+        if fut.cancelled() or self._pool is None:
+            return
+        exc = fut.exception()
+        if exc is not None:
+            # Not retried here (no busy loop on a persistent failure); the next
+            # create() tries again. Type only: never log a codename.
+            log.error("codename derivation failed: %s", type(exc).__name__)
+            return
+        self._ready.append(fut.result())
+
+    async def create(self) -> NewSource:
+        if self._ready:
+            source = self._ready.popleft()
+        else:
+            loop = asyncio.get_running_loop()
+            source = await loop.run_in_executor(self._executor(), new_source)
+        self.refill()
+        return source
 
     def close(self) -> None:
+        self._ready.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -48,6 +48,9 @@ def make_install(root: Path, **overrides: Any) -> Install:
     keyring = Keyring(desks)
     keyring_path = root / "keyring.json"
     keyring_path.write_bytes(keyring.to_json())
+    # No codename reserve by default: each test app would otherwise derive two
+    # codenames in the background at start-up (test_sources.py covers the reserve).
+    overrides.setdefault("codename_reserve", 0)
     config = Config(data_dir=root / "data", keyring=keyring_path, default_desk="triage",
                     **overrides)
     return Install(root, config, identities, keyring)

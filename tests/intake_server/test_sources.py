@@ -27,3 +27,32 @@ async def test_factory_runs_in_a_worker_process_and_closes() -> None:
     assert isinstance(first, NewSource)
     assert first.codename != second.codename
     assert first.source_id != second.source_id
+
+
+async def test_reserve_hands_out_ready_codenames_and_refills() -> None:
+    import asyncio
+
+    factory = SourceFactory(2, reserve=2)
+    try:
+        factory.refill()
+        for _ in range(200):
+            if factory.reserved == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert factory.reserved == 2
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        got = await factory.create()
+        assert loop.time() - start < 0.1  # no Argon2id on the request path
+        assert factory.reserved == 1
+        assert len(got.codename.split()) == 7
+        for _ in range(200):
+            if factory.reserved == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert factory.reserved == 2
+        others = [await factory.create() for _ in range(3)]  # drains, then derives
+        assert len({s.codename for s in [got, *others]}) == 4
+    finally:
+        factory.close()
+    assert factory.reserved == 0
