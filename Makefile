@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The intake server on embedded defaults: a demo install in ./demo (two demo desks whose
+# identities are unprotected, for `age -d -i`), served on http://127.0.0.1:8080/.
 run: $(STAMP)
-	$(BIN)/intake-keys demo
+	$(BIN)/intake-server demo --dir ./demo --port 8080
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,3 +96,10 @@ class ServerProcess:
             match = CSRF_RE.search(await resp.text())
             assert match
             return match.group(1)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the tests never listen anywhere else)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -206,8 +206,7 @@ def test_control_english_form_is_left_to_right(server, page) -> None:
 
 
 def test_too_large_upload_shows_the_translated_413_page(tmp_path, browser) -> None:
-    from conftest import free_port
-    from server_process import ServerProcess
+    from server_process import ServerProcess, free_port
 
     from intake_server.install import init_demo
 
