@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -20,11 +22,41 @@ example:
 """
 
 SERVE_HELP = """\
-Serve the source interface on 127.0.0.1 (the port from the config file).
-Tor forwards the onion service to it; see deploy/.
+Serve the source interface and the staff app on 127.0.0.1 (the ports from the
+config file: port and staff_port). Tor forwards the public onion service to the
+first and the client-authorised staff onion to the second; see deploy/.
 
 example:
   intake-server serve --config /var/lib/amana/intake-server.toml
+"""
+
+DESK_HELP = """\
+Register (or remove) a transfer machine's key for a desk. A transfer key lets
+that machine download the desk's ciphertext from the staff app, nothing more:
+acknowledgements and replies must also be signed by the desk's own key.
+
+example:
+  intake-server desk add-transfer-key --config /var/lib/amana/intake-server.toml \\
+      --desk triage ed25519:0uZ9wYJxV1CQ6uA4Yq0hQn8y3m6G6zUj2lQmXbS5c0g
+"""
+
+EXPORT_HELP = """\
+For sites without a staff onion: write everything not yet acknowledged by a desk
+into one signed bundle for a USB stick. The desk's offline client imports it and
+writes an ack bundle, which `intake-server import` applies.
+
+example:
+  intake-server export --config /var/lib/amana/intake-server.toml --desk triage \\
+      --out /media/usb/triage-export.bundle
+"""
+
+IMPORT_HELP = """\
+Apply an ack or outbox (replies) bundle made by a desk's offline client, checked
+exactly as the staff app checks it: signed by a desk of the keyring, every file
+hashed, every item valid before anything changes.
+
+example:
+  intake-server import --config /var/lib/amana/intake-server.toml /media/usb/ack.bundle
 """
 
 DEMO_HELP = """\
@@ -54,23 +86,47 @@ def _configure_logging() -> None:
 
 
 def serve(config_path: Path, *, port: int | None = None) -> None:
-    from aiohttp import web
+    import dataclasses
 
-    from .app import create_app
     from .config import Config
+    from .operator import load_signing_key
 
     config = Config.load(config_path)
     if port is not None:
         config = dataclasses.replace(config, port=port)
-    app = create_app(config)
-    url = f"http://127.0.0.1:{config.port}/"
+    signing_key = load_signing_key(config_path)
+    asyncio.run(_serve(config, signing_key))
 
-    def announce(_: object) -> None:
-        print(f"Amana intake server listening on {url}", flush=True)
 
-    # 127.0.0.1 only, no access log; aiohttp's own banner replaced by ours.
-    web.run_app(app, host="127.0.0.1", port=config.port, access_log=None, print=announce,
-                shutdown_timeout=5)
+async def _serve(config: Any, signing_key: Any) -> None:
+    from aiohttp import web
+
+    from .app import STORAGE, create_app
+    from .staff import create_staff_app
+
+    source = create_app(config)
+    # One Storage for both apps: deletions by the staff side free quota at once.
+    staff = create_staff_app(config, signing_key=signing_key, storage=source[STORAGE],
+                             retention_days=config.retention_days)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        # The source app first: it opens the storage the staff app shares.
+        for app, app_port in ((source, config.port), (staff, config.staff_port)):
+            # 127.0.0.1 only, no access log.
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", app_port, shutdown_timeout=5).start()
+        print(f"Amana intake server listening on http://127.0.0.1:{config.port}/", flush=True)
+        print(f"Amana staff app listening on http://127.0.0.1:{config.staff_port}/", flush=True)
+        await stop.wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,15 +144,47 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="serve an installation", description=SERVE_HELP,
                        formatter_class=fmt)
     p.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+    p = sub.add_parser("desk", help="register or remove a desk's transfer key",
+                       description=DESK_HELP, formatter_class=fmt)
+    desk_sub = p.add_subparsers(dest="desk_command", required=True)
+    for name, what in (("add-transfer-key", "register"), ("remove-transfer-key", "remove")):
+        d = desk_sub.add_parser(name, help=f"{what} a transfer machine's key for a desk",
+                                description=DESK_HELP, formatter_class=fmt)
+        d.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+        d.add_argument("--desk", required=True, help="desk id from the keyring")
+        d.add_argument("key", help="the transfer key (ed25519:...), from "
+                                   "`journalist-client transfer init`")
+    p = sub.add_parser("export", help="write a desk's new ciphertext to a bundle (USB)",
+                       description=EXPORT_HELP, formatter_class=fmt)
+    p.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+    p.add_argument("--desk", required=True, help="desk id from the keyring")
+    p.add_argument("--out", type=Path, required=True, help="bundle file to write (new)")
+    p.add_argument("--after", type=int, default=0,
+                   help="cursor printed by the previous export (default 0: everything unacked)")
+    p = sub.add_parser("import", help="apply a desk's ack or outbox bundle (USB)",
+                       description=IMPORT_HELP, formatter_class=fmt)
+    p.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+    p.add_argument("bundle", type=Path, help="the bundle file")
     p = sub.add_parser("demo", help="create (if absent) and serve a demo installation",
                        description=DEMO_HELP, formatter_class=fmt)
     p.add_argument("--dir", type=Path, required=True, help="demo directory")
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     args = parser.parse_args(argv)
 
+    from keys.keyring import KeyringError
+
     from . import _fs
-    from .config import ConfigError
+    from .config import Config, ConfigError
     from .install import init_demo, init_install
+    from .operator import (
+        OperatorError,
+        add_transfer_key,
+        export_desk,
+        import_bundle,
+        load_signing_key,
+        remove_transfer_key,
+    )
+    from .staff.bundles import BundleRefused
 
     _configure_logging()
     try:
@@ -107,12 +195,36 @@ def main(argv: list[str] | None = None) -> int:
                   f"  intake-server serve --config {path}")
         elif args.command == "serve":
             serve(args.config)
+        elif args.command == "desk":
+            config = Config.load(args.config)
+            if args.desk_command == "add-transfer-key":
+                added = add_transfer_key(config, args.desk, args.key)
+                print(f"transfer key {'registered' if added else 'was already registered'} "
+                      f"for desk {args.desk}")
+            else:
+                removed = remove_transfer_key(config, args.desk, args.key)
+                print(f"transfer key {'removed' if removed else 'was not registered'} "
+                      f"for desk {args.desk}")
+        elif args.command == "export":
+            config = Config.load(args.config)
+            result = export_desk(config, load_signing_key(args.config), args.desk, args.out,
+                                 args.after)
+            print(f"{result['items']} item(s) for desk {args.desk} in {args.out}; "
+                  f"next time: --after {result['cursor']}")
+        elif args.command == "import":
+            result = import_bundle(Config.load(args.config), args.bundle)
+            if result["kind"] == "ack":
+                print(f"desk {result['desk']}: {result['acknowledged']} acknowledged, "
+                      f"{result['deleted']} deleted from this server")
+            else:
+                print(f"desk {result['desk']}: {result['replies']} reply(ies) stored for sources")
         else:
             path = init_demo(args.dir, port=args.port)
             print(f"Demo installation in {path.parent} (DEMO ONLY: desk keys are unprotected)",
                   flush=True)
             serve(path, port=args.port)
-    except (ConfigError, _fs.FsError, FileNotFoundError, RuntimeError) as e:
+    except (ConfigError, _fs.FsError, FileNotFoundError, RuntimeError, OperatorError,
+            BundleRefused, KeyringError) as e:
         print(f"intake-server: error: {e}", file=sys.stderr)
         return 2
     return 0

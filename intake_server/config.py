@@ -29,6 +29,10 @@ class Config:
     # The source app only ever listens on the loopback interface; Tor forwards
     # the onion service to it. There is deliberately no "host" setting.
     port: int = 8080
+    # [staff] The staff app (transfer machines, behind its own onion with client
+    # authorization) on a second loopback port; retention of unacknowledged data.
+    staff_port: int = 8081
+    retention_days: int = 30
     # [paths] (relative paths are relative to the config file's directory)
     data_dir: Path = Path("data")
     keyring: Path = Path("keyring.json")
@@ -57,8 +61,13 @@ class Config:
         for name in ("disk_quota_bytes", "min_free_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
-        if not 0 < self.port < 65536:
-            raise ConfigError("port must be between 1 and 65535")
+        for name in ("port", "staff_port"):
+            if not 0 < getattr(self, name) < 65536:
+                raise ConfigError(f"{name} must be between 1 and 65535")
+        if self.staff_port == self.port:
+            raise ConfigError("staff_port must differ from port: the two apps are separate")
+        if not 1 <= self.retention_days <= 3650:
+            raise ConfigError("retention_days must be between 1 and 3650")
         if self.read_timeout_seconds <= 0:
             raise ConfigError("read_timeout_seconds must be positive")
 
@@ -102,6 +111,7 @@ class Config:
 # section -> setting names, in the order the template and the docs list them.
 SETTINGS: dict[str, tuple[str, ...]] = {
     "server": ("port",),
+    "staff": ("staff_port", "retention_days"),
     "paths": ("data_dir", "keyring"),
     "desks": ("default_desk",),
     "limits": ("max_field_bytes", "max_files", "max_file_bytes", "max_submission_bytes",
@@ -139,6 +149,15 @@ CONFIG_TEMPLATE = """\
 # TCP port on 127.0.0.1. The server never listens on another interface: Tor
 # (see deploy/) forwards the source onion service to this port.
 port = {port}
+
+[staff]
+# TCP port on 127.0.0.1 of the staff app, which transfer machines use to fetch
+# ciphertext and deliver acknowledgements and replies. Tor publishes it as a
+# second onion service that only authorised clients can reach (deploy/).
+staff_port = {staff_port}
+# Days after which a report no desk has acknowledged, and a reply, are deleted
+# from this server (counted in whole UTC days; run at start-up and daily).
+retention_days = 30
 
 [paths]
 # Relative paths are relative to this file's directory.

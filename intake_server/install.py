@@ -43,7 +43,8 @@ DEMO_WARNING = """\
 """
 
 
-def init_install(directory: Path, *, port: int = 8080, default_desk: str = "") -> Path:
+def init_install(directory: Path, *, port: int = 8080, default_desk: str = "",
+                 staff_port: int | None = None) -> Path:
     """Create DIR/intake-server.toml, DIR/data/ and the server signing key.
 
     Returns the config path.
@@ -52,7 +53,9 @@ def init_install(directory: Path, *, port: int = 8080, default_desk: str = "") -
     _fs.safe_mkdir(directory)
     config_path = directory / CONFIG_NAME
     _fs.safe_write_text_atomic(
-        config_path, CONFIG_TEMPLATE.format(port=port, default_desk=default_desk),
+        config_path,
+        CONFIG_TEMPLATE.format(port=port, default_desk=default_desk,
+                               staff_port=staff_port or port + 1),
         exclusive=True)
     config = Config.load(config_path)
     for d in (config.data_dir, config.incoming_dir, config.store_dir):

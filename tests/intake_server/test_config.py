@@ -11,7 +11,7 @@ from intake_server.config import CONFIG_TEMPLATE, SETTINGS, Config, ConfigError
 
 def test_template_gives_the_defaults(tmp_path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(CONFIG_TEMPLATE.format(port=8080, default_desk=""))
+    path.write_text(CONFIG_TEMPLATE.format(port=8080, staff_port=8081, default_desk=""))
     cfg = Config.load(path)
     default = Config()
     for f in dataclasses.fields(Config):
@@ -35,6 +35,8 @@ def test_every_field_is_a_setting() -> None:
     "[limits]\nmax_files = true\n",           # bool is not an int
     "[limits]\nmax_files = 0\n",              # out of bounds
     "[server]\nport = 70000\n",
+    "[staff]\nstaff_port = 8080\n",         # the same port as the source app
+    "[staff]\nretention_days = 0\n",
     "[server]\nhost = \"0.0.0.0\"\n",         # there is no host setting: loopback only
     "not toml at all [",
 ])

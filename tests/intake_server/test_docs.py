@@ -31,7 +31,8 @@ def test_every_setting_is_documented_with_its_default(section, name) -> None:
         assert str(int(default) if float(default).is_integer() else default) in shown
 
 
-@pytest.mark.parametrize("command", ["init", "serve", "demo"])
+@pytest.mark.parametrize("command", ["init", "serve", "demo", "desk add-transfer-key", "export",
+                                     "import"])
 def test_every_command_is_documented(command) -> None:
     assert f"### `intake-server {command} " in SERVER_MD
 

@@ -107,12 +107,20 @@ def test_upload_body_is_only_read_with_multipart() -> None:
 
 
 def test_server_runs_loopback_only_without_access_log() -> None:
+    # Both apps (source and staff) are served through AppRunner + TCPSite: every runner
+    # without an access log, every site bound to 127.0.0.1, and nothing else serving.
     tree = ast.parse((PKG / "__main__.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-             and isinstance(n.func, ast.Attribute) and n.func.attr == "run_app"]
-    assert len(calls) == 1
-    kw = {k.arg: k.value for k in calls[0].keywords}
+             and isinstance(n.func, ast.Attribute)]
+    assert not [c for c in calls if c.func.attr == "run_app"]
+    runners = [c for c in calls if c.func.attr == "AppRunner"]
+    sites = [c for c in calls if c.func.attr in ("TCPSite", "SockSite", "UnixSite")]
+    assert len(runners) == 1
+    assert len(sites) == 1
+    kw = {k.arg: k.value for k in runners[0].keywords}
     assert isinstance(kw["access_log"], ast.Constant)
     assert kw["access_log"].value is None
-    assert isinstance(kw["host"], ast.Constant)
-    assert kw["host"].value == "127.0.0.1"
+    assert sites[0].func.attr == "TCPSite"
+    host = sites[0].args[1]
+    assert isinstance(host, ast.Constant)
+    assert host.value == "127.0.0.1"

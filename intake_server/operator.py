@@ -1,0 +1,100 @@
+"""What an operator with shell access does besides serving: register transfer keys, and
+move bundles by USB stick for sites with no staff onion.
+
+Each function opens the installation's storage itself, so it works whether or not the
+server is running (SQLite in WAL mode takes both). A running server learns of deletions
+made here at its next start (its disk-usage count is only refreshed then).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from keys.keyring import Keyring
+from keys.signing import KeyFormatError, SigningKey, VerifyKey
+
+from .config import Config
+from .install import SIGNING_KEY_NAME
+from .staff.bundles import apply_bundle, build_export
+from .staff.store import StaffStore
+from .storage import Storage
+
+__all__ = ["OperatorError", "add_transfer_key", "export_desk", "import_bundle",
+           "load_signing_key", "remove_transfer_key"]
+
+
+class OperatorError(Exception):
+    """A clear, one-line reason an operator command could not run."""
+
+
+def load_signing_key(config_path: Path) -> SigningKey:
+    """The server's signing key, written by ``intake-server init`` beside the config."""
+    path = config_path.resolve().parent / SIGNING_KEY_NAME
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="ascii").splitlines()]
+        text = next(ln for ln in lines if ln and not ln.startswith("#"))
+        return SigningKey.from_text(text)
+    except FileNotFoundError:
+        raise OperatorError(
+            f"no server signing key at {path} (intake-server init makes one)"
+        ) from None
+    except (StopIteration, UnicodeDecodeError, KeyFormatError):
+        raise OperatorError(f"{path} does not hold a server signing key") from None
+
+
+class _Open:
+    def __init__(self, config: Config) -> None:
+        self.storage = Storage(config)
+
+    def __enter__(self) -> StaffStore:
+        self.storage.open()
+        store = StaffStore(self.storage)
+        store.open()
+        return store
+
+    def __exit__(self, *_: object) -> None:
+        self.storage.close()
+
+
+def _desk(config: Config, desk: str) -> None:
+    if Keyring.load(config.keyring).get(desk) is None:
+        raise OperatorError(f"desk {desk!r} is not in the keyring {config.keyring}")
+
+
+def _verify_key(text: str) -> VerifyKey:
+    try:
+        return VerifyKey.from_text(text.strip())
+    except KeyFormatError as exc:
+        raise OperatorError(f"not a transfer key: {exc}") from None
+
+
+def add_transfer_key(config: Config, desk: str, key_text: str) -> bool:
+    _desk(config, desk)
+    key = _verify_key(key_text)
+    with _Open(config) as store:
+        return store.add_transfer_key(desk, key)
+
+
+def remove_transfer_key(config: Config, desk: str, key_text: str) -> bool:
+    key = _verify_key(key_text)
+    with _Open(config) as store:
+        return store.remove_transfer_key(desk, key)
+
+
+def export_desk(config: Config, signing_key: SigningKey, desk: str, out: Path,
+                after: int = 0) -> dict[str, Any]:
+    """Everything unacknowledged for ``desk`` (after ``after``) as one bundle file."""
+    _desk(config, desk)
+    if out.exists():
+        raise OperatorError(f"{out} exists; refusing to overwrite it")
+    with _Open(config) as store:
+        _, cursor, items = build_export(store, desk, after, signing_key, out=out)
+    return {"items": len(items), "cursor": cursor}
+
+
+def import_bundle(config: Config, path: Path) -> dict[str, Any]:
+    """An ack or outbox bundle from any desk of the keyring, checked as the staff app does."""
+    keyring = Keyring.load(config.keyring)
+    with _Open(config) as store:
+        return apply_bundle(store, path, keyring)
