@@ -85,7 +85,8 @@ def _configure_logging() -> None:
         quiet.propagate = False
 
 
-def serve(config_path: Path, *, port: int | None = None) -> None:
+def serve(config_path: Path, *, port: int | None = None,
+          staff_port: int | None = None) -> None:
     import dataclasses
 
     from .config import Config
@@ -94,6 +95,8 @@ def serve(config_path: Path, *, port: int | None = None) -> None:
     config = Config.load(config_path)
     if port is not None:
         config = dataclasses.replace(config, port=port)
+    if staff_port is not None:
+        config = dataclasses.replace(config, staff_port=staff_port)
     signing_key = load_signing_key(config_path)
     asyncio.run(_serve(config, signing_key))
 
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                        description=DEMO_HELP, formatter_class=fmt)
     p.add_argument("--dir", type=Path, required=True, help="demo directory")
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    p.add_argument("--staff-port", type=int, default=None,
+                   help="staff app port on 127.0.0.1 (default: the config's, port + 1)")
     args = parser.parse_args(argv)
 
     from keys.keyring import KeyringError
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             path = init_demo(args.dir, port=args.port)
             print(f"Demo installation in {path.parent} (DEMO ONLY: desk keys are unprotected)",
                   flush=True)
-            serve(path, port=args.port)
+            serve(path, port=args.port, staff_port=args.staff_port)
     except (ConfigError, _fs.FsError, FileNotFoundError, RuntimeError, OperatorError,
             BundleRefused, KeyringError) as e:
         print(f"intake-server: error: {e}", file=sys.stderr)

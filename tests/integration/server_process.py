@@ -20,6 +20,8 @@ class ServerProcess:
     def __init__(self, root: Path, port: int) -> None:
         self.root = root
         self.port = port
+        # A free port of its own for the staff app: port + 1 may be taken.
+        self.staff_port = free_port()
         self.demo_dir = root / "demo"
         self.tmpdir = root / "tmp"
         self.tmpdir.mkdir(exist_ok=True)
@@ -48,7 +50,7 @@ class ServerProcess:
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "intake_server", "demo", "--dir", str(self.demo_dir),
-                 "--port", str(self.port)],
+                 "--port", str(self.port), "--staff-port", str(self.staff_port)],
                 stdout=out, stderr=err, env=env, cwd=self.root)
         deadline = time.monotonic() + timeout
         marker = f"listening on http://127.0.0.1:{self.port}/".encode()

@@ -1,0 +1,146 @@
+"""Issue 5 end to end, with every real part: the intake server as a process on
+loopback, the transfer machine's `journalist-client fetch/push`, two desks' offline
+vaults (`journalist-client init/import/reply/outbox`), and the operator's
+`intake-server desk add-transfer-key`.
+
+A source submits one report with two attachments to two desks. Each desk fetches
+and imports it; the first desk's ack leaves the ciphertext on the server, the second
+one's removes it. The first desk replies; the reply reaches the server, stored for
+the source, and opens with the key derived from the source's codename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from server_process import free_port
+
+from intake_server.install import init_install
+from keys.age import decrypt
+from keys.codename import derive_source
+from keys.identity import generate_desk
+from keys.keyring import Keyring
+
+BIN = Path(sys.executable).parent
+PASSPHRASE = "correct horse battery staple for the demo desk"  # noqa: S105 - test desk
+DESKS = {"triage": "Triage", "forensics": "Forensics"}
+
+
+def run(*argv: str, cwd: Path) -> str:
+    result = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True,
+                            cwd=cwd, timeout=120, check=False,
+                            env=dict(os.environ, AMANA_VAULT=""))
+    assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    # Desks make their keys on their own machines; the operator gets only desk.json.
+    (tmp_path / "desks").mkdir()
+    desks = [generate_desk(d, {"en": n, "ar": n, "fr": n}, tmp_path / "desks" / d, PASSPHRASE,
+                           work_factor=10) for d, n in DESKS.items()]
+    port, staff_port = free_port(), free_port()
+    config = init_install(tmp_path / "server", port=port, staff_port=staff_port,
+                          default_desk="triage")
+    Keyring(desks).save(config.parent / "keyring.json")
+    (tmp_path / "pw").write_text(PASSPHRASE + "\n")
+    out = (tmp_path / "server.out").open("wb")
+    proc = subprocess.Popen([str(BIN / "intake-server"), "serve", "--config", str(config)],
+                            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while b"staff app listening" not in (tmp_path / "server.out").read_bytes():
+        assert proc.poll() is None, (tmp_path / "server.out").read_text()
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield {"root": tmp_path, "config": config, "port": port, "staff": staff_port}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        out.close()
+
+
+async def submit(port: int) -> str:
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
+        async with http.get("/en/submit") as resp:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
+        form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+        for name, value in (("csrf", csrf), ("category", "spyware"), ("desks", "triage"),
+                            ("desks", "forensics"),
+                            ("description", "A link arrived by WhatsApp from an unknown number.")):
+            form.add_field(name, value)
+        form.add_field("files", b"screenshot bytes", filename="shot.png",
+                       content_type="image/png")
+        form.add_field("files", b"mvt output", filename="mvt.json",
+                       content_type="application/json")
+        async with http.post("/en/submit", data=form) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    words = re.findall(r"<span>([a-z-]+)</span>", page.split('class="codename"', 1)[1])
+    return " ".join(words[:7])
+
+
+async def test_two_desks_fetch_ack_and_reply(site: dict) -> None:
+    root, config = site["root"], site["config"]
+    codename = await submit(site["port"])
+    store = config.parent / "data" / "store"
+    assert len(list(store.iterdir())) == 3  # the report and two attachments
+    server_key = (config.parent / "server-verify.key").read_text().split()[-1]
+    keyring = str(config.parent / "keyring.json")
+    staff_url = f"http://127.0.0.1:{site['staff']}"
+
+    report_ids = {}
+    for desk in DESKS:
+        transfer = root / f"transfer-{desk}"
+        printed = run("journalist-client", "transfer", "init", "--dir", str(transfer),
+                      "--desk", desk, "--server-key", server_key, "--keyring", keyring, cwd=root)
+        key = re.search(r"ed25519:[A-Za-z0-9_-]{43}", printed).group(0)
+        run("intake-server", "desk", "add-transfer-key", "--config", str(config),
+            "--desk", desk, key, cwd=root)
+        run("journalist-client", "fetch", "--dir", str(transfer), "--server", staff_url,
+            "--out", str(root / f"usb-{desk}"), cwd=root)
+        (bundle,) = (root / f"usb-{desk}").glob("export-*.bundle")
+
+        vault = ["journalist-client", "--vault", str(root / f"vault-{desk}"),
+                 "--passphrase-file", str(root / "pw")]
+        run(*vault, "init", "--import-keys", str(root / "desks" / desk), "--keyring", keyring,
+            "--server-key", server_key, cwd=root)
+        ack = root / f"usb-{desk}" / "ack.bundle"
+        run(*vault, "import", "--no-progress", "--ack-out", str(ack), str(bundle), cwd=root)
+        listing = run(*vault, "list", cwd=root)
+        report_ids[desk] = re.search(r"\b([0-9a-f]{8,32})\b", listing).group(1)
+        shown = run(*vault, "show", report_ids[desk], cwd=root)
+        assert "A link arrived by WhatsApp" in shown
+        assert "shot.png" in shown
+
+        run("journalist-client", "push", "--dir", str(transfer), "--server", staff_url,
+            str(ack), cwd=root)
+        remaining = list(store.iterdir())
+        # Deleted only once both desks it was addressed to have imported it.
+        assert len(remaining) == (3 if desk == "triage" else 0)
+
+    # The triage desk answers the source; the reply travels back through the outbox.
+    vault = ["journalist-client", "--vault", str(root / "vault-triage"),
+             "--passphrase-file", str(root / "pw")]
+    (root / "reply.txt").write_text("Thank you. Which phone model is it?\n")
+    run(*vault, "reply", report_ids["triage"], "--file", str(root / "reply.txt"), cwd=root)
+    outbox = root / "usb-triage" / "outbox.bundle"
+    run(*vault, "outbox", "bundle", "--out", str(outbox), cwd=root)
+    run("journalist-client", "push", "--dir", str(root / "transfer-triage"), "--server",
+        staff_url, str(outbox), cwd=root)
+    replies = list((config.parent / "data" / "replies").iterdir())
+    assert len(replies) == 1
+    source = derive_source(codename)
+    document = json.loads(decrypt(replies[0].read_bytes(), [source.reply_identity]))
+    assert document["body"].startswith("Thank you. Which phone model is it?")
+    assert document["desk"] == "triage"
