@@ -1,0 +1,110 @@
+"""The operator's commands: transfer keys, and the USB route (export / import)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from staff_helpers import DESKS, Site, ack_bundle, make_site, submit
+
+from intake_server.__main__ import main
+from intake_server.install import init_install
+from intake_server.operator import load_signing_key
+from intake_server.staff.store import StaffStore
+from intake_server.storage import Storage
+from keys.bundle import open_bundle
+from keys.keyring import Keyring
+from keys.signing import SigningKey
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> tuple[Site, Path]:
+    """A site whose config file was written by `intake-server init`."""
+    config_path = init_install(tmp_path / "srv", port=18080)
+    site = make_site(tmp_path)
+    Keyring.load(site.config.keyring).save(config_path.parent / "keyring.json")
+    from intake_server.config import Config
+
+    config = Config.load(config_path)
+    site.storage.close()
+    storage = Storage(config)
+    storage.open()
+    site.storage = storage
+    site.config = config
+    site.server_key = load_signing_key(config_path)
+    return site, config_path
+
+
+async def test_usb_export_then_import_of_acks(
+    installed: tuple[Site, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, config_path = installed
+    sid = await submit(site, DESKS, b"report", (b"attachment",))
+    out = tmp_path / "usb" / "triage.bundle"
+    out.parent.mkdir()
+    assert (
+        main(["export", "--config", str(config_path), "--desk", "triage", "--out", str(out)]) == 0
+    )
+    assert "1 item(s) for desk triage" in capsys.readouterr().out
+    with open_bundle(out, {"server": site.server_key.verify_key}, kind="desk-export") as b:
+        assert [i["id"] for i in json.loads(b.read("index.json"))["items"]] == [sid]
+    assert (
+        main(["export", "--config", str(config_path), "--desk", "triage", "--out", str(out)]) == 2
+    )  # never overwrites
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+    for desk, left in (("triage", 2), ("forensics", 0)):
+        ack = tmp_path / "usb" / f"ack-{desk}.bundle"
+        ack.write_bytes(ack_bundle(site, desk, [sid]))
+        assert main(["import", "--config", str(config_path), str(ack)]) == 0
+        assert len(list(site.config.store_dir.iterdir())) == left
+
+
+async def test_import_refuses_what_no_desk_signed(
+    installed: tuple[Site, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, config_path = installed
+    sid = await submit(site, ("triage",), b"report")
+    forged = tmp_path / "forged.bundle"
+    forged.write_bytes(ack_bundle(site, "triage", [sid], key=SigningKey.generate()))
+    assert main(["import", "--config", str(config_path), str(forged)]) == 2
+    assert "intake-server: error:" in capsys.readouterr().err
+    assert len(list(site.config.store_dir.iterdir())) == 1
+
+
+def test_transfer_keys_are_registered_and_removed(
+    installed: tuple[Site, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, config_path = installed
+    key = str(SigningKey.generate().verify_key)
+    base = ["--config", str(config_path), "--desk", "triage", key]
+    assert main(["desk", "add-transfer-key", *base]) == 0
+    assert main(["desk", "add-transfer-key", *base]) == 0
+    assert "already registered" in capsys.readouterr().out
+    store = StaffStore(site.storage)
+    store.open()
+    assert [str(k) for k in store.transfer_keys("triage")] == [key]
+    assert main(["desk", "remove-transfer-key", *base]) == 0
+    assert store.transfer_keys("triage") == []
+    assert (
+        main(["desk", "add-transfer-key", "--config", str(config_path), "--desk", "nobody", key])
+        == 2
+    )
+    assert (
+        main(
+            [
+                "desk",
+                "add-transfer-key",
+                "--config",
+                str(config_path),
+                "--desk",
+                "triage",
+                "not-a-key",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "not in the keyring" in err
+    assert "not a transfer key" in err
