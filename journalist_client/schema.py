@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from journalist_client.taxonomy import CATEGORIES
+from keys import strict_json
 from keys.age import parse_recipient
 
 __all__ = [
@@ -59,53 +60,10 @@ _PLATFORMS: Final = frozenset(
     {"ios", "android", "windows", "macos", "linux", "web", "other", "unknown"}
 )
 _COUNTRY_WORDS: Final = frozenset({"", "elsewhere", "undisclosed"})
-_BRACKETS: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
 class DocumentError(ValueError):
     """The document is not a valid report or follow-up; the message says why."""
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise DocumentError(f"duplicate JSON key {key[:40]!r}")
-        obj[key] = value
-    return obj
-
-
-def _no_constant(name: str) -> None:
-    raise DocumentError(f"invalid JSON number {name}")
-
-
-def _check_depth(text: str) -> None:
-    # Counted before json.loads so a deeply nested document is refused in linear time
-    # instead of exhausting the parser's recursion.
-    depth = 0
-    for m in _BRACKETS.finditer(text):
-        tok = m.group()
-        if tok in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise DocumentError(f"JSON nested deeper than {MAX_DEPTH} levels")
-        elif tok in "]}":
-            depth -= 1
-
-
-def _no_surrogates(value: Any) -> None:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise DocumentError("text contains a lone surrogate (\\ud800-\\udfff)") from None
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _no_surrogates(k)
-            _no_surrogates(v)
-    elif isinstance(value, list):
-        for v in value:
-            _no_surrogates(v)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -113,21 +71,9 @@ def parse_json(raw: bytes) -> Any:
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DocumentError(f"document is not valid UTF-8 (byte {e.start})") from None
-    _check_depth(text)
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except json.JSONDecodeError as e:
-        raise DocumentError(f"document is not valid JSON: {e.msg} at line {e.lineno}") from None
-    except (ValueError, RecursionError) as e:
-        # int() refuses more than 4300 digits; recursion is bounded by _check_depth.
-        if isinstance(e, DocumentError):
-            raise
-        raise DocumentError(f"document is not valid JSON: {str(e)[:80]}") from None
-    _no_surrogates(value)
-    return value
+        return strict_json.loads(raw, max_bytes=MAX_DOCUMENT_BYTES, max_depth=MAX_DEPTH)
+    except strict_json.StrictJSONError as e:
+        raise DocumentError(f"document: {e}") from None
 
 
 def _fields(obj: Any, where: str, required: frozenset[str],

@@ -37,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Final
 
+from keys import strict_json
 from keys._fs import AtomicWriter
 from keys.signing import CONTEXT_BUNDLE, BadSignature, SigningKey, VerifyKey
 
@@ -209,34 +210,15 @@ def _check_day(day: object) -> str:
     return day
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise BundleError(f"manifest: duplicate JSON key {key!r}")
-        obj[key] = value
-    return obj
-
-
-def _no_constants(name: str) -> None:
-    raise BundleError(f"manifest: invalid JSON number {name}")
-
-
 def _is_int(value: object) -> bool:
     return type(value) is int  # bool is an int subclass; JSON true is not a size
 
 
 def _parse_manifest(raw: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_no_constants,
-        )
-    except UnicodeDecodeError:
-        raise BundleError("manifest is not UTF-8") from None
-    except json.JSONDecodeError as e:
-        raise BundleError(f"manifest is not valid JSON: {e.msg}") from None
+        obj = strict_json.loads(raw, max_bytes=MAX_MANIFEST_BYTES, max_depth=4)
+    except strict_json.StrictJSONError as e:
+        raise BundleError(f"manifest: {e}") from None
     if not isinstance(obj, dict):
         raise BundleError("manifest must be a JSON object")
     if set(obj) != _MANIFEST_FIELDS:

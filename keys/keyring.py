@@ -27,6 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from keys import strict_json
 from keys._fs import safe_write_bytes
 from keys.age import AgeError, parse_recipient
 from keys.fingerprint import desk_fingerprint
@@ -55,32 +56,11 @@ class KeyringError(ValueError):
     """The keyring (or a desk entry) is malformed; the message names desk and field."""
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise KeyringError(f"duplicate JSON key {key!r}")
-        obj[key] = value
-    return obj
-
-
-def _reject_constant(name: str) -> None:
-    raise KeyringError(f"invalid JSON number {name}")
-
-
 def _parse_json(data: bytes, what: str) -> Any:
-    if len(data) > MAX_KEYRING_BYTES:
-        raise KeyringError(f"{what} is larger than {MAX_KEYRING_BYTES} bytes")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise KeyringError(f"{what} is not valid UTF-8") from None
-    try:
-        return json.loads(
-            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
-        )
-    except json.JSONDecodeError as e:
-        raise KeyringError(f"{what} is not valid JSON: {e.msg} at line {e.lineno}") from None
+        return strict_json.loads(data, max_bytes=MAX_KEYRING_BYTES, max_depth=6)
+    except strict_json.StrictJSONError as e:
+        raise KeyringError(f"{what}: {e}") from None
 
 
 def _check_name(value: object, where: str) -> str:

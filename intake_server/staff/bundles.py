@@ -8,13 +8,13 @@ any JSON inside is parsed, and every item is checked before anything is changed.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from intake_server import _fs
+from keys import strict_json
 from keys.age import parse_recipient
 from keys.bundle import BundleError, open_bundle, write_bundle_file
 from keys.keyring import Keyring
@@ -84,9 +84,9 @@ def build_export(
 
 def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BundleRefused(f"{fmt}: not valid UTF-8 JSON") from None
+        doc = strict_json.loads(raw, max_bytes=_MAX_DOC, max_depth=4)
+    except strict_json.StrictJSONError as exc:
+        raise BundleRefused(f"{fmt}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != fmt or doc.get("version") != 1:
         raise BundleRefused(f"{fmt}: wrong format or version")
     return doc

@@ -290,7 +290,7 @@ def test_manifest_json_tricks(tmp_path: Path) -> None:
     path.write_bytes(_assemble(region, b"[]", DESK))
     _rejects(path, "must be a JSON object")
     path.write_bytes(_assemble(region, b"\xff\xfe", DESK))
-    _rejects(path, "not UTF-8")
+    _rejects(path, "not valid UTF-8")
 
 
 def test_oversize_manifest_length_refused_before_reading(tmp_path: Path) -> None:

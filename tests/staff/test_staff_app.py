@@ -247,3 +247,23 @@ async def test_an_export_never_exceeds_the_bundle_file_limit(
     assert [i.id for i in first] == ids[:2]
     rest = store.pending("triage", first[-1].seq, max_files=7)
     assert [i.id for i in rest] == ids[2:]
+
+
+@pytest.mark.parametrize(
+    "ack_json",
+    [
+        b'{"format": "amana-ack", "version": 1, "desk": "triage", "ids": [], "ids": ["%s"]}',
+        b'{"format": "amana-ack", "version": 1, "desk": "triage", "ids": [NaN]}',
+        b'\xff{"format": "amana-ack"}',
+        b'{"format": "amana-ack", "version": 1, "desk": "triage", "ids": [[[[[[]]]]]]}',
+    ],
+    ids=["duplicate-key", "nan", "not-utf8", "deep"],
+)
+async def test_ack_json_is_parsed_strictly(site: Site, staff: Any, ack_json: bytes) -> None:
+    sid = await submit(site, ("triage",), b"evidence")
+    body = bundle_bytes(
+        "ack", "triage", {"ack.json": ack_json.replace(b"%s", sid.encode())}, site.signing["triage"]
+    )
+    resp = await post(staff, site, "triage", "acks", body)
+    assert resp.status == 400
+    assert len(site.storage.submissions()) == 1
