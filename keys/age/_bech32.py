@@ -7,7 +7,7 @@ caller bounds the input length instead.
 
 from __future__ import annotations
 
-__all__ = ["Bech32Error", "decode", "encode"]
+__all__ = ["Bech32Error", "decode", "decode_key", "encode"]
 
 _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _VALUES = {c: i for i, c in enumerate(_CHARSET)}
@@ -82,3 +82,15 @@ def decode(text: str) -> tuple[str, bytes]:
     if _polymod([*_hrp_expand(hrp), *words]) != 1:
         raise Bech32Error("invalid checksum")
     return hrp, bytes(_convert_bits(words[:-6], 5, 8, pad=False))
+
+
+def decode_key(text: str, hrp: str, *, upper: bool, kind: str, expected: str) -> bytes:
+    """The data of a key string that must have this HRP and case (age writes recipients
+    in lower case and identities in upper case); ValueError naming ``kind`` otherwise."""
+    try:
+        found, data = decode(text)
+    except Bech32Error as exc:
+        raise ValueError(f"malformed {kind}: {exc}") from None
+    if found != hrp or text != (text.upper() if upper else text.lower()):
+        raise ValueError(f"not {expected}")
+    return data

@@ -92,12 +92,13 @@ class HybridRecipient:
 
     @classmethod
     def parse(cls, text: str) -> HybridRecipient:
-        try:
-            hrp, data = _bech32.decode(text)
-        except _bech32.Bech32Error as exc:
-            raise ValueError(f"malformed recipient: {exc}") from None
-        if hrp != _RECIPIENT_HRP or text != text.lower():
-            raise ValueError("not a post-quantum recipient (age1pq1…)")
+        data = _bech32.decode_key(
+            text,
+            _RECIPIENT_HRP,
+            upper=False,
+            kind="recipient",
+            expected="a post-quantum recipient (age1pq1…)",
+        )
         return cls(data)
 
     @property
@@ -144,12 +145,13 @@ class HybridIdentity:
 
     @classmethod
     def parse(cls, text: str) -> HybridIdentity:
-        try:
-            hrp, data = _bech32.decode(text)
-        except _bech32.Bech32Error as exc:
-            raise ValueError(f"malformed identity: {exc}") from None
-        if hrp != _IDENTITY_HRP or text != text.upper():
-            raise ValueError("not a post-quantum identity (AGE-SECRET-KEY-PQ-1…)")
+        data = _bech32.decode_key(
+            text,
+            _IDENTITY_HRP,
+            upper=True,
+            kind="identity",
+            expected="a post-quantum identity (AGE-SECRET-KEY-PQ-1…)",
+        )
         return cls(data)
 
     def recipient(self) -> HybridRecipient:

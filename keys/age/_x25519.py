@@ -38,12 +38,13 @@ class X25519Recipient:
 
     @classmethod
     def parse(cls, text: str) -> X25519Recipient:
-        try:
-            hrp, data = _bech32.decode(text)
-        except _bech32.Bech32Error as exc:
-            raise ValueError(f"malformed recipient: {exc}") from None
-        if hrp != _RECIPIENT_HRP or text != text.lower():
-            raise ValueError("not an X25519 recipient (age1…)")
+        data = _bech32.decode_key(
+            text,
+            _RECIPIENT_HRP,
+            upper=False,
+            kind="recipient",
+            expected="an X25519 recipient (age1…)",
+        )
         return cls(data)
 
     @property
@@ -91,12 +92,13 @@ class X25519Identity:
 
     @classmethod
     def parse(cls, text: str) -> X25519Identity:
-        try:
-            hrp, data = _bech32.decode(text)
-        except _bech32.Bech32Error as exc:
-            raise ValueError(f"malformed identity: {exc}") from None
-        if hrp != _IDENTITY_HRP or text != text.upper():
-            raise ValueError("not an X25519 identity (AGE-SECRET-KEY-1…)")
+        data = _bech32.decode_key(
+            text,
+            _IDENTITY_HRP,
+            upper=True,
+            kind="identity",
+            expected="an X25519 identity (AGE-SECRET-KEY-1…)",
+        )
         return cls(data)
 
     def recipient(self) -> X25519Recipient:
