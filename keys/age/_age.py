@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from collections.abc import Callable, Iterator, Sequence
+from typing import BinaryIO, TypeVar
 
 from ._errors import HeaderError, HMACError, NoMatchError
 from ._format import Header, b64encode_raw, encode_header_without_mac, read_header
@@ -15,6 +15,8 @@ from ._recipient import FILE_KEY_SIZE, Identity, Recipient
 from ._stream import NONCE_SIZE, StreamReader, StreamWriter, payload_key
 from ._x25519 import X25519Identity, X25519Recipient
 from .armor import ArmorReader, ArmorWriter, looks_armored
+
+T = TypeVar("T")
 
 __all__ = [
     "Decryptor",
@@ -202,34 +204,28 @@ def parse_identity(text: str) -> Identity:
     raise ValueError("unknown identity type (expected AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1…)")
 
 
-def _key_lines(text: str) -> Iterator[tuple[int, str]]:
+def _parse_lines(text: str, parse: Callable[[str], T], what: str) -> list[T]:
+    """One key per line; '#' comments and blank lines skipped. Errors name the line,
+    never quote it: an identity line is secret material."""
+    keys = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
-        if line and not line.startswith("#"):
-            yield number, line
+        if not line or line.startswith("#"):
+            continue
+        try:
+            keys.append(parse(line))
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from None
+    if not keys:
+        raise ValueError(f"no {what} found")
+    return keys
 
 
 def parse_identity_file(text: str) -> list[Identity]:
     """Identities from an identity file: one per line, '#' comments and blank lines skipped."""
-    identities = []
-    for number, line in _key_lines(text):
-        try:
-            identities.append(parse_identity(line))
-        except ValueError as exc:
-            # The line itself is secret material: name the line, never echo it.
-            raise ValueError(f"line {number}: {exc}") from None
-    if not identities:
-        raise ValueError("no identities found")
-    return identities
+    return _parse_lines(text, parse_identity, "identities")
 
 
 def parse_recipients_file(text: str) -> list[Recipient]:
-    recipients = []
-    for number, line in _key_lines(text):
-        try:
-            recipients.append(parse_recipient(line))
-        except ValueError as exc:
-            raise ValueError(f"line {number}: {exc}") from None
-    if not recipients:
-        raise ValueError("no recipients found")
-    return recipients
+    """Recipients from a recipients file (age -R): one per line, comments skipped."""
+    return _parse_lines(text, parse_recipient, "recipients")
