@@ -31,7 +31,10 @@ from keys.keyring import Keyring
 
 from .config import Config
 from .i18n import DEFAULT_LANGUAGE, LANGUAGES, load_environments
-from .sources import SourceFactory
+from .ratelimit import TokenBucket
+from .sessions import SessionStore
+from .sources import LoginDeriver, SourceFactory
+from .staff.store import StaffStore
 from .storage import Storage
 
 __all__ = [
@@ -39,7 +42,11 @@ __all__ = [
     "CSS",
     "JINJA",
     "KEYRING",
+    "LOGINS",
+    "LOGIN_BUCKET",
+    "REPLIES",
     "SECURITY_HEADERS",
+    "SESSIONS",
     "SOURCES",
     "STORAGE",
     "UPLOADS",
@@ -55,6 +62,12 @@ KEYRING = web.AppKey("keyring", Keyring)
 JINJA = web.AppKey("jinja", dict[str, jinja2.Environment])
 SOURCES = web.AppKey("sources", SourceFactory)
 CSS = web.AppKey("css", bytes)
+SESSIONS = web.AppKey("sessions", SessionStore)
+LOGINS = web.AppKey("logins", LoginDeriver)
+LOGIN_BUCKET = web.AppKey("login_bucket", TokenBucket)
+# The replies table and directory, owned by the staff side, read (and deleted
+# from) by the source's inbox.
+REPLIES = web.AppKey("replies", StaffStore)
 
 
 class UploadSlots:
@@ -193,6 +206,11 @@ def create_app(config: Config) -> web.Application:
     # Created here, opened in cleanup_ctx: the app's state is fixed before start-up.
     app[STORAGE] = Storage(config)
     app[SOURCES] = SourceFactory(config.max_concurrent_derivations, config.codename_reserve)
+    app[REPLIES] = StaffStore(app[STORAGE])
+    app[SESSIONS] = SessionStore()
+    app[LOGINS] = LoginDeriver(config.max_concurrent_logins, config.max_waiting_logins)
+    app[LOGIN_BUCKET] = TokenBucket(rate_per_second=config.logins_per_minute / 60,
+                                    burst=config.login_burst)
     app.on_response_prepare.append(_on_prepare)
     app.cleanup_ctx.append(_resources)
     setup_routes(app)
@@ -202,9 +220,13 @@ def create_app(config: Config) -> web.Application:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     storage = app[STORAGE]
     storage.open()  # also removes orphans from an interrupted upload
+    # Idempotent (CREATE ... IF NOT EXISTS); the staff app, sharing this storage,
+    # opens it too. Only at start-up, before either app serves a request.
+    app[REPLIES].open()
     app[SOURCES].refill()
     try:
         yield
     finally:
+        app[LOGINS].close()
         app[SOURCES].close()
         storage.close()

@@ -49,15 +49,22 @@ class Config:
     read_timeout_seconds: float = 120.0
     max_concurrent_derivations: int = 2
     codename_reserve: int = 2
+    max_concurrent_logins: int = 1
+    max_waiting_logins: int = 4
+    logins_per_minute: int = 30
+    login_burst: int = 10
 
     def __post_init__(self) -> None:
         for name in ("max_field_bytes", "max_files", "max_file_bytes",
                      "max_submission_bytes", "max_concurrent_uploads",
-                     "max_concurrent_derivations"):
+                     "max_concurrent_derivations", "max_concurrent_logins",
+                     "logins_per_minute", "login_burst"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if not 0 <= self.codename_reserve <= 64:
             raise ConfigError("codename_reserve must be between 0 and 64")
+        if not 0 <= self.max_waiting_logins <= 1000:
+            raise ConfigError("max_waiting_logins must be between 0 and 1000")
         for name in ("disk_quota_bytes", "min_free_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
@@ -116,7 +123,9 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "desks": ("default_desk",),
     "limits": ("max_field_bytes", "max_files", "max_file_bytes", "max_submission_bytes",
                "max_concurrent_uploads", "disk_quota_bytes", "min_free_bytes",
-               "read_timeout_seconds", "max_concurrent_derivations", "codename_reserve"),
+               "read_timeout_seconds", "max_concurrent_derivations", "codename_reserve",
+               "max_concurrent_logins", "max_waiting_logins", "logins_per_minute",
+               "login_burst"),
 }
 
 
@@ -194,4 +203,13 @@ max_concurrent_derivations = 2
 # New codenames derived ahead of time and kept in memory only (lost at restart),
 # so that a source sees theirs at once. 0 derives each on demand.
 codename_reserve = 2
+# Logins derived at once (Argon2id, ~1 s of CPU and 256 MiB each), in worker
+# processes of their own: a flood of logins never takes the submissions' workers.
+max_concurrent_logins = 1
+# Logins allowed to wait for a worker; more are answered "busy, try later" at once.
+max_waiting_logins = 4
+# Login attempts the whole server accepts per minute, and in one burst. Every Tor
+# client arrives from 127.0.0.1, so the limit is global; past it: "try later".
+logins_per_minute = 30
+login_burst = 10
 """

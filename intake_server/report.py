@@ -17,6 +17,7 @@ __all__ = [
     "CATEGORIES",
     "COUNTRIES",
     "FIELDS",
+    "FOLLOWUP_SCHEMA",
     "PLATFORMS",
     "PROFESSIONS",
     "SCHEMA",
@@ -24,12 +25,14 @@ __all__ = [
     "TARGETS",
     "Field",
     "FormError",
+    "build_followup",
     "build_report",
     "clean_filename",
     "decode_text",
 ]
 
 SCHEMA = "amana.report"
+FOLLOWUP_SCHEMA = "amana.followup"
 SCHEMA_VERSION = 1
 
 
@@ -228,5 +231,25 @@ def build_report(*, submission_id: str, day: str, lang: str, answers: dict[str, 
                 "publish_anonymised": bool(answers.get("consent_publish", False)),
             },
         },
+        "attachments": attachments,
+    }
+
+
+def build_followup(*, submission_id: str, day: str, lang: str, message: str, desks: list[str],
+                   reply_recipient: str, attachments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The follow-up document: a report's top level with ``message`` for ``answers``.
+
+    The desk's client threads it onto the report by ``reply_recipient``
+    (docs/report-format.md, "Follow-ups").
+    """
+    return {
+        "schema": FOLLOWUP_SCHEMA,
+        "version": SCHEMA_VERSION,
+        "submission_id": submission_id,
+        "received_day": day,
+        "language": lang,
+        "desks": desks,
+        "reply_recipient": reply_recipient,
+        "message": message,
         "attachments": attachments,
     }

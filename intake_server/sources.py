@@ -9,13 +9,22 @@ in a small process pool rather than a thread:
 
 The codename is generated in the worker too; it crosses back to the server over
 the pool's pipe, is shown once in the response, and is never stored or logged.
-The worker returns the public reply recipient, never the reply secret key.
+For a new source the worker returns the public reply recipient, never the reply
+secret key.
+
+Logins (LoginDeriver) run the same derivation on the codename a source typed, in
+a pool of their own with its own bound on work in flight: a flood of logins
+fills that pool and gets "busy" answers, while submissions keep taking their
+codenames from SourceFactory (and its reserve). A login's worker does return
+the reply secret key, to the server process only: the session keeps it in
+memory to decrypt replies (sessions.py), and it is never written anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -26,7 +35,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-__all__ = ["NewSource", "SourceFactory", "new_source"]
+__all__ = ["LoginBusy", "LoginDeriver", "LoginKeys", "NewSource", "SourceFactory",
+           "derive_login", "new_source"]
 
 log = logging.getLogger("intake_server.sources")
 
@@ -49,6 +59,23 @@ def new_source() -> NewSource:
     keys = derive_source(codename)
     return NewSource(codename=codename, source_id=keys.source_id,
                      reply_recipient=str(keys.reply_identity.recipient()))
+
+
+@dataclass(frozen=True, repr=False)
+class LoginKeys:
+    source_id: str
+    reply_identity: str  # "AGE-SECRET-KEY-1…": text crosses the pool's pipe simply
+
+    def __repr__(self) -> str:
+        return f"LoginKeys(source_id={self.source_id!r}, reply_identity=<secret>)"
+
+
+def derive_login(codename: str) -> LoginKeys:
+    """Worker side of a login: both Argon2id derivations for a normalised codename."""
+    from keys.codename import derive_source
+
+    keys = derive_source(codename)
+    return LoginKeys(source_id=keys.source_id, reply_identity=str(keys.reply_identity))
 
 
 _PR_SET_PDEATHSIG = 1
@@ -128,6 +155,64 @@ class SourceFactory:
 
     def close(self) -> None:
         self._ready.clear()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class LoginBusy(Exception):
+    """Too many logins are being derived or waiting already."""
+
+
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: never duplicate a running event loop and its sockets.
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+class LoginDeriver:
+    """Argon2id for logins, in its own pool: ``workers`` at once, ``queue`` waiting.
+
+    Past that, derive() raises LoginBusy at once rather than queueing: a queue
+    that grows with a flood would hold every flooding request (and its
+    connection) for minutes. The count covers a derivation until the worker
+    really finishes it, even when the request that asked for it has gone.
+    """
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self._workers = workers
+        self._limit = workers + queue
+        self._in_flight = 0
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def derive(self, codename: str) -> LoginKeys:
+        if self._in_flight >= self._limit:
+            raise LoginBusy
+        if self._pool is None:
+            self._pool = _spawn_pool(self._workers)
+        loop = asyncio.get_running_loop()
+        fut = self._pool.submit(derive_login, codename)
+        self._in_flight += 1
+
+        def done(_: object) -> None:
+            # Runs in the pool's management thread; the counter belongs to the loop
+            # (which may already be closed when the pool shuts down).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._finished)
+
+        fut.add_done_callback(done)
+        # Cancelling the awaiting request cancels a derivation not yet started.
+        return await asyncio.wrap_future(fut)
+
+    def _finished(self) -> None:
+        self._in_flight -= 1
+
+    def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=True, cancel_futures=True)

@@ -15,8 +15,16 @@ A crash after step 3 loses nothing. Any error makes ``abort()`` delete every
 file of the transaction, so a refused upload leaves nothing behind.
 
 What is stored in plaintext: random ids, the desks a submission is for, the
-ciphertext sizes, the UTC day, the source id (an Argon2id hash of the codename)
-and the source's reply recipient. Nothing else.
+ciphertext sizes, the UTC day, whether it is a first report or a follow-up, the
+source id (an Argon2id hash of the codename) and the source's reply recipient.
+Nothing else.
+
+A source also has a row of its own in ``sources`` (source id, reply recipient,
+the UTC day it was last seen) and ``source_desks`` (the desks it has written
+to): a source must be able to log in, read replies and send follow-ups to the
+same desks after the desks have imported, acknowledged and so deleted its
+submissions. Retention (staff/store.py) deletes a source idle for longer than
+the retention period, with its replies.
 """
 
 from __future__ import annotations
@@ -199,7 +207,7 @@ class Transaction:
         return pending
 
     async def commit(self, *, submission_id: str, desks: Sequence[str], source_id: str,
-                     reply_recipient: str) -> None:
+                     reply_recipient: str, kind: str = "report") -> None:
         """Make every file durable in store/, then commit the rows. Then it is received."""
         loop = asyncio.get_running_loop()
         for f in self.files:
@@ -207,7 +215,7 @@ class Transaction:
         await loop.run_in_executor(None, self._make_durable)
         self._storage.insert_submission(
             submission_id=submission_id, day=self.day, desks=desks, source_id=source_id,
-            reply_recipient=reply_recipient, files=self.files)
+            reply_recipient=reply_recipient, files=self.files, kind=kind)
         with self._storage.lock:
             self._storage.used_bytes += self._reserved
         self._release()
@@ -295,8 +303,14 @@ class Storage:
     def _create_schema(self) -> None:
         db = self.db
         if "submissions" not in db.table_names():
-            db["submissions"].create({"id": str, "day": str, "source_id": str,
-                                      "reply_recipient": str}, pk="id")
+            db.execute("CREATE TABLE submissions (id TEXT PRIMARY KEY, day TEXT,"
+                       " source_id TEXT, reply_recipient TEXT,"
+                       " type TEXT NOT NULL DEFAULT 'report'"
+                       " CHECK (type IN ('report', 'followup')))")
+        elif "type" not in db["submissions"].columns_dict:
+            # A data dir from before follow-ups existed: everything in it is a report.
+            db.execute("ALTER TABLE submissions ADD COLUMN type TEXT NOT NULL"
+                       " DEFAULT 'report' CHECK (type IN ('report', 'followup'))")
         if "submission_desks" not in db.table_names():
             db["submission_desks"].create(
                 {"submission_id": str, "desk_id": str}, pk=("submission_id", "desk_id"),
@@ -306,6 +320,20 @@ class Storage:
                 {"id": str, "submission_id": str, "kind": str, "ciphertext_size": int},
                 pk="id", foreign_keys=[("submission_id", "submissions", "id")])
             db["files"].create_index(["submission_id"])
+        if "sources" not in db.table_names():
+            db.execute("CREATE TABLE sources (source_id TEXT PRIMARY KEY,"
+                       " reply_recipient TEXT NOT NULL, last_seen_day TEXT NOT NULL)")
+            # Sources of a data dir from before this table existed.
+            db.execute("INSERT OR IGNORE INTO sources (source_id, reply_recipient, last_seen_day)"
+                       " SELECT source_id, reply_recipient, MAX(day) FROM submissions"
+                       " GROUP BY source_id")
+        if "source_desks" not in db.table_names():
+            db.execute("CREATE TABLE source_desks (source_id TEXT NOT NULL"
+                       " REFERENCES sources (source_id) ON DELETE CASCADE,"
+                       " desk_id TEXT NOT NULL, PRIMARY KEY (source_id, desk_id))")
+            db.execute("INSERT OR IGNORE INTO source_desks (source_id, desk_id)"
+                       " SELECT s.source_id, d.desk_id FROM submissions s"
+                       " JOIN submission_desks d ON d.submission_id = s.id")
 
     def remove_orphans(self) -> int:
         """Delete what a crash left behind: all of incoming/, unreferenced store/ files."""
@@ -343,17 +371,26 @@ class Storage:
 
     def insert_submission(self, *, submission_id: str, day: _dt.date, desks: Sequence[str],
                           source_id: str, reply_recipient: str,
-                          files: Sequence[PendingFile]) -> None:
+                          files: Sequence[PendingFile], kind: str = "report") -> None:
+        if kind not in ("report", "followup"):
+            raise ValueError("kind must be report or followup")
         conn = self.db.conn
         # Plain SQL in one explicit transaction: sqlite-utils' insert() would commit
         # each table on its own, and a crash in between would half-record the report.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("INSERT INTO submissions (id, day, source_id, reply_recipient) "
-                         "VALUES (?, ?, ?, ?)",
-                         (submission_id, day.isoformat(), source_id, reply_recipient))
+            conn.execute("INSERT INTO submissions (id, day, source_id, reply_recipient, type) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (submission_id, day.isoformat(), source_id, reply_recipient, kind))
             conn.executemany("INSERT INTO submission_desks (submission_id, desk_id) "
                              "VALUES (?, ?)", [(submission_id, d) for d in desks])
+            # The source outlives its submissions (they go once every desk acked).
+            conn.execute("INSERT INTO sources (source_id, reply_recipient, last_seen_day)"
+                         " VALUES (?, ?, ?) ON CONFLICT (source_id)"
+                         " DO UPDATE SET last_seen_day = excluded.last_seen_day",
+                         (source_id, reply_recipient, day.isoformat()))
+            conn.executemany("INSERT OR IGNORE INTO source_desks (source_id, desk_id)"
+                             " VALUES (?, ?)", [(source_id, d) for d in desks])
             conn.executemany("INSERT INTO files (id, submission_id, kind, ciphertext_size) "
                              "VALUES (?, ?, ?, ?)",
                              [(f.id, submission_id, f.kind, f.ciphertext_size) for f in files])
@@ -361,12 +398,35 @@ class Storage:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        # The database files' mtimes would otherwise date the last submission.
+        self.date_db_files(day)
+
+    def date_db_files(self, day: _dt.date) -> None:
+        """Set the database files' mtimes to the day: they would date the last write."""
         for suffix in ("", "-wal", "-shm"):
             p = Path(f"{self.config.db_path}{suffix}")
             if p.exists():
                 _fs.safe_set_day(p, day)
         _fs.safe_set_day(self.data_dir, day)
+
+    # -- sources -----------------------------------------------------------
+
+    def find_source(self, source_id: str) -> str | None:
+        """The reply recipient of a known source, or None."""
+        row = self.db.execute("SELECT reply_recipient FROM sources WHERE source_id = ?",
+                              (source_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def touch_source(self, source_id: str, day: _dt.date | None = None) -> None:
+        """Record that the source logged in today (the UTC day, never a time)."""
+        day = day or utc_today()
+        self.db.execute("UPDATE sources SET last_seen_day = ? WHERE source_id = ?",
+                        (day.isoformat(), source_id))
+        self.date_db_files(day)
+
+    def source_desks(self, source_id: str) -> list[str]:
+        rows = self.db.execute("SELECT desk_id FROM source_desks WHERE source_id = ?"
+                               " ORDER BY rowid", (source_id,)).fetchall()
+        return [str(r[0]) for r in rows]
 
     # -- reading (tests, staff app) ---------------------------------------
 

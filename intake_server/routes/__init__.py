@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import pages, submit
+from . import pages, source, submit
 
 __all__ = ["setup_routes"]
 
@@ -17,4 +17,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(f"/{LANG}/", pages.index)
     app.router.add_get(f"/{LANG}/submit", submit.form)
     app.router.add_post(f"/{LANG}/submit", submit.receive)
+    app.router.add_get(f"/{LANG}/login", source.login_form)
+    app.router.add_post(f"/{LANG}/login", source.login)
+    app.router.add_get(f"/{LANG}/inbox", source.inbox)
+    app.router.add_post(f"/{LANG}/inbox/delete", source.delete_reply)
+    app.router.add_post(f"/{LANG}/followup", source.followup)
+    app.router.add_post(f"/{LANG}/logout", source.logout)
     app.router.add_get("/static/style.css", pages.stylesheet)

@@ -50,6 +50,8 @@ class ExportItem:
     day: str
     report_file: str
     attachment_files: tuple[str, ...]
+    # "report" or "followup" (submissions.type); index.json carries it to the desk.
+    type: str = "report"
 
 
 class StaffStore:
@@ -136,7 +138,7 @@ class StaffStore:
         """
         self._assign_sequence()
         rows = self.storage.db.execute(
-            "SELECT e.seq, s.id, s.day FROM export_seq e"
+            "SELECT e.seq, s.id, s.day, s.type FROM export_seq e"
             " JOIN submissions s ON s.id = e.submission_id"
             " JOIN submission_desks d ON d.submission_id = s.id AND d.desk_id = ?"
             " WHERE e.seq > ? AND NOT EXISTS"
@@ -146,7 +148,7 @@ class StaffStore:
         ).fetchall()
         items: list[ExportItem] = []
         files_so_far = 0
-        for seq, sid, day in rows:
+        for seq, sid, day, kind in rows:
             files = self.storage.db.execute(
                 "SELECT id, kind FROM files WHERE submission_id = ? ORDER BY rowid", (sid,)
             ).fetchall()
@@ -158,7 +160,7 @@ class StaffStore:
             if items and files_so_far + 1 + len(attachments) > max_files:
                 break
             files_so_far += 1 + len(attachments)
-            items.append(ExportItem(seq, sid, day, reports[0], attachments))
+            items.append(ExportItem(seq, sid, day, reports[0], attachments, kind))
         return items
 
     # -- acknowledgements --------------------------------------------------
@@ -281,7 +283,7 @@ class StaffStore:
     # -- retention ---------------------------------------------------------
 
     def expire(self, today: _dt.date, retention_days: int) -> dict[str, int]:
-        """Delete submissions and replies older than the retention period.
+        """Delete submissions, replies and idle sources older than the retention period.
 
         Day granularity is all the server knows: something that arrived on day D is
         deleted on day D + retention_days.
@@ -299,9 +301,22 @@ class StaffStore:
         ).fetchall()
         for reply_id, recipient in old_replies:
             self.delete_reply(reply_id, recipient)
+        # A source not seen (no submission, no login) for the retention period goes,
+        # with every reply still waiting for it: nobody is coming back for them.
+        idle = db.execute(
+            "SELECT source_id, reply_recipient FROM sources WHERE last_seen_day <= ?", (cutoff,)
+        ).fetchall()
+        idle_replies = 0
+        for source_id, recipient in idle:
+            for reply in self.replies_for(recipient):
+                idle_replies += self.delete_reply(reply["id"], recipient)
+            # source_desks rows go with it (ON DELETE CASCADE).
+            db.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
         for name in list(_fs.list_names(self.outgoing_dir)):
             _fs.safe_unlink(self.outgoing_dir, name)
-        return {"submissions": len(old), "replies": len(old_replies)}
+        # The sources' count is not reported: the staff app's log line and its
+        # callers know submissions and replies only.
+        return {"submissions": len(old), "replies": len(old_replies) + idle_replies}
 
 
 def index_document(desk: str, cursor: str, items: Sequence[ExportItem]) -> bytes:
@@ -314,7 +329,7 @@ def index_document(desk: str, cursor: str, items: Sequence[ExportItem]) -> bytes
         "items": [
             {
                 "id": item.id,
-                "type": "report",
+                "type": item.type,
                 "day": item.day,
                 "files": [
                     f"{item.id}.json.age",

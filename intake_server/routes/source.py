@@ -1,0 +1,458 @@
+"""The source's way back in: codename login, the inbox of replies, follow-ups, logout.
+
+Login: the codename typed (or pasted) into a POST form is normalised in this
+process (cheap, no key material yet), then both Argon2id derivations run in the
+login worker pool (sources.LoginDeriver), which is bounded apart from the
+submissions' pool. A global token bucket caps attempts per minute for the whole
+server, since every Tor client arrives from 127.0.0.1. Every failed login, a
+malformed codename as much as an unknown one, gets the same page after at least
+FAILURE_SECONDS, so neither the answer nor its timing says which it was.
+
+Session: the cookie holds an opaque random token and nothing else (sessions.py);
+the source id and the reply identity stay in this process's memory, for 30
+minutes of idleness at most, and logout wipes them.
+
+Inbox: each reply is read from replies/ (the staff side stores them there),
+decrypted in memory with the session's reply identity, checked against the
+amana-reply format (docs/transfer-format.md) and rendered autoescaped. A reply
+that fails any of that is shown as "could not be read", never as an error.
+
+Follow-up: same streamed encryption and durability path as a first report
+(storage.Transaction), recorded as a submission of type "followup" for the
+source id, addressed to the desks the source has written to (docs/report-format.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import urllib.parse
+from typing import Any
+
+from aiohttp import MultipartReader, web
+
+from intake_server import _fs
+from intake_server import report as rpt
+from intake_server.app import (
+    CONFIG,
+    KEYRING,
+    LOGIN_BUCKET,
+    LOGINS,
+    REPLIES,
+    SESSIONS,
+    STORAGE,
+    UPLOADS,
+    error_page,
+    render,
+)
+from intake_server.report import FormError
+from intake_server.sessions import Session
+from intake_server.sources import LoginBusy
+from intake_server.storage import (
+    DiskFull,
+    QuotaExceeded,
+    StorageError,
+    Transaction,
+    new_id,
+    utc_today,
+)
+from keys.age import AgeError, X25519Identity, decrypt, parse_recipient
+from keys.codename import InvalidCodename, normalize_codename
+
+from .submit import (
+    CSRF_COOKIE,
+    MAX_TEXT_PARTS,
+    R_BUSY,
+    R_FULL,
+    R_SLOW,
+    R_TOO_LARGE,
+    _csrf_token,
+    _default_desk,
+    _Limits,
+    _read_text,
+    _receive_file,
+)
+
+__all__ = [
+    "FAILURE_SECONDS",
+    "SESSION_COOKIE",
+    "delete_reply",
+    "followup",
+    "inbox",
+    "login",
+    "login_form",
+    "logout",
+]
+
+log = logging.getLogger("intake_server.source")
+
+SESSION_COOKIE = "amana_session"
+# Every failed login is answered no sooner than this after it arrived.
+FAILURE_SECONDS = 2.0
+# A reply is a short text; anything larger is not one of ours.
+MAX_REPLY_CIPHERTEXT = 512 * 1024
+MAX_REPLY_BODY = 64 * 1024
+# The login, delete and logout forms are a few short fields.
+MAX_SMALL_FORM = 8 * 1024
+
+_ID_RE = re.compile(r"[0-9a-f]{32}")
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+R_LOGIN_FAILED = rpt.N_("This codename did not open an inbox. Check each word against "
+                        "the codename you wrote down, and try again.")
+R_LOGIN_BUSY = rpt.N_("Too many people are trying to log in right now. Nothing was sent. "
+                      "Please wait a few minutes and try again.")
+R_SESSION_ENDED = rpt.N_("You were logged out, because the session was unused for 30 "
+                         "minutes or the server restarted. Please log in again.")
+R_EMPTY_FOLLOWUP = rpt.N_("Please write a message or attach a file.")
+R_NO_REPLY = rpt.N_("This reply does not exist. It may already have been deleted.")
+
+
+# -- helpers -------------------------------------------------------------------
+
+def _session(request: web.Request) -> tuple[str | None, Session | None]:
+    token = request.cookies.get(SESSION_COOKIE)
+    return token, request.app[SESSIONS].get(token)
+
+
+def _see_other(location: str) -> web.Response:
+    # A plain response rather than raising HTTPSeeOther: cookies are set on it.
+    return web.Response(status=303, headers={"Location": location})
+
+
+def _to_login(lang: str, *, ended: bool = False) -> web.Response:
+    return _see_other(f"/{lang}/login" + ("?ended=1" if ended else ""))
+
+
+def _busy(request: web.Request) -> web.Response:
+    return error_page(request, 429, R_LOGIN_BUSY, headers={"Retry-After": "120"})
+
+
+async def _small_form(request: web.Request, names: frozenset[str]) -> dict[str, str]:
+    """A url-encoded form with exactly ``names``, each once; anything else is 400.
+
+    Only url-encoded bodies are read this way: aiohttp's request.post() would spool a
+    multipart body's files to a temporary file, which must never happen here.
+    """
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise FormError(400, rpt.R_MALFORMED)
+    if request.content_length is None or request.content_length > MAX_SMALL_FORM:
+        raise FormError(413, rpt.R_MALFORMED)
+    body = await request.content.read(MAX_SMALL_FORM + 1)
+    if len(body) > MAX_SMALL_FORM:
+        raise FormError(413, rpt.R_MALFORMED)
+    try:
+        pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True,
+                                       strict_parsing=bool(body), encoding="utf-8",
+                                       errors="strict", max_num_fields=len(names))
+    except (UnicodeDecodeError, ValueError):
+        raise FormError(400, rpt.R_MALFORMED) from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in names or name in fields:
+            raise FormError(400, rpt.R_MALFORMED)
+        fields[name] = value
+    if set(fields) != names:
+        raise FormError(400, rpt.R_MALFORMED)
+    return fields
+
+
+def _same(a: str, b: str) -> bool:
+    return bool(a) and hmac.compare_digest(a.encode("utf-8", "replace"),
+                                           b.encode("utf-8", "replace"))
+
+
+def _set_session_cookie(resp: web.StreamResponse, token: str) -> None:
+    # No Max-Age: the browser forgets it when closed. No Secure flag: the onion
+    # service speaks plain HTTP (Tor encrypts end to end), and Tor Browser would
+    # drop a Secure cookie on it.
+    resp.set_cookie(SESSION_COOKIE, token, path="/", httponly=True, samesite="Strict")
+
+
+# -- login ---------------------------------------------------------------------
+
+async def login_form(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    _, session = _session(request)
+    if session is not None:
+        return _see_other(f"/{lang}/inbox")
+    return _render_login(request, ended=request.query.get("ended") == "1")
+
+
+def _render_login(request: web.Request, *, failed: bool = False, ended: bool = False,
+                  status: int = 200) -> web.Response:
+    lang = request.match_info["lang"]
+    token = _csrf_token(request)
+    resp = render(request, "login.html", lang=lang, status=status, csrf=token, page="login",
+                  failed=failed, ended=ended, message_failed=R_LOGIN_FAILED,
+                  message_ended=R_SESSION_ENDED)
+    resp.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="Strict")
+    return resp
+
+
+async def login(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    try:
+        fields = await _small_form(request, frozenset({"csrf", "codename"}))
+    except FormError as e:
+        return error_page(request, e.status, e.reason)
+    if not _same(request.cookies.get(CSRF_COOKIE, ""), fields["csrf"]):
+        return error_page(request, 403, rpt.R_CSRF)
+    if not request.app[LOGIN_BUCKET].try_take():
+        return _busy(request)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    keys = None
+    try:
+        codename: str | None = normalize_codename(fields["codename"])
+    except InvalidCodename:
+        codename = None
+    del fields
+    if codename is not None:
+        try:
+            keys = await request.app[LOGINS].derive(codename)
+        except LoginBusy:
+            return _busy(request)
+        finally:
+            del codename
+    storage = request.app[STORAGE]
+    identity = X25519Identity.parse(keys.reply_identity) if keys is not None else None
+    known = storage.find_source(keys.source_id) if keys is not None else None
+    if identity is None or keys is None or known != str(identity.recipient()):
+        # The same page, no sooner than FAILURE_SECONDS after the request arrived,
+        # whether the text was no codename at all or nobody's codename.
+        await asyncio.sleep(max(0.0, started + FAILURE_SECONDS - loop.time()))
+        return _render_login(request, failed=True, status=403)
+    storage.touch_source(keys.source_id)
+    token, _ = request.app[SESSIONS].create(keys.source_id, identity)
+    del keys, identity
+    resp = _see_other(f"/{lang}/inbox")
+    _set_session_cookie(resp, token)
+    return resp
+
+
+# -- inbox ---------------------------------------------------------------------
+
+def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> str | None:
+    """The reply's text, or None if it cannot be read as an amana-reply from its desk."""
+    try:
+        path = request.app[REPLIES].reply_path(row["id"])
+        if path.stat().st_size > MAX_REPLY_CIPHERTEXT:
+            return None
+        plain = decrypt(path.read_bytes(), [session.reply_identity])
+        doc = json.loads(plain.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (OSError, AgeError, ValueError):
+        # ValueError covers bad UTF-8, bad JSON, duplicate keys and a malformed id.
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"format", "version", "desk", "day", "body"}:
+        return None
+    if (doc["format"] != "amana-reply" or type(doc["version"]) is not int
+            or doc["version"] != 1 or doc["desk"] != row["desk"]
+            or not isinstance(doc["day"], str) or not _DAY_RE.fullmatch(doc["day"])
+            or not isinstance(doc["body"], str) or len(doc["body"]) > MAX_REPLY_BODY):
+        return None
+    return doc["body"]
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+async def inbox(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    token, session = _session(request)
+    if session is None:
+        return _to_login(lang, ended=token is not None)
+    keyring = request.app[KEYRING]
+    replies = []
+    for row in request.app[REPLIES].replies_for(session.reply_recipient):
+        desk = keyring.get(row["desk"])
+        replies.append({
+            "id": row["id"],
+            "day": row["day"],
+            "desk": desk.name(lang) if desk is not None else row["desk"],
+            "body": _read_reply(request, session, row),
+        })
+    notice = request.query.get("done", "")
+    cfg = request.app[CONFIG]
+    return render(request, "inbox.html", lang=lang, page="inbox", csrf=session.csrf,
+                  replies=replies, notice=notice if notice in ("sent", "deleted") else "",
+                  max_files=cfg.max_files,
+                  max_mib=cfg.max_submission_bytes // (1024 * 1024))
+
+
+async def delete_reply(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    token, session = _session(request)
+    if session is None:
+        return _to_login(lang, ended=token is not None)
+    try:
+        fields = await _small_form(request, frozenset({"csrf", "reply"}))
+    except FormError as e:
+        return error_page(request, e.status, e.reason)
+    if not _same(session.csrf, fields["csrf"]):
+        return error_page(request, 403, rpt.R_CSRF)
+    if not _ID_RE.fullmatch(fields["reply"]):
+        return error_page(request, 400, rpt.R_MALFORMED)
+    replies = request.app[REPLIES]
+    # Only the source's own replies: the row must carry the session's recipient.
+    if not replies.delete_reply(fields["reply"], session.reply_recipient):
+        return error_page(request, 404, R_NO_REPLY)
+    today = utc_today()
+    _fs.fsync_dir(replies.replies_dir)
+    _fs.safe_set_day(replies.replies_dir, today)
+    request.app[STORAGE].date_db_files(today)
+    return _see_other(f"/{lang}/inbox?done=deleted")
+
+
+# -- logout --------------------------------------------------------------------
+
+async def logout(request: web.Request) -> web.Response:
+    token, session = _session(request)
+    if session is not None:
+        try:
+            fields = await _small_form(request, frozenset({"csrf"}))
+        except FormError as e:
+            return error_page(request, e.status, e.reason)
+        if not _same(session.csrf, fields["csrf"]):
+            return error_page(request, 403, rpt.R_CSRF)
+        request.app[SESSIONS].delete(token)
+    resp = render(request, "logged_out.html")
+    resp.del_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
+    return resp
+
+
+# -- follow-up -----------------------------------------------------------------
+
+def _followup_desks(request: web.Request, session: Session) -> list[str]:
+    """Where a follow-up goes: the desks the source wrote to, and those that replied.
+
+    A desk that replied has the case (it may have been referred there). A desk no
+    longer in the keyring is skipped; if none is left, the default desk.
+    """
+    keyring = request.app[KEYRING]
+    desks = request.app[STORAGE].source_desks(session.source_id)
+    for row in request.app[REPLIES].replies_for(session.reply_recipient):
+        if row["desk"] not in desks:
+            desks.append(row["desk"])
+    desks = [d for d in desks if keyring.get(d) is not None]
+    return desks or [_default_desk(request)]
+
+
+async def followup(request: web.Request) -> web.StreamResponse:
+    lang = request.match_info["lang"]
+    cfg = request.app[CONFIG]
+    token, session = _session(request)
+    if session is None:
+        resp = _to_login(lang, ended=token is not None)
+        resp.headers["Connection"] = "close"  # the body was not read
+        return resp
+    if request.content_length is not None and request.content_length > cfg.max_submission_bytes:
+        return error_page(request, 413, R_TOO_LARGE, headers={"Connection": "close"})
+    if request.content_type != "multipart/form-data":
+        return error_page(request, 400, rpt.R_MALFORMED)
+    slots = request.app[UPLOADS]
+    if not slots.try_acquire():
+        return error_page(request, 429, R_BUSY,
+                          headers={"Retry-After": "300", "Connection": "close"})
+    try:
+        await _receive_followup(request, session)
+    except FormError as e:
+        return error_page(request, e.status, e.reason, headers={"Connection": "close"})
+    except (QuotaExceeded, DiskFull):
+        return error_page(request, 503, R_FULL, headers={"Retry-After": "3600",
+                                                         "Connection": "close"})
+    except TimeoutError:
+        return error_page(request, 408, R_SLOW, headers={"Connection": "close"})
+    except ConnectionError:
+        return error_page(request, 400, rpt.R_MALFORMED, headers={"Connection": "close"})
+    except StorageError:
+        return error_page(request, 503, R_FULL, headers={"Connection": "close"})
+    finally:
+        slots.release()
+    return _see_other(f"/{lang}/inbox?done=sent")
+
+
+async def _receive_followup(request: web.Request, session: Session) -> None:
+    lang = request.match_info["lang"]
+    cfg = request.app[CONFIG]
+    storage = request.app[STORAGE]
+    keyring = request.app[KEYRING]
+    timeout = cfg.read_timeout_seconds
+    limits = _Limits(request)
+    desks = _followup_desks(request, session)
+    # _followup_desks kept only desks of the keyring.
+    recipients = [parse_recipient(d.recipient) for d in keyring.desks if d.id in desks]
+    try:
+        async with asyncio.timeout(timeout):
+            reader = await request.multipart()
+    except (ValueError, KeyError, AssertionError):
+        raise FormError(400, rpt.R_MALFORMED) from None
+
+    # Recipients are known before the first byte: the transaction starts at once.
+    txn: Transaction = storage.begin(recipients)
+    message: str | None = None
+    csrf_ok = False
+    attachments: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    part = await reader.next()
+            except (ValueError, KeyError, AssertionError, UnicodeDecodeError):
+                raise FormError(400, rpt.R_MALFORMED) from None
+            if part is None:
+                break
+            if isinstance(part, MultipartReader):
+                raise FormError(400, rpt.R_MALFORMED)
+            limits.parts += 1
+            if limits.parts > MAX_TEXT_PARTS + cfg.max_files:
+                raise FormError(400, rpt.R_MALFORMED)
+            if part.name == "files":
+                if not csrf_ok:
+                    raise FormError(403, rpt.R_CSRF)
+                meta = await _receive_file(part, txn, limits, timeout)
+                if meta is not None:
+                    attachments.append(meta)
+                continue
+            if part.filename is not None or part.name not in ("csrf", "message"):
+                raise FormError(400, rpt.R_UNKNOWN_FIELD)
+            if part.name == "csrf":
+                value = rpt.decode_text(await _read_text(part, 128, limits, timeout))
+                if csrf_ok or not _same(session.csrf, value):
+                    raise FormError(403, rpt.R_CSRF)
+                csrf_ok = True
+            else:
+                if not csrf_ok:
+                    # The template sends the token first; anything else is not our form.
+                    raise FormError(403, rpt.R_CSRF)
+                if message is not None:
+                    raise FormError(400, rpt.R_MALFORMED)
+                message = rpt.decode_text(
+                    await _read_text(part, cfg.max_field_bytes, limits, timeout))
+        if not csrf_ok:
+            raise FormError(403, rpt.R_CSRF)
+        if not (message or "").strip() and not attachments:
+            raise FormError(400, R_EMPTY_FOLLOWUP)
+        submission_id = new_id()
+        doc = rpt.build_followup(
+            submission_id=submission_id, day=txn.day.isoformat(), lang=lang,
+            message=message or "", desks=desks, reply_recipient=session.reply_recipient,
+            attachments=attachments)
+        body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+        txn.new_file("report").write(body)
+        del body, doc, message
+        await txn.commit(submission_id=submission_id, desks=desks,
+                         source_id=session.source_id,
+                         reply_recipient=session.reply_recipient, kind="followup")
+    except BaseException:
+        txn.abort()
+        raise
+
