@@ -69,7 +69,8 @@ def test_check_back_in_arabic_without_javascript(server, browser, tmp_path) -> N
         cookies = context.cookies()
         session = [c for c in cookies if c["name"] == "amana_session"]
         assert len(session) == 1
-        assert session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
+        assert session[0]["httpOnly"]
+        assert session[0]["sameSite"] == "Strict"
         assert not session[0]["secure"]
         assert not any(w in session[0]["value"] for w in words)
 
@@ -100,7 +101,8 @@ def test_check_back_in_arabic_without_javascript(server, browser, tmp_path) -> N
     (fid,) = followups(server.demo_dir)
     files = files_of(server.demo_dir, fid)
     doc = json.loads(decrypt(files["report"][0].read_bytes(), identities))
-    assert doc["schema"] == "amana.followup" and doc["language"] == "ar"
+    assert doc["schema"] == "amana.followup"
+    assert doc["language"] == "ar"
     assert doc["message"] == "هاتفي آيفون 13. أرفقت لقطة الشاشة."
     assert doc["reply_recipient"] == recipient
     assert [a["name"] for a in doc["attachments"]] == [evidence.name]
