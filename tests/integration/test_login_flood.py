@@ -105,7 +105,8 @@ async def test_flood_of_wrong_logins_leaves_submissions_working(server) -> None:
     assert len(kids_seen) <= 5, kids_seen
     print(f"\nflood: {FLOOD} logins in {flood_seconds:.1f}s, {let_through} derived, "
           f"{statuses.count(429)} refused; submission during {during:.2f}s, "
-          f"after {after:.2f}s; real login {login_seconds:.2f}s; server VmHWM {hwm_before // 1024} -> {hwm // 1024} MiB, "
+          f"after {after:.2f}s; real login {login_seconds:.2f}s; "
+          f"server VmHWM {hwm_before // 1024} -> {hwm // 1024} MiB, "
           f"VmRSS {rss // 1024} MiB; worker processes seen {len(kids_seen)}")
     assert hwm < MAX_SERVER_HWM_KIB, hwm
     assert during < 30
