@@ -33,7 +33,9 @@ import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import NoReturn
 
 __all__ = ["LoginBusy", "LoginDeriver", "LoginKeys", "NewSource", "SourceFactory",
            "derive_login", "new_source"]
@@ -196,7 +198,10 @@ class LoginDeriver:
         if self._pool is None:
             self._pool = _spawn_pool(self._workers)
         loop = asyncio.get_running_loop()
-        fut = self._pool.submit(derive_login, codename)
+        try:
+            fut = self._pool.submit(derive_login, codename)
+        except BrokenProcessPool:
+            self._broken()
         self._in_flight += 1
 
         def done(_: object) -> None:
@@ -206,8 +211,24 @@ class LoginDeriver:
                 loop.call_soon_threadsafe(self._finished)
 
         fut.add_done_callback(done)
-        # Cancelling the awaiting request cancels a derivation not yet started.
-        return await asyncio.wrap_future(fut)
+        try:
+            # Cancelling the awaiting request cancels a derivation not yet started.
+            return await asyncio.wrap_future(fut)
+        except BrokenProcessPool:
+            self._broken()
+
+    def _broken(self) -> NoReturn:
+        # A worker died (the OOM killer, an operator's kill): every later call on
+        # this pool would fail. Start a fresh one next time; this source is told to
+        # try again.
+        log.error("login worker pool broke; starting a new one")
+        self._discard_pool()
+        raise LoginBusy from None
+
+    def _discard_pool(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _finished(self) -> None:
         self._in_flight -= 1

@@ -141,9 +141,12 @@ async def _small_form(request: web.Request, names: frozenset[str]) -> dict[str, 
         raise FormError(400, rpt.R_MALFORMED)
     if request.content_length is None or request.content_length > MAX_SMALL_FORM:
         raise FormError(413, rpt.R_MALFORMED)
-    body = await request.content.read(MAX_SMALL_FORM + 1)
-    if len(body) > MAX_SMALL_FORM:
-        raise FormError(413, rpt.R_MALFORMED)
+    try:
+        # read(n) may return a partial chunk; the declared length is what we wait for.
+        async with asyncio.timeout(request.app[CONFIG].read_timeout_seconds):
+            body = await request.content.readexactly(request.content_length)
+    except (asyncio.IncompleteReadError, TimeoutError):
+        raise FormError(400, rpt.R_MALFORMED) from None
     try:
         pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True,
                                        strict_parsing=bool(body), encoding="utf-8",

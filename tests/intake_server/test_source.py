@@ -149,6 +149,10 @@ async def test_codename_is_tolerant_of_how_people_type_it(client: Any) -> None:
     resp = await login(client, typed)
     assert resp.status == 303
     assert resp.headers["Location"] == "/en/inbox"
+    # Logged in already: the login page leads to the inbox.
+    resp = await client.get("/fr/login", allow_redirects=False)
+    assert resp.status == 303
+    assert resp.headers["Location"] == "/fr/inbox"
 
 
 async def test_wrong_codenames_get_one_slow_answer(client: Any) -> None:
@@ -186,6 +190,16 @@ async def test_login_refusals_are_translated(make_client: Any, tmp_path: Any, la
     resp = await client.post(f"/{lang}/login", data=b"csrf=%ff&codename=a",
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert resp.status == 400
+
+    async def chunked() -> Any:
+        yield f"csrf={csrf}&codename=a".encode()
+
+    resp = await client.post(f"/{lang}/login", data=chunked(),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 413  # no declared length: not a browser's small form
+    resp = await client.post(f"/{lang}/login", data=b"codename=" + b"a" * 9000,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 413
     # The global bucket: one attempt, then "try again later" in the page language.
     resp = await client.post(f"/{lang}/login", data={"csrf": csrf, "codename": "a b"})
     assert resp.status == 403

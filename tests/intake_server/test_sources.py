@@ -56,3 +56,57 @@ async def test_reserve_hands_out_ready_codenames_and_refills() -> None:
     finally:
         factory.close()
     assert factory.reserved == 0
+
+
+async def test_login_deriver_matches_keys_and_bounds_work_in_flight() -> None:
+    import asyncio
+
+    import pytest
+
+    from intake_server.sources import LoginBusy, LoginDeriver
+    from keys.age import X25519Identity
+    from keys.codename import generate_codename
+
+    codename = generate_codename()
+    deriver = LoginDeriver(1, 0)
+    try:
+        got = await deriver.derive(codename)
+        expected = derive_source(codename)
+        assert got.source_id == expected.source_id
+        assert str(X25519Identity.parse(got.reply_identity).recipient()) == \
+            str(expected.reply_identity.recipient())
+        assert got.reply_identity not in repr(got)
+        assert deriver.in_flight == 0
+        first = asyncio.ensure_future(deriver.derive(generate_codename()))
+        await asyncio.sleep(0)
+        with pytest.raises(LoginBusy):
+            await deriver.derive(generate_codename())
+        await first
+        await asyncio.sleep(0.05)  # the done callback hops through the loop
+        assert deriver.in_flight == 0
+    finally:
+        deriver.close()
+
+
+async def test_login_deriver_recovers_from_a_killed_worker() -> None:
+    import os
+    import signal
+
+    import pytest
+
+    from intake_server.sources import LoginBusy, LoginDeriver
+    from keys.codename import generate_codename
+
+    deriver = LoginDeriver(1, 2)
+    try:
+        await deriver.derive(generate_codename())
+        pool = deriver._pool  # noqa: SLF001 - the test plays the OOM killer
+        assert pool is not None
+        for pid in list(pool._processes):  # noqa: SLF001
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(LoginBusy):
+            await deriver.derive(generate_codename())
+        # A fresh pool serves the next login.
+        assert len((await deriver.derive(generate_codename())).source_id) == 64
+    finally:
+        deriver.close()
