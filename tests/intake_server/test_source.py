@@ -433,3 +433,36 @@ async def test_old_data_dir_gains_sources_and_types(install: Any) -> None:
         assert storage.source_desks("sid") == ["forensics"]
     finally:
         storage.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_source_pages_send_security_headers_and_no_script(client: Any, lang: str) -> None:
+    from test_pages import assert_security_headers
+
+    codename = await submit_report(client, lang)
+    responses = [await client.get(f"/{lang}/inbox", allow_redirects=False),
+                 await client.get(f"/{lang}/login")]
+    csrf = await login_csrf(client, lang)
+    responses.append(await client.post(f"/{lang}/login", allow_redirects=False,
+                                       data={"csrf": csrf, "codename": codename}))
+    responses.append(await client.get(f"/{lang}/inbox"))
+    token = await page_csrf(client, lang)
+    responses.append(await client.post(f"/{lang}/inbox/delete", data={"csrf": token,
+                                                                       "reply": "0" * 32}))
+    responses.append(await client.post(f"/{lang}/logout", data={"csrf": token}))
+    direction = "rtl" if lang == "ar" else "ltr"
+    for resp in responses:
+        assert_security_headers(resp)
+        html = await resp.text()
+        assert "<script" not in html.lower()
+        assert not re.search(r'(?:src|href|action)="(?:https?:)?//', html)
+        if resp.status != 303:
+            assert f'<html lang="{lang}" dir="{direction}">' in html
+    assert [r.status for r in responses] == [303, 200, 303, 200, 404, 200]
+    login_page = await responses[1].text()
+    assert f'action="/{lang}/login"' in login_page
+    assert login_page.index('name="csrf"') < login_page.index('name="codename"')
+    inbox_page = await responses[3].text()
+    # The follow-up form's token comes first: the server refuses any other order.
+    assert inbox_page.index('name="csrf"') < inbox_page.index('name="message"') \
+        < inbox_page.index('name="files"')
