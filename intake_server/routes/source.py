@@ -231,7 +231,11 @@ async def login(request: web.Request) -> web.Response:
         await asyncio.sleep(max(0.0, started + FAILURE_SECONDS - loop.time()))
         return _render_login(request, failed=True, status=403)
     storage.touch_source(keys.source_id)
-    token, _ = request.app[SESSIONS].create(keys.source_id, identity)
+    sessions = request.app[SESSIONS]
+    # A session this browser had before is ended, not left to idle out: one login,
+    # one live token.
+    sessions.delete(request.cookies.get(SESSION_COOKIE))
+    token, _ = sessions.create(keys.source_id, identity)
     del keys, identity
     resp = _see_other(f"/{lang}/inbox")
     _set_session_cookie(resp, token)
