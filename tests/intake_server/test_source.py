@@ -466,3 +466,13 @@ async def test_source_pages_send_security_headers_and_no_script(client: Any, lan
     # The follow-up form's token comes first: the server refuses any other order.
     assert inbox_page.index('name="csrf"') < inbox_page.index('name="message"') \
         < inbox_page.index('name="files"')
+
+
+async def test_a_new_login_ends_the_previous_session(client: Any) -> None:
+    codename = await submit_report(client)
+    csrf = await login_csrf(client)
+    for _ in range(2):
+        resp = await client.post("/en/login", data={"csrf": csrf, "codename": codename},
+                                 allow_redirects=False)
+        assert resp.status == 303
+    assert len(client.server.app[SESSIONS]) == 1
