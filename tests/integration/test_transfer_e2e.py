@@ -6,7 +6,8 @@ vaults (`journalist-client init/import/reply/outbox`), and the operator's
 A source submits one report with two attachments to two desks. Each desk fetches
 and imports it; the first desk's ack leaves the ciphertext on the server, the second
 one's removes it. The first desk replies; the reply reaches the server, stored for
-the source, and opens with the key derived from the source's codename.
+the source, opens with the key derived from the source's codename, and shows in the
+source's inbox after a login with that codename.
 """
 
 from __future__ import annotations
@@ -144,3 +145,16 @@ async def test_two_desks_fetch_ack_and_reply(site: dict) -> None:
     document = json.loads(decrypt(replies[0].read_bytes(), [source.reply_identity]))
     assert document["body"].startswith("Thank you. Which phone model is it?")
     assert document["desk"] == "triage"
+    # ...and the source reads it in the inbox, after logging in with the codename.
+    assert "Which phone model is it?" in await read_inbox(site["port"], codename)
+
+
+async def read_inbox(port: int, codename: str) -> str:
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
+        async with http.get("/en/login") as resp:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
+        async with http.post("/en/login", data={"csrf": csrf, "codename": codename}) as resp:
+            assert resp.status == 200, await resp.text()
+            assert resp.url.path == "/en/inbox"
+            return await resp.text()
