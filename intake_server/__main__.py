@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"desk {result['desk']}: {result['acknowledged']} acknowledged, "
                       f"{result['deleted']} deleted from this server")
             else:
-                print(f"desk {result['desk']}: {result['replies']} reply(ies) stored for sources")
+                print(f"desk {result['desk']}: {result['replies']} reply(ies) stored for "
+                      f"sources, {result['referrals']} referral(s) filed for other desks")
         else:
             path = init_demo(args.dir, port=args.port)
             print(f"Demo installation in {path.parent} (DEMO ONLY: desk keys are unprotected)",

@@ -186,7 +186,10 @@ async def receive_acks(request: web.Request) -> web.Response:
 
 
 async def receive_outbox(request: web.Request) -> web.Response:
-    return await _apply(request, apply_outbox_bundle)
+    keyring: Keyring = request.app[_SETTINGS]["keyring"]
+    return await _apply(
+        request, lambda store, path, trusted: apply_outbox_bundle(store, path, trusted, keyring)
+    )
 
 
 async def _retention_loop(app: web.Application) -> None:

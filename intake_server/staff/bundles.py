@@ -9,7 +9,7 @@ any JSON inside is parsed, and every item is checked before anything is changed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,54 +116,92 @@ def apply_ack_bundle(
     return {"desk": desk, "acknowledged": acked, "deleted": deleted}
 
 
-def _check_outbox(doc: dict[str, Any], desk: str, names: set[str]) -> list[dict[str, str]]:
+def _check_outbox(
+    doc: dict[str, Any], desk: str, names: set[str], keyring: Keyring | None
+) -> list[dict[str, Any]]:
     items = doc.get("items")
     if set(doc) != {"format", "version", "desk", "items"} or doc.get("desk") != desk:
         raise BundleRefused("outbox.json is malformed")
     if not isinstance(items, list) or len(items) > 1000:
         raise BundleRefused("outbox.json items are malformed")
-    replies = []
+    checked = []
     used = {"outbox.json"}
     for item in items:
-        if not isinstance(item, dict) or item.get("type") != "reply":
-            # Referrals are filed by a later release: refuse rather than drop them silently.
-            raise BundleRefused("outbox item type not supported by this server")
-        if set(item) != {"type", "id", "to", "file"}:
-            raise BundleRefused("outbox reply item is malformed")
-        if not isinstance(item["id"], str) or not _ID_RE.fullmatch(item["id"]):
-            raise BundleRefused("outbox reply id is malformed")
-        if item["file"] != f"{item['id']}.reply.age" or item["file"] not in names:
-            raise BundleRefused("outbox reply file is missing")
-        try:
-            parse_recipient(item["to"])
-        except (ValueError, TypeError):
-            raise BundleRefused("outbox reply recipient is malformed") from None
-        used.add(item["file"])
-        replies.append(item)
+        if not isinstance(item, dict) or item.get("type") not in ("reply", "referral"):
+            raise BundleRefused("outbox item type must be reply or referral")
+        if not isinstance(item.get("id"), str) or not _ID_RE.fullmatch(item["id"]):
+            raise BundleRefused("outbox item id is malformed")
+        if item["type"] == "reply":
+            if set(item) != {"type", "id", "to", "file"}:
+                raise BundleRefused("outbox reply item is malformed")
+            if item["file"] != f"{item['id']}.reply.age" or item["file"] not in names:
+                raise BundleRefused("outbox reply file is missing")
+            try:
+                parse_recipient(item["to"])
+            except (ValueError, TypeError):
+                raise BundleRefused("outbox reply recipient is malformed") from None
+            files = [item["file"]]
+        else:
+            if set(item) != {"type", "id", "to_desk", "files"}:
+                raise BundleRefused("outbox referral item is malformed")
+            to_desk = item["to_desk"]
+            if not isinstance(to_desk, str) or keyring is None or keyring.get(to_desk) is None:
+                raise BundleRefused("a referral must name a desk of the keyring")
+            if to_desk == desk:
+                raise BundleRefused("a desk cannot refer a report to itself")
+            files = item["files"]
+            expected = [
+                f"{item['id']}.json.age",
+                *(f"{item['id']}.a{n}.age" for n in range(1, 1001)),
+            ]
+            if (
+                not isinstance(files, list)
+                or not files
+                or files != expected[: len(files)]
+                or not set(files) <= names
+            ):
+                raise BundleRefused("outbox referral files are missing or misnamed")
+        if used & set(files):
+            raise BundleRefused("an outbox file is named by two items")
+        used.update(files)
+        checked.append(item)
     if used != names:
         raise BundleRefused("outbox bundle holds files no item names")
-    return replies
+    return checked
 
 
 def apply_outbox_bundle(
-    store: StaffStore, path: Path, trusted: Mapping[str, VerifyKey]
+    store: StaffStore,
+    path: Path,
+    trusted: Mapping[str, VerifyKey],
+    keyring: Keyring | None = None,
 ) -> dict[str, Any]:
-    stored = 0
+    """Replies for sources and referrals to other desks. Every item is checked before any
+    is stored; referrals need the keyring (the desks they may go to)."""
+    replies = referrals = 0
     try:
         with open_bundle(path, trusted, kind="outbox") as bundle:
             desk = bundle.creator
             doc = _load_json(bundle.read("outbox.json", max_size=_MAX_DOC), "amana-outbox")
-            items = _check_outbox(doc, desk, set(bundle.names))
+            items = _check_outbox(doc, desk, set(bundle.names), keyring)
+
+            def extract(name: str) -> Callable[[Path], Any]:
+                return lambda dest: bundle.extract(name, dest)
+
             for item in items:
-                store.store_reply(
-                    reply_recipient=item["to"],
-                    desk=desk,
-                    write=lambda dest, name=item["file"]: bundle.extract(name, dest),
-                )
-                stored += 1
+                if item["type"] == "reply":
+                    store.store_reply(
+                        reply_recipient=item["to"], desk=desk, write=extract(item["file"])
+                    )
+                    replies += 1
+                else:
+                    store.file_referral(
+                        to_desk=item["to_desk"], writers=[extract(n) for n in item["files"]]
+                    )
+                    referrals += 1
     except BundleError as exc:
         raise BundleRefused(str(exc)) from None
-    return {"desk": desk, "replies": stored}
+    return {"desk": desk, "replies": replies, "referrals": referrals}
 
 
 def apply_bundle(store: StaffStore, path: Path, keyring: Keyring) -> dict[str, Any]:
@@ -177,5 +215,5 @@ def apply_bundle(store: StaffStore, path: Path, keyring: Keyring) -> dict[str, A
     if kind == "ack":
         return {"kind": kind, **apply_ack_bundle(store, path, trusted)}
     if kind == "outbox":
-        return {"kind": kind, **apply_outbox_bundle(store, path, trusted)}
+        return {"kind": kind, **apply_outbox_bundle(store, path, trusted, keyring)}
     raise BundleRefused(f"a {kind!r} bundle cannot be imported into the server")

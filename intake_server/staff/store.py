@@ -228,6 +228,72 @@ class StaffStore:
         _fs.fsync_dir(self.storage.store_dir)
         self.storage.used_bytes -= int(sizes)
 
+    # -- referrals ---------------------------------------------------------
+
+    def file_referral(
+        self,
+        *,
+        to_desk: str,
+        writers: Sequence[Callable[[Path], None]],
+        day: _dt.date | None = None,
+    ) -> str:
+        """File a report another desk re-encrypted to ``to_desk`` as a new item for it.
+
+        ``writers[0]`` writes the report document's age file, the others its attachments,
+        each to the path it is given. Same durability order as a source's report: files
+        made durable in store/ first, then one transaction records them. The server knows
+        no source for it (the document inside names the source's reply recipient, which
+        is all a reply needs).
+        """
+        if not _DESK_RE.fullmatch(to_desk):
+            raise StaffStoreError("malformed desk id")
+        self.storage.check_quota()
+        self.storage.check_free_space()
+        day = day or utc_today()
+        storage = self.storage
+        ids: list[tuple[str, str, int]] = []
+        try:
+            for n, write in enumerate(writers):
+                file_id = new_id()
+                name = f"{file_id}.age"
+                staged = _fs.safe_join(storage.incoming_dir, name)
+                write(staged)
+                _fs.safe_set_day(staged, day)
+                size = (
+                    _fs.safe_rename_durable(storage.incoming_dir, storage.store_dir, name)
+                    .stat()
+                    .st_size
+                )
+                ids.append((file_id, "report" if n == 0 else "attachment", size))
+        except BaseException:
+            for file_id, _, _ in ids:
+                _fs.safe_unlink(storage.store_dir, f"{file_id}.age")
+            raise
+        sid = new_id()
+        conn = storage.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO submissions (id, day, source_id, reply_recipient, type)"
+                " VALUES (?, ?, '', '', 'report')",
+                (sid, day.isoformat()),
+            )
+            conn.execute(
+                "INSERT INTO submission_desks (submission_id, desk_id) VALUES (?, ?)",
+                (sid, to_desk),
+            )
+            conn.executemany(
+                "INSERT INTO files (id, submission_id, kind, ciphertext_size) VALUES (?, ?, ?, ?)",
+                [(f, sid, k, s) for f, k, s in ids],
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        storage.used_bytes += sum(s for _, _, s in ids)
+        storage.date_db_files(day)
+        return sid
+
     # -- replies -----------------------------------------------------------
 
     def store_reply(

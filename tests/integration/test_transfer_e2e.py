@@ -7,7 +7,8 @@ A source submits one report with two attachments to two desks. Each desk fetches
 and imports it; the first desk's ack leaves the ciphertext on the server, the second
 one's removes it. The first desk replies; the reply reaches the server, stored for
 the source, opens with the key derived from the source's codename, and shows in the
-source's inbox after a login with that codename.
+source's inbox after a login with that codename. Last, the first desk refers the report
+to the second, which fetches and imports it with the referring note.
 """
 
 from __future__ import annotations
@@ -147,6 +148,29 @@ async def test_two_desks_fetch_ack_and_reply(site: dict) -> None:
     assert document["desk"] == "triage"
     # ...and the source reads it in the inbox, after logging in with the codename.
     assert "Which phone model is it?" in await read_inbox(site["port"], codename)
+
+    # Triage refers the report to the forensics desk: re-encrypted offline, filed by the
+    # server as a new item for forensics, fetched and imported there with the note.
+    run(*vault, "refer", report_ids["triage"], "--to", "forensics",
+        "--note", "Please check the MVT output.", cwd=root)
+    referral = root / "usb-triage" / "referral.bundle"
+    run(*vault, "outbox", "bundle", "--out", str(referral), cwd=root)
+    run("journalist-client", "push", "--dir", str(root / "transfer-triage"), "--server",
+        staff_url, str(referral), cwd=root)
+    assert len(list(store.iterdir())) == 3  # the document and both attachments, for forensics
+    run("journalist-client", "fetch", "--dir", str(root / "transfer-forensics"), "--server",
+        staff_url, "--out", str(root / "usb-forensics-2"), cwd=root)
+    (bundle,) = (root / "usb-forensics-2").glob("export-*.bundle")
+    forensics = ["journalist-client", "--vault", str(root / "vault-forensics"),
+                 "--passphrase-file", str(root / "pw")]
+    run(*forensics, "import", "--no-progress", "--ack-out",
+        str(root / "usb-forensics-2" / "ack.bundle"), str(bundle), cwd=root)
+    listing = run(*forensics, "list", cwd=root)  # newest first: the referral
+    referred = re.search(r"\b([0-9a-f]{8,32})\b", listing).group(1)
+    assert referred != report_ids["forensics"]
+    shown = run(*forensics, "show", referred, cwd=root)
+    assert "Please check the MVT output." in shown
+    assert "A link arrived by WhatsApp" in shown
 
 
 async def read_inbox(port: int, codename: str) -> str:

@@ -267,3 +267,47 @@ async def test_ack_json_is_parsed_strictly(site: Site, staff: Any, ack_json: byt
     resp = await post(staff, site, "triage", "acks", body)
     assert resp.status == 400
     assert len(site.storage.submissions()) == 1
+
+
+def _referral_bundle(
+    site: Site, to_desk: str, names: list[str] | None = None, key: SigningKey | None = None
+) -> bytes:
+    ref = new_id()
+    files = names or [f"{ref}.json.age", f"{ref}.a1.age"]
+    doc = encrypt(b'{"referred": true}', [site.identities["forensics"].recipient()])
+    outbox = {
+        "format": "amana-outbox",
+        "version": 1,
+        "desk": "triage",
+        "items": [{"type": "referral", "id": ref, "to_desk": to_desk, "files": files}],
+    }
+    contents = {"outbox.json": json.dumps(outbox).encode()}
+    contents.update({name: doc for name in files})
+    return bundle_bytes("outbox", "triage", contents, key or site.signing["triage"])
+
+
+async def test_a_referral_is_filed_for_the_other_desk(
+    site: Site, staff: Any, tmp_path: Path
+) -> None:
+    resp = await post(staff, site, "triage", "outbox", _referral_bundle(site, "forensics"))
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == {"replies": 0, "referrals": 1}
+    raw, _ = await fetch(staff, site, "forensics")
+    (docs,) = read_export(raw, tmp_path, site, "forensics")["docs"].values()
+    assert docs == [b'{"referred": true}', b'{"referred": true}']
+    raw, _ = await fetch(staff, site, "triage")
+    assert read_export(raw, tmp_path, site, "triage")["index"]["items"] == []
+
+
+@pytest.mark.parametrize("case", ["unknown-desk", "own-desk", "misnamed", "transfer-key"])
+async def test_bad_referrals_change_nothing(site: Site, staff: Any, case: str) -> None:
+    body = {
+        "unknown-desk": lambda: _referral_bundle(site, "nobody"),
+        "own-desk": lambda: _referral_bundle(site, "triage"),
+        "misnamed": lambda: _referral_bundle(site, "forensics", names=["x.json.age"]),
+        "transfer-key": lambda: _referral_bundle(site, "forensics", key=site.transfer["triage"]),
+    }[case]()
+    resp = await post(staff, site, "triage", "outbox", body)
+    assert resp.status == 400
+    assert site.storage.submissions() == []
+    assert list(site.config.store_dir.iterdir()) == []
