@@ -32,7 +32,7 @@ import re
 import urllib.parse
 from typing import Any
 
-from aiohttp import MultipartReader, web
+from aiohttp import web
 
 from intake_server import _fs
 from intake_server import report as rpt
@@ -64,7 +64,6 @@ from keys.codename import InvalidCodename, normalize_codename
 
 from .submit import (
     CSRF_COOKIE,
-    MAX_TEXT_PARTS,
     R_BUSY,
     R_FULL,
     R_SLOW,
@@ -72,6 +71,7 @@ from .submit import (
     _csrf_token,
     _default_desk,
     _Limits,
+    _parts,
     _read_text,
     _receive_file,
 )
@@ -397,31 +397,13 @@ async def _receive_followup(request: web.Request, session: Session) -> None:
     desks = _followup_desks(request, session)
     # _followup_desks kept only desks of the keyring.
     recipients = [parse_recipient(d.recipient) for d in keyring.desks if d.id in desks]
-    try:
-        async with asyncio.timeout(timeout):
-            reader = await request.multipart()
-    except (ValueError, KeyError, AssertionError):
-        raise FormError(400, rpt.R_MALFORMED) from None
-
     # Recipients are known before the first byte: the transaction starts at once.
     txn: Transaction = storage.begin(recipients)
     message: str | None = None
     csrf_ok = False
     attachments: list[dict[str, Any]] = []
     try:
-        while True:
-            try:
-                async with asyncio.timeout(timeout):
-                    part = await reader.next()
-            except (ValueError, KeyError, AssertionError, UnicodeDecodeError):
-                raise FormError(400, rpt.R_MALFORMED) from None
-            if part is None:
-                break
-            if isinstance(part, MultipartReader):
-                raise FormError(400, rpt.R_MALFORMED)
-            limits.parts += 1
-            if limits.parts > MAX_TEXT_PARTS + cfg.max_files:
-                raise FormError(400, rpt.R_MALFORMED)
+        async for part in _parts(request, limits, timeout):
             if part.name == "files":
                 if not csrf_ok:
                     raise FormError(403, rpt.R_CSRF)

@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -107,6 +108,32 @@ async def _read(part: BodyPartReader, timeout: float, size: int = CHUNK) -> byte
         return await part.read_chunk(size)
 
 
+async def _parts(request: web.Request, limits: _Limits,
+                 timeout: float) -> AsyncIterator[BodyPartReader]:
+    """The parts of a multipart body, one at a time, never buffered: each read under
+    the timeout, nested multipart refused, and the number of parts bounded (every part
+    costs a header parse, empty ones included)."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader = await request.multipart()
+    except (ValueError, KeyError, AssertionError):
+        raise FormError(400, rpt.R_MALFORMED) from None
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                part = await reader.next()
+        except (ValueError, KeyError, AssertionError, UnicodeDecodeError):
+            raise FormError(400, rpt.R_MALFORMED) from None
+        if part is None:
+            return
+        if isinstance(part, MultipartReader):
+            raise FormError(400, rpt.R_MALFORMED)
+        limits.parts += 1
+        if limits.parts > MAX_TEXT_PARTS + limits.cfg.max_files:
+            raise FormError(400, rpt.R_MALFORMED)
+        yield part
+
+
 async def _read_text(part: BodyPartReader, limit: int, limits: _Limits,
                      timeout: float) -> bytes:
     buf = bytearray()
@@ -159,12 +186,6 @@ async def _receive(request: web.Request) -> web.StreamResponse:
     storage.check_quota()
     storage.check_free_space()
 
-    try:
-        async with asyncio.timeout(timeout):
-            reader = await request.multipart()
-    except (ValueError, KeyError, AssertionError):
-        raise FormError(400, rpt.R_MALFORMED) from None
-
     answers: dict[str, Any] = {}
     csrf_ok = False
     txn: Transaction | None = None
@@ -173,20 +194,7 @@ async def _receive(request: web.Request) -> web.StreamResponse:
     source_task: asyncio.Future[NewSource] | None = None
     attachments: list[dict[str, Any]] = []
     try:
-        while True:
-            try:
-                async with asyncio.timeout(timeout):
-                    part = await reader.next()
-            except (ValueError, KeyError, AssertionError, UnicodeDecodeError):
-                raise FormError(400, rpt.R_MALFORMED) from None
-            if part is None:
-                break
-            if isinstance(part, MultipartReader):
-                raise FormError(400, rpt.R_MALFORMED)
-            # Every part costs a header parse, empty ones included: bound their number.
-            limits.parts += 1
-            if limits.parts > MAX_TEXT_PARTS + cfg.max_files:
-                raise FormError(400, rpt.R_MALFORMED)
+        async for part in _parts(request, limits, timeout):
             name = part.name
             if name == FILE_FIELD:
                 if not csrf_ok:
