@@ -10,6 +10,7 @@ named by ids the client has validated (:func:`vault_path`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -115,8 +116,12 @@ def ram_draft(prefix: str) -> Iterator[Path]:
     never reaches a disk there. On leaving, it is overwritten with zeros and removed.
     """
     shm = Path("/dev/shm")  # noqa: S108 - RAM-backed by design, see above
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".txt",
-                                dir=shm if shm.is_dir() else None)
+    if not shm.is_dir():
+        # The disk temp directory would keep the plaintext draft (zeroing it is not
+        # reliable on SSDs or journaling file systems): refuse rather than fall back.
+        raise OSError(errno.ENOENT, "no RAM-backed /dev/shm for the draft; write the reply "
+                      "with --file FILE (on encrypted storage) or on standard input")
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=shm)
     os.close(fd)
     path = Path(name)
     try:

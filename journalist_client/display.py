@@ -30,12 +30,20 @@ def _escape_char(c: str) -> str:
     )
 
 
+_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
 def _is_dangerous(c: str) -> bool:
     if c in _BIDI:
         return True
     cat = unicodedata.category(c)
     # Cc: C0, DEL, C1. Zl/Zp: U+2028/2029 break lines in some terminals. Cs: lone
     # surrogates (rejected on import, but never trust a single gate). Cn: unassigned.
+    # Cf: invisible format characters (zero-width space, word joiner, BOM, soft hyphen,
+    # tag characters) that hide text or make look-alike file names; ZWNJ and ZWJ stay,
+    # as Persian and Arabic text and emoji need them.
+    if cat == "Cf":
+        return c not in _JOINERS
     return cat in ("Cc", "Zl", "Zp", "Cs", "Cn")
 
 

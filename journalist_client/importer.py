@@ -194,6 +194,9 @@ def _open_document(vault: Vault, ciphertext: bytes, item_type: str,
         doc = parse_document(plain, expected_type=item_type)
     except DocumentError as e:
         raise _Quarantine(f"document: {e}") from None
+    except (TypeError, ValueError, RecursionError) as e:
+        # A validation gap must cost one quarantined item, never the whole bundle.
+        raise _Quarantine(f"document: malformed ({type(e).__name__})") from None
     if len(doc["attachments"]) != attachments:
         raise _Quarantine(f"document lists {len(doc['attachments'])} attachment(s) but the "
                           f"bundle carries {attachments}")

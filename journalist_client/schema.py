@@ -162,7 +162,8 @@ def _recipient(v: Any, where: str) -> str:
 
 
 def _category(v: Any, where: str) -> str:
-    if v not in CATEGORIES:
+    # isinstance first: a list or object is unhashable and would raise TypeError.
+    if not isinstance(v, str) or v not in CATEGORIES:
         raise DocumentError(f"{where} must be one of the taxonomy's top-level codes")
     return str(v)
 
@@ -193,7 +194,7 @@ def _answers(v: Any, where: str) -> None:
     a = _fields(v, where, _ANSWERS)
     _category(a["category"], f"{where}.category")
     _list(a["secondary_categories"], f"{where}.secondary_categories", _category)
-    if a["country"] not in _COUNTRY_WORDS:
+    if not isinstance(a["country"], str) or a["country"] not in _COUNTRY_WORDS:
         _match(a["country"], f"{where}.country", _COUNTRY_RE, "an ISO 3166 alpha-2 code")
     _str(a["incident_date"], f"{where}.incident_date", 200)
     _str(a["description"], f"{where}.description")
@@ -242,7 +243,7 @@ def parse_document(raw: bytes, *, expected_type: str) -> dict[str, Any]:
         raise DocumentError("version must be 1")
     _match(doc["submission_id"], "submission_id", _ID_RE, "32 lower-case hex digits")
     _day(doc["received_day"], "received_day")
-    if doc["language"] not in _LANGS:
+    if not isinstance(doc["language"], str) or doc["language"] not in _LANGS:
         raise DocumentError("language must be en, ar or fr")
     desks = _list(doc["desks"], "desks",
                   lambda v, w: _match(v, w, _DESK_RE, "a desk id"), 256)

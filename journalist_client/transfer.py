@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from tqdm import tqdm
 
+from journalist_client.display import inert
 from keys.bundle import BundleError, open_bundle
 from keys.keyring import Keyring
 from keys.request_auth import sign_request
@@ -48,6 +49,7 @@ _CURSOR_RE = re.compile(r"(0|[1-9][0-9]{0,17})")
 _CHUNK = 256 * 1024
 _ATTEMPTS = 4
 _MAX_SETTINGS = 4 * 1024 * 1024
+_MAX_ANSWER = 4096
 
 
 class TransferError(Exception):
@@ -133,6 +135,13 @@ def load_settings(directory: Path) -> TransferSettings:
         raise TransferError(f"{directory}: transfer settings are damaged ({exc})") from None
 
 
+async def _said(resp: aiohttp.ClientResponse) -> str:
+    """What the server said, bounded and made inert: it is shown on a terminal, and a
+    compromised server could otherwise rewrite the screen with escape sequences."""
+    raw = await resp.content.read(_MAX_ANSWER)
+    return inert(raw.decode("utf-8", "replace"))
+
+
 def _connector(tor_socks: str | None) -> aiohttp.BaseConnector | None:
     if not tor_socks:
         return None
@@ -145,10 +154,16 @@ def _connector(tor_socks: str | None) -> aiohttp.BaseConnector | None:
     return ProxyConnector.from_url(f"socks5://{host}:{port}", rdns=True)
 
 
-def _base(server: str) -> str:
+def _base(server: str, tor_socks: str | None) -> str:
     parts = urlsplit(server)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         raise TransferError(f"--server must look like http://HOST:PORT, not {server!r}")
+    if (parts.hostname or "").endswith(".onion") and not tor_socks:
+        # Without Tor the system resolver would be asked for the onion name: a leak of
+        # the staff onion's address, and no connection anyway.
+        raise TransferError(
+            "an .onion server needs --tor-socks (Tor's SOCKS port, for example 127.0.0.1:9050)"
+        )
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -193,7 +208,7 @@ async def _download(
             partial.unlink()
             raise ConnectionError("stale partial download")
         if resp.status not in (200, 206):
-            raise TransferError(f"the server answered {resp.status}: {await resp.text()}")
+            raise TransferError(f"the server answered {resp.status}: {await _said(resp)}")
         cursor = resp.headers.get("Amana-Cursor", "")
         if not _CURSOR_RE.fullmatch(cursor):
             raise TransferError("the server sent no valid cursor")
@@ -224,7 +239,7 @@ async def fetch(
     """
     after = _read_cursor(settings)
     path = f"/v1/desks/{settings.desk}/bundle?after={after}"
-    url = _base(server) + path
+    url = _base(server, tor_socks) + path
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = out_dir / f".export-{settings.desk}-{after}.partial"
     bar = tqdm(
@@ -299,6 +314,7 @@ async def push(
 ) -> list[dict[str, Any]]:
     """Upload ack and outbox bundles made on the air-gapped machine. Each is verified
     against the desk's signing key first, so a wrong or damaged file is caught here."""
+    base = _base(server, tor_socks)
     routes = [(f, _route(f, settings)) for f in files]
     results = []
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=300)
@@ -320,10 +336,16 @@ async def push(
                 desc=file.name,
                 disable=not show_progress,
             ) as bar:
-                async with session.post(_base(server) + path, data=body, headers=headers) as resp:
+                async with session.post(base + path, data=body, headers=headers) as resp:
                     bar.update(len(body))
-                    answer = await resp.text()
+                    answer = await _said(resp)
             if resp.status != 200:
                 raise TransferError(f"{file}: the server refused it ({resp.status}): {answer}")
-            results.append({"file": str(file), **json.loads(answer)})
+            try:
+                result = json.loads(answer)
+            except ValueError:
+                result = None
+            if not isinstance(result, dict):
+                raise TransferError(f"{file}: the server's answer is not a JSON object: {answer}")
+            results.append({"file": str(file), **result})
     return results

@@ -15,7 +15,9 @@ from typing import Any, Final
 
 __all__ = ["StrictJSONError", "loads"]
 
-_BRACKETS: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A string runs to its closing quote or, unterminated, to the end of the text: either way
+# the scan moves past it once, so the check stays linear on hostile input.
+_BRACKETS: Final = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
 
 
 class StrictJSONError(ValueError):

@@ -52,8 +52,8 @@ class DecryptionFailed(Exception):
     """An AEAD tag did not verify."""
 
 
-class LowOrderPoint(Exception):
-    """An X25519 exchange produced the all-zero shared secret."""
+class LowOrderPoint(ValueError):
+    """An X25519 exchange produced the all-zero shared secret (a low-order point)."""
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = 32) -> bytes:

@@ -35,3 +35,14 @@ def test_no_control_character_survives_any_input() -> None:
 
 def test_blocks_keep_lines_but_indent_them() -> None:
     assert inert_block("one\ntwo\x1b[A", "  ") == "  one\n  two\\x1b[A"
+
+
+def test_invisible_format_characters_are_shown_but_joiners_stay() -> None:
+    # Zero-width space, word joiner, BOM, soft hyphen and a tag character can hide text
+    # or make look-alike attachment names; ZWNJ/ZWJ are part of Persian/Arabic writing.
+    from journalist_client.display import inert
+
+    shown = inert("a\u200bb\u2060c\ufeffd\u00ade\U000e0041f")
+    for hidden in ("\u200b", "\u2060", "\ufeff", "\u00ad", "\U000e0041"):
+        assert hidden not in shown
+    assert inert("می\u200cخواهم") == "می\u200cخواهم"

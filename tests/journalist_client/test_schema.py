@@ -91,6 +91,13 @@ CASES: dict[str, tuple[bytes, str]] = {
     "no desks": (_mutate("desks", []), "at least one desk"),
     "bad recipient": (_mutate("reply_recipient", "age1notakey"), "not an age recipient"),
     "language": (_mutate("language", "de"), "language must be"),
+    # Unhashable values where a choice is expected: a set lookup would raise TypeError
+    # and take the whole bundle down instead of quarantining one item.
+    "language a list": (_mutate("language", []), "language must be"),
+    "country an object": (_mutate("answers.country", {}), "ISO 3166"),
+    "category a list": (_mutate("answers.category", []), "taxonomy"),
+    "secondary category a list": (_mutate("answers.secondary_categories", [[]]), "taxonomy"),
+    "unterminated escapes": (b'{"a": "' + b'\\"' * 20_000, "not valid JSON"),
     "incident date too long": (_mutate("answers.incident_date", "x" * 201), "longer than 200"),
     "attachment size negative": (_mutate("attachments", [{**attachment_meta(b"x"), "size": -1}]),
                                  "non-negative"),

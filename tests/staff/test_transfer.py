@@ -166,3 +166,39 @@ def test_init_refuses_unknown_desk_and_overwrite(site: Site, tmp_path: Path) -> 
             keyring_path=site.config.keyring,
         )
     assert (tmp_path / "y" / "transfer.key").stat().st_mode & 0o777 == 0o600
+
+
+async def test_server_answers_are_shown_inert_and_onions_need_tor(
+    site: Site, tmp_path: Path, aiohttp_server: Any
+) -> None:
+    from aiohttp import web
+
+    async def hostile(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="\x1b]0;owned\x07\x1b[2K\rVerified bundle OK" * 500)
+
+    app = web.Application()
+    app.router.add_get("/v1/desks/triage/bundle", hostile)
+    evil = await aiohttp_server(app, host="127.0.0.1")
+    directory = tmp_path / "t"
+    init_transfer(
+        directory,
+        desk="triage",
+        server_key=str(site.server_key.verify_key),
+        keyring_path=site.config.keyring,
+    )
+    settings = load_settings(directory)
+    with pytest.raises(TransferError) as info:
+        await fetch(
+            settings, server=str(evil.make_url("/")), out_dir=tmp_path / "usb", show_progress=False
+        )
+    message = str(info.value)
+    assert "\x1b" not in message
+    assert "\r" not in message
+    assert len(message) < 20_000
+    with pytest.raises(TransferError, match="needs --tor-socks"):
+        await fetch(
+            settings,
+            server="http://abcdefghijklmnop.onion",
+            out_dir=tmp_path / "usb",
+            show_progress=False,
+        )

@@ -150,6 +150,7 @@ def test_key_encodings_match_age_keygen(system_tool: object, tmp_path: Path) -> 
         "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gp",  # bad checksum
         "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",  # another HRP
         "age1pq1qqqq",
+        "age1" + "q" * 52 + "5cu47z",  # the all-zero point: every shared secret would be 0
     ],
 )
 def test_malformed_recipients_are_refused(text: str) -> None:
