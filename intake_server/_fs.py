@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import os
 import re
 from collections.abc import Iterator
@@ -150,3 +151,15 @@ def safe_write_text_atomic(path: Path, text: str, *, mode: int = 0o600,
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+def lock_exclusive(path: Path) -> int | None:
+    """Open (0600, never through a symlink) and lock ``path``; the fd, or None if another
+    process holds the lock. Closing the fd releases it (and a crash does too)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

@@ -1,9 +1,10 @@
 """What an operator with shell access does besides serving: register transfer keys, and
 move bundles by USB stick for sites with no staff onion.
 
-Each function opens the installation's storage itself, so it works whether or not the
-server is running (SQLite in WAL mode takes both). A running server learns of deletions
-made here at its next start (its disk-usage count is only refreshed then).
+Each function opens the installation's storage itself, without cleaning anything up, so
+it works whether or not the server is running (SQLite in WAL mode takes both). A running
+server learns of deletions made here at its next start (its disk-usage count is only
+refreshed then).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class _Open:
         self.storage = Storage(config)
 
     def __enter__(self) -> StaffStore:
-        self.storage.open()
+        # Never serving=True here: the server may be running, and cleaning up would
+        # delete its uploads in flight and files it is about to commit.
+        self.storage.open(serving=False)
         store = StaffStore(self.storage)
         store.open()
         return store

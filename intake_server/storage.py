@@ -268,12 +268,29 @@ class Storage:
         self.lock = threading.Lock()
         self._free_space = free_space or _statvfs_free
         self._db: sqlite_utils.Database | None = None
+        self._lock_fd: int | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self._lock_fd is not None
 
     # -- lifecycle ---------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self, *, serving: bool = True) -> None:
+        """Open the database. ``serving``: this process is the server, so it takes the
+        data directory's lock and removes what an interrupted upload left behind.
+
+        An operator command opens with ``serving=False`` while the server may be running:
+        it must never clean up, because "left behind" would then include the server's
+        uploads in flight and files about to be committed.
+        """
         for d in (self.data_dir, self.incoming_dir, self.store_dir):
             _fs.safe_mkdir(d)
+        if serving:
+            self._lock_fd = _fs.lock_exclusive(self.data_dir / ".server.lock")
+            if self._lock_fd is None:
+                raise StorageError(
+                    f"another intake-server is already serving {self.data_dir}")
         conn = sqlite3.connect(self.config.db_path, isolation_level=None,
                                check_same_thread=False)
         db = sqlite_utils.Database(conn)
@@ -285,7 +302,8 @@ class Storage:
         db.execute("PRAGMA foreign_keys=ON")
         self._db = db
         self._create_schema()
-        self.remove_orphans()
+        if serving:
+            self.remove_orphans()
         row = db.execute("SELECT COALESCE(SUM(ciphertext_size), 0) FROM files").fetchone()
         self.used_bytes = int(row[0])
 
@@ -293,6 +311,9 @@ class Storage:
         if self._db is not None:
             self._db.conn.close()
             self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -66,8 +66,10 @@ class StaffStore:
     def open(self) -> None:
         for d in (self.replies_dir, self.outgoing_dir, self.upload_dir):
             _fs.safe_mkdir(d)
-        for name in list(_fs.list_names(self.upload_dir)):
-            _fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
+        serving = self.storage.serving
+        if serving:
+            for name in list(_fs.list_names(self.upload_dir)):
+                _fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
         db = self.storage.db
         db.execute(
             "CREATE TABLE IF NOT EXISTS export_seq ("
@@ -90,10 +92,13 @@ class StaffStore:
             " day TEXT NOT NULL, ciphertext_size INTEGER NOT NULL)"
         )
         db.execute("CREATE INDEX IF NOT EXISTS replies_by_recipient ON replies (reply_recipient)")
-        known = {f"{r[0]}.age" for r in db.execute("SELECT id FROM replies").fetchall()}
-        for name in list(_fs.list_names(self.replies_dir)):
-            if name not in known:
-                _fs.safe_unlink(self.replies_dir, name)
+        if serving:
+            # Only the server cleans up: an operator command running beside it would
+            # otherwise delete a reply between its move into replies/ and its row.
+            known = {f"{r[0]}.age" for r in db.execute("SELECT id FROM replies").fetchall()}
+            for name in list(_fs.list_names(self.replies_dir)):
+                if name not in known:
+                    _fs.safe_unlink(self.replies_dir, name)
 
     # -- transfer credentials ----------------------------------------------
 
@@ -156,6 +161,10 @@ class StaffStore:
             attachments = tuple(f for f, kind in files if kind == "attachment")
             if len(reports) != 1:
                 log.error("submission has %d report files; not exported", len(reports))
+                continue
+            if not all(self.storage.store_path(f).exists() for f, _ in files):
+                # Never let one damaged item block every later export for the desk.
+                log.error("a submission's ciphertext is missing from store/; not exported")
                 continue
             if items and files_so_far + 1 + len(attachments) > max_files:
                 break

@@ -108,3 +108,31 @@ def test_transfer_keys_are_registered_and_removed(
     err = capsys.readouterr().err
     assert "not in the keyring" in err
     assert "not a transfer key" in err
+
+
+def test_operator_commands_never_clean_up_beside_a_running_server(
+    installed: tuple[Site, Path],
+) -> None:
+    # The fixture's storage is open as the server's. Files of an upload in flight (in
+    # incoming/) and files renamed into store/ but not yet committed must survive an
+    # operator command run meanwhile; only the server cleans up, at its own start.
+    site, config_path = installed
+    in_flight = site.config.incoming_dir / ("a" * 32 + ".age")
+    about_to_commit = site.config.store_dir / ("b" * 32 + ".age")
+    in_flight.write_bytes(b"age ciphertext in flight")
+    about_to_commit.write_bytes(b"age ciphertext before its row")
+    key = str(SigningKey.generate().verify_key)
+    assert (
+        main(["desk", "add-transfer-key", "--config", str(config_path), "--desk", "triage", key])
+        == 0
+    )
+    assert in_flight.exists()
+    assert about_to_commit.exists()
+
+
+def test_a_second_server_on_the_same_data_is_refused(installed: tuple[Site, Path]) -> None:
+    from intake_server.storage import StorageError
+
+    site, _ = installed
+    with pytest.raises(StorageError, match="already serving"):
+        Storage(site.config).open()
