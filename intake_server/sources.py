@@ -139,6 +139,8 @@ class SourceFactory:
         if fut.cancelled() or self._pool is None:
             return
         exc = fut.exception()
+        if isinstance(exc, BrokenProcessPool):
+            self._drop_pool()
         if exc is not None:
             # Not retried here (no busy loop on a persistent failure); the next
             # create() tries again. Type only: never log a codename.
@@ -151,9 +153,21 @@ class SourceFactory:
             source = self._ready.popleft()
         else:
             loop = asyncio.get_running_loop()
-            source = await loop.run_in_executor(self._executor(), new_source)
+            try:
+                source = await loop.run_in_executor(self._executor(), new_source)
+            except BrokenProcessPool:
+                # A worker died (the OOM killer takes a 256 MiB Argon2id worker first): a
+                # broken pool never recovers by itself, so start a new one and retry once.
+                log.error("codename worker died; starting a new pool")
+                self._drop_pool()
+                source = await loop.run_in_executor(self._executor(), new_source)
         self.refill()
         return source
+
+    def _drop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def close(self) -> None:
         self._ready.clear()

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from intake_server import report as rpt
 from intake_server.app import CONFIG, KEYRING, SOURCES, STORAGE, UPLOADS, error_page, render
@@ -116,13 +117,14 @@ async def _parts(request: web.Request, limits: _Limits,
     try:
         async with asyncio.timeout(timeout):
             reader = await request.multipart()
-    except (ValueError, KeyError, AssertionError):
+    except (ValueError, KeyError, AssertionError, BadHttpMessage):
         raise FormError(400, rpt.R_MALFORMED) from None
     while True:
         try:
             async with asyncio.timeout(timeout):
                 part = await reader.next()
-        except (ValueError, KeyError, AssertionError, UnicodeDecodeError):
+        except (ValueError, KeyError, AssertionError, UnicodeDecodeError, BadHttpMessage):
+            # BadHttpMessage: too many part headers, or a header line too long.
             raise FormError(400, rpt.R_MALFORMED) from None
         if part is None:
             return

@@ -110,3 +110,24 @@ async def test_login_deriver_recovers_from_a_killed_worker() -> None:
         assert len((await deriver.derive(generate_codename())).source_id) == 64
     finally:
         deriver.close()
+
+
+async def test_source_factory_recovers_from_a_killed_worker() -> None:
+    # A dead worker used to break the pool for good: every first report got a 500
+    # until the server was restarted.
+    import os
+    import signal
+
+    from intake_server.sources import SourceFactory
+
+    factory = SourceFactory(1)
+    try:
+        await factory.create()
+        pool = factory._pool  # noqa: SLF001 - the test plays the OOM killer
+        assert pool is not None
+        for pid in list(pool._processes):  # noqa: SLF001
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(2):
+            assert len((await factory.create()).codename.split()) == 7
+    finally:
+        factory.close()
