@@ -236,6 +236,19 @@ class StaffStore:
             _fs.safe_unlink(self.storage.store_dir, f"{file_id}.age")
         _fs.fsync_dir(self.storage.store_dir)
         self.storage.used_bytes -= int(sizes)
+        self._forget_deleted()
+
+    def _forget_deleted(self) -> None:
+        """After a deletion, leave no copy behind on this server.
+
+        - Cached export bundles may hold the deleted ciphertext: drop them all (a fetch
+          rebuilds its bundle; a resume that no longer matches starts over).
+        - secure_delete zeroes the main database file, but the WAL keeps old page
+          images until a checkpoint: copy them back and truncate it now.
+        """
+        for name in list(_fs.list_names(self.outgoing_dir)):
+            _fs.safe_unlink(self.outgoing_dir, name)
+        self.storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- referrals ---------------------------------------------------------
 
@@ -353,6 +366,7 @@ class StaffStore:
         if cur.rowcount != 1:
             return False
         _fs.safe_unlink(self.replies_dir, f"{reply_id}.age")
+        self._forget_deleted()
         return True
 
     # -- retention ---------------------------------------------------------
@@ -387,8 +401,7 @@ class StaffStore:
                 idle_replies += self.delete_reply(reply["id"], recipient)
             # source_desks rows go with it (ON DELETE CASCADE).
             db.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
-        for name in list(_fs.list_names(self.outgoing_dir)):
-            _fs.safe_unlink(self.outgoing_dir, name)
+        self._forget_deleted()
         # The sources' count is not reported: the staff app's log line and its
         # callers know submissions and replies only.
         return {"submissions": len(old), "replies": len(old_replies) + idle_replies}

@@ -311,3 +311,17 @@ async def test_bad_referrals_change_nothing(site: Site, staff: Any, case: str) -
     assert resp.status == 400
     assert site.storage.submissions() == []
     assert list(site.config.store_dir.iterdir()) == []
+
+
+async def test_an_ack_leaves_no_copy_in_cached_exports_or_the_wal(site: Site, staff: Any) -> None:
+    sid = await submit(site, ("triage",), b"evidence")
+    await fetch(staff, site, "triage")  # caches an export bundle holding the ciphertext
+    outgoing = site.config.data_dir / "outgoing"
+    assert list(outgoing.iterdir())
+    resp = await post(staff, site, "triage", "acks", ack_bundle(site, "triage", [sid]))
+    assert (await resp.json())["deleted"] == 1
+    assert list(outgoing.iterdir()) == []
+    wal = Path(f"{site.config.db_path}-wal")
+    if wal.exists():
+        assert sid.encode() not in wal.read_bytes()
+    assert sid.encode() not in site.config.db_path.read_bytes()
