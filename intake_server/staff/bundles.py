@@ -16,7 +16,7 @@ from typing import Any
 from intake_server import _fs
 from keys import strict_json
 from keys.age import parse_recipient
-from keys.bundle import BundleError, open_bundle, write_bundle_file
+from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 from keys.keyring import Keyring
 from keys.signing import SigningKey, VerifyKey
 
@@ -177,31 +177,43 @@ def apply_outbox_bundle(
     keyring: Keyring | None = None,
 ) -> dict[str, Any]:
     """Replies for sources and referrals to other desks. Every item is checked before any
-    is stored; referrals need the keyring (the desks they may go to)."""
-    replies = referrals = 0
+    is stored; referrals need the keyring (the desks they may go to). A bundle is applied
+    once: delivering the same signed bundle again is refused."""
+    counts = {"replies": 0, "referrals": 0}
     try:
         with open_bundle(path, trusted, kind="outbox") as bundle:
             desk = bundle.creator
             doc = _load_json(bundle.read("outbox.json", max_size=_MAX_DOC), "amana-outbox")
             items = _check_outbox(doc, desk, set(bundle.names), keyring)
-
-            def extract(name: str) -> Callable[[Path], Any]:
-                return lambda dest: bundle.extract(name, dest)
-
-            for item in items:
-                if item["type"] == "reply":
-                    store.store_reply(
-                        reply_recipient=item["to"], desk=desk, write=extract(item["file"])
-                    )
-                    replies += 1
-                else:
-                    store.file_referral(
-                        to_desk=item["to_desk"], writers=[extract(n) for n in item["files"]]
-                    )
-                    referrals += 1
+            if not store.claim_bundle(bundle.id):
+                raise BundleRefused("this outbox bundle was already delivered")
+            try:
+                for item in items:
+                    if item["type"] == "reply":
+                        store.store_reply(
+                            reply_recipient=item["to"],
+                            desk=desk,
+                            write=_extractor(bundle, item["file"]),
+                        )
+                        counts["replies"] += 1
+                    else:
+                        store.file_referral(
+                            to_desk=item["to_desk"],
+                            writers=[_extractor(bundle, n) for n in item["files"]],
+                        )
+                        counts["referrals"] += 1
+            except BaseException:
+                # Let the desk deliver it again. What was stored before the failure stays
+                # (a partial delivery is better than a lost reply).
+                store.release_bundle(bundle.id)
+                raise
     except BundleError as exc:
         raise BundleRefused(str(exc)) from None
-    return {"desk": desk, "replies": replies, "referrals": referrals}
+    return {"desk": desk, **counts}
+
+
+def _extractor(bundle: VerifiedBundle, name: str) -> Callable[[Path], Any]:
+    return lambda dest: bundle.extract(name, dest)
 
 
 def apply_bundle(store: StaffStore, path: Path, keyring: Keyring) -> dict[str, Any]:

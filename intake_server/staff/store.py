@@ -92,6 +92,10 @@ class StaffStore:
             " day TEXT NOT NULL, ciphertext_size INTEGER NOT NULL)"
         )
         db.execute("CREATE INDEX IF NOT EXISTS replies_by_recipient ON replies (reply_recipient)")
+        # Outbox bundles already applied, by manifest id: the request nonce stops a replayed
+        # request, this stops a replayed bundle (a stolen transfer machine re-posting an old
+        # signed outbox to bring back a reply the source deleted, or to fill the disk).
+        db.execute("CREATE TABLE IF NOT EXISTS applied_bundles (id TEXT PRIMARY KEY)")
         if serving:
             # Only the server cleans up: an operator command running beside it would
             # otherwise delete a reply between its move into replies/ and its row.
@@ -249,6 +253,19 @@ class StaffStore:
         for name in list(_fs.list_names(self.outgoing_dir)):
             _fs.safe_unlink(self.outgoing_dir, name)
         self.storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- applied bundles ---------------------------------------------------
+
+    def claim_bundle(self, bundle_id: str) -> bool:
+        """Record that a bundle is being applied; False if it already was."""
+        cur = self.storage.db.execute(
+            "INSERT OR IGNORE INTO applied_bundles (id) VALUES (?)", (bundle_id,)
+        )
+        return cur.rowcount == 1
+
+    def release_bundle(self, bundle_id: str) -> None:
+        """Forget a claim whose application failed, so that the desk can send it again."""
+        self.storage.db.execute("DELETE FROM applied_bundles WHERE id = ?", (bundle_id,))
 
     # -- referrals ---------------------------------------------------------
 

@@ -325,3 +325,38 @@ async def test_an_ack_leaves_no_copy_in_cached_exports_or_the_wal(site: Site, st
     if wal.exists():
         assert sid.encode() not in wal.read_bytes()
     assert sid.encode() not in site.config.db_path.read_bytes()
+
+
+async def test_a_delivered_outbox_bundle_cannot_be_replayed(site: Site, staff: Any) -> None:
+    # A stolen transfer machine holds old signed outbox bundles: re-posting one under a
+    # fresh request signature must not bring back a reply the source deleted.
+    source = X25519Identity.generate()
+    reply_id = new_id()
+    reply = encrypt(b'{"format": "amana-reply"}', [source.recipient()])
+    outbox = {
+        "format": "amana-outbox",
+        "version": 1,
+        "desk": "triage",
+        "items": [
+            {
+                "type": "reply",
+                "id": reply_id,
+                "to": str(source.recipient()),
+                "file": f"{reply_id}.reply.age",
+            }
+        ],
+    }
+    body = bundle_bytes(
+        "outbox",
+        "triage",
+        {"outbox.json": json.dumps(outbox).encode(), f"{reply_id}.reply.age": reply},
+        site.signing["triage"],
+    )
+    assert (await post(staff, site, "triage", "outbox", body)).status == 200
+    store = staff.server.app[STAFF_STORE]
+    (stored,) = store.replies_for(str(source.recipient()))
+    assert store.delete_reply(stored["id"], str(source.recipient()))
+    resp = await post(staff, site, "triage", "outbox", body)
+    assert resp.status == 400
+    assert "already delivered" in (await resp.json())["error"]
+    assert store.replies_for(str(source.recipient())) == []
