@@ -87,6 +87,7 @@ __all__ = [
     "logout",
 ]
 
+
 log = logging.getLogger("intake_server.source")
 
 SESSION_COOKIE = "amana_session"
@@ -248,9 +249,8 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
     """The reply's text, or None if it cannot be read as an amana-reply from its desk."""
     try:
         path = request.app[REPLIES].reply_path(row["id"])
-        if path.stat().st_size > MAX_REPLY_CIPHERTEXT:
-            return None
-        plain = decrypt(path.read_bytes(), [session.reply_identity])
+        ciphertext = _fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
+        plain = decrypt(ciphertext, [session.reply_identity])
         doc = json.loads(plain.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (OSError, AgeError, ValueError):
         # ValueError covers bad UTF-8, bad JSON, duplicate keys and a malformed id.

@@ -476,3 +476,21 @@ async def test_a_new_login_ends_the_previous_session(client: Any) -> None:
                                  allow_redirects=False)
         assert resp.status == 303
     assert len(client.server.app[SESSIONS]) == 1
+
+
+async def test_reading_a_reply_does_not_date_it(client: Any) -> None:
+    # Under relatime the first read after the day-normalised atime would record the
+    # moment the source opened the inbox; replies are read with O_NOATIME.
+    import os
+
+    codename = await submit_report(client)
+    src = source_row(client)
+    reply_id = store_reply(client, src["reply_recipient"], "triage",
+                           reply_document("triage", "Which phone model?"))
+    path = client.server.app[REPLIES].reply_path(reply_id)
+    before = os.stat(path).st_atime
+    assert before % 86400 == 0  # midnight UTC of the day
+    assert (await login(client, codename)).status == 303
+    resp = await client.get("/en/inbox")
+    assert "Which phone model?" in await resp.text()
+    assert os.stat(path).st_atime == before
