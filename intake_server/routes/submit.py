@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,6 +44,8 @@ CHUNK = 64 * 1024
 # 256 KiB per upload in flight is still a small, fixed bound. The encryptor cuts
 # them into 64 KiB age chunks.
 FILE_CHUNK = 256 * 1024
+SLOW_GRACE_SECONDS = 60.0
+MIN_BYTES_PER_SECOND = 1024
 # Text parts a well-formed form can produce (multi-valued fields included), with
 # room to spare; file parts are bounded by max_files on top.
 MAX_TEXT_PARTS = 200
@@ -97,11 +100,19 @@ class _Limits:
         self.total = 0
         self.files = 0
         self.parts = 0
+        self.started = time.monotonic()
 
     def add(self, n: int) -> None:
         self.total += n
         if self.total > self.cfg.max_submission_bytes:
             raise FormError(413, R_TOO_LARGE)
+        # The read timeout bounds the wait for each piece, not the pace: a client that
+        # drips a few bytes just inside it could hold an upload slot for ever, and a
+        # handful of them every slot. Past a grace period, an upload must average a
+        # floor far below any working Tor circuit.
+        elapsed = time.monotonic() - self.started
+        if elapsed > SLOW_GRACE_SECONDS and self.total < MIN_BYTES_PER_SECOND * elapsed:
+            raise FormError(408, R_SLOW)
 
 
 async def _read(part: BodyPartReader, timeout: float, size: int = CHUNK) -> bytes:

@@ -25,3 +25,34 @@ async def test_broken_part_headers_are_a_400(client: Any, case: str) -> None:
                              headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert resp.status == 400
     assert "Content-Security-Policy" in resp.headers
+
+
+async def test_a_slow_drip_upload_loses_its_slot(client: Any, install: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each piece arrives well within the read timeout, but the average pace is far
+    # below the floor once the grace period is over: 408, and nothing is kept.
+    import asyncio
+
+    from intake_helpers import assert_nothing_stored
+
+    from intake_server.routes import submit
+
+    monkeypatch.setattr(submit, "SLOW_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "MIN_BYTES_PER_SECOND", 100_000)
+    csrf = await get_csrf(client)
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"desks\"\r\n\r\ntriage\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"a.bin\"\r\n\r\n").encode()
+
+    async def drip():
+        yield head
+        for _ in range(12):
+            await asyncio.sleep(0.1)
+            yield b"x" * 300
+
+    resp = await client.post("/en/submit", data=drip(),
+                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status == 408
+    assert_nothing_stored(install)
