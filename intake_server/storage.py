@@ -216,10 +216,11 @@ class Transaction:
         self._storage.insert_submission(
             submission_id=submission_id, day=self.day, desks=desks, source_id=source_id,
             reply_recipient=reply_recipient, files=self.files, kind=kind)
+        # Committed: from here on, abort() must never delete these files.
+        self._done = True
         with self._storage.lock:
             self._storage.used_bytes += self._reserved
         self._release()
-        self._done = True
 
     def _make_durable(self) -> None:
         s = self._storage
@@ -422,12 +423,18 @@ class Storage:
         self.date_db_files(day)
 
     def date_db_files(self, day: _dt.date) -> None:
-        """Set the database files' mtimes to the day: they would date the last write."""
-        for suffix in ("", "-wal", "-shm"):
-            p = Path(f"{self.config.db_path}{suffix}")
-            if p.exists():
-                _fs.safe_set_day(p, day)
-        _fs.safe_set_day(self.data_dir, day)
+        """Set the database files' mtimes to the day: they would date the last write.
+
+        Runs after a commit, so it must not fail the request: the report is already
+        received (a file the checkpoint just removed is simply skipped)."""
+        paths = [Path(f"{self.config.db_path}{s}") for s in ("", "-wal", "-shm")]
+        for path in [*paths, self.data_dir]:
+            try:
+                _fs.safe_set_day(path, day)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("could not reset a timestamp to the day: %s", type(exc).__name__)
 
     # -- sources -----------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import logging
 import re
@@ -154,8 +155,11 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(reason="malformed cursor")
     store = request.app[STAFF_STORE]
     signing_key: SigningKey = request.app[_SETTINGS]["signing_key"]
+    # The database is read here, on the loop's thread; only the file copying goes to a
+    # worker thread (SQLite's connection is not shared across threads mid-transaction).
+    items = store.pending(desk, int(after))
     path, cursor, _ = await asyncio.get_running_loop().run_in_executor(
-        None, build_export, store, desk, int(after), signing_key
+        None, functools.partial(build_export, store, desk, int(after), signing_key, items=items)
     )
     response = web.FileResponse(path, chunk_size=256 * 1024)
     response.headers["Content-Type"] = "application/octet-stream"

@@ -59,14 +59,23 @@ class _BytesSource:
 
 
 def build_export(
-    store: StaffStore, desk: str, after: int, signing_key: SigningKey, *, out: Path | None = None
+    store: StaffStore,
+    desk: str,
+    after: int,
+    signing_key: SigningKey,
+    *,
+    out: Path | None = None,
+    items: list[ExportItem] | None = None,
 ) -> tuple[Path, int, list[ExportItem]]:
     """The desk-export bundle of everything after ``after``; returns (path, cursor, items).
 
     Without ``out`` the bundle is cached in outgoing/ under (desk, after, upto), so that
-    fetching it again, or resuming, gets the very same bytes.
+    fetching it again, or resuming, gets the very same bytes. Pass ``items`` (from
+    ``store.pending``) to build it on another thread: then this touches files only,
+    never the database connection, which belongs to the event loop's thread.
     """
-    items = store.pending(desk, after)
+    if items is None:
+        items = store.pending(desk, after)
     upto = items[-1].seq if items else after
     path = out or _fs.safe_join(store.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
     if out is not None or not path.exists():

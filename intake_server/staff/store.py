@@ -296,7 +296,11 @@ class StaffStore:
                 file_id = new_id()
                 name = f"{file_id}.age"
                 staged = _fs.safe_join(storage.incoming_dir, name)
-                write(staged)
+                try:
+                    write(staged)
+                except BaseException:
+                    _fs.safe_unlink(storage.incoming_dir, name)
+                    raise
                 _fs.safe_set_day(staged, day)
                 size = (
                     _fs.safe_rename_durable(storage.incoming_dir, storage.store_dir, name)
@@ -327,6 +331,8 @@ class StaffStore:
             )
         except BaseException:
             conn.execute("ROLLBACK")
+            for file_id, _, _ in ids:
+                _fs.safe_unlink(storage.store_dir, f"{file_id}.age")
             raise
         conn.execute("COMMIT")
         storage.used_bytes += sum(s for _, _, s in ids)
@@ -353,7 +359,11 @@ class StaffStore:
         reply_id = new_id()
         name = f"{reply_id}.age"
         staged = _fs.safe_join(self.upload_dir, name)
-        write(staged)
+        try:
+            write(staged)
+        except BaseException:
+            _fs.safe_unlink(self.upload_dir, name)
+            raise
         _fs.safe_set_day(staged, day)
         final = _fs.safe_rename_durable(self.upload_dir, self.replies_dir, name)
         size = final.stat().st_size
