@@ -46,7 +46,8 @@ def store_reply(demo_dir: Path, reply_recipient: str, desk: str, body: str) -> s
             f.write(ciphertext)
 
     storage = Storage(config)
-    storage.open()  # nothing is uploading while the tests call this
+    # As an operator command does: beside the running server, never its cleanup.
+    storage.open(serving=False)
     try:
         store = StaffStore(storage)
         store.open()
