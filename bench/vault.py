@@ -63,11 +63,12 @@ def _words(vocab: list[str], n: int) -> str:
     return " ".join(secrets.choice(vocab) for _ in range(n))
 
 
-def synthetic_report(recipients: list[str]) -> dict[str, object]:
+def synthetic_report(recipients: list[str], submission_id: str | None = None) -> dict[str, object]:
     lang = secrets.choice(("ar", "ar", "en", "fr"))
     vocab = {"ar": AR, "en": EN, "fr": FR}[lang]
     return {
-        "schema": "amana.report", "version": 1, "submission_id": secrets.token_hex(16),
+        "schema": "amana.report", "version": 1,
+        "submission_id": submission_id or secrets.token_hex(16),
         "received_day": f"2026-{secrets.randbelow(12) + 1:02d}-{secrets.randbelow(28) + 1:02d}",
         "language": lang, "desks": ["triage"],
         "reply_recipient": secrets.choice(recipients),
@@ -97,7 +98,8 @@ def build_export(path: Path, n: int, desk_recipient: str, server: SigningKey,
                             "files": [f"{i}.json.age"]} for i in ids]}
         yield "index.json", io.BytesIO(json.dumps(index).encode())
         for i in ids:
-            doc = json.dumps(synthetic_report(recipients), ensure_ascii=False).encode()
+            # Filed under the id inside the document, as the server does.
+            doc = json.dumps(synthetic_report(recipients, i), ensure_ascii=False).encode()
             yield f"{i}.json.age", io.BytesIO(encrypt(doc, rcpt))
 
     write_bundle_file(path, "desk-export", "server", files(), server)

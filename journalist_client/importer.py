@@ -184,7 +184,7 @@ def _check_attachment_header(vault: Vault, path: Path) -> None:
 
 
 def _open_document(vault: Vault, ciphertext: bytes, item_type: str,
-                   attachments: int) -> dict[str, Any]:
+                   attachments: int, item_id: str) -> dict[str, Any]:
     """Decrypt (in memory) and validate one document, or raise _Quarantine with the reason."""
     try:
         plain = decrypt(ciphertext, [vault.keys.identity], armored=False)
@@ -200,6 +200,11 @@ def _open_document(vault: Vault, ciphertext: bytes, item_type: str,
     if len(doc["attachments"]) != attachments:
         raise _Quarantine(f"document lists {len(doc['attachments'])} attachment(s) but the "
                           f"bundle carries {attachments}")
+    # The server files a report or follow-up under the id written inside it; only a
+    # referral (re-encrypted by another desk, filed anew) carries its original id. A
+    # mismatch elsewhere is one ciphertext replayed under a new id: a duplicate case.
+    if "referral" not in doc and doc["submission_id"] != item_id:
+        raise _Quarantine("document's submission_id does not match its index entry")
     return doc
 
 
@@ -209,7 +214,7 @@ def _import_item(vault: Vault, b: VerifiedBundle, it: IndexItem) -> None:
     if entry.size > _MAX_DOC_CIPHERTEXT:
         raise _Quarantine(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
     ciphertext = b.read(it.doc_file, max_size=_MAX_DOC_CIPHERTEXT)
-    doc = _open_document(vault, ciphertext, it.type, len(it.attachment_files))
+    doc = _open_document(vault, ciphertext, it.type, len(it.attachment_files), it.id)
     write_unsynced(vault_path(files_dir, it.doc_file), ciphertext)
     for name in it.attachment_files:
         b.extract(name, vault_path(files_dir, name), overwrite=True)
@@ -282,7 +287,8 @@ def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:
             doc_path = vault_path(qdir, kept[0])
             if doc_path.stat().st_size > _MAX_DOC_CIPHERTEXT:
                 raise _Quarantine(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
-            doc = _open_document(vault, doc_path.read_bytes(), item_type, len(kept) - 1)
+            doc = _open_document(vault, doc_path.read_bytes(), item_type, len(kept) - 1,
+                                 item_id)
             for k in kept[1:]:
                 _check_attachment_header(vault, vault_path(qdir, k))
         except _Quarantine as q:

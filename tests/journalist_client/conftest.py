@@ -90,6 +90,9 @@ class Server:
     def item(self, doc: dict[str, Any] | bytes, attachments: list[bytes] | None = None, *,
              type: str = "report", item_id: str | None = None) -> Item:  # noqa: A002
         raw = doc if isinstance(doc, bytes) else json.dumps(doc, ensure_ascii=False).encode()
+        if item_id is None and isinstance(doc, dict) and isinstance(doc.get("submission_id"), str):
+            # As the server files it: under the id written inside the document.
+            item_id = doc["submission_id"]
         return Item(item_id or secrets.token_hex(16), type, raw, list(attachments or []))
 
     def bundle(self, items: list[Item], *, desk: str = "triage", kind: str = "desk-export",
