@@ -44,7 +44,6 @@ from intake_server.app import (
     REPLIES,
     SESSIONS,
     STORAGE,
-    UPLOADS,
     error_page,
     render,
 )
@@ -52,9 +51,6 @@ from intake_server.report import FormError
 from intake_server.sessions import Session
 from intake_server.sources import LoginBusy
 from intake_server.storage import (
-    DiskFull,
-    QuotaExceeded,
-    StorageError,
     Transaction,
     new_id,
     utc_today,
@@ -64,16 +60,13 @@ from keys.codename import InvalidCodename, normalize_codename
 
 from .submit import (
     CSRF_COOKIE,
-    R_BUSY,
-    R_FULL,
-    R_SLOW,
-    R_TOO_LARGE,
     _csrf_token,
     _default_desk,
     _Limits,
     _parts,
     _read_text,
     _receive_file,
+    guarded_upload,
 )
 
 __all__ = [
@@ -355,36 +348,17 @@ def _followup_desks(request: web.Request, session: Session) -> list[str]:
 
 async def followup(request: web.Request) -> web.StreamResponse:
     lang = request.match_info["lang"]
-    cfg = request.app[CONFIG]
     token, session = _session(request)
     if session is None:
         resp = _to_login(lang, ended=token is not None)
         resp.headers["Connection"] = "close"  # the body was not read
         return resp
-    if request.content_length is not None and request.content_length > cfg.max_submission_bytes:
-        return error_page(request, 413, R_TOO_LARGE, headers={"Connection": "close"})
-    if request.content_type != "multipart/form-data":
-        return error_page(request, 400, rpt.R_MALFORMED)
-    slots = request.app[UPLOADS]
-    if not slots.try_acquire():
-        return error_page(request, 429, R_BUSY,
-                          headers={"Retry-After": "300", "Connection": "close"})
-    try:
+
+    async def receive(request: web.Request) -> web.StreamResponse:
         await _receive_followup(request, session)
-    except FormError as e:
-        return error_page(request, e.status, e.reason, headers={"Connection": "close"})
-    except (QuotaExceeded, DiskFull):
-        return error_page(request, 503, R_FULL, headers={"Retry-After": "3600",
-                                                         "Connection": "close"})
-    except TimeoutError:
-        return error_page(request, 408, R_SLOW, headers={"Connection": "close"})
-    except ConnectionError:
-        return error_page(request, 400, rpt.R_MALFORMED, headers={"Connection": "close"})
-    except StorageError:
-        return error_page(request, 503, R_FULL, headers={"Connection": "close"})
-    finally:
-        slots.release()
-    return _see_other(f"/{lang}/inbox?done=sent")
+        return _see_other(f"/{lang}/inbox?done=sent")
+
+    return await guarded_upload(request, receive)
 
 
 async def _receive_followup(request: web.Request, session: Session) -> None:

@@ -20,7 +20,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -161,6 +161,19 @@ async def _read_text(part: BodyPartReader, limit: int, limits: _Limits,
 
 
 async def receive(request: web.Request) -> web.StreamResponse:
+    return await guarded_upload(request, _receive)
+
+
+async def guarded_upload(
+    request: web.Request, receive: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Admit an upload (a report or a follow-up) and turn its failures into pages.
+
+    Refused before a byte is read: a declared length over the limit (413), a body that
+    is not multipart (400), no free upload slot (429). Then every failure of ``receive``
+    becomes its translated page, the connection is closed (the rest of the body is not
+    read), and the slot is given back.
+    """
     cfg = request.app[CONFIG]
     if request.content_length is not None and request.content_length > cfg.max_submission_bytes:
         return error_page(request, 413, R_TOO_LARGE, headers={"Connection": "close"})
@@ -171,7 +184,7 @@ async def receive(request: web.Request) -> web.StreamResponse:
         return error_page(request, 429, R_BUSY,
                           headers={"Retry-After": "300", "Connection": "close"})
     try:
-        return await _receive(request)
+        return await receive(request)
     except FormError as e:
         return error_page(request, e.status, e.reason, headers={"Connection": "close"})
     except (QuotaExceeded, DiskFull):
