@@ -27,3 +27,21 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     finally:
         proc.stop()
 
+
+# Chromium gets nothing but the test server: background services off, and any other
+# host fails to resolve.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-default-apps", "--disable-extensions",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+
+@pytest.fixture(scope="module")
+def browser(system_tool):  # type: ignore[no-untyped-def]
+    """Debian's Chromium under Playwright (JavaScript is switched off per context)."""
+    chromium = system_tool("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

@@ -13,35 +13,16 @@ import os
 import re
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 
 from keys.age import decrypt, parse_identity_file
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-default-apps", "--disable-extensions",
-        # Nothing but the test server: any other host fails to resolve.
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 
 SUBMIT_LABEL = {"en": "Send encrypted report", "ar": "أرسل البلاغ مشفَّرًا",
                 "fr": "Envoyer le signalement chiffré"}
 RECEIVED = {"en": "Your report was received", "ar": "وصل بلاغك",
             "fr": "Votre signalement a été reçu"}
 
-
-@pytest.fixture(scope="module")
-def browser(system_tool):
-    system_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -8,27 +8,13 @@ reply → log out. Debian's Chromium through Playwright, no network but 127.0.0.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from checkback_helpers import files_of, followups, reply_file, reply_recipients, store_reply
-from test_browser import ARGS, CHROMIUM
 
 from keys.age import decrypt, parse_identity_file
 
 DESK_AR = "مكتب الفرز في التحالف (تجريبي)"
 
-
-@pytest.fixture(scope="module")
-def browser(system_tool):
-    system_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_check_back_in_arabic_without_javascript(server, browser, tmp_path) -> None:
