@@ -147,19 +147,12 @@ async def test_broken_bundles_change_nothing(site: Site, staff: Any, case: str) 
     assert list((site.config.data_dir / "staff-incoming").iterdir()) == []
 
 
-async def test_reply_bundle_is_stored_for_the_source(site: Site, staff: Any) -> None:
-    source = X25519Identity.generate()
+def reply_outbox(
+    site: Site, source: X25519Identity, plaintext: bytes, key: SigningKey | None = None
+) -> bytes:
+    """An outbox bundle with one reply to ``source``, as the triage desk's client makes it."""
     reply_id = new_id()
-    doc = {
-        "format": "amana-reply",
-        "version": 1,
-        "desk": "triage",
-        "day": "2026-11-28",
-        "body": "Which phone model?",
-    }
-    reply = encrypt(
-        json.dumps(doc).encode(), [source.recipient(), site.identities["triage"].recipient()]
-    )
+    reply = encrypt(plaintext, [source.recipient(), site.identities["triage"].recipient()])
     outbox = {
         "format": "amana-outbox",
         "version": 1,
@@ -173,24 +166,31 @@ async def test_reply_bundle_is_stored_for_the_source(site: Site, staff: Any) -> 
             }
         ],
     }
-    body = bundle_bytes(
+    return bundle_bytes(
         "outbox",
         "triage",
         {"outbox.json": json.dumps(outbox).encode(), f"{reply_id}.reply.age": reply},
-        site.signing["triage"],
+        key or site.signing["triage"],
     )
+
+
+async def test_reply_bundle_is_stored_for_the_source(site: Site, staff: Any) -> None:
+    source = X25519Identity.generate()
+    doc = {
+        "format": "amana-reply",
+        "version": 1,
+        "desk": "triage",
+        "day": "2026-11-28",
+        "body": "Which phone model?",
+    }
+    body = reply_outbox(site, source, json.dumps(doc).encode())
     resp = await post(staff, site, "triage", "outbox", body)
     assert resp.status == 200, await resp.text()
     store = staff.server.app[STAFF_STORE]
     (stored,) = store.replies_for(str(source.recipient()))
     assert json.loads(decrypt(store.reply_path(stored["id"]).read_bytes(), [source])) == doc
     # The transfer credential alone cannot speak to a source.
-    forged = bundle_bytes(
-        "outbox",
-        "triage",
-        {"outbox.json": json.dumps(outbox).encode(), f"{reply_id}.reply.age": reply},
-        site.transfer["triage"],
-    )
+    forged = reply_outbox(site, source, json.dumps(doc).encode(), key=site.transfer["triage"])
     assert (await post(staff, site, "triage", "outbox", forged)).status == 400
     assert len(store.replies_for(str(source.recipient()))) == 1
 
@@ -331,27 +331,7 @@ async def test_a_delivered_outbox_bundle_cannot_be_replayed(site: Site, staff: A
     # A stolen transfer machine holds old signed outbox bundles: re-posting one under a
     # fresh request signature must not bring back a reply the source deleted.
     source = X25519Identity.generate()
-    reply_id = new_id()
-    reply = encrypt(b'{"format": "amana-reply"}', [source.recipient()])
-    outbox = {
-        "format": "amana-outbox",
-        "version": 1,
-        "desk": "triage",
-        "items": [
-            {
-                "type": "reply",
-                "id": reply_id,
-                "to": str(source.recipient()),
-                "file": f"{reply_id}.reply.age",
-            }
-        ],
-    }
-    body = bundle_bytes(
-        "outbox",
-        "triage",
-        {"outbox.json": json.dumps(outbox).encode(), f"{reply_id}.reply.age": reply},
-        site.signing["triage"],
-    )
+    body = reply_outbox(site, source, b'{"format": "amana-reply"}')
     assert (await post(staff, site, "triage", "outbox", body)).status == 200
     store = staff.server.app[STAFF_STORE]
     (stored,) = store.replies_for(str(source.recipient()))
