@@ -28,6 +28,7 @@ import aiohttp
 from tqdm import tqdm
 
 from journalist_client.display import inert
+from keys._fs import safe_write_bytes
 from keys.bundle import BundleError, open_bundle
 from keys.keyring import Keyring
 from keys.request_auth import sign_request
@@ -69,14 +70,6 @@ class TransferSettings:
         return self.directory / "cursor.json"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def init_transfer(directory: Path, *, desk: str, server_key: str, keyring_path: Path) -> VerifyKey:
     """Create a transfer credential for ``desk`` in ``directory``; returns its public key.
 
@@ -105,8 +98,8 @@ def init_transfer(directory: Path, *, desk: str, server_key: str, keyring_path: 
         "server_key": str(verify),
         "keyring": json.loads(keyring.to_json()),
     }
-    _write_private(directory / SETTINGS, json.dumps(settings, indent=2).encode())
-    _write_private(directory / CREDENTIAL, (key.to_text() + "\n").encode())
+    safe_write_bytes(directory / SETTINGS, json.dumps(settings, indent=2).encode())
+    safe_write_bytes(directory / CREDENTIAL, (key.to_text() + "\n").encode())
     return key.verify_key
 
 
@@ -281,9 +274,7 @@ async def fetch(
         return None
     final = out_dir / f"export-{settings.desk}-{after}-{cursor}.bundle"
     partial.rename(final)
-    state = settings.state_path.with_suffix(".tmp")
-    state.write_text(json.dumps({"after": cursor}))
-    state.replace(settings.state_path)
+    safe_write_bytes(settings.state_path, json.dumps({"after": cursor}).encode(), overwrite=True)
     return final
 
 

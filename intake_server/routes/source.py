@@ -55,6 +55,7 @@ from intake_server.storage import (
     new_id,
     utc_today,
 )
+from keys import strict_json
 from keys.age import AgeError, X25519Identity, decrypt, parse_recipient
 from keys.codename import InvalidCodename, normalize_codename
 
@@ -244,9 +245,10 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
         path = request.app[REPLIES].reply_path(row["id"])
         ciphertext = _fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
         plain = decrypt(ciphertext, [session.reply_identity])
-        doc = json.loads(plain.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        doc = strict_json.loads(plain, max_bytes=MAX_REPLY_CIPHERTEXT, max_depth=2)
     except (OSError, AgeError, ValueError):
-        # ValueError covers bad UTF-8, bad JSON, duplicate keys and a malformed id.
+        # ValueError (StrictJSONError is one) covers bad UTF-8, bad JSON, duplicate
+        # keys and a malformed id.
         return None
     if not isinstance(doc, dict) or set(doc) != {"format", "version", "desk", "day", "body"}:
         return None
@@ -256,13 +258,6 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
             or not isinstance(doc["body"], str) or len(doc["body"]) > MAX_REPLY_BODY):
         return None
     return doc["body"]
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate key")
-    return dict(pairs)
 
 
 async def inbox(request: web.Request) -> web.Response:
