@@ -48,7 +48,6 @@ STAFF_STORE = web.AppKey("staff_store", StaffStore)
 _VERIFIER = web.AppKey("verifier", RequestVerifier)
 _SETTINGS = web.AppKey("staff_settings", dict)
 
-_DESK_RE = re.compile(r"[a-z0-9-]{1,32}")
 _CURSOR_RE = re.compile(r"(0|[1-9][0-9]{0,17})")
 _MAX_BODY = 64 * 1024 * 1024
 _DAY_SECONDS = 24 * 3600

@@ -35,10 +35,10 @@ from ._primitives import (
     sha3_256,
     shake256,
     x25519_base,
+    x25519_check_public,
     x25519_exchange,
 )
 from ._recipient import FILE_KEY_SIZE
-from ._x25519 import _refuse_low_order
 
 __all__ = ["HybridIdentity", "HybridRecipient"]
 
@@ -89,7 +89,7 @@ class HybridRecipient:
     def __init__(self, public: bytes) -> None:
         if len(public) != _PUBLIC_SIZE:
             raise ValueError("an mlkem768x25519 public key is 1216 bytes")
-        _refuse_low_order(public[MLKEM768_PUBLIC_SIZE:])
+        x25519_check_public(public[MLKEM768_PUBLIC_SIZE:])
         self._public = public
 
     @classmethod

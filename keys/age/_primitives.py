@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -39,6 +40,7 @@ __all__ = [
     "sha3_256",
     "shake256",
     "x25519_base",
+    "x25519_check_public",
     "x25519_exchange",
 ]
 
@@ -165,6 +167,15 @@ def x25519_exchange(private: bytes, peer_public: bytes) -> bytes:
     if not hmac.compare_digest(shared, bytes(32)):
         return shared
     raise LowOrderPoint
+
+
+def x25519_check_public(public: bytes) -> None:
+    """Refuse a low-order public key: every shared secret with it is zero, so nothing
+    encrypted to it would be confidential. Raises ValueError (LowOrderPoint)."""
+    try:
+        x25519_exchange(secrets.token_bytes(32), public)
+    except LowOrderPoint:
+        raise LowOrderPoint("the X25519 key is a low-order point") from None
 
 
 def scrypt(passphrase: bytes, salt: bytes, log_n: int) -> bytes:

@@ -15,6 +15,7 @@ from ._primitives import (
     aead_seal_once,
     hkdf_sha256,
     x25519_base,
+    x25519_check_public,
     x25519_exchange,
 )
 from ._recipient import FILE_KEY_SIZE
@@ -27,15 +28,6 @@ _IDENTITY_HRP = "age-secret-key-"
 _WRAPPED_SIZE = FILE_KEY_SIZE + 16
 
 
-def _refuse_low_order(public: bytes) -> None:
-    # A low-order point makes every shared secret zero: nothing encrypted to it would be
-    # confidential, and wrap() would fail later. Refuse it when the key is parsed.
-    try:
-        x25519_exchange(secrets.token_bytes(32), public)
-    except LowOrderPoint:
-        raise ValueError("the X25519 key is a low-order point") from None
-
-
 class X25519Recipient:
     label = "classic"
     __slots__ = ("_public",)
@@ -43,7 +35,7 @@ class X25519Recipient:
     def __init__(self, public: bytes) -> None:
         if len(public) != 32:
             raise ValueError("an X25519 public key is 32 bytes")
-        _refuse_low_order(public)
+        x25519_check_public(public)
         self._public = public
 
     @classmethod
