@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -105,3 +106,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def report_document(plain: dict[str, bytes]) -> dict:
+    """The one report JSON among a submission's decrypted files.
+
+    Told apart by parsing, not by a first byte: a random attachment starts with "{"
+    one time in 256.
+    """
+    docs = []
+    for data in plain.values():
+        try:
+            doc = json.loads(data)
+        except ValueError:  # includes UnicodeDecodeError
+            continue
+        if isinstance(doc, dict) and doc.get("schema") == "amana.report":
+            docs.append(doc)
+    (doc,) = docs
+    return doc

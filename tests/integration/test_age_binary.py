@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 
 import aiohttp
+from server_process import report_document
 
 
 async def test_reference_age_decrypts_the_stored_files(server, age_binary) -> None:
@@ -36,7 +36,7 @@ async def test_reference_age_decrypts_the_stored_files(server, age_binary) -> No
                 capture_output=True, check=True).stdout
             for p in stored
         }
-        (report,) = [json.loads(v) for v in plain.values() if v.startswith(b"{")]
+        report = report_document(plain)
         assert report["answers"]["description"] == "Un lien reçu par SMS"
         assert report["desks"] == ["triage", "forensics"]
         for att in report["attachments"]:
