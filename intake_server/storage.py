@@ -65,8 +65,10 @@ log = logging.getLogger("intake_server.storage")
 
 # Check free space every this many bytes written, not on every chunk.
 _FREE_SPACE_CHECK_EVERY = 8 * 1024 * 1024
-# fdatasync an attachment's ciphertext every this many bytes while it streams in.
-_SYNC_EVERY = 32 * 1024 * 1024
+# Start writing a file's ciphertext out to disk every this many bytes.
+_WRITEBACK_EVERY = 8 * 1024 * 1024
+# Buffer the file's writes: the encryptor hands over one 64 KiB chunk at a time.
+_WRITE_BUFFER = 1024 * 1024
 
 
 class StorageError(Exception):
@@ -120,7 +122,7 @@ class PendingFile:
     _writer: _CountingWriter
     _enc: Any
     plaintext_size: int = 0
-    _synced: int = 0
+    _written_back: int = 0
     _sha256: Any = field(default_factory=hashlib.sha256)
     finished: bool = False
 
@@ -137,18 +139,19 @@ class PendingFile:
         self._sha256.update(data)
         self.plaintext_size += len(data)
         self._enc.write(data)
-        if self._writer.count - self._synced >= _SYNC_EVERY:
-            # Flush to disk as we go (this runs in a writer thread, overlapping the
-            # network): the final fsync then has only the tail left, and a large
-            # upload never piles up a gigabyte of dirty pages.
+        if self._writer.count - self._written_back >= _WRITEBACK_EVERY:
             self._raw.flush()
-            os.fdatasync(self._raw.fileno())
-            self._synced = self._writer.count
+            _start_writeback(self._raw.fileno(), self._written_back, self._writer.count)
+            self._written_back = self._writer.count
 
     def finish(self) -> None:
         """Write the final age chunk and close the encryptor (not yet durable)."""
         if not self.finished:
             self._enc.close()
+            # Hand the write buffer back now rather than at commit: a submission can
+            # hold many finished files open until then.
+            self._raw.flush()
+            self._raw = self._raw.detach()  # type: ignore[attr-defined]
             self.finished = True
 
     def sha256(self) -> str:
@@ -162,6 +165,19 @@ class PendingFile:
     def _close_quietly(self) -> None:
         with contextlib.suppress(OSError):
             self._raw.close()
+
+
+def _start_writeback(fd: int, start: int, end: int) -> None:
+    """Have the kernel start writing the file's new pages to disk without waiting
+    for them: the final fsync then has only the tail left, and a large upload never
+    piles up a gigabyte of dirty pages. On Linux, POSIX_FADV_DONTNEED starts
+    writeback of the dirty pages in the range and drops the clean ones; the range
+    reaches back one step, so the pages sent on the previous call, written by now,
+    leave the page cache too (the server never reads ciphertext back soon).
+    Without posix_fadvise (not Linux), the final fsync writes everything."""
+    if hasattr(os, "posix_fadvise"):
+        start = max(0, start - _WRITEBACK_EVERY)
+        os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
 
 
 class Transaction:
@@ -178,7 +194,8 @@ class Transaction:
         self._done = False
 
     def _account(self, n: int) -> None:
-        # Runs in writer threads (see routes/submit.py), hence the lock.
+        # The quota is shared by every upload in flight; the lock keeps the check
+        # and the reservation one step whichever thread writes.
         s = self._storage
         with s.lock:
             if s.used_bytes + s.reserved_bytes + n > s.config.disk_quota_bytes:
@@ -194,7 +211,8 @@ class Transaction:
 
     def new_file(self, kind: str) -> PendingFile:
         file_id = new_id()
-        raw = _fs.safe_create_exclusive(self._storage.incoming_dir, f"{file_id}.age")
+        raw = _fs.safe_create_exclusive(self._storage.incoming_dir, f"{file_id}.age",
+                                        buffering=_WRITE_BUFFER)
         writer = _CountingWriter(raw, self._account)
         try:
             enc = Encryptor(writer, self._recipients)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import os
 
 import pytest
 from intake_helpers import make_install
 
 from intake_server import _fs
+from intake_server import storage as storage_module
 from intake_server.storage import QuotaExceeded, Storage
 from keys.age import decrypt, parse_recipient
 
@@ -55,6 +58,55 @@ async def test_commit_then_reopen(storage) -> None:
     s.open()
     assert s.used_bytes == used
     assert s.store_path(f.id).exists()
+
+
+async def test_large_file_is_written_back_as_it_streams(storage, monkeypatch) -> None:
+    """Past every _WRITEBACK_EVERY bytes the kernel is asked to start writeback (and
+    to drop the clean pages behind it); the file still decrypts to what was sent and
+    the hash covers every byte."""
+    inst, s = storage
+    calls: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        calls.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(storage_module, "_WRITEBACK_EVERY", 1024 * 1024)
+    monkeypatch.setattr(storage_module.os, "posix_fadvise", spy)
+    piece = os.urandom(256 * 1024)
+    txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
+                  day=dt.date(2026, 3, 14))
+    f = txn.new_file("attachment")
+    for _ in range(20):
+        f.write(piece)
+    f.finish()
+    await txn.commit(submission_id="c" * 32, desks=["triage"], source_id="d" * 64,
+                     reply_recipient="age1x")
+    mib = 1024 * 1024
+    ends = [offset + length for offset, length in calls]
+    assert len(calls) == 4  # 5 MiB of ciphertext: past 1, 2, 3 and 4 MiB
+    assert all(mib * (i + 1) <= end < mib * (i + 2) for i, end in enumerate(ends))
+    # Each call reaches back one step, so the pages sent last time are dropped too.
+    assert [offset for offset, _ in calls] == [0] + [max(0, e - mib) for e in ends[:-1]]
+    plain = decrypt(s.store_path(f.id).read_bytes(), [inst.identities["triage"]])
+    assert plain == piece * 20
+    assert f.sha256() == hashlib.sha256(piece * 20).hexdigest()
+
+
+def test_finished_file_gives_back_its_write_buffer(storage) -> None:
+    inst, s = storage
+    txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
+                  day=dt.date(2026, 3, 14))
+    f = txn.new_file("attachment")
+    f.write(b"x" * 1000)
+    assert isinstance(f._raw, io.BufferedWriter)
+    f.finish()
+    # Only the unbuffered file remains open until commit: a submission of many
+    # files does not hold a megabyte per file.
+    assert isinstance(f._raw, io.FileIO)
+    txn.abort()
 
 
 def test_abort_deletes_everything(storage) -> None:
