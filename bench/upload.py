@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -73,6 +74,31 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children's threads so far."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pid: int, timeout: float = 120.0) -> None:
+    """Wait until the server and its codename workers are idle: after a submission
+    the server derives a codename for its reserve, and that Argon2id run must not
+    land in the middle of the next measurement (of either side)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.3)
+        if cpu_seconds(pid) - before < 0.02:
+            return
+    raise SystemExit("the server did not become idle")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,9 +132,13 @@ def form(token: str, files: list[tuple[str, object]]) -> aiohttp.FormData:
     return data
 
 
-async def big_upload(url: str, path: Path, work: Path) -> float:
+async def big_upload(url: str, path: Path, work: Path,
+                     latencies: list[float] | None = None) -> float:
     """Upload with curl: a native client, so the server (not Python on the client
-    side, sharing the same cores) is what gets measured."""
+    side, sharing the same cores) is what gets measured. With ``latencies``, a
+    second client meanwhile loads the submit page every 50 ms and records how long
+    each took: the server encrypts on its event loop, and this shows what that
+    costs everyone else while a large upload streams in."""
     async with aiohttp.ClientSession(url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         token = await csrf(s)
         cookie = s.cookie_jar.filter_cookies(yarl.URL(url))["amana_csrf"].value
@@ -119,11 +149,29 @@ async def big_upload(url: str, path: Path, work: Path) -> float:
             f"{url}/en/submit"]
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    probe = asyncio.create_task(page_latency(url, latencies)) if latencies is not None \
+        else None
     status, _ = await proc.communicate()
     elapsed = time.perf_counter() - start
+    if probe is not None:
+        probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
     if status != b"200":
         raise SystemExit(f"upload failed: {status!r}")
     return elapsed
+
+
+async def page_latency(url: str, out: list[float]) -> None:
+    async with aiohttp.ClientSession(url) as s:
+        while True:
+            start = time.perf_counter()
+            async with s.get("/en/submit") as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise SystemExit(f"page failed during the upload: {resp.status}")
+            out.append(time.perf_counter() - start)
+            await asyncio.sleep(0.05)
 
 
 async def small_reports(url: str, total: int, concurrency: int) -> float:
@@ -201,13 +249,16 @@ def main() -> None:
         base_rss = vm_hwm_kib(server.pid)
 
         age_times, up_times, age_rss = [], [], 0
+        latencies: list[float] = []
         for _ in range(args.rounds):
             # Alternate, so that load from elsewhere on the machine hits both alike.
+            wait_idle(server.pid)
             t, rss = run_age(recipients, src, work / "age.out")
             (work / "age.out").unlink()
             age_times.append(t)
             age_rss = max(age_rss, rss)
-            up_times.append(asyncio.run(big_upload(url, src, work)))
+            wait_idle(server.pid)
+            up_times.append(asyncio.run(big_upload(url, src, work, latencies)))
         age_time, up_time = statistics.median(age_times), statistics.median(up_times)
         server_rss = vm_hwm_kib(server.pid)
         worker_rss = max((vm_hwm_kib(c) for c in children(server.pid)), default=0)
@@ -227,7 +278,13 @@ def main() -> None:
               f"{mib / age_time:.0f} | {age_rss / 1024:.1f} |")
         print(f"| intake-server upload (curl, multipart, encrypt, fsync, commit) | {up_time:.2f} | "
               f"{mib / up_time:.0f} | {server_rss / 1024:.1f} (at start {base_rss / 1024:.1f}) |")
-        print(f"ratio server/age throughput (medians): {age_time / up_time:.2f}")
+        print(f"ratio server/age throughput (medians): {age_time / up_time:.2f}; "
+              f"fastest of each: {min(age_times) / min(up_times):.2f}")
+        lat = sorted(latencies)
+        print(f"submit page during the uploads: {len(lat)} loads, median "
+              f"{statistics.median(lat) * 1000:.1f} ms, p99 "
+              f"{lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000:.1f} ms, "
+              f"max {lat[-1] * 1000:.1f} ms")
         print(f"codename worker process peak RSS: {worker_rss / 1024:.1f} MiB")
         print(f"small reports: {args.reports} with {args.concurrency} concurrent clients in "
               f"{small_time:.1f} s = {args.reports / small_time:.1f} reports/s; "
