@@ -6,7 +6,8 @@ cross-cutting policy live here because they must apply to every response:
 
 - security headers (CSP, no-referrer, nosniff, frame denial, no-store, ...) and
   no Server header, set in on_response_prepare so that static files, error
-  pages and 404s get them too;
+  pages and 404s get them too, and on the answers aiohttp gives requests it cannot
+  parse (protocol_errors.py);
 - errors: every HTTP error and every unexpected exception becomes a translated
   error page; an unexpected exception is logged by type and code location only,
   never with its message (it may quote submitted bytes) or anything about the
@@ -25,12 +26,12 @@ from pathlib import Path
 
 import jinja2
 from aiohttp import web
-from multidict import CIMultiDict
 
 from keys.keyring import Keyring
 
 from .config import Config
 from .i18n import DEFAULT_LANGUAGE, LANGUAGES, load_environments
+from .protocol_errors import SECURITY_HEADERS, install, secure
 from .ratelimit import TokenBucket
 from .sessions import SessionStore
 from .sources import LoginDeriver, SourceFactory
@@ -89,45 +90,8 @@ class UploadSlots:
 
 UPLOADS = web.AppKey("uploads", UploadSlots)
 
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
-
-SECURITY_HEADERS: dict[str, str] = {
-    "Content-Security-Policy": CSP,
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": (
-        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), "
-        "display-capture=(), document-domain=(), encrypted-media=(), fullscreen=(), "
-        "geolocation=(), gyroscope=(), interest-cohort=(), magnetometer=(), microphone=(), "
-        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
-        "screen-wake-lock=(), serial=(), usb=(), web-share=(), xr-spatial-tracking=()"),
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-}
-
-
-class _HeadersWithoutServer(CIMultiDict[str]):
-    """aiohttp adds "Server: Python/x aiohttp/y" with setdefault(); refuse it.
-
-    A version banner helps an attacker pick an exploit and fingerprints the
-    onion service as this software.
-    """
-
-    def setdefault(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        if key.lower() == "server":
-            return None
-        return super().setdefault(key, default)  # type: ignore[arg-type]
-
-
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    response._headers = _HeadersWithoutServer(response.headers)  # noqa: SLF001
-    response.headers.popall("Server", None)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers[name] = value
+    secure(response)
 
 
 def language_of(request: web.Request) -> str:
@@ -212,6 +176,7 @@ def create_app(config: Config) -> web.Application:
     app[LOGIN_BUCKET] = TokenBucket(rate_per_second=config.logins_per_minute / 60,
                                     burst=config.login_burst)
     app.on_response_prepare.append(_on_prepare)
+    install()
     app.cleanup_ctx.append(_resources)
     setup_routes(app)
     return app

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from intake_server import _fs
 from intake_server.config import Config
+from intake_server.protocol_errors import install, secure
 from intake_server.storage import Storage, new_id
 from keys.keyring import Keyring
 from keys.request_auth import AuthError, RequestVerifier, VerifiedRequest
@@ -80,8 +81,7 @@ async def _errors(
 
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.popall("Server", None)
-    response.headers.update(_HEADERS)
+    secure(response, _HEADERS)
 
 
 def _authenticate(request: web.Request) -> VerifiedRequest:
@@ -245,6 +245,7 @@ def create_staff_app(
     }
     app[_VERIFIER] = RequestVerifier(clock=clock)
     app.on_response_prepare.append(_on_prepare)
+    install()
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/desks/{desk:[a-z0-9-]{1,32}}/bundle", export_bundle)

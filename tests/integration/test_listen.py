@@ -1,9 +1,11 @@
-"""The real server listens on 127.0.0.1 only, and sends no Server banner."""
+"""The real server listens on 127.0.0.1 only, and sends no Server banner, even to
+requests it cannot parse."""
 
 from __future__ import annotations
 
 import socket
 import urllib.request
+from http import HTTPStatus
 
 import pytest
 
@@ -29,3 +31,46 @@ def test_listens_on_loopback_only(server) -> None:
         pytest.skip("this machine has no non-loopback IPv4 address to try")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((addr, server.port), timeout=2).close()
+
+
+# Requests aiohttp cannot parse, each carrying a marker that must not come back.
+_MARK = "zq7canary"
+_MALFORMED = [
+    f"{_MARK}\x01 / HTTP/1.1\r\nHost: x\r\n\r\n".encode(),  # no such method
+    f"GET /{_MARK}\x00 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),  # NUL in the path
+    f"GET / HTTP/1.1\r\nHost: x\r\n{_MARK} header\r\n\r\n".encode(),  # not a header
+    f"GET / HTTP/1.1\r\nHost: x\r\nX-{_MARK}: {'a' * 20_000}\r\n\r\n".encode(),  # too long
+    f"GET / HTTP/1.1\r\nHost: x\r\n{_MARK}\xff: y\r\n\r\n".encode("latin-1"),  # not UTF-8
+]
+
+
+def _exchange(port: int, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw)
+        out = b""
+        while chunk := s.recv(65536):  # ends only if the server closes the connection
+            out += chunk
+    return out
+
+
+def test_unparsable_requests_get_our_headers_and_no_echo(server) -> None:
+    """aiohttp answers these before any application code runs; that answer used to
+    carry `Server: Python/3.11 aiohttp/…` and echo the request (protocol_errors.py)."""
+    for port in (server.port, server.staff_port):
+        for raw in _MALFORMED:
+            answer = _exchange(port, raw)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            headers = {k.lower(): v for k, _, v in (h.partition(": ") for h in lines[1:])}
+            assert 400 <= status < 600, lines[0]
+            assert "server" not in headers, (port, raw[:40], headers)
+            assert headers["content-security-policy"].startswith("default-src 'none'")
+            assert headers["x-content-type-options"] == "nosniff"
+            assert headers["cache-control"] == "no-store"
+            assert body == f"{status} {HTTPStatus(status).phrase}\n".encode()
+            assert _MARK.encode() not in answer
+    # Nor in anything the server wrote.
+    server.stop()
+    for out in (server.stdout_path, server.stderr_path):
+        assert _MARK.encode() not in out.read_bytes()
