@@ -35,6 +35,13 @@ __all__ = ["ExportItem", "StaffStore", "StaffStoreError"]
 
 log = logging.getLogger("intake_server.staff")
 
+# One export bundle carries at most this much ciphertext, unless a single submission
+# is larger by itself: a desk far behind then fetches several bundles, each small
+# enough to resume over Tor and to carry on a USB stick, rather than one enormous one.
+# The transfer machine refuses bundles above its own, larger, limit (journalist_client
+# transfer.DEFAULT_MAX_BUNDLE_BYTES).
+EXPORT_MAX_BYTES = 1024 * 1024 * 1024
+
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _DESK_RE = re.compile(r"[a-z0-9-]{1,32}")
 
@@ -138,12 +145,19 @@ class StaffStore:
         )
 
     def pending(
-        self, desk: str, after: int, limit: int = 500, max_files: int = MAX_FILES - 1
+        self,
+        desk: str,
+        after: int,
+        limit: int = 500,
+        max_files: int = MAX_FILES - 1,
+        max_bytes: int = EXPORT_MAX_BYTES,
     ) -> list[ExportItem]:
         """Submissions for ``desk`` after cursor ``after`` that it has not acknowledged.
 
-        At most ``limit`` items and ``max_files`` files (a bundle holds at most
-        MAX_FILES, one of them index.json): the rest comes with the next fetch.
+        At most ``limit`` items, ``max_files`` files (a bundle holds at most
+        MAX_FILES, one of them index.json) and ``max_bytes`` of ciphertext, except
+        that the first item always comes, however large: the rest comes with the
+        next fetch.
         """
         self._assign_sequence()
         rows = self.storage.db.execute(
@@ -156,23 +170,27 @@ class StaffStore:
             (desk, after, desk, limit),
         ).fetchall()
         items: list[ExportItem] = []
-        files_so_far = 0
+        files_so_far = bytes_so_far = 0
         for seq, sid, day, kind in rows:
             files = self.storage.db.execute(
-                "SELECT id, kind FROM files WHERE submission_id = ? ORDER BY rowid", (sid,)
+                "SELECT id, kind, ciphertext_size FROM files WHERE submission_id = ?"
+                " ORDER BY rowid", (sid,)
             ).fetchall()
-            reports = [f for f, kind in files if kind == "report"]
-            attachments = tuple(f for f, kind in files if kind == "attachment")
+            reports = [f for f, kind, _ in files if kind == "report"]
+            attachments = tuple(f for f, kind, _ in files if kind == "attachment")
+            size = sum(n for _, _, n in files)
             if len(reports) != 1:
                 log.error("submission has %d report files; not exported", len(reports))
                 continue
-            if not all(self.storage.store_path(f).exists() for f, _ in files):
+            if not all(self.storage.store_path(f).exists() for f, _, _ in files):
                 # Never let one damaged item block every later export for the desk.
                 log.error("a submission's ciphertext is missing from store/; not exported")
                 continue
-            if items and files_so_far + 1 + len(attachments) > max_files:
+            if items and (files_so_far + 1 + len(attachments) > max_files
+                          or bytes_so_far + size > max_bytes):
                 break
             files_so_far += 1 + len(attachments)
+            bytes_so_far += size
             items.append(ExportItem(seq, sid, day, reports[0], attachments, kind))
         return items
 

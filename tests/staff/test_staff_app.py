@@ -249,6 +249,22 @@ async def test_an_export_never_exceeds_the_bundle_file_limit(
     assert [i.id for i in rest] == ids[2:]
 
 
+async def test_an_export_is_split_by_ciphertext_size(
+    site: Site, staff: Any, tmp_path: Path
+) -> None:
+    store = staff.server.app[STAFF_STORE]
+    small = [await submit(site, ("triage",), b"r", (b"x" * 100_000,)) for _ in range(3)]
+    large = await submit(site, ("triage",), b"r", (b"y" * 900_000,))
+    last = await submit(site, ("triage",), b"r", (b"z",))
+    batches, after = [], 0
+    while items := store.pending("triage", after, max_bytes=250_000):
+        batches.append([i.id for i in items])
+        after = items[-1].seq
+    # Two ~100 KB submissions fit under 250 KB, three do not; one larger than the
+    # cap comes alone rather than never.
+    assert batches == [small[:2], [small[2]], [large], [last]]
+
+
 @pytest.mark.parametrize(
     "ack_json",
     [
