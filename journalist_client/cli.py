@@ -69,6 +69,21 @@ def _positive(text: str) -> int:
     return value
 
 
+# transfer.DEFAULT_MAX_BUNDLE_BYTES, in MiB: this module must not import transfer
+# (aiohttp) on the offline machine. A test keeps the two equal.
+DEFAULT_MAX_BUNDLE_MIB: Final = 4096
+
+
+def _mebibytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number of MiB") from None
+    if not 1 <= value <= 1024 * 1024:
+        raise argparse.ArgumentTypeError("must be between 1 and 1048576 (1 TiB)")
+    return value
+
+
 def _open(args: argparse.Namespace) -> vault.Vault:
     if not args.vault:
         raise CliError("which vault? give --vault DIR (or set AMANA_VAULT)")
@@ -391,7 +406,8 @@ def cmd_fetch(args: argparse.Namespace) -> None:
 
     transfer, settings = _transfer_settings(args)
     path = asyncio.run(transfer.fetch(settings, server=args.server, out_dir=Path(args.out),
-                                      tor_socks=args.tor_socks))
+                                      tor_socks=args.tor_socks,
+                                      max_bytes=args.max_mib * 1024 * 1024))
     _out(f"Nothing new for desk {settings.desk}." if path is None else
          f"Verified bundle: {path}. Carry it to the offline machine and run import.")
 
@@ -559,6 +575,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--server", required=True, help="the staff onion's URL")
     sp.add_argument("--out", required=True, help="directory for the bundle")
     sp.add_argument("--tor-socks", metavar="HOST:PORT")
+    sp.add_argument("--max-mib", type=_mebibytes, metavar="N",
+                    default=DEFAULT_MAX_BUNDLE_MIB,
+                    help="refuse a bundle larger than N MiB (default: %(default)s)")
 
     sp = add("push", cmd_push, "ONLINE machine: upload ack and outbox bundles",
              "journalist-client push --dir ~/transfer --server http://xyz.onion "

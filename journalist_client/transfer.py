@@ -35,6 +35,7 @@ from keys.request_auth import sign_request
 from keys.signing import SigningKey, VerifyKey
 
 __all__ = [
+    "DEFAULT_MAX_BUNDLE_BYTES",
     "TransferError",
     "TransferSettings",
     "fetch",
@@ -51,6 +52,12 @@ _CHUNK = 256 * 1024
 _ATTEMPTS = 4
 _MAX_SETTINGS = 4 * 1024 * 1024
 _MAX_ANSWER = 4096
+# The largest export bundle fetch accepts: the server is the other side, and a
+# hostile or broken one must not be able to fill the transfer machine's disk. The
+# server caps a bundle at 1 GiB of ciphertext unless one submission is larger by
+# itself (intake_server.staff.store.EXPORT_MAX_BYTES); raise this with --max-mib
+# for a server that accepts submissions that large.
+DEFAULT_MAX_BUNDLE_BYTES = 4 * 1024 * 1024 * 1024
 
 
 class TransferError(Exception):
@@ -179,6 +186,18 @@ def _verify_export(path: Path, settings: TransferSettings) -> int:
         return len(bundle.files)
 
 
+class _TooLarge(TransferError):
+    pass
+
+
+def _too_large(max_bytes: int) -> _TooLarge:
+    return _TooLarge(
+        f"the server's bundle is larger than {max_bytes // (1024 * 1024)} MiB, the most "
+        "this machine accepts; nothing was kept. If the server really accepts "
+        "submissions that large, fetch again with a larger --max-mib."
+    )
+
+
 async def _download(
     session: aiohttp.ClientSession,
     url: str,
@@ -186,6 +205,7 @@ async def _download(
     settings: TransferSettings,
     partial: Path,
     progress: Callable[[int], None],
+    max_bytes: int,
 ) -> str:
     offset = partial.stat().st_size if partial.exists() else 0
     headers = sign_request(settings.credential, method="GET", path=path, desk=settings.desk)
@@ -208,8 +228,15 @@ async def _download(
         mode = "ab" if resp.status == 206 else "wb"
         if mode == "wb":
             progress(-offset)
+            offset = 0
+        if resp.content_length is not None and offset + resp.content_length > max_bytes:
+            raise _too_large(max_bytes)
         with partial.open(mode) as out:
             async for chunk in resp.content.iter_chunked(_CHUNK):
+                # Counted as it arrives: a declared length can be absent or a lie.
+                offset += len(chunk)
+                if offset > max_bytes:
+                    raise _too_large(max_bytes)
                 out.write(chunk)
                 progress(len(chunk))
             out.flush()
@@ -224,11 +251,13 @@ async def fetch(
     out_dir: Path,
     tor_socks: str | None = None,
     show_progress: bool = True,
+    max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
 ) -> Path | None:
     """Download every new item for the desk into one verified bundle in ``out_dir``.
 
     A dropped connection is retried, resuming where it stopped; running the command
-    again later also resumes. Returns the bundle's path, or None if nothing was new.
+    again later also resumes. A bundle larger than ``max_bytes`` is refused and
+    nothing of it kept. Returns the bundle's path, or None if nothing was new.
     """
     after = _read_cursor(settings)
     path = f"/v1/desks/{settings.desk}/bundle?after={after}"
@@ -251,9 +280,13 @@ async def fetch(
         ) as session:
             for attempt in range(1, _ATTEMPTS + 1):
                 try:
-                    cursor = await _download(session, url, path, settings, partial, bar.update)
+                    cursor = await _download(session, url, path, settings, partial,
+                                             bar.update, max_bytes)
                     _verify_export(partial, settings)
                     break
+                except _TooLarge:
+                    partial.unlink(missing_ok=True)
+                    raise
                 except BundleError:
                     # A resumed download that does not verify (the server rebuilt the
                     # bundle meanwhile, or bytes were damaged): start again from zero.

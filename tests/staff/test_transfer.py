@@ -8,16 +8,22 @@ with a verified bundle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from staff_helpers import Site, ack_bundle, submit
 
+from intake_server.config import Config
 from intake_server.staff import create_staff_app
 from intake_server.staff.app import STAFF_STORE
+from intake_server.staff.store import EXPORT_MAX_BYTES
+from journalist_client.cli import DEFAULT_MAX_BUNDLE_MIB
 from journalist_client.transfer import (
+    DEFAULT_MAX_BUNDLE_BYTES,
     TransferError,
     fetch,
     init_transfer,
@@ -142,6 +148,57 @@ async def test_a_dropped_download_resumes(site: Site, server: Any, tmp_path: Pat
     assert len(connections) >= 2  # it really was cut and resumed
     with open_bundle(bundle, {"server": site.server_key.verify_key}) as b:
         assert len(b.files) == 3
+
+
+async def test_a_bundle_over_the_limit_is_refused_and_nothing_kept(
+    site: Site, server: Any, tmp_path: Path
+) -> None:
+    await submit(site, ("triage",), b"report", (b"A" * 300_000,))
+    settings = load_settings(transfer_dir(site, server, tmp_path))
+    url, usb = str(server.make_url("/")), tmp_path / "usb"
+    with pytest.raises(TransferError, match="larger than .* --max-mib"):
+        await fetch(settings, server=url, out_dir=usb, show_progress=False,
+                    max_bytes=100_000)
+    assert list(usb.iterdir()) == []
+    assert not settings.state_path.exists()  # the cursor did not move
+    assert await fetch(settings, server=url, out_dir=usb, show_progress=False) is not None
+
+
+async def test_an_endless_answer_cannot_fill_the_disk(
+    site: Site, server: Any, tmp_path: Path, aiohttp_server: Any
+) -> None:
+    """A hostile server streams without a length; fetch stops at its limit."""
+    settings = load_settings(transfer_dir(site, server, tmp_path))
+    sent = {"bytes": 0}
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Amana-Cursor": "7"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        block = b"\0" * 65536
+        with contextlib.suppress(ConnectionError):
+            while sent["bytes"] < 64 * 1024 * 1024:  # a bound for the test itself
+                await resp.write(block)
+                sent["bytes"] += len(block)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v1/desks/{desk}/bundle", endless)
+    hostile = await aiohttp_server(app, host="127.0.0.1")
+    usb = tmp_path / "usb"
+    with pytest.raises(TransferError, match="larger than 2 MiB"):
+        await fetch(settings, server=str(hostile.make_url("/")), out_dir=usb,
+                    show_progress=False, max_bytes=2 * 1024 * 1024)
+    assert list(usb.iterdir()) == []
+    assert sent["bytes"] < 64 * 1024 * 1024  # fetch hung up; the bound never mattered
+
+
+def test_the_server_never_builds_a_bundle_the_client_refuses_by_default() -> None:
+    assert EXPORT_MAX_BYTES < DEFAULT_MAX_BUNDLE_BYTES
+    # The first item of a bundle comes however large: one default-size submission,
+    # with age's per-chunk overhead and the bundle's own, must fit too.
+    assert Config().max_submission_bytes * 1.01 < DEFAULT_MAX_BUNDLE_BYTES
+    assert DEFAULT_MAX_BUNDLE_MIB * 1024 * 1024 == DEFAULT_MAX_BUNDLE_BYTES
 
 
 def test_init_refuses_unknown_desk_and_overwrite(site: Site, tmp_path: Path) -> None:
