@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                                  args.after)
             print(f"{result['items']} item(s) for desk {args.desk} in {args.out}; "
                   f"next time: --after {result['cursor']}")
+            if result["more"]:
+                print("More is waiting than one bundle holds (1 GiB or 4,095 files): "
+                      f"export again now with --after {result['cursor']}.")
         elif args.command == "import":
             result = import_bundle(Config.load(args.config), args.bundle)
             if result["kind"] == "ack":

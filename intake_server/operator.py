@@ -87,13 +87,15 @@ def remove_transfer_key(config: Config, desk: str, key_text: str) -> bool:
 
 def export_desk(config: Config, signing_key: SigningKey, desk: str, out: Path,
                 after: int = 0) -> dict[str, Any]:
-    """Everything unacknowledged for ``desk`` (after ``after``) as one bundle file."""
+    """What is unacknowledged for ``desk`` (after ``after``) as one bundle file: all of
+    it, or as much as one bundle holds (``more`` then says to export again)."""
     _desk(config, desk)
     if out.exists():
         raise OperatorError(f"{out} exists; refusing to overwrite it")
     with _Open(config) as store:
         _, cursor, items = build_export(store, desk, after, signing_key, out=out)
-    return {"items": len(items), "cursor": cursor}
+        more = bool(items) and bool(store.pending(desk, cursor, limit=1))
+    return {"items": len(items), "cursor": cursor, "more": more}
 
 
 def import_bundle(config: Config, path: Path) -> dict[str, Any]:

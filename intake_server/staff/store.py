@@ -150,15 +150,17 @@ class StaffStore:
         after: int,
         limit: int = 500,
         max_files: int = MAX_FILES - 1,
-        max_bytes: int = EXPORT_MAX_BYTES,
+        max_bytes: int | None = None,
     ) -> list[ExportItem]:
         """Submissions for ``desk`` after cursor ``after`` that it has not acknowledged.
 
         At most ``limit`` items, ``max_files`` files (a bundle holds at most
-        MAX_FILES, one of them index.json) and ``max_bytes`` of ciphertext, except
-        that the first item always comes, however large: the rest comes with the
-        next fetch.
+        MAX_FILES, one of them index.json) and ``max_bytes`` of ciphertext (default
+        EXPORT_MAX_BYTES), except that the first item always comes, however large:
+        the rest comes with the next fetch.
         """
+        if max_bytes is None:
+            max_bytes = EXPORT_MAX_BYTES
         self._assign_sequence()
         rows = self.storage.db.execute(
             "SELECT e.seq, s.id, s.day, s.type FROM export_seq e"

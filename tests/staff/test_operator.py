@@ -11,6 +11,7 @@ from staff_helpers import DESKS, Site, ack_bundle, make_site, submit
 from intake_server.__main__ import main
 from intake_server.install import init_install
 from intake_server.operator import load_signing_key
+from intake_server.staff import store as store_module
 from intake_server.staff.store import StaffStore
 from intake_server.storage import Storage
 from keys.bundle import open_bundle
@@ -59,6 +60,29 @@ async def test_usb_export_then_import_of_acks(
         ack.write_bytes(ack_bundle(site, desk, [sid]))
         assert main(["import", "--config", str(config_path), str(ack)]) == 0
         assert len(list(site.config.store_dir.iterdir())) == left
+
+
+async def test_usb_export_says_when_more_is_waiting(
+    installed: tuple[Site, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site, config_path = installed
+    monkeypatch.setattr(store_module, "EXPORT_MAX_BYTES", 150_000)
+    ids = [await submit(site, ("triage",), b"report", (b"x" * 100_000,)) for _ in range(3)]
+    seen: list[str] = []
+    after = "0"
+    for n in range(3):
+        out = tmp_path / f"export-{n}.bundle"
+        argv = ["export", "--config", str(config_path), "--desk", "triage", "--out", str(out),
+                "--after", after]
+        assert main(argv) == 0
+        said = capsys.readouterr().out
+        assert "1 item(s) for desk triage" in said
+        assert ("More is waiting" in said) == (n < 2)
+        after = said.split("--after ")[1].split()[0].rstrip(".")
+        with open_bundle(out, {"server": site.server_key.verify_key}) as b:
+            seen += [i["id"] for i in json.loads(b.read("index.json"))["items"]]
+    assert seen == ids
 
 
 async def test_import_refuses_what_no_desk_signed(
