@@ -63,14 +63,13 @@ def safe_mkdir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def safe_create_exclusive(directory: Path, name: str, *, buffering: int = -1) -> BinaryIO:
+def safe_create_exclusive(directory: Path, name: str) -> BinaryIO:
     """Create directory/name for writing; fail if it already exists. Mode 0600."""
     path = safe_join(directory, name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    # Buffered (BufferedWriter.write never writes short); the caller may choose a
-    # larger buffer than the default for large files.
-    return os.fdopen(fd, "wb", buffering=buffering)
+    # Buffered: BufferedWriter.write never writes short.
+    return os.fdopen(fd, "wb")
 
 
 def fsync_dir(directory: Path) -> None:

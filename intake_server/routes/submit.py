@@ -15,6 +15,7 @@ byte can be encrypted).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -30,7 +31,14 @@ from intake_server import report as rpt
 from intake_server.app import CONFIG, KEYRING, SOURCES, STORAGE, UPLOADS, error_page, render
 from intake_server.report import FIELDS, FILE_FIELD, FormError
 from intake_server.sources import NewSource
-from intake_server.storage import DiskFull, QuotaExceeded, StorageError, Transaction, new_id
+from intake_server.storage import (
+    WRITE_BATCH,
+    DiskFull,
+    QuotaExceeded,
+    StorageError,
+    Transaction,
+    new_id,
+)
 from keys.age import Recipient, parse_recipient
 from keys.keyring import Keyring
 
@@ -348,19 +356,25 @@ async def _receive_file(part: BodyPartReader, txn: Transaction, limits: _Limits,
     pending = txn.new_file("attachment")
     size = 0
     chunk = first
-    while chunk:
-        limits.add(len(chunk))
-        size += len(chunk)
-        if size > cfg.max_file_bytes:
-            raise FormError(413, R_TOO_LARGE)
-        # Hash, encrypt and write each piece here, between reads, while it is still
-        # in this core's cache: about 0.2 ms of CPU per 256 KiB, and the write lands
-        # in the page cache (storage.PendingFile starts writeback as it goes, so it
-        # does not wait for the disk). Handing each piece to a worker thread was
-        # measured slower, not faster: see docs/benchmarks.md.
-        pending.write(chunk)
-        chunk = await _read(part, timeout, FILE_CHUNK)
-    pending.finish()
+    try:
+        while chunk:
+            limits.add(len(chunk))
+            size += len(chunk)
+            if size > cfg.max_file_bytes:
+                raise FormError(413, R_TOO_LARGE)
+            # Hash and encrypt here, between reads, while the piece is still in this
+            # core's cache; the ciphertext goes to the disk in a worker thread, a
+            # batch at a time, while the next pieces are read (storage.PendingFile).
+            pending.write(chunk)
+            if pending.unwritten >= WRITE_BATCH:
+                await pending.flush()
+            chunk = await _read(part, timeout, FILE_CHUNK)
+        await pending.finish()
+    except BaseException:
+        # Never leave a write running once this coroutine moves on.
+        with contextlib.suppress(Exception):
+            await pending.settle()
+        raise
     return {
         "file_id": pending.id,
         "name": rpt.clean_filename(part.filename),

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
-import io
 import os
+import threading
 
 import pytest
 from intake_helpers import make_install
 
 from intake_server import _fs
 from intake_server import storage as storage_module
-from intake_server.storage import QuotaExceeded, Storage
+from intake_server.storage import PendingFile, QuotaExceeded, Storage
 from keys.age import decrypt, parse_recipient
 
 
@@ -62,15 +63,17 @@ async def test_commit_then_reopen(storage) -> None:
 
 async def test_large_file_is_written_back_as_it_streams(storage, monkeypatch) -> None:
     """Past every _WRITEBACK_EVERY bytes the kernel is asked to start writeback (and
-    to drop the clean pages behind it); the file still decrypts to what was sent and
-    the hash covers every byte."""
+    to drop the clean pages behind it), from the writer thread; the file still
+    decrypts to what was sent and the hash covers every byte."""
     inst, s = storage
     calls: list[tuple[int, int]] = []
+    threads: set[int] = set()
     real = os.posix_fadvise
 
     def spy(fd: int, offset: int, length: int, advice: int) -> None:
         assert advice == os.POSIX_FADV_DONTNEED
         calls.append((offset, length))
+        threads.add(threading.get_ident())
         real(fd, offset, length, advice)
 
     monkeypatch.setattr(storage_module, "_WRITEBACK_EVERY", 1024 * 1024)
@@ -81,7 +84,8 @@ async def test_large_file_is_written_back_as_it_streams(storage, monkeypatch) ->
     f = txn.new_file("attachment")
     for _ in range(20):
         f.write(piece)
-    f.finish()
+        if f.unwritten >= storage_module.WRITE_BATCH:
+            await f.flush()
     await txn.commit(submission_id="c" * 32, desks=["triage"], source_id="d" * 64,
                      reply_recipient="age1x")
     mib = 1024 * 1024
@@ -90,23 +94,39 @@ async def test_large_file_is_written_back_as_it_streams(storage, monkeypatch) ->
     assert all(mib * (i + 1) <= end < mib * (i + 2) for i, end in enumerate(ends))
     # Each call reaches back one step, so the pages sent last time are dropped too.
     assert [offset for offset, _ in calls] == [0] + [max(0, e - mib) for e in ends[:-1]]
+    assert threading.get_ident() not in threads
     plain = decrypt(s.store_path(f.id).read_bytes(), [inst.identities["triage"]])
     assert plain == piece * 20
     assert f.sha256() == hashlib.sha256(piece * 20).hexdigest()
 
 
-def test_finished_file_gives_back_its_write_buffer(storage) -> None:
+async def test_a_stalled_disk_holds_up_the_upload_not_the_event_loop(
+    storage, monkeypatch
+) -> None:
     inst, s = storage
+    release = threading.Event()
+    real_store = PendingFile._store
+
+    def stalled(self: PendingFile, data: bytearray) -> None:
+        release.wait(10)
+        real_store(self, data)
+
+    monkeypatch.setattr(PendingFile, "_store", stalled)
     txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
                   day=dt.date(2026, 3, 14))
     f = txn.new_file("attachment")
-    f.write(b"x" * 1000)
-    assert isinstance(f._raw, io.BufferedWriter)
-    f.finish()
-    # Only the unbuffered file remains open until commit: a submission of many
-    # files does not hold a megabyte per file.
-    assert isinstance(f._raw, io.FileIO)
-    txn.abort()
+    f.write(b"a" * storage_module.WRITE_BATCH)
+    await f.flush()  # returns at once: the write waits in its thread
+    f.write(b"b" * storage_module.WRITE_BATCH)
+    second = asyncio.ensure_future(f.flush())  # waits for the first, one at a time
+    await asyncio.sleep(0.05)  # the loop runs meanwhile
+    assert not second.done()
+    release.set()
+    await second
+    await txn.commit(submission_id="e" * 32, desks=["triage"], source_id="f" * 64,
+                     reply_recipient="age1x")
+    plain = decrypt(s.store_path(f.id).read_bytes(), [inst.identities["triage"]])
+    assert plain == b"a" * storage_module.WRITE_BATCH + b"b" * storage_module.WRITE_BATCH
 
 
 def test_abort_deletes_everything(storage) -> None:
