@@ -38,7 +38,7 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -57,6 +57,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "Transaction",
+    "immediate_transaction",
     "new_id",
     "utc_today",
 ]
@@ -70,6 +71,24 @@ _WRITEBACK_EVERY = 8 * 1024 * 1024
 # Hand an upload's ciphertext to the writer thread in batches of at least this
 # much: one thread hand-off per batch, not per piece.
 WRITE_BATCH = 1024 * 1024
+
+
+@contextlib.contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back if anything fails, the COMMIT included.
+
+    When COMMIT itself fails (SQLITE_FULL, SQLITE_IOERR) SQLite may or may not have
+    rolled back already; without the ROLLBACK the connection, shared by the whole
+    server, would stay inside the transaction and every later BEGIN would fail.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # "no transaction is active"
+            conn.execute("ROLLBACK")
+        raise
 
 
 class StorageError(Exception):
@@ -459,8 +478,7 @@ class Storage:
         conn = self.db.conn
         # Plain SQL in one explicit transaction: sqlite-utils' insert() would commit
         # each table on its own, and a crash in between would half-record the report.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(conn):
             conn.execute("INSERT INTO submissions (id, day, source_id, reply_recipient, type) "
                          "VALUES (?, ?, ?, ?, ?)",
                          (submission_id, day.isoformat(), source_id, reply_recipient, kind))
@@ -476,10 +494,6 @@ class Storage:
             conn.executemany("INSERT INTO files (id, submission_id, kind, ciphertext_size) "
                              "VALUES (?, ?, ?, ?)",
                              [(f.id, submission_id, f.kind, f.ciphertext_size) for f in files])
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         self.date_db_files(day)
 
     def date_db_files(self, day: _dt.date) -> None:

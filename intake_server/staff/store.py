@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from intake_server import _fs
-from intake_server.storage import Storage, new_id, utc_today
+from intake_server.storage import Storage, immediate_transaction, new_id, utc_today
 from keys.age import parse_recipient
 from keys.bundle import MAX_FILES
 from keys.signing import VerifyKey
@@ -240,9 +240,7 @@ class StaffStore:
         sizes = db.execute(
             "SELECT COALESCE(SUM(ciphertext_size), 0) FROM files WHERE submission_id = ?", (sid,)
         ).fetchone()[0]
-        conn = db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(db.conn) as conn:
             for table, column in (
                 ("acks", "submission_id"),
                 ("export_seq", "submission_id"),
@@ -251,10 +249,6 @@ class StaffStore:
                 ("submissions", "id"),
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (sid,))  # noqa: S608
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         # After the commit: a crash here leaves unreferenced files, which start-up removes.
         for file_id in files:
             _fs.safe_unlink(self.storage.store_dir, f"{file_id}.age")
@@ -333,28 +327,26 @@ class StaffStore:
                 _fs.safe_unlink(storage.store_dir, f"{file_id}.age")
             raise
         sid = new_id()
-        conn = storage.db.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT INTO submissions (id, day, source_id, reply_recipient, type)"
-                " VALUES (?, ?, '', '', 'report')",
-                (sid, day.isoformat()),
-            )
-            conn.execute(
-                "INSERT INTO submission_desks (submission_id, desk_id) VALUES (?, ?)",
-                (sid, to_desk),
-            )
-            conn.executemany(
-                "INSERT INTO files (id, submission_id, kind, ciphertext_size) VALUES (?, ?, ?, ?)",
-                [(f, sid, k, s) for f, k, s in ids],
-            )
+            with immediate_transaction(storage.db.conn) as conn:
+                conn.execute(
+                    "INSERT INTO submissions (id, day, source_id, reply_recipient, type)"
+                    " VALUES (?, ?, '', '', 'report')",
+                    (sid, day.isoformat()),
+                )
+                conn.execute(
+                    "INSERT INTO submission_desks (submission_id, desk_id) VALUES (?, ?)",
+                    (sid, to_desk),
+                )
+                conn.executemany(
+                    "INSERT INTO files (id, submission_id, kind, ciphertext_size)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(f, sid, k, s) for f, k, s in ids],
+                )
         except BaseException:
-            conn.execute("ROLLBACK")
             for file_id, _, _ in ids:
                 _fs.safe_unlink(storage.store_dir, f"{file_id}.age")
             raise
-        conn.execute("COMMIT")
         storage.used_bytes += sum(s for _, _, s in ids)
         storage.date_db_files(day)
         return sid

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
+import sqlite3
 import threading
 
 import pytest
@@ -13,7 +14,7 @@ from intake_helpers import make_install
 
 from intake_server import _fs
 from intake_server import storage as storage_module
-from intake_server.storage import PendingFile, QuotaExceeded, Storage
+from intake_server.storage import PendingFile, QuotaExceeded, Storage, immediate_transaction
 from keys.age import decrypt, parse_recipient
 
 
@@ -180,3 +181,24 @@ def test_safe_create_exclusive_never_overwrites(tmp_path) -> None:
     with pytest.raises(FileExistsError):
         _fs.safe_create_exclusive(tmp_path, "a.age")
     assert (tmp_path / "a.age").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_failed_commit_is_rolled_back(tmp_path) -> None:
+    """If COMMIT fails (disk full, I/O error), the connection must not be left inside
+    the transaction: the server shares it, and every later BEGIN would fail."""
+    real = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    real.execute("CREATE TABLE t (x)")
+
+    class CommitFails:
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"), \
+            immediate_transaction(CommitFails()) as conn:  # type: ignore[arg-type]
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert not real.in_transaction
+    with immediate_transaction(real):
+        real.execute("INSERT INTO t VALUES (2)")
+    assert real.execute("SELECT x FROM t").fetchall() == [(2,)]
