@@ -22,6 +22,7 @@ def assert_security_headers(resp) -> None:
     assert resp.headers["X-Frame-Options"] == "DENY"
     assert resp.headers["Cache-Control"] == "no-store"
     assert "Server" not in resp.headers
+    assert "Date" not in resp.headers  # the clock, to the second: see protocol_errors.py
 
 
 async def test_language_choice_offers_all_three(client) -> None:

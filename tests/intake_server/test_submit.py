@@ -47,6 +47,7 @@ async def assert_refused(resp, status: int, lang: str) -> str:
     assert ERROR_TITLES[status][lang] in html
     assert f'<html lang="{lang}"' in html
     assert "Server" not in resp.headers
+    assert "Date" not in resp.headers
     assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
     return html
 

@@ -212,6 +212,7 @@ async def test_health_needs_no_auth_and_says_nothing_specific(staff: Any) -> Non
     assert resp.status == 200
     assert await resp.json() == {"status": "ok", "disk": "ok"}
     assert "Server" not in resp.headers
+    assert "Date" not in resp.headers
     assert resp.headers["Cache-Control"] == "no-store"
 
 
