@@ -52,7 +52,9 @@ CHUNK = 64 * 1024
 # 256 KiB per upload in flight is still a small, fixed bound. The encryptor cuts
 # them into 64 KiB age chunks.
 FILE_CHUNK = 256 * 1024
-SLOW_GRACE_SECONDS = 60.0
+# Every SLOW_WINDOW_SECONDS of an upload must bring at least MIN_BYTES_PER_SECOND on
+# average: far below any working Tor circuit.
+SLOW_WINDOW_SECONDS = 60.0
 MIN_BYTES_PER_SECOND = 1024
 # Text parts a well-formed form can produce (multi-valued fields included), with
 # room to spare; file parts are bounded by max_files on top.
@@ -108,7 +110,8 @@ class _Limits:
         self.total = 0
         self.files = 0
         self.parts = 0
-        self.started = time.monotonic()
+        self.window_started = time.monotonic()
+        self.window_bytes = 0
 
     def add(self, n: int) -> None:
         self.total += n
@@ -116,11 +119,16 @@ class _Limits:
             raise FormError(413, R_TOO_LARGE)
         # The read timeout bounds the wait for each piece, not the pace: a client that
         # drips a few bytes just inside it could hold an upload slot for ever, and a
-        # handful of them every slot. Past a grace period, an upload must average a
-        # floor far below any working Tor circuit.
-        elapsed = time.monotonic() - self.started
-        if elapsed > SLOW_GRACE_SECONDS and self.total < MIN_BYTES_PER_SECOND * elapsed:
-            raise FormError(408, R_SLOW)
+        # handful of them every slot. So the pace is checked window by window, not as
+        # an average since the start, which a client could bank by sending a lot
+        # first and then trickling for days.
+        self.window_bytes += n
+        now = time.monotonic()
+        elapsed = now - self.window_started
+        if elapsed >= SLOW_WINDOW_SECONDS:
+            if self.window_bytes < MIN_BYTES_PER_SECOND * elapsed:
+                raise FormError(408, R_SLOW)
+            self.window_started, self.window_bytes = now, 0
 
 
 async def _read(part: BodyPartReader, timeout: float, size: int = CHUNK) -> bytes:

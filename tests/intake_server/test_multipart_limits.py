@@ -27,17 +27,19 @@ async def test_broken_part_headers_are_a_400(client: Any, case: str) -> None:
     assert "Content-Security-Policy" in resp.headers
 
 
-async def test_a_slow_drip_upload_loses_its_slot(client: Any, install: Any,
+@pytest.mark.parametrize("banked", [0, 2_000_000], ids=["drip", "burst-then-drip"])
+async def test_a_slow_drip_upload_loses_its_slot(client: Any, install: Any, banked: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each piece arrives well within the read timeout, but the average pace is far
-    # below the floor once the grace period is over: 408, and nothing is kept.
+    # Each piece arrives well within the read timeout, but the pace over a window is
+    # far below the floor: 408, and nothing is kept. Sending a lot at first does not
+    # buy the right to trickle afterwards (the pace is per window, not an average).
     import asyncio
 
     from intake_helpers import assert_nothing_stored
 
     from intake_server.routes import submit
 
-    monkeypatch.setattr(submit, "SLOW_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "SLOW_WINDOW_SECONDS", 0.3)
     monkeypatch.setattr(submit, "MIN_BYTES_PER_SECOND", 100_000)
     csrf = await get_csrf(client)
     boundary = "b0undary"
@@ -47,7 +49,7 @@ async def test_a_slow_drip_upload_loses_its_slot(client: Any, install: Any,
             f"filename=\"a.bin\"\r\n\r\n").encode()
 
     async def drip():
-        yield head
+        yield head + b"x" * banked
         for _ in range(12):
             await asyncio.sleep(0.1)
             yield b"x" * 300
@@ -56,3 +58,33 @@ async def test_a_slow_drip_upload_loses_its_slot(client: Any, install: Any,
                              headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert resp.status == 408
     assert_nothing_stored(install)
+
+
+async def test_a_steady_upload_keeps_its_slot(client: Any, install: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same windows, at a pace above the floor: accepted.
+    import asyncio
+
+    from intake_server.routes import submit
+
+    monkeypatch.setattr(submit, "SLOW_WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "MIN_BYTES_PER_SECOND", 100_000)
+    csrf = await get_csrf(client)
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"category\"\r\n\r\n"
+            f"spyware\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"desks\"\r\n\r\ntriage\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"a.bin\"\r\n\r\n").encode()
+
+    async def steady():
+        yield head
+        for _ in range(12):
+            await asyncio.sleep(0.1)
+            yield b"x" * 60_000  # 600 kB/s
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    resp = await client.post("/en/submit", data=steady(),
+                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status == 200
