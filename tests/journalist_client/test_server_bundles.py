@@ -45,7 +45,7 @@ def test_a_real_server_export_imports(desk_vault: Vault, desks: Desks, server: S
         txn = storage.begin(recipients)
         f = txn.new_file("attachment")
         f.write(evidence)
-        f.finish()
+        await f.finish()
         meta = {"file_id": f.id, "name": "صورة الرسالة.png", "media_type": "image/png",
                 "size": len(evidence), "sha256": f.sha256()}
         sid = new_id()
