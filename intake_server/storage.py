@@ -192,10 +192,21 @@ class PendingFile:
                 None, self._store, data)
 
     async def settle(self) -> None:
-        """Wait for the write in flight, if any; its error is raised here."""
-        job, self._inflight = self._inflight, None
+        """Wait for the write in flight, if any; its error is raised here.
+
+        Shielded: if this task is cancelled meanwhile, the write goes on in its
+        thread and ``_inflight`` keeps tracking it, so that abort() waits for it
+        rather than closing and deleting the file under it."""
+        job = self._inflight
         if job is not None:
-            await job
+            await asyncio.shield(job)
+            self._inflight = None
+
+    @property
+    def busy(self) -> asyncio.Future[None] | None:
+        """The write still running in its thread, if any."""
+        job = self._inflight
+        return job if job is not None and not job.done() else None
 
     async def finish(self) -> None:
         """Seal the final age chunk and write everything out (not yet durable)."""
@@ -253,6 +264,7 @@ class Transaction:
         self._moved: list[str] = []
         self._reserved = 0
         self._since_check = 0
+        self._durable: asyncio.Future[None] | None = None
         self._done = False
 
     def _account(self, n: int) -> None:
@@ -291,7 +303,9 @@ class Transaction:
         loop = asyncio.get_running_loop()
         for f in self.files:
             await f.finish()
-        await loop.run_in_executor(None, self._make_durable)
+        # Shielded, as PendingFile.settle(): abort() must not run under it.
+        self._durable = loop.run_in_executor(None, self._make_durable)
+        await asyncio.shield(self._durable)
         self._storage.insert_submission(
             submission_id=submission_id, day=self.day, desks=desks, source_id=source_id,
             reply_recipient=reply_recipient, files=self.files, kind=kind)
@@ -318,10 +332,23 @@ class Transaction:
             self._reserved = 0
 
     def abort(self) -> None:
-        """Delete every file of this transaction, wherever it got to."""
+        """Delete every file of this transaction, wherever it got to.
+
+        If a write or the durable step is still running in a worker thread (the task
+        that started it was cancelled), the deleting waits until it has ended."""
         if self._done:
             return
         self._done = True
+        busy = [job for job in (f.busy for f in self.files) if job is not None]
+        if self._durable is not None and not self._durable.done():
+            busy.append(self._durable)
+        if busy:
+            asyncio.gather(*busy, return_exceptions=True).add_done_callback(
+                lambda _: self._discard())
+        else:
+            self._discard()
+
+    def _discard(self) -> None:
         s = self._storage
         for f in self.files:
             f._close_quietly()

@@ -130,6 +130,43 @@ async def test_a_stalled_disk_holds_up_the_upload_not_the_event_loop(
     assert plain == b"a" * storage_module.WRITE_BATCH + b"b" * storage_module.WRITE_BATCH
 
 
+async def test_abort_after_a_cancelled_write_waits_for_the_writer(
+    storage, monkeypatch
+) -> None:
+    """A task cancelled while its write is still running in a thread (at shutdown,
+    say): abort() must not close and delete the file under the writer, and must
+    still delete it once the writer is done."""
+    inst, s = storage
+    release = threading.Event()
+    real_store = PendingFile._store
+
+    def stalled(self: PendingFile, data: bytearray) -> None:
+        release.wait(10)
+        real_store(self, data)
+
+    monkeypatch.setattr(PendingFile, "_store", stalled)
+    txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
+                  day=dt.date(2026, 3, 14))
+    f = txn.new_file("attachment")
+    f.write(b"a" * storage_module.WRITE_BATCH)
+    await f.flush()
+    task = asyncio.ensure_future(f.finish())  # waits for the stalled write
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    txn.abort()
+    assert inst.incoming_names() == [f.name]  # not deleted under the writer
+    assert s.reserved_bytes > 0
+    release.set()
+    for _ in range(200):
+        if not inst.incoming_names():
+            break
+        await asyncio.sleep(0.01)
+    assert inst.incoming_names() == []
+    assert s.reserved_bytes == 0
+
+
 def test_abort_deletes_everything(storage) -> None:
     inst, s = storage
     txn = s.begin([parse_recipient(inst.keyring.desks[0].recipient)])
