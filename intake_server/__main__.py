@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result['items']} item(s) for desk {args.desk} in {args.out}; "
                   f"next time: --after {result['cursor']}")
             if result["more"]:
-                print("More is waiting than one bundle holds (1 GiB or 4,095 files): "
-                      f"export again now with --after {result['cursor']}.")
+                print("More is waiting than one bundle holds (500 submissions, 4,095 files "
+                      f"or 1 GiB): export again now with --after {result['cursor']}.")
         elif args.command == "import":
             result = import_bundle(Config.load(args.config), args.bundle)
             if result["kind"] == "ack":

@@ -94,7 +94,9 @@ def export_desk(config: Config, signing_key: SigningKey, desk: str, out: Path,
         raise OperatorError(f"{out} exists; refusing to overwrite it")
     with _Open(config) as store:
         _, cursor, items = build_export(store, desk, after, signing_key, out=out)
-        more = bool(items) and bool(store.pending(desk, cursor, limit=1))
+        # Without a LIMIT 1: pending() skips damaged items, which must not hide
+        # the good ones behind them.
+        more = bool(items) and bool(store.pending(desk, cursor))
     return {"items": len(items), "cursor": cursor, "more": more}
 
 

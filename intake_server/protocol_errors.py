@@ -61,13 +61,14 @@ SECURITY_HEADERS: dict[str, str] = {
 # Clock-skew Measurement Technique for Revealing Hidden Services", USENIX Security
 # 2008; Tor stopped sending timestamps for the same reason, proposal 222). RFC 9110
 # lets an origin server without a reliable clock omit Date; every response here is
-# no-store, so no cache needs it.
-_NEVER_SENT = frozenset({"server", "date"})
+# no-store, so no cache needs it. Last-Modified and ETag: aiohttp's FileResponse
+# derives them from a file's mtime (ETag to the nanosecond), the same clock again.
+_NEVER_SENT = frozenset({"server", "date", "last-modified", "etag"})
 
 
 class _QuietHeaders(CIMultiDict[str]):
     """aiohttp adds Server with setdefault() and Date with item assignment, after the
-    application's last say on some paths: refuse both."""
+    application's last say on some paths: refuse them (and the others above)."""
 
     def setdefault(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
         if key.lower() in _NEVER_SENT:
@@ -80,7 +81,7 @@ class _QuietHeaders(CIMultiDict[str]):
 
 
 def secure(response: web.StreamResponse, headers: dict[str, str] = SECURITY_HEADERS) -> None:
-    """Give a response our security headers, and no Server or Date header whenever
+    """Give a response our security headers, and none of _NEVER_SENT whenever
     aiohttp would add them (before or after on_response_prepare)."""
     response._headers = _QuietHeaders(response.headers)  # noqa: SLF001
     for name in _NEVER_SENT:

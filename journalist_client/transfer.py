@@ -211,14 +211,18 @@ async def _download(
     headers = sign_request(settings.credential, method="GET", path=path, desk=settings.desk)
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    async with session.get(url, headers=headers) as resp:
+    # No redirects, here or in push: the server is the other side, and must not be
+    # able to send this machine, its credential's signatures or its IP elsewhere.
+    async with session.get(url, headers=headers, allow_redirects=False) as resp:
         if resp.status in (401, 403):
             raise TransferError(
                 "the server refused this transfer credential: is it registered for this desk "
                 "(intake-server desk add-transfer-key), and is this machine's clock right?"
             )
         if resp.status == 416:
-            partial.unlink()
+            if not offset:
+                raise TransferError("the server refused a range this machine never asked for")
+            partial.unlink(missing_ok=True)
             raise ConnectionError("stale partial download")
         if resp.status not in (200, 206):
             raise TransferError(f"the server answered {resp.status}: {await _said(resp)}")
@@ -360,7 +364,8 @@ async def push(
                 desc=file.name,
                 disable=not show_progress,
             ) as bar:
-                async with session.post(base + path, data=body, headers=headers) as resp:
+                async with session.post(base + path, data=body, headers=headers,
+                                        allow_redirects=False) as resp:
                     bar.update(len(body))
                     answer = await _said(resp)
             if resp.status != 200:

@@ -52,10 +52,13 @@ CHUNK = 64 * 1024
 # 256 KiB per upload in flight is still a small, fixed bound. The encryptor cuts
 # them into 64 KiB age chunks.
 FILE_CHUNK = 256 * 1024
-# Every SLOW_WINDOW_SECONDS of an upload must bring at least MIN_BYTES_PER_SECOND on
-# average: far below any working Tor circuit.
-SLOW_WINDOW_SECONDS = 60.0
+# The pace an upload must keep: MIN_BYTES_PER_SECOND, far below any working Tor
+# circuit. An upload starts with PACE_GRACE_SECONDS of credit, and can bank at most
+# PACE_CREDIT_SECONDS (the read timeout's default): enough to ride out a stalled
+# circuit, not enough to send a lot at first and then trickle for days.
 MIN_BYTES_PER_SECOND = 1024
+PACE_GRACE_SECONDS = 60.0
+PACE_CREDIT_SECONDS = 120.0
 # Text parts a well-formed form can produce (multi-valued fields included), with
 # room to spare; file parts are bounded by max_files on top.
 MAX_TEXT_PARTS = 200
@@ -110,25 +113,25 @@ class _Limits:
         self.total = 0
         self.files = 0
         self.parts = 0
-        self.window_started = time.monotonic()
-        self.window_bytes = 0
+        self.credit = MIN_BYTES_PER_SECOND * PACE_GRACE_SECONDS
+        self.checked = time.monotonic()
 
     def add(self, n: int) -> None:
+        """Count ``n`` bytes of the body (0 at a part boundary) and check the pace."""
         self.total += n
         if self.total > self.cfg.max_submission_bytes:
             raise FormError(413, R_TOO_LARGE)
         # The read timeout bounds the wait for each piece, not the pace: a client that
-        # drips a few bytes just inside it could hold an upload slot for ever, and a
-        # handful of them every slot. So the pace is checked window by window, not as
-        # an average since the start, which a client could bank by sending a lot
-        # first and then trickling for days.
-        self.window_bytes += n
+        # drips a few bytes (or empty parts) just inside it could hold an upload slot
+        # for ever, and a handful of them every slot. A leaky bucket: credit drains at
+        # the minimum pace, bytes refill it up to a cap, and an upload out of credit
+        # is dropped.
         now = time.monotonic()
-        elapsed = now - self.window_started
-        if elapsed >= SLOW_WINDOW_SECONDS:
-            if self.window_bytes < MIN_BYTES_PER_SECOND * elapsed:
-                raise FormError(408, R_SLOW)
-            self.window_started, self.window_bytes = now, 0
+        drained = MIN_BYTES_PER_SECOND * (now - self.checked)
+        self.credit = min(self.credit - drained + n, MIN_BYTES_PER_SECOND * PACE_CREDIT_SECONDS)
+        self.checked = now
+        if self.credit < 0:
+            raise FormError(408, R_SLOW)
 
 
 async def _read(part: BodyPartReader, timeout: float, size: int = CHUNK) -> bytes:
@@ -160,6 +163,7 @@ async def _parts(request: web.Request, limits: _Limits,
         limits.parts += 1
         if limits.parts > MAX_TEXT_PARTS + limits.cfg.max_files:
             raise FormError(400, rpt.R_MALFORMED)
+        limits.add(0)  # empty parts bring nothing, and must not keep a slot either
         yield part
 
 

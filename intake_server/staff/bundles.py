@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from intake_server import _fs
+from intake_server.storage import utc_today
 from keys import strict_json
 from keys.age import parse_recipient
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
@@ -88,6 +89,11 @@ def build_export(
             for n, file_id in enumerate(item.attachment_files, start=1):
                 files.append((f"{item.id}.a{n}.age", storage.store_path(file_id)))
         write_bundle_file(path, "desk-export", "server", files, signing_key)
+        if out is None:
+            # Cached in outgoing/: dated to the day like everything the server keeps.
+            today = utc_today()
+            _fs.safe_set_day(path, today)
+            _fs.safe_set_day(store.outgoing_dir, today)
     return path, upto, items
 
 

@@ -30,16 +30,17 @@ async def test_broken_part_headers_are_a_400(client: Any, case: str) -> None:
 @pytest.mark.parametrize("banked", [0, 2_000_000], ids=["drip", "burst-then-drip"])
 async def test_a_slow_drip_upload_loses_its_slot(client: Any, install: Any, banked: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each piece arrives well within the read timeout, but the pace over a window is
-    # far below the floor: 408, and nothing is kept. Sending a lot at first does not
-    # buy the right to trickle afterwards (the pace is per window, not an average).
+    # Each piece arrives well within the read timeout, but the pace is far below the
+    # floor: 408, and nothing is kept. Sending a lot at first does not buy the right
+    # to trickle afterwards (the credit it earns is capped).
     import asyncio
 
     from intake_helpers import assert_nothing_stored
 
     from intake_server.routes import submit
 
-    monkeypatch.setattr(submit, "SLOW_WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "PACE_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "PACE_CREDIT_SECONDS", 0.3)
     monkeypatch.setattr(submit, "MIN_BYTES_PER_SECOND", 100_000)
     csrf = await get_csrf(client)
     boundary = "b0undary"
@@ -62,12 +63,13 @@ async def test_a_slow_drip_upload_loses_its_slot(client: Any, install: Any, bank
 
 async def test_a_steady_upload_keeps_its_slot(client: Any, install: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    # The same windows, at a pace above the floor: accepted.
+    # The same limits, at a pace above the floor: accepted.
     import asyncio
 
     from intake_server.routes import submit
 
-    monkeypatch.setattr(submit, "SLOW_WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "PACE_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "PACE_CREDIT_SECONDS", 0.3)
     monkeypatch.setattr(submit, "MIN_BYTES_PER_SECOND", 100_000)
     csrf = await get_csrf(client)
     boundary = "b0undary"
@@ -88,3 +90,34 @@ async def test_a_steady_upload_keeps_its_slot(client: Any, install: Any,
     resp = await client.post("/en/submit", data=steady(),
                              headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert resp.status == 200
+
+
+async def test_slow_empty_parts_lose_their_slot(client: Any, install: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Empty parts, each well within the read timeout, bring no bytes: the pace is
+    # checked at every part boundary too.
+    import asyncio
+
+    from intake_helpers import assert_nothing_stored
+
+    from intake_server.routes import submit
+
+    monkeypatch.setattr(submit, "PACE_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "PACE_CREDIT_SECONDS", 0.3)
+    monkeypatch.setattr(submit, "MIN_BYTES_PER_SECOND", 1000)
+    csrf = await get_csrf(client)
+    boundary = "b0undary"
+
+    async def empty_parts():
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n"
+               f"{csrf}\r\n").encode()
+        for _ in range(12):
+            await asyncio.sleep(0.1)
+            yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"country\""
+                   "\r\n\r\n\r\n").encode()
+        yield f"--{boundary}--\r\n".encode()
+
+    resp = await client.post("/en/submit", data=empty_parts(),
+                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status == 408
+    assert_nothing_stored(install)

@@ -25,8 +25,9 @@ from staff_helpers import (
     submit,
 )
 
+from intake_server import _fs
 from intake_server.staff.app import STAFF_STORE
-from intake_server.storage import new_id
+from intake_server.storage import new_id, utc_today
 from keys.age import X25519Identity, decrypt, encrypt
 from keys.keyring import Keyring
 from keys.request_auth import sign_request
@@ -77,6 +78,13 @@ async def test_cursor_returns_only_later_items_and_refetch_is_identical(
     )
     assert resp.status == 206
     assert await resp.read() == raw2[10:]
+    # No clock in the answer (FileResponse would send the bundle's mtime, ETag to the
+    # nanosecond), and the cached bundle on disk is dated to the day.
+    for name in ("Date", "Last-Modified", "ETag", "Server"):
+        assert name not in resp.headers
+    outgoing = site.config.data_dir / "outgoing"
+    for entry in [outgoing, *outgoing.iterdir()]:
+        assert entry.stat().st_mtime == _fs.day_timestamp(utc_today())
 
 
 async def test_only_the_desk_signing_key_can_acknowledge(site: Site, staff: Any) -> None:

@@ -193,6 +193,40 @@ async def test_an_endless_answer_cannot_fill_the_disk(
     assert sent["bytes"] < 64 * 1024 * 1024  # fetch hung up; the bound never mattered
 
 
+@pytest.mark.parametrize("answer", ["redirect", "unasked-416"])
+async def test_a_hostile_server_cannot_redirect_or_confuse_fetch_and_push(
+    site: Site, server: Any, tmp_path: Path, aiohttp_server: Any, answer: str
+) -> None:
+    """No redirect is followed (the server must not send this machine, its signed
+    requests or its IP elsewhere), and odd answers are clear errors, not crashes."""
+    settings = load_settings(transfer_dir(site, server, tmp_path))
+    visited: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        visited.append(request.path)
+        return web.Response(text="followed")
+
+    async def hostile(request: web.Request) -> web.Response:
+        if answer == "redirect":
+            raise web.HTTPTemporaryRedirect(str(request.url.with_path("/elsewhere")))
+        return web.Response(status=416)
+
+    app = web.Application()
+    app.router.add_route("*", "/v1/desks/{desk}/{what}", hostile)
+    app.router.add_route("*", "/elsewhere", elsewhere)
+    bad = await aiohttp_server(app, host="127.0.0.1")
+    url, usb = str(bad.make_url("/")), tmp_path / "usb"
+    with pytest.raises(TransferError, match="307|range"):
+        await fetch(settings, server=url, out_dir=usb, show_progress=False)
+    assert list(usb.iterdir()) == []
+    if answer == "redirect":
+        ack = tmp_path / "ack.bundle"
+        ack.write_bytes(ack_bundle(site, "triage", ["0" * 32]))
+        with pytest.raises(TransferError, match="307"):
+            await push(settings, [ack], server=url, show_progress=False)
+    assert visited == []
+
+
 def test_the_server_never_builds_a_bundle_the_client_refuses_by_default() -> None:
     assert EXPORT_MAX_BYTES < DEFAULT_MAX_BUNDLE_BYTES
     # The first item of a bundle comes however large: one default-size submission,
