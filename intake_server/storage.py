@@ -129,9 +129,6 @@ class _Sealed:
         self.count += n
         return n
 
-    def flush(self) -> None:
-        pass
-
     def __len__(self) -> int:
         return len(self._data)
 

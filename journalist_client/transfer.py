@@ -187,15 +187,12 @@ def _verify_export(path: Path, settings: TransferSettings) -> int:
 
 
 class _TooLarge(TransferError):
-    pass
-
-
-def _too_large(max_bytes: int) -> _TooLarge:
-    return _TooLarge(
-        f"the server's bundle is larger than {max_bytes // (1024 * 1024)} MiB, the most "
-        "this machine accepts; nothing was kept. If the server really accepts "
-        "submissions that large, fetch again with a larger --max-mib."
-    )
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            f"the server's bundle is larger than {max_bytes // (1024 * 1024)} MiB, the most "
+            "this machine accepts; nothing was kept. If the server really accepts "
+            "submissions that large, fetch again with a larger --max-mib."
+        )
 
 
 async def _download(
@@ -234,13 +231,13 @@ async def _download(
             progress(-offset)
             offset = 0
         if resp.content_length is not None and offset + resp.content_length > max_bytes:
-            raise _too_large(max_bytes)
+            raise _TooLarge(max_bytes)
         with partial.open(mode) as out:
             async for chunk in resp.content.iter_chunked(_CHUNK):
                 # Counted as it arrives: a declared length can be absent or a lie.
                 offset += len(chunk)
                 if offset > max_bytes:
-                    raise _too_large(max_bytes)
+                    raise _TooLarge(max_bytes)
                 out.write(chunk)
                 progress(len(chunk))
             out.flush()
