@@ -27,6 +27,27 @@ def storage(tmp_path):
     s.close()
 
 
+def begin(storage):
+    """A transaction to every desk of the install, on a fixed day."""
+    inst, s = storage
+    return s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
+                   day=dt.date(2026, 3, 14))
+
+
+@pytest.fixture
+def stalled_writes(monkeypatch) -> threading.Event:
+    """Every ciphertext write waits in its thread until the returned event is set."""
+    release = threading.Event()
+    real_store = PendingFile._store
+
+    def stalled(self: PendingFile, data: bytearray) -> None:
+        release.wait(10)
+        real_store(self, data)
+
+    monkeypatch.setattr(PendingFile, "_store", stalled)
+    return release
+
+
 def test_pragmas(storage) -> None:
     _, s = storage
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -80,8 +101,7 @@ async def test_large_file_is_written_back_as_it_streams(storage, monkeypatch) ->
     monkeypatch.setattr(storage_module, "_WRITEBACK_EVERY", 1024 * 1024)
     monkeypatch.setattr(storage_module.os, "posix_fadvise", spy)
     piece = os.urandom(256 * 1024)
-    txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
-                  day=dt.date(2026, 3, 14))
+    txn = begin(storage)
     f = txn.new_file("attachment")
     for _ in range(20):
         f.write(piece)
@@ -102,19 +122,11 @@ async def test_large_file_is_written_back_as_it_streams(storage, monkeypatch) ->
 
 
 async def test_a_stalled_disk_holds_up_the_upload_not_the_event_loop(
-    storage, monkeypatch
+    storage, stalled_writes
 ) -> None:
     inst, s = storage
-    release = threading.Event()
-    real_store = PendingFile._store
-
-    def stalled(self: PendingFile, data: bytearray) -> None:
-        release.wait(10)
-        real_store(self, data)
-
-    monkeypatch.setattr(PendingFile, "_store", stalled)
-    txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
-                  day=dt.date(2026, 3, 14))
+    release = stalled_writes
+    txn = begin(storage)
     f = txn.new_file("attachment")
     f.write(b"a" * storage_module.WRITE_BATCH)
     await f.flush()  # returns at once: the write waits in its thread
@@ -131,22 +143,14 @@ async def test_a_stalled_disk_holds_up_the_upload_not_the_event_loop(
 
 
 async def test_abort_after_a_cancelled_write_waits_for_the_writer(
-    storage, monkeypatch
+    storage, stalled_writes
 ) -> None:
     """A task cancelled while its write is still running in a thread (at shutdown,
     say): abort() must not close and delete the file under the writer, and must
     still delete it once the writer is done."""
     inst, s = storage
-    release = threading.Event()
-    real_store = PendingFile._store
-
-    def stalled(self: PendingFile, data: bytearray) -> None:
-        release.wait(10)
-        real_store(self, data)
-
-    monkeypatch.setattr(PendingFile, "_store", stalled)
-    txn = s.begin([parse_recipient(d.recipient) for d in inst.keyring.desks],
-                  day=dt.date(2026, 3, 14))
+    release = stalled_writes
+    txn = begin(storage)
     f = txn.new_file("attachment")
     f.write(b"a" * storage_module.WRITE_BATCH)
     await f.flush()

@@ -41,6 +41,7 @@ async def server(site: Site, aiohttp_server: Any) -> Any:
 
 
 def transfer_dir(site: Site, server: Any, tmp_path: Path, desk: str = "triage") -> Path:
+    """A transfer directory for ``desk``, its key registered on ``server`` (if given)."""
     directory = tmp_path / f"transfer-{desk}"
     public = init_transfer(
         directory,
@@ -48,7 +49,8 @@ def transfer_dir(site: Site, server: Any, tmp_path: Path, desk: str = "triage") 
         server_key=str(site.server_key.verify_key),
         keyring_path=site.config.keyring,
     )
-    server.app[STAFF_STORE].add_transfer_key(desk, public)
+    if server is not None:
+        server.app[STAFF_STORE].add_transfer_key(desk, public)
     return directory
 
 
@@ -87,13 +89,7 @@ async def test_push_refuses_a_bundle_not_signed_by_the_desk(
 async def test_unregistered_credential_gets_a_clear_error(
     site: Site, server: Any, tmp_path: Path
 ) -> None:
-    directory = tmp_path / "t"
-    init_transfer(
-        directory,
-        desk="triage",
-        server_key=str(site.server_key.verify_key),
-        keyring_path=site.config.keyring,
-    )
+    directory = transfer_dir(site, None, tmp_path)
     with pytest.raises(TransferError, match="add-transfer-key"):
         await fetch(
             load_settings(directory),
@@ -262,22 +258,13 @@ def test_init_refuses_unknown_desk_and_overwrite(site: Site, tmp_path: Path) -> 
 async def test_server_answers_are_shown_inert_and_onions_need_tor(
     site: Site, tmp_path: Path, aiohttp_server: Any
 ) -> None:
-    from aiohttp import web
-
     async def hostile(request: web.Request) -> web.Response:
         return web.Response(status=500, text="\x1b]0;owned\x07\x1b[2K\rVerified bundle OK" * 500)
 
     app = web.Application()
     app.router.add_get("/v1/desks/triage/bundle", hostile)
     evil = await aiohttp_server(app, host="127.0.0.1")
-    directory = tmp_path / "t"
-    init_transfer(
-        directory,
-        desk="triage",
-        server_key=str(site.server_key.verify_key),
-        keyring_path=site.config.keyring,
-    )
-    settings = load_settings(directory)
+    settings = load_settings(transfer_dir(site, None, tmp_path))
     with pytest.raises(TransferError) as info:
         await fetch(
             settings, server=str(evil.make_url("/")), out_dir=tmp_path / "usb", show_progress=False
