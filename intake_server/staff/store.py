@@ -61,6 +61,20 @@ class ExportItem:
     type: str = "report"
 
 
+
+def _stage(write: Callable[[Path], None], name: str, staging: Path, final: Path,
+           day: _dt.date) -> int:
+    """Have ``write`` write ``staging/name`` (deleted again if it fails), date it to the
+    day, and move it durably into ``final``. Returns its size."""
+    staged = _fs.safe_join(staging, name)
+    try:
+        write(staged)
+    except BaseException:
+        _fs.safe_unlink(staging, name)
+        raise
+    _fs.safe_set_day(staged, day)
+    return _fs.safe_rename_durable(staging, final, name).stat().st_size
+
 class StaffStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -308,19 +322,8 @@ class StaffStore:
         try:
             for n, write in enumerate(writers):
                 file_id = new_id()
-                name = f"{file_id}.age"
-                staged = _fs.safe_join(storage.incoming_dir, name)
-                try:
-                    write(staged)
-                except BaseException:
-                    _fs.safe_unlink(storage.incoming_dir, name)
-                    raise
-                _fs.safe_set_day(staged, day)
-                size = (
-                    _fs.safe_rename_durable(storage.incoming_dir, storage.store_dir, name)
-                    .stat()
-                    .st_size
-                )
+                size = _stage(write, f"{file_id}.age", storage.incoming_dir,
+                              storage.store_dir, day)
                 ids.append((file_id, "report" if n == 0 else "attachment", size))
         except BaseException:
             for file_id, _, _ in ids:
@@ -369,16 +372,7 @@ class StaffStore:
         parse_recipient(reply_recipient)  # raises ValueError if malformed
         day = day or utc_today()
         reply_id = new_id()
-        name = f"{reply_id}.age"
-        staged = _fs.safe_join(self.upload_dir, name)
-        try:
-            write(staged)
-        except BaseException:
-            _fs.safe_unlink(self.upload_dir, name)
-            raise
-        _fs.safe_set_day(staged, day)
-        final = _fs.safe_rename_durable(self.upload_dir, self.replies_dir, name)
-        size = final.stat().st_size
+        size = _stage(write, f"{reply_id}.age", self.upload_dir, self.replies_dir, day)
         self.storage.db.execute(
             "INSERT INTO replies (id, reply_recipient, desk_id, day, ciphertext_size)"
             " VALUES (?, ?, ?, ?, ?)",
