@@ -105,7 +105,10 @@ class SourceFactory:
     second for Argon2id (and a large upload does not share its CPU with it).
     A reserved codename is no more exposed than one derived on demand: both sit
     in this process's memory until the response is sent, and the reserve is
-    gone at restart. Refills happen in the same bounded pool.
+    gone at restart. Refills happen in the same bounded pool, and only when the
+    caller says so (refill()): the upload handler refills once an upload has
+    ended, so that the derivation replacing a reserved codename does not take a
+    core from the very upload that took it.
     """
 
     def __init__(self, workers: int, reserve: int = 0) -> None:
@@ -149,20 +152,19 @@ class SourceFactory:
         self._ready.append(fut.result())
 
     async def create(self) -> NewSource:
+        """A new source: one from the reserve, or else one derived now. Call
+        refill() afterwards to top the reserve up again."""
         if self._ready:
-            source = self._ready.popleft()
-        else:
-            loop = asyncio.get_running_loop()
-            try:
-                source = await loop.run_in_executor(self._executor(), new_source)
-            except BrokenProcessPool:
-                # A worker died (the OOM killer takes a 256 MiB Argon2id worker first): a
-                # broken pool never recovers by itself, so start a new one and retry once.
-                log.error("codename worker died; starting a new pool")
-                self._drop_pool()
-                source = await loop.run_in_executor(self._executor(), new_source)
-        self.refill()
-        return source
+            return self._ready.popleft()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), new_source)
+        except BrokenProcessPool:
+            # A worker died (the OOM killer takes a 256 MiB Argon2id worker first): a
+            # broken pool never recovers by itself, so start a new one and retry once.
+            log.error("codename worker died; starting a new pool")
+            self._drop_pool()
+            return await loop.run_in_executor(self._executor(), new_source)
 
     def _drop_pool(self) -> None:
         if self._pool is not None:

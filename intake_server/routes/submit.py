@@ -220,6 +220,8 @@ async def guarded_upload(
         return error_page(request, 503, R_FULL, headers={"Connection": "close"})
     finally:
         slots.release()
+        # Top the codename reserve up now that this upload no longer needs the CPU.
+        request.app[SOURCES].refill()
 
 
 async def _receive(request: web.Request) -> web.StreamResponse:

@@ -46,12 +46,19 @@ async def test_reserve_hands_out_ready_codenames_and_refills() -> None:
         assert loop.time() - start < 0.1  # no Argon2id on the request path
         assert factory.reserved == 1
         assert len(got.codename.split()) == 7
+        # Taking from the reserve starts no derivation: the caller refills once
+        # its upload is over, so Argon2id does not compete with it for a core.
+        await asyncio.sleep(0.3)
+        assert factory._refilling == 0  # noqa: SLF001
+        assert factory.reserved == 1
+        factory.refill()
         for _ in range(200):
             if factory.reserved == 2:
                 break
             await asyncio.sleep(0.05)
         assert factory.reserved == 2
         others = [await factory.create() for _ in range(3)]  # drains, then derives
+        assert factory.reserved == 0
         assert len({s.codename for s in [got, *others]}) == 4
     finally:
         factory.close()

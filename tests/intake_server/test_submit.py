@@ -23,7 +23,7 @@ from intake_helpers import (
     make_install,
 )
 
-from intake_server.app import UPLOADS
+from intake_server.app import SOURCES, UPLOADS
 from keys.age import AgeError, decrypt
 
 ERROR_TITLES = {
@@ -301,6 +301,42 @@ async def test_submission_too_large_is_refused(tmp_path, make_client, lang) -> N
                              headers={"Content-Type": body.content_type})
     await assert_refused(resp, 413, lang)
     assert_nothing_stored(inst)
+
+
+async def test_codename_reserve_is_refilled_after_the_upload_not_during_it(
+        tmp_path, make_client) -> None:
+    # The derivation that replaces a reserved codename (about a second of CPU) used
+    # to start as soon as the upload took it, and shared the cores with that upload.
+    inst = make_install(tmp_path, codename_reserve=1)
+    client = await make_client(inst)
+    factory = client.server.app[SOURCES]
+    for _ in range(200):
+        if factory.reserved == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert factory.reserved == 1
+    csrf = await get_csrf(client)
+    body = form(base_fields(csrf), [("a.bin", os.urandom(300_000))])()
+    buf = bytearray()
+    await body.write(_Collector(buf))
+    during: list[tuple[int, int]] = []
+
+    async def chunks():
+        for i in range(0, len(buf), 65536):
+            yield bytes(buf[i:i + 65536])
+            if i == 2 * 65536:  # well inside the file: the codename was taken
+                await asyncio.sleep(0.3)
+                during.append((factory.reserved, factory._refilling))  # noqa: SLF001
+
+    resp = await client.post("/en/submit", data=chunks(),
+                             headers={"Content-Type": body.content_type})
+    assert resp.status == 200
+    assert during == [(0, 0)]
+    for _ in range(200):
+        if factory.reserved == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert factory.reserved == 1
 
 
 class _Collector:
