@@ -30,6 +30,7 @@ the retention period, with its replies.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as _dt
 import hashlib
@@ -39,6 +40,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,9 +70,12 @@ log = logging.getLogger("intake_server.storage")
 _FREE_SPACE_CHECK_EVERY = 8 * 1024 * 1024
 # Start writing a file's ciphertext out to disk every this many bytes.
 _WRITEBACK_EVERY = 8 * 1024 * 1024
-# Hand an upload's ciphertext to the writer thread in batches of at least this
-# much: one thread hand-off per batch, not per piece.
+# Hand an upload's ciphertext to its thread in batches of at least this much:
+# one thread hand-off per batch, not per piece.
 WRITE_BATCH = 1024 * 1024
+# Batches an upload may have queued or running on its thread before the event loop
+# waits for the oldest: two keep both sides busy through the bumps of either.
+BATCHES_AHEAD = 2
 
 
 @contextlib.contextmanager
@@ -137,16 +142,73 @@ class _Sealed:
         return out
 
 
+class _Lane:
+    """One upload's work off the event loop: jobs run one after another, in order,
+    on a thread of the upload's own, and at most ``ahead`` of them wait or run at a
+    time. A disk that stalls (a frozen file system, a throttled volume, the kernel
+    throttling a writer with too many dirty pages) then holds up this upload only,
+    never the event loop nor another upload.
+
+    Waits are shielded: if the waiting task is cancelled, the job goes on in its
+    thread and stays tracked, so that abort() can wait for it rather than close and
+    delete a file under it."""
+
+    def __init__(self, ahead: int = BATCHES_AHEAD) -> None:
+        self._ahead = ahead
+        self._pool: ThreadPoolExecutor | None = None
+        self._jobs: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def run(self, fn: Callable[..., None], *args: Any) -> None:
+        """Queue fn(*args) behind the jobs already queued; wait only if too many are."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="amana-upload")
+        self._jobs.append(asyncio.get_running_loop().run_in_executor(self._pool, fn, *args))
+        while len(self._jobs) > self._ahead:
+            await self._oldest()
+
+    async def drain(self) -> None:
+        """Wait for every job; the first error is raised here."""
+        while self._jobs:
+            await self._oldest()
+
+    async def _oldest(self) -> None:
+        job = self._jobs[0]
+        try:
+            await asyncio.shield(job)
+        finally:
+            if job.done():
+                self._jobs.popleft()
+
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Call back once no job is queued or running (at once if none is). Their
+        errors are not raised: whoever calls this has given up on them."""
+        jobs = list(self._jobs)
+        self._jobs.clear()
+        if any(not job.done() for job in jobs):
+            asyncio.gather(*jobs, return_exceptions=True).add_done_callback(
+                lambda _: callback())
+        else:
+            for job in jobs:
+                if not job.cancelled():
+                    job.exception()  # retrieved: asyncio would log it as never seen
+            callback()
+
+    def close(self) -> None:
+        """Let the thread end once its jobs have (call when nothing more will come)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+
+
 @dataclass
 class PendingFile:
     """One age file being written into incoming/.
 
-    ``write()`` hashes and encrypts plaintext on the event loop: CPU only, about
-    0.2 ms per 256 KiB. The ciphertext collects in memory, and ``flush()`` hands it
-    to a worker thread for the disk, at most one write in flight per file. A disk
-    that stalls (a frozen file system, a throttled volume, the kernel throttling a
-    writer with too many dirty pages) then holds up this upload only, never the
-    event loop that serves every other source.
+    ``write()`` encrypts plaintext on the event loop, and keeps a reference to it.
+    ``flush()`` hands the batch to the upload's thread (a _Lane), which computes
+    the plaintext's SHA-256 and writes the ciphertext out, while the loop receives
+    and encrypts the next batches. SHA-256 is about a third of an upload's CPU:
+    on the loop, it held a two-core server to less than half the ``age`` binary's
+    throughput (docs/benchmarks.md).
     """
 
     id: str
@@ -154,11 +216,13 @@ class PendingFile:
     _raw: BinaryIO
     _out: _Sealed
     _enc: Any
+    _lane: _Lane
     plaintext_size: int = 0
     _written: int = 0
     _written_back: int = 0
-    _inflight: asyncio.Future[None] | None = None
+    _to_hash: list[bytes | memoryview] = field(default_factory=list)
     _sha256: Any = field(default_factory=hashlib.sha256)
+    _failed: bool = False
     finished: bool = False
 
     @property
@@ -174,47 +238,43 @@ class PendingFile:
         """Bytes of ciphertext sealed but not yet handed to flush()."""
         return len(self._out)
 
-    def write(self, data: bytes) -> None:
-        """Hash and encrypt plaintext, into memory. Calls must be in order."""
-        self._sha256.update(data)
+    def write(self, data: bytes | memoryview) -> None:
+        """Encrypt plaintext into memory. Calls must be in order, and ``data`` must
+        not change afterwards: it is hashed later, on the upload's thread."""
         self.plaintext_size += len(data)
         self._enc.write(data)
+        self._to_hash.append(data)
 
     async def flush(self) -> None:
-        """Once the previous write is done, start writing what is sealed so far."""
-        await self.settle()
+        """Queue what was written so far for hashing and the disk."""
+        pieces, self._to_hash = self._to_hash, []
         data = self._out.take()
-        if data:
-            self._inflight = asyncio.get_running_loop().run_in_executor(
-                None, self._store, data)
-
-    async def settle(self) -> None:
-        """Wait for the write in flight, if any; its error is raised here.
-
-        Shielded: if this task is cancelled meanwhile, the write goes on in its
-        thread and ``_inflight`` keeps tracking it, so that abort() waits for it
-        rather than closing and deleting the file under it."""
-        job = self._inflight
-        if job is not None:
-            await asyncio.shield(job)
-            self._inflight = None
-
-    @property
-    def busy(self) -> asyncio.Future[None] | None:
-        """The write still running in its thread, if any."""
-        job = self._inflight
-        return job if job is not None and not job.done() else None
+        if pieces or data:
+            await self._lane.run(self._hash_and_store, pieces, data)
 
     async def finish(self) -> None:
         """Seal the final age chunk and write everything out (not yet durable)."""
         if not self.finished:
             self._enc.close()
             await self.flush()
-            await self.settle()
+            await self._lane.drain()
             self.finished = True
 
+    def _hash_and_store(self, pieces: list[bytes | memoryview], data: bytearray) -> None:
+        # On the upload's thread, one batch after another. After a failed batch the
+        # file is abandoned; the batches queued behind it must not write past a gap.
+        if self._failed:
+            return
+        try:
+            for piece in pieces:
+                self._sha256.update(piece)  # releases the GIL for pieces over 2 KiB
+            if data:
+                self._store(data)
+        except BaseException:
+            self._failed = True
+            raise
+
     def _store(self, data: bytearray) -> None:
-        # In a worker thread; flush() never runs two at once for a file.
         self._raw.write(data)
         self._written += len(data)
         if self._written - self._written_back >= _WRITEBACK_EVERY:
@@ -261,7 +321,7 @@ class Transaction:
         self._moved: list[str] = []
         self._reserved = 0
         self._since_check = 0
-        self._durable: asyncio.Future[None] | None = None
+        self._lane = _Lane()
         self._done = False
 
     def _account(self, n: int) -> None:
@@ -290,19 +350,19 @@ class Transaction:
             raw.close()
             _fs.safe_unlink(self._storage.incoming_dir, f"{file_id}.age")
             raise
-        pending = PendingFile(id=file_id, kind=kind, _raw=raw, _out=out, _enc=enc)
+        pending = PendingFile(id=file_id, kind=kind, _raw=raw, _out=out, _enc=enc,
+                              _lane=self._lane)
         self.files.append(pending)
         return pending
 
     async def commit(self, *, submission_id: str, desks: Sequence[str], source_id: str,
                      reply_recipient: str, kind: str = "report") -> None:
         """Make every file durable in store/, then commit the rows. Then it is received."""
-        loop = asyncio.get_running_loop()
         for f in self.files:
             await f.finish()
-        # Shielded, as PendingFile.settle(): abort() must not run under it.
-        self._durable = loop.run_in_executor(None, self._make_durable)
-        await asyncio.shield(self._durable)
+        await self._lane.run(self._make_durable)
+        await self._lane.drain()
+        self._lane.close()
         self._storage.insert_submission(
             submission_id=submission_id, day=self.day, desks=desks, source_id=source_id,
             reply_recipient=reply_recipient, files=self.files, kind=kind)
@@ -331,21 +391,16 @@ class Transaction:
     def abort(self) -> None:
         """Delete every file of this transaction, wherever it got to.
 
-        If a write or the durable step is still running in a worker thread (the task
-        that started it was cancelled), the deleting waits until it has ended."""
+        If a write or the durable step is still queued or running on the upload's
+        thread (the task that queued it failed or was cancelled), the deleting waits
+        until it has ended."""
         if self._done:
             return
         self._done = True
-        busy = [job for job in (f.busy for f in self.files) if job is not None]
-        if self._durable is not None and not self._durable.done():
-            busy.append(self._durable)
-        if busy:
-            asyncio.gather(*busy, return_exceptions=True).add_done_callback(
-                lambda _: self._discard())
-        else:
-            self._discard()
+        self._lane.when_idle(self._discard)
 
     def _discard(self) -> None:
+        self._lane.close()
         s = self._storage
         for f in self.files:
             f._close_quietly()

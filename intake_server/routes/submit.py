@@ -15,7 +15,6 @@ byte can be encrypted).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -370,25 +369,20 @@ async def _receive_file(part: BodyPartReader, txn: Transaction, limits: _Limits,
     pending = txn.new_file("attachment")
     size = 0
     chunk = first
-    try:
-        while chunk:
-            limits.add(len(chunk))
-            size += len(chunk)
-            if size > cfg.max_file_bytes:
-                raise FormError(413, R_TOO_LARGE)
-            # Hash and encrypt here, between reads, while the piece is still in this
-            # core's cache; the ciphertext goes to the disk in a worker thread, a
-            # batch at a time, while the next pieces are read (storage.PendingFile).
-            pending.write(chunk)
-            if pending.unwritten >= WRITE_BATCH:
-                await pending.flush()
-            chunk = await _read(part, timeout, FILE_CHUNK)
-        await pending.finish()
-    except BaseException:
-        # Never leave a write running once this coroutine moves on.
-        with contextlib.suppress(Exception):
-            await pending.settle()
-        raise
+    while chunk:
+        limits.add(len(chunk))
+        size += len(chunk)
+        if size > cfg.max_file_bytes:
+            raise FormError(413, R_TOO_LARGE)
+        # Encrypted here, between reads, while the piece is still in this core's
+        # cache; hashed and written out on the upload's own thread, a batch at a
+        # time, while the next pieces are read (storage.PendingFile). On any error
+        # the transaction's abort() waits for that thread before deleting.
+        pending.write(chunk)
+        if pending.unwritten >= WRITE_BATCH:
+            await pending.flush()
+        chunk = await _read(part, timeout, FILE_CHUNK)
+    await pending.finish()
     return {
         "file_id": pending.id,
         "name": rpt.clean_filename(part.filename),

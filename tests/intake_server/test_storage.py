@@ -128,18 +128,74 @@ async def test_a_stalled_disk_holds_up_the_upload_not_the_event_loop(
     release = stalled_writes
     txn = begin(storage)
     f = txn.new_file("attachment")
-    f.write(b"a" * storage_module.WRITE_BATCH)
-    await f.flush()  # returns at once: the write waits in its thread
-    f.write(b"b" * storage_module.WRITE_BATCH)
-    second = asyncio.ensure_future(f.flush())  # waits for the first, one at a time
+    batches = [bytes([ord("a") + i]) * storage_module.WRITE_BATCH
+               for i in range(storage_module.BATCHES_AHEAD + 1)]
+    for batch in batches[:-1]:
+        f.write(batch)
+        await f.flush()  # returns at once: queued behind the stalled write
+    f.write(batches[-1])
+    blocked = asyncio.ensure_future(f.flush())  # one too many: waits for the oldest
     await asyncio.sleep(0.05)  # the loop runs meanwhile
-    assert not second.done()
+    assert not blocked.done()
     release.set()
-    await second
+    await blocked
     await txn.commit(submission_id="e" * 32, desks=["triage"], source_id="f" * 64,
                      reply_recipient="age1x")
     plain = decrypt(s.store_path(f.id).read_bytes(), [inst.identities["triage"]])
-    assert plain == b"a" * storage_module.WRITE_BATCH + b"b" * storage_module.WRITE_BATCH
+    assert plain == b"".join(batches)  # in order
+    assert f.sha256() == hashlib.sha256(plain).hexdigest()
+
+
+async def test_a_failed_write_stops_the_batches_behind_it(storage, monkeypatch) -> None:
+    """Once a batch fails to reach the disk, the batches queued behind it must not be
+    written after the gap; the error comes out of finish(), and abort() deletes."""
+    inst, s = storage
+    calls: list[int] = []
+
+    def failing(self: PendingFile, data: bytearray) -> None:
+        calls.append(len(data))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PendingFile, "_store", failing)
+    txn = begin(storage)
+    f = txn.new_file("attachment")
+    for _ in range(storage_module.BATCHES_AHEAD):
+        f.write(b"x" * storage_module.WRITE_BATCH)
+        await f.flush()
+    with pytest.raises(OSError, match="No space"):
+        await f.finish()
+    txn.abort()  # deletes once the batches still queued have been skipped
+    for _ in range(200):
+        if not inst.incoming_names():
+            break
+        await asyncio.sleep(0.01)
+    assert len(calls) == 1
+    assert inst.incoming_names() == []
+    assert s.reserved_bytes == 0
+
+
+async def test_an_upload_thread_ends_with_its_transaction(storage) -> None:
+    def upload_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("amana-upload")]
+
+    before = len(upload_threads())
+    for finish in ("commit", "abort"):
+        txn = begin(storage)
+        f = txn.new_file("attachment")
+        f.write(b"y" * storage_module.WRITE_BATCH)
+        await f.flush()
+        assert len(upload_threads()) == before + 1
+        if finish == "commit":
+            await txn.commit(submission_id=finish[0] * 32, desks=["triage"],
+                             source_id="f" * 64, reply_recipient="age1x")
+        else:
+            await f.finish()
+            txn.abort()
+        for _ in range(200):
+            if len(upload_threads()) == before:
+                break
+            await asyncio.sleep(0.01)
+        assert len(upload_threads()) == before
 
 
 async def test_abort_after_a_cancelled_write_waits_for_the_writer(
