@@ -57,6 +57,11 @@ __all__ = [
 
 log = logging.getLogger("intake_server")
 
+# At shutdown, how long to wait for aborted uploads' threads to end (a write running
+# when the handler was cancelled) so that their files are deleted before exit. With
+# aiohttp's 5 s for the handlers, inside systemd's TimeoutStopSec=15s (deploy/).
+UPLOADS_END_SECONDS = 5.0
+
 CONFIG = web.AppKey("config", Config)
 STORAGE = web.AppKey("storage", Storage)
 KEYRING = web.AppKey("keyring", Keyring)
@@ -194,4 +199,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[LOGINS].close()
         app[SOURCES].close()
+        if not await storage.uploads_ended(timeout=UPLOADS_END_SECONDS):
+            log.warning("an upload's disk work did not end in time; what it left in "
+                        "the data directory is removed at the next start")
         storage.close()

@@ -117,6 +117,7 @@ class SourceFactory:
         self._ready: collections.deque[NewSource] = collections.deque()
         self._refilling = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -131,11 +132,24 @@ class SourceFactory:
         return len(self._ready)
 
     def refill(self) -> None:
-        """Start derivations until the reserve is (or will be) full. Needs a running loop."""
+        """Start derivations until the reserve is (or will be) full. Needs a running
+        loop. Never raises: it runs after a report is stored, and a failure here must
+        not turn that report's answer into an error. After close(), does nothing."""
         loop = asyncio.get_running_loop()
-        while len(self._ready) + self._refilling < self._reserve_size:
+        while not self._closed and len(self._ready) + self._refilling < self._reserve_size:
+            try:
+                job = loop.run_in_executor(self._executor(), new_source)
+            except BrokenProcessPool:
+                # A worker died while the pool was idle (the OOM killer): the next
+                # refill or create() starts a new pool.
+                log.error("codename worker died; starting a new pool")
+                self._drop_pool()
+                return
+            except Exception as e:  # noqa: BLE001 - see the docstring
+                log.error("codename reserve not refilled: %s", type(e).__name__)
+                return
             self._refilling += 1
-            loop.run_in_executor(self._executor(), new_source).add_done_callback(self._refilled)
+            job.add_done_callback(self._refilled)
 
     def _refilled(self, fut: asyncio.Future[NewSource]) -> None:
         self._refilling -= 1
@@ -146,7 +160,7 @@ class SourceFactory:
             self._drop_pool()
         if exc is not None:
             # Not retried here (no busy loop on a persistent failure); the next
-            # create() tries again. Type only: never log a codename.
+            # refill() tries again. Type only: never log a codename.
             log.error("codename derivation failed: %s", type(exc).__name__)
             return
         self._ready.append(fut.result())
@@ -172,6 +186,7 @@ class SourceFactory:
             self._pool = None
 
     def close(self) -> None:
+        self._closed = True
         self._ready.clear()
         if self._pool is not None:
             pool, self._pool = self._pool, None

@@ -144,10 +144,10 @@ class _Sealed:
 
 class _Lane:
     """One upload's work off the event loop: jobs run one after another, in order,
-    on a thread of the upload's own, and at most ``ahead`` of them wait or run at a
-    time. A disk that stalls (a frozen file system, a throttled volume, the kernel
-    throttling a writer with too many dirty pages) then holds up this upload only,
-    never the event loop nor another upload.
+    on a thread of the upload's own; once more than ``ahead`` are queued or running,
+    run() waits for the oldest. A disk that stalls (a frozen file system, a
+    throttled volume, the kernel throttling a writer with too many dirty pages) then
+    holds up this upload only, never the event loop nor another upload.
 
     Waits are shielded: if the waiting task is cancelled, the job goes on in its
     thread and stays tracked, so that abort() can wait for it rather than close and
@@ -176,12 +176,14 @@ class _Lane:
         try:
             await asyncio.shield(job)
         finally:
-            if job.done():
+            if job.done() and self._jobs and self._jobs[0] is job:
                 self._jobs.popleft()
 
-    def when_idle(self, callback: Callable[[], None]) -> None:
-        """Call back once no job is queued or running (at once if none is). Their
-        errors are not raised: whoever calls this has given up on them."""
+    def abandon(self, callback: Callable[[], None]) -> None:
+        """Cancel the jobs not yet started, and call back once the one running (if
+        any) has ended. Errors are not raised: whoever abandons has given up."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         jobs = list(self._jobs)
         self._jobs.clear()
         if any(not job.done() for job in jobs):
@@ -194,7 +196,7 @@ class _Lane:
             callback()
 
     def close(self) -> None:
-        """Let the thread end once its jobs have (call when nothing more will come)."""
+        """Let the thread end once its jobs have (when nothing more will come)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False)
 
@@ -323,6 +325,7 @@ class Transaction:
         self._since_check = 0
         self._lane = _Lane()
         self._done = False
+        storage._track(self)
 
     def _account(self, n: int) -> None:
         # The quota is shared by every upload in flight; the lock keeps the check
@@ -363,6 +366,7 @@ class Transaction:
         await self._lane.run(self._make_durable)
         await self._lane.drain()
         self._lane.close()
+        self._storage._untrack(self)
         self._storage.insert_submission(
             submission_id=submission_id, day=self.day, desks=desks, source_id=source_id,
             reply_recipient=reply_recipient, files=self.files, kind=kind)
@@ -391,26 +395,29 @@ class Transaction:
     def abort(self) -> None:
         """Delete every file of this transaction, wherever it got to.
 
-        If a write or the durable step is still queued or running on the upload's
-        thread (the task that queued it failed or was cancelled), the deleting waits
-        until it has ended."""
+        Batches still queued on the upload's thread are cancelled; if one is running
+        there (the task that queued it failed or was cancelled), the deleting waits
+        until it has ended, so that no file is closed and deleted under it."""
         if self._done:
             return
         self._done = True
-        self._lane.when_idle(self._discard)
+        self._lane.abandon(self._discard)
 
     def _discard(self) -> None:
-        self._lane.close()
         s = self._storage
-        for f in self.files:
-            f._close_quietly()
-            _fs.safe_unlink(s.incoming_dir, f.name)
-        for name in self._moved:
-            _fs.safe_unlink(s.store_dir, name)
-        self._release()
-        # Creating and deleting entries dated the directories to the second.
-        for d in (s.incoming_dir, s.store_dir):
-            _fs.safe_set_day(d, self.day)
+        try:
+            for f in self.files:
+                f._close_quietly()
+                _fs.safe_unlink(s.incoming_dir, f.name)
+            for name in self._moved:
+                _fs.safe_unlink(s.store_dir, name)
+            self._release()
+            # Creating and deleting entries dated the directories to the second.
+            for d in (s.incoming_dir, s.store_dir):
+                _fs.safe_set_day(d, self.day)
+        finally:
+            # Whatever is left is removed at the next start (open()).
+            s._untrack(self)
 
 
 class Storage:
@@ -428,10 +435,33 @@ class Storage:
         self._free_space = free_space or _statvfs_free
         self._db: sqlite_utils.Database | None = None
         self._lock_fd: int | None = None
+        # Transactions not yet committed or discarded; close() waits for them.
+        self._live: set[Transaction] = set()
+        self._none_live = asyncio.Event()
+        self._none_live.set()
 
     @property
     def serving(self) -> bool:
         return self._lock_fd is not None
+
+    def _track(self, txn: Transaction) -> None:
+        self._live.add(txn)
+        self._none_live.clear()
+
+    def _untrack(self, txn: Transaction) -> None:
+        self._live.discard(txn)
+        if not self._live:
+            self._none_live.set()
+
+    async def uploads_ended(self, timeout: float) -> bool:
+        """Wait until every transaction has been committed or discarded (at shutdown,
+        after the upload handlers were cancelled: an aborted upload's files are only
+        deleted once its thread has ended). False if some were still live after
+        ``timeout`` seconds; what they leave behind, open() removes at the next start."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._none_live.wait()
+        return not self._live
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -180,7 +180,11 @@ async def _read_text(part: BodyPartReader, limit: int, limits: _Limits,
 
 
 async def receive(request: web.Request) -> web.StreamResponse:
-    return await guarded_upload(request, _receive)
+    try:
+        return await guarded_upload(request, _receive)
+    finally:
+        # Top the codename reserve up now that this upload no longer needs the CPU.
+        request.app[SOURCES].refill()
 
 
 async def guarded_upload(
@@ -219,8 +223,6 @@ async def guarded_upload(
         return error_page(request, 503, R_FULL, headers={"Connection": "close"})
     finally:
         slots.release()
-        # Top the codename reserve up now that this upload no longer needs the CPU.
-        request.app[SOURCES].refill()
 
 
 async def _receive(request: web.Request) -> web.StreamResponse:

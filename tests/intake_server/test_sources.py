@@ -138,3 +138,44 @@ async def test_source_factory_recovers_from_a_killed_worker() -> None:
             assert len((await factory.create()).codename.split()) == 7
     finally:
         factory.close()
+
+
+async def test_refill_never_raises_and_stops_after_close() -> None:
+    # refill() runs once a report is stored: a worker that died while the pool was
+    # idle used to raise BrokenProcessPool there, and turn the stored report's
+    # codename page into a 500.
+    import asyncio
+    import os
+    import signal
+
+    factory = SourceFactory(1, reserve=1)
+    try:
+        factory.refill()
+        for _ in range(200):
+            if factory.reserved == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert factory.reserved == 1
+        pool = factory._pool  # noqa: SLF001 - the test plays the OOM killer
+        assert pool is not None
+        for pid in list(pool._processes):  # noqa: SLF001
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(200):
+            if pool._broken:  # noqa: SLF001 - the pool has noticed
+                break
+            await asyncio.sleep(0.05)
+        assert pool._broken  # noqa: SLF001
+        await factory.create()  # from the reserve
+        factory.refill()  # must not raise; drops the broken pool
+        assert factory._pool is None  # noqa: SLF001
+        factory.refill()  # a new pool
+        for _ in range(200):
+            if factory.reserved == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert factory.reserved == 1
+    finally:
+        factory.close()
+    factory.refill()  # after close: nothing starts
+    assert factory._pool is None  # noqa: SLF001
+    assert factory.reserved == 0

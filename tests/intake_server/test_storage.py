@@ -174,17 +174,71 @@ async def test_a_failed_write_stops_the_batches_behind_it(storage, monkeypatch) 
     assert s.reserved_bytes == 0
 
 
-async def test_an_upload_thread_ends_with_its_transaction(storage) -> None:
-    def upload_threads() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name.startswith("amana-upload")]
+async def test_abort_cancels_queued_batches_and_waits_for_the_running_one(
+    storage, stalled_writes, monkeypatch
+) -> None:
+    """Abort during a stalled write: the batches queued behind it never run, the
+    file is deleted once the running write ends, the thread ends, and the storage's
+    shutdown wait (uploads_ended) sees all of it."""
+    inst, s = storage
+    release = stalled_writes
+    stalled_store = PendingFile._store
+    calls: list[int] = []
 
-    before = len(upload_threads())
+    def counted(self: PendingFile, data: bytearray) -> None:
+        calls.append(len(data))
+        stalled_store(self, data)
+
+    monkeypatch.setattr(PendingFile, "_store", counted)
+    threads_before = _upload_threads()
+    txn = begin(storage)
+    f = txn.new_file("attachment")
+    for _ in range(storage_module.BATCHES_AHEAD):
+        f.write(b"q" * storage_module.WRITE_BATCH)
+        await f.flush()
+    await asyncio.sleep(0.05)  # the first batch is running (stalled), the rest queued
+    txn.abort()
+    ended = asyncio.ensure_future(s.uploads_ended(timeout=10))
+    await asyncio.sleep(0.05)
+    assert not ended.done()
+    assert inst.incoming_names() == [f.name]  # not deleted under the writer
+    release.set()
+    assert await ended is True
+    assert inst.incoming_names() == []
+    assert s.reserved_bytes == 0
+    assert len(calls) == 1  # the batch queued behind the stalled one never ran
+    for _ in range(200):
+        if _upload_threads() == threads_before:
+            break
+        await asyncio.sleep(0.01)
+    assert _upload_threads() == threads_before
+
+
+async def test_uploads_ended_gives_up_after_its_timeout(storage, stalled_writes) -> None:
+    inst, s = storage
+    txn = begin(storage)
+    f = txn.new_file("attachment")
+    f.write(b"r" * storage_module.WRITE_BATCH)
+    await f.flush()
+    txn.abort()
+    assert await s.uploads_ended(timeout=0.1) is False
+    stalled_writes.set()
+    assert await s.uploads_ended(timeout=10) is True
+    assert inst.incoming_names() == []
+
+
+def _upload_threads() -> int:
+    return sum(t.name.startswith("amana-upload") for t in threading.enumerate())
+
+
+async def test_an_upload_thread_ends_with_its_transaction(storage) -> None:
+    before = _upload_threads()
     for finish in ("commit", "abort"):
         txn = begin(storage)
         f = txn.new_file("attachment")
         f.write(b"y" * storage_module.WRITE_BATCH)
         await f.flush()
-        assert len(upload_threads()) == before + 1
+        assert _upload_threads() == before + 1
         if finish == "commit":
             await txn.commit(submission_id=finish[0] * 32, desks=["triage"],
                              source_id="f" * 64, reply_recipient="age1x")
@@ -192,10 +246,10 @@ async def test_an_upload_thread_ends_with_its_transaction(storage) -> None:
             await f.finish()
             txn.abort()
         for _ in range(200):
-            if len(upload_threads()) == before:
+            if _upload_threads() == before:
                 break
             await asyncio.sleep(0.01)
-        assert len(upload_threads()) == before
+        assert _upload_threads() == before
 
 
 async def test_abort_after_a_cancelled_write_waits_for_the_writer(
