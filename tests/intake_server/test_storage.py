@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -225,6 +226,50 @@ async def test_uploads_ended_gives_up_after_its_timeout(storage, stalled_writes)
     stalled_writes.set()
     assert await s.uploads_ended(timeout=10) is True
     assert inst.incoming_names() == []
+
+
+async def test_server_shutdown_deletes_an_upload_whose_write_was_stalled(
+    tmp_path, stalled_writes
+) -> None:
+    """The server stops (its handlers are cancelled) while an upload's write hangs
+    on the disk: the app's cleanup waits for the upload's thread, so its file is
+    deleted before the server has closed, not left for the next start."""
+    from aiohttp import FormData
+    from aiohttp.test_utils import TestClient, TestServer
+    from intake_helpers import CSRF_RE
+
+    from intake_server.app import create_app
+
+    inst = make_install(tmp_path)
+    client = TestClient(TestServer(create_app(inst.config)))
+    await client.start_server()
+    threading.Timer(0.5, stalled_writes.set).start()  # the disk comes back later
+    try:
+        page = await (await client.get("/en/submit")).text()
+        match = CSRF_RE.search(page)
+        assert match
+        body = FormData(quote_fields=False)
+        for name, value in [("csrf", match.group(1)), ("category", "spyware"),
+                            ("desks", "triage")]:
+            body.add_field(name, value)
+        body.add_field("files", b"s" * (3 * storage_module.WRITE_BATCH), filename="s.bin",
+                       content_type="application/octet-stream")
+        post = asyncio.ensure_future(client.post("/en/submit", data=body))
+        for _ in range(200):
+            if inst.incoming_names():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the first batch's write is stalled in its thread
+        assert not stalled_writes.is_set()
+        assert inst.incoming_names()
+    finally:
+        await client.close()  # cancels the upload, runs the app's cleanup
+    post.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await post  # its connection was closed under it
+    assert stalled_writes.is_set()  # the cleanup waited for the disk
+    assert inst.incoming_names() == []
+    assert inst.stored_names() == []
 
 
 def _upload_threads() -> int:

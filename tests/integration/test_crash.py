@@ -1,4 +1,5 @@
 """Invariant 2: kill -9 mid-upload leaves no half-visible report; restart cleans up.
+A clean stop mid-upload deletes the partial upload before the server exits.
 
 A first report is acknowledged; a second one is killed mid-stream (its ciphertext
 partly written to incoming/). After SIGKILL: no row and no store/ file for the
@@ -9,6 +10,7 @@ still decrypts with `age`, and the server accepts new reports.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -45,12 +47,9 @@ async def submit_small(server) -> None:
             assert resp.status == 200
 
 
-async def test_kill_9_mid_upload(server, age_binary) -> None:
-    await submit_small(server)
-    acknowledged = rows(server)
-    assert len(acknowledged) == 2
-    stored_before = sorted(p.name for p in server.store_dir.iterdir())
-
+async def start_partial_upload(server) -> socket.socket:
+    """A connection in the middle of a 50 MiB upload, once more than 1 MiB of its
+    ciphertext is in incoming/. The caller closes the socket."""
     async with server.session() as s:
         csrf = await server.csrf(s)
         cookie = s.cookie_jar.filter_cookies(yarl.URL(server.url))["amana_csrf"].value
@@ -74,10 +73,22 @@ async def test_kill_9_mid_upload(server, age_binary) -> None:
             sock.sendall(chunk * 8)
             partial = list(server.incoming_dir.iterdir())
             if partial and partial[0].stat().st_size > 1024 * 1024:
-                break
+                return sock
             await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the upload never reached incoming/")
+        raise AssertionError("the upload never reached incoming/")
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def test_kill_9_mid_upload(server, age_binary) -> None:
+    await submit_small(server)
+    acknowledged = rows(server)
+    assert len(acknowledged) == 2
+    stored_before = sorted(p.name for p in server.store_dir.iterdir())
+
+    sock = await start_partial_upload(server)
+    try:
         workers = server.kill9()
     finally:
         sock.close()
@@ -102,3 +113,26 @@ async def test_kill_9_mid_upload(server, age_binary) -> None:
     assert b"kept" * 1000 in plain
     await submit_small(server)
     assert len(rows(server)) == 4
+
+
+async def test_sigterm_mid_upload_deletes_it_before_exit(server) -> None:
+    """A clean stop (systemd's SIGTERM) while an upload streams in: the server
+    cancels the upload and deletes its ciphertext itself before it exits, with
+    status 0, rather than leaving it for the next start. (That the cleanup waits
+    for a write stalled on the disk: test_storage.py.)"""
+    await submit_small(server)
+    acknowledged = rows(server)
+    stored_before = sorted(p.name for p in server.store_dir.iterdir())
+
+    sock = await start_partial_upload(server)
+    try:
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=15) == 0
+        server.proc = None
+    finally:
+        sock.close()
+    assert list(server.incoming_dir.iterdir()) == []
+    assert sorted(p.name for p in server.store_dir.iterdir()) == stored_before
+    assert rows(server) == acknowledged
+    assert "Traceback" not in server.stderr_path.read_text()
