@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,14 @@ def make_install(root: Path, **overrides: Any) -> Install:
 
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` is true (work done in a thread, a worker process or
+    a loop callback), at most ``timeout`` seconds. The caller asserts afterwards."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 async def get_csrf(client: Any, lang: str = "en") -> str:

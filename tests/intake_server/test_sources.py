@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from intake_helpers import eventually
+
 from intake_server.sources import NewSource, SourceFactory, new_source
 from keys.codename import derive_source, normalize_codename
 
@@ -35,10 +37,7 @@ async def test_reserve_hands_out_ready_codenames_and_refills() -> None:
     factory = SourceFactory(2, reserve=2)
     try:
         factory.refill()
-        for _ in range(200):
-            if factory.reserved == 2:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: factory.reserved == 2)
         assert factory.reserved == 2
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -52,10 +51,7 @@ async def test_reserve_hands_out_ready_codenames_and_refills() -> None:
         assert factory._refilling == 0  # noqa: SLF001
         assert factory.reserved == 1
         factory.refill()
-        for _ in range(200):
-            if factory.reserved == 2:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: factory.reserved == 2)
         assert factory.reserved == 2
         others = [await factory.create() for _ in range(3)]  # drains, then derives
         assert factory.reserved == 0
@@ -144,35 +140,25 @@ async def test_refill_never_raises_and_stops_after_close() -> None:
     # refill() runs once a report is stored: a worker that died while the pool was
     # idle used to raise BrokenProcessPool there, and turn the stored report's
     # codename page into a 500.
-    import asyncio
     import os
     import signal
 
     factory = SourceFactory(1, reserve=1)
     try:
         factory.refill()
-        for _ in range(200):
-            if factory.reserved == 1:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: factory.reserved == 1)
         assert factory.reserved == 1
         pool = factory._pool  # noqa: SLF001 - the test plays the OOM killer
         assert pool is not None
         for pid in list(pool._processes):  # noqa: SLF001
             os.kill(pid, signal.SIGKILL)
-        for _ in range(200):
-            if pool._broken:  # noqa: SLF001 - the pool has noticed
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: pool._broken)  # noqa: SLF001 - the pool has noticed
         assert pool._broken  # noqa: SLF001
         await factory.create()  # from the reserve
         factory.refill()  # must not raise; drops the broken pool
         assert factory._pool is None  # noqa: SLF001
         factory.refill()  # a new pool
-        for _ in range(200):
-            if factory.reserved == 1:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: factory.reserved == 1)
         assert factory.reserved == 1
     finally:
         factory.close()

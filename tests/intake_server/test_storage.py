@@ -11,7 +11,7 @@ import sqlite3
 import threading
 
 import pytest
-from intake_helpers import make_install
+from intake_helpers import base_fields, eventually, form, get_csrf, make_install
 
 from intake_server import _fs
 from intake_server import storage as storage_module
@@ -166,10 +166,7 @@ async def test_a_failed_write_stops_the_batches_behind_it(storage, monkeypatch) 
     with pytest.raises(OSError, match="No space"):
         await f.finish()
     txn.abort()  # deletes once the batches still queued have been skipped
-    for _ in range(200):
-        if not inst.incoming_names():
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not inst.incoming_names())
     assert len(calls) == 1
     assert inst.incoming_names() == []
     assert s.reserved_bytes == 0
@@ -208,10 +205,7 @@ async def test_abort_cancels_queued_batches_and_waits_for_the_running_one(
     assert inst.incoming_names() == []
     assert s.reserved_bytes == 0
     assert len(calls) == 1  # the batch queued behind the stalled one never ran
-    for _ in range(200):
-        if _upload_threads() == threads_before:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: _upload_threads() == threads_before)
     assert _upload_threads() == threads_before
 
 
@@ -234,9 +228,7 @@ async def test_server_shutdown_deletes_an_upload_whose_write_was_stalled(
     """The server stops (its handlers are cancelled) while an upload's write hangs
     on the disk: the app's cleanup waits for the upload's thread, so its file is
     deleted before the server has closed, not left for the next start."""
-    from aiohttp import FormData
     from aiohttp.test_utils import TestClient, TestServer
-    from intake_helpers import CSRF_RE
 
     from intake_server.app import create_app
 
@@ -245,20 +237,10 @@ async def test_server_shutdown_deletes_an_upload_whose_write_was_stalled(
     await client.start_server()
     threading.Timer(0.5, stalled_writes.set).start()  # the disk comes back later
     try:
-        page = await (await client.get("/en/submit")).text()
-        match = CSRF_RE.search(page)
-        assert match
-        body = FormData(quote_fields=False)
-        for name, value in [("csrf", match.group(1)), ("category", "spyware"),
-                            ("desks", "triage")]:
-            body.add_field(name, value)
-        body.add_field("files", b"s" * (3 * storage_module.WRITE_BATCH), filename="s.bin",
-                       content_type="application/octet-stream")
+        csrf = await get_csrf(client)
+        body = form(base_fields(csrf), [("s.bin", b"s" * (3 * storage_module.WRITE_BATCH))])
         post = asyncio.ensure_future(client.post("/en/submit", data=body))
-        for _ in range(200):
-            if inst.incoming_names():
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: inst.incoming_names())
         await asyncio.sleep(0.1)  # the first batch's write is stalled in its thread
         assert not stalled_writes.is_set()
         assert inst.incoming_names()
@@ -290,10 +272,7 @@ async def test_an_upload_thread_ends_with_its_transaction(storage) -> None:
         else:
             await f.finish()
             txn.abort()
-        for _ in range(200):
-            if _upload_threads() == before:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: _upload_threads() == before)
         assert _upload_threads() == before
 
 
@@ -318,10 +297,7 @@ async def test_abort_after_a_cancelled_write_waits_for_the_writer(
     assert inst.incoming_names() == [f.name]  # not deleted under the writer
     assert s.reserved_bytes > 0
     release.set()
-    for _ in range(200):
-        if not inst.incoming_names():
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not inst.incoming_names())
     assert inst.incoming_names() == []
     assert s.reserved_bytes == 0
 

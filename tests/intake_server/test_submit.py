@@ -18,6 +18,7 @@ from intake_helpers import (
     LANGS,
     assert_nothing_stored,
     base_fields,
+    eventually,
     form,
     get_csrf,
     make_install,
@@ -310,10 +311,7 @@ async def test_codename_reserve_is_refilled_after_the_upload_not_during_it(
     inst = make_install(tmp_path, codename_reserve=1)
     client = await make_client(inst)
     factory = client.server.app[SOURCES]
-    for _ in range(200):
-        if factory.reserved == 1:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: factory.reserved == 1)
     assert factory.reserved == 1
     csrf = await get_csrf(client)
     body = form(base_fields(csrf), [("a.bin", os.urandom(300_000))])()
@@ -332,10 +330,7 @@ async def test_codename_reserve_is_refilled_after_the_upload_not_during_it(
                              headers={"Content-Type": body.content_type})
     assert resp.status == 200
     assert during == [(0, 0)]
-    for _ in range(200):
-        if factory.reserved == 1:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: factory.reserved == 1)
     assert factory.reserved == 1
 
 
