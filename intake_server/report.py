@@ -196,6 +196,23 @@ def clean_filename(name: str | None) -> str:
     return name or "attachment"
 
 
+def _document(schema: str, *, submission_id: str, day: str, lang: str, desks: list[str],
+              reply_recipient: str, attachments: list[dict[str, Any]],
+              **body: Any) -> dict[str, Any]:
+    """The top level that reports and follow-ups share, around their own ``body``."""
+    return {
+        "schema": schema,
+        "version": SCHEMA_VERSION,
+        "submission_id": submission_id,
+        "received_day": day,
+        "language": lang,
+        "desks": desks,
+        "reply_recipient": reply_recipient,
+        **body,
+        "attachments": attachments,
+    }
+
+
 def build_report(*, submission_id: str, day: str, lang: str, answers: dict[str, Any],
                  desks: list[str], reply_recipient: str,
                  attachments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -203,15 +220,10 @@ def build_report(*, submission_id: str, day: str, lang: str, answers: dict[str, 
     def text(name: str) -> str:
         return str(answers.get(name, ""))
 
-    return {
-        "schema": SCHEMA,
-        "version": SCHEMA_VERSION,
-        "submission_id": submission_id,
-        "received_day": day,
-        "language": lang,
-        "desks": desks,
-        "reply_recipient": reply_recipient,
-        "answers": {
+    return _document(
+        SCHEMA, submission_id=submission_id, day=day, lang=lang, desks=desks,
+        reply_recipient=reply_recipient, attachments=attachments,
+        answers={
             "category": answers["category"],
             "secondary_categories": answers.get("secondary", []),
             "country": answers.get("country", ""),
@@ -230,9 +242,7 @@ def build_report(*, submission_id: str, day: str, lang: str, answers: dict[str, 
                 "share_within_coalition": bool(answers.get("consent_share", False)),
                 "publish_anonymised": bool(answers.get("consent_publish", False)),
             },
-        },
-        "attachments": attachments,
-    }
+        })
 
 
 def build_followup(*, submission_id: str, day: str, lang: str, message: str, desks: list[str],
@@ -242,14 +252,6 @@ def build_followup(*, submission_id: str, day: str, lang: str, message: str, des
     The desk's client threads it onto the report by ``reply_recipient``
     (docs/report-format.md, "Follow-ups").
     """
-    return {
-        "schema": FOLLOWUP_SCHEMA,
-        "version": SCHEMA_VERSION,
-        "submission_id": submission_id,
-        "received_day": day,
-        "language": lang,
-        "desks": desks,
-        "reply_recipient": reply_recipient,
-        "message": message,
-        "attachments": attachments,
-    }
+    return _document(
+        FOLLOWUP_SCHEMA, submission_id=submission_id, day=day, lang=lang, desks=desks,
+        reply_recipient=reply_recipient, attachments=attachments, message=message)
