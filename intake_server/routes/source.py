@@ -246,9 +246,9 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
         ciphertext = _fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
         plain = decrypt(ciphertext, [session.reply_identity])
         doc = strict_json.loads(plain, max_bytes=MAX_REPLY_CIPHERTEXT, max_depth=2)
-    except (OSError, AgeError, ValueError):
-        # ValueError (StrictJSONError is one) covers bad UTF-8, bad JSON, duplicate
-        # keys and a malformed id.
+    except (OSError, _fs.FsError, AgeError, ValueError):
+        # FsError: a file over MAX_REPLY_CIPHERTEXT. ValueError (StrictJSONError is
+        # one) covers bad UTF-8, bad JSON, duplicate keys and a malformed id.
         return None
     if not isinstance(doc, dict) or set(doc) != {"format", "version", "desk", "day", "body"}:
         return None

@@ -27,7 +27,7 @@ from source_helpers import (
 )
 
 from intake_server.app import REPLIES, SESSIONS, STORAGE
-from intake_server.routes.source import FAILURE_SECONDS, SESSION_COOKIE
+from intake_server.routes.source import FAILURE_SECONDS, MAX_REPLY_CIPHERTEXT, SESSION_COOKIE
 from intake_server.staff.store import StaffStore, index_document
 from journalist_client.schema import parse_document
 from keys.age import X25519Identity, decrypt, encrypt
@@ -301,13 +301,18 @@ async def test_malformed_replies_are_shown_as_unreadable(client: Any, install: A
         reply_recipient=rr, desk="triage", write=lambda p: p.write_bytes(elsewhere))
     rid2 = client.server.app[REPLIES].store_reply(
         reply_recipient=rr, desk="triage", write=lambda p: p.write_bytes(b"garbage"))
+    # Larger than any reply may be: it used to make the whole inbox a 500.
+    rid3 = client.server.app[REPLIES].store_reply(
+        reply_recipient=rr, desk="triage",
+        write=lambda p: p.write_bytes(b"\0" * (MAX_REPLY_CIPHERTEXT + 1)))
     assert (await login(client, codename)).status == 303
     for lang in LANGS:
         resp = await client.get(f"/{lang}/inbox")
         assert resp.status == 200
-        assert (await resp.text()).count(UNREADABLE[lang]) == len(bad) + 2
+        assert (await resp.text()).count(UNREADABLE[lang]) == len(bad) + 3
     assert rid
     assert rid2
+    assert rid3
 
 
 async def test_followup_goes_to_the_source_desks_after_the_report_is_gone(
