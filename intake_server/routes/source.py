@@ -25,7 +25,6 @@ source id, addressed to the desks the source has written to (docs/report-format.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -56,7 +55,7 @@ from intake_server.storage import (
     utc_today,
 )
 from keys import strict_json
-from keys.age import AgeError, X25519Identity, decrypt, parse_recipient
+from keys.age import AgeError, X25519Identity, decrypt
 from keys.codename import InvalidCodename, normalize_codename
 
 from .submit import (
@@ -67,6 +66,8 @@ from .submit import (
     _parts,
     _read_text,
     _receive_file,
+    _recipients,
+    _same,
     guarded_upload,
 )
 
@@ -156,11 +157,6 @@ async def _small_form(request: web.Request, names: frozenset[str]) -> dict[str, 
     if set(fields) != names:
         raise FormError(400, rpt.R_MALFORMED)
     return fields
-
-
-def _same(a: str, b: str) -> bool:
-    return bool(a) and hmac.compare_digest(a.encode("utf-8", "replace"),
-                                           b.encode("utf-8", "replace"))
 
 
 def _set_session_cookie(resp: web.StreamResponse, token: str) -> None:
@@ -364,10 +360,8 @@ async def _receive_followup(request: web.Request, session: Session) -> None:
     timeout = cfg.read_timeout_seconds
     limits = _Limits(request)
     desks = _followup_desks(request, session)
-    # _followup_desks kept only desks of the keyring.
-    recipients = [parse_recipient(d.recipient) for d in keyring.desks if d.id in desks]
     # Recipients are known before the first byte: the transaction starts at once.
-    txn: Transaction = storage.begin(recipients)
+    txn: Transaction = storage.begin(_recipients(keyring, desks))
     message: str | None = None
     csrf_ok = False
     attachments: list[dict[str, Any]] = []

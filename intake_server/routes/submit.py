@@ -83,6 +83,12 @@ def _csrf_token(request: web.Request) -> str:
     return secrets.token_urlsafe(32)
 
 
+def _same(secret: str, given: str) -> bool:
+    """A CSRF token check: constant-time, and never true for an empty secret."""
+    return bool(secret) and hmac.compare_digest(secret.encode("utf-8", "replace"),
+                                                given.encode("utf-8", "replace"))
+
+
 def _default_desk(request: web.Request) -> str:
     cfg = request.app[CONFIG]
     return cfg.default_desk or request.app[KEYRING].desks[0].id
@@ -269,8 +275,7 @@ async def _receive(request: web.Request) -> web.StreamResponse:
             raw = await _read_text(part, limit, limits, timeout)
             value = rpt.decode_text(raw)
             if field.kind == "csrf":
-                cookie = request.cookies.get(CSRF_COOKIE, "")
-                if not cookie or not hmac.compare_digest(cookie.encode(), value.encode()):
+                if not _same(request.cookies.get(CSRF_COOKIE, ""), value):
                     raise FormError(403, rpt.R_CSRF)
                 csrf_ok = True
             elif not csrf_ok:
