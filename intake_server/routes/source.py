@@ -52,7 +52,6 @@ from intake_server.sources import LoginBusy
 from intake_server.storage import (
     Transaction,
     new_id,
-    utc_today,
 )
 from keys import strict_json
 from keys.age import AgeError, X25519Identity, decrypt
@@ -292,14 +291,9 @@ async def delete_reply(request: web.Request) -> web.Response:
         return error_page(request, 403, rpt.R_CSRF)
     if not _ID_RE.fullmatch(fields["reply"]):
         return error_page(request, 400, rpt.R_MALFORMED)
-    replies = request.app[REPLIES]
     # Only the source's own replies: the row must carry the session's recipient.
-    if not replies.delete_reply(fields["reply"], session.reply_recipient):
+    if not request.app[REPLIES].delete_reply(fields["reply"], session.reply_recipient):
         return error_page(request, 404, R_NO_REPLY)
-    today = utc_today()
-    _fs.fsync_dir(replies.replies_dir)
-    _fs.safe_set_day(replies.replies_dir, today)
-    request.app[STORAGE].date_db_files(today)
     return _see_other(f"/{lang}/inbox?done=deleted")
 
 

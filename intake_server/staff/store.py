@@ -240,12 +240,18 @@ class StaffStore:
                 (sid,),
             ).fetchone()[0]
             if waiting == 0:
-                self.delete_submission(sid)
+                self._delete_submission(sid)
                 deleted += 1
+        if deleted:
+            self._after_deletions(submissions=True, replies=False)
         return acked, deleted
 
     def delete_submission(self, sid: str) -> None:
         """Remove a submission's rows, then its files (secure_delete zeroes the rows)."""
+        self._delete_submission(sid)
+        self._after_deletions(submissions=True, replies=False)
+
+    def _delete_submission(self, sid: str) -> None:
         db = self.storage.db
         files = [
             r[0]
@@ -266,21 +272,34 @@ class StaffStore:
         # After the commit: a crash here leaves unreferenced files, which start-up removes.
         for file_id in files:
             _fs.safe_unlink(self.storage.store_dir, f"{file_id}.age")
-        _fs.fsync_dir(self.storage.store_dir)
         self.storage.used_bytes -= int(sizes)
-        self._forget_deleted()
 
-    def _forget_deleted(self) -> None:
-        """After a deletion, leave no copy behind on this server.
+    def _after_deletions(self, *, submissions: bool, replies: bool) -> None:
+        """After a batch of deletions, leave no copy and no clock behind on this server.
 
-        - Cached export bundles may hold the deleted ciphertext: drop them all (a fetch
-          rebuilds its bundle; a resume that no longer matches starts over).
+        - Cached export bundles may hold deleted submissions' ciphertext: drop them all
+          (a fetch rebuilds its bundle; a resume that no longer matches starts over).
+          Replies are never in them.
+        - The directories are fsynced (a crash before this leaves unreferenced files,
+          which start-up removes) and dated to the day again: unlinking dated them to
+          the second.
         - secure_delete zeroes the main database file, but the WAL keeps old page
-          images until a checkpoint: copy them back and truncate it now.
+          images until a checkpoint: copy them back and truncate it now; then the
+          database files are dated to the day too.
         """
-        for name in list(_fs.list_names(self.outgoing_dir)):
-            _fs.safe_unlink(self.outgoing_dir, name)
+        today = utc_today()
+        dirs = []
+        if submissions:
+            for name in list(_fs.list_names(self.outgoing_dir)):
+                _fs.safe_unlink(self.outgoing_dir, name)
+            dirs += [self.storage.store_dir, self.outgoing_dir]
+        if replies:
+            dirs.append(self.replies_dir)
+        for d in dirs:
+            _fs.fsync_dir(d)
+            _fs.safe_set_day(d, today)
         self.storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.storage.date_db_files(today)
 
     # -- applied bundles ---------------------------------------------------
 
@@ -393,13 +412,19 @@ class StaffStore:
         return _fs.safe_join(self.replies_dir, f"{reply_id}.age")
 
     def delete_reply(self, reply_id: str, reply_recipient: str) -> bool:
+        """Delete one reply, if it is this recipient's; False if there is none such."""
+        if not self._delete_reply(reply_id, reply_recipient):
+            return False
+        self._after_deletions(submissions=False, replies=True)
+        return True
+
+    def _delete_reply(self, reply_id: str, reply_recipient: str) -> bool:
         cur = self.storage.db.execute(
             "DELETE FROM replies WHERE id = ? AND reply_recipient = ?", (reply_id, reply_recipient)
         )
         if cur.rowcount != 1:
             return False
         _fs.safe_unlink(self.replies_dir, f"{reply_id}.age")
-        self._forget_deleted()
         return True
 
     # -- retention ---------------------------------------------------------
@@ -417,12 +442,12 @@ class StaffStore:
             for r in db.execute("SELECT id FROM submissions WHERE day <= ?", (cutoff,)).fetchall()
         ]
         for sid in old:
-            self.delete_submission(sid)
+            self._delete_submission(sid)
         old_replies = db.execute(
             "SELECT id, reply_recipient FROM replies WHERE day <= ?", (cutoff,)
         ).fetchall()
         for reply_id, recipient in old_replies:
-            self.delete_reply(reply_id, recipient)
+            self._delete_reply(reply_id, recipient)
         # A source not seen (no submission, no login) for the retention period goes,
         # with every reply still waiting for it: nobody is coming back for them.
         idle = db.execute(
@@ -431,10 +456,10 @@ class StaffStore:
         idle_replies = 0
         for source_id, recipient in idle:
             for reply in self.replies_for(recipient):
-                idle_replies += self.delete_reply(reply["id"], recipient)
+                idle_replies += self._delete_reply(reply["id"], recipient)
             # source_desks rows go with it (ON DELETE CASCADE).
             db.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
-        self._forget_deleted()
+        self._after_deletions(submissions=True, replies=True)
         # The sources' count is not reported: the staff app's log line and its
         # callers know submissions and replies only.
         return {"submissions": len(old), "replies": len(old_replies) + idle_replies}

@@ -57,6 +57,7 @@ async def test_export_to_two_desks_then_acks_delete_only_when_both_have_imported
     resp = await post(staff, site, "forensics", "acks", ack_bundle(site, "forensics", [sid]))
     assert await resp.json() == {"acknowledged": 1, "deleted": 1}
     assert list(site.config.store_dir.iterdir()) == []
+    _assert_dated_to_the_day(site)
     assert site.storage.submissions() == []
 
 
@@ -85,6 +86,15 @@ async def test_cursor_returns_only_later_items_and_refetch_is_identical(
     outgoing = site.config.data_dir / "outgoing"
     for entry in [outgoing, *outgoing.iterdir()]:
         assert entry.stat().st_mtime == _fs.day_timestamp(utc_today())
+
+
+def _assert_dated_to_the_day(site: Site) -> None:
+    """Deleting (by acknowledgement or retention) leaves no time finer than the day on
+    the directories it touched or the database files."""
+    data = site.config.data_dir
+    for path in (data, data / "store", data / "outgoing", data / "replies",
+                 site.config.db_path):
+        assert path.stat().st_mtime == _fs.day_timestamp(utc_today()), path
 
 
 async def test_only_the_desk_signing_key_can_acknowledge(site: Site, staff: Any) -> None:
@@ -213,6 +223,7 @@ async def test_retention_deletes_exactly_what_has_expired(site: Site, staff: Any
     assert remaining == [young]
     assert old not in remaining
     assert len(list(site.config.store_dir.iterdir())) == 1
+    _assert_dated_to_the_day(site)
 
 
 async def test_health_needs_no_auth_and_says_nothing_specific(staff: Any) -> None:
