@@ -38,7 +38,6 @@ import logging
 import os
 import secrets
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -328,19 +327,17 @@ class Transaction:
         storage._track(self)
 
     def _account(self, n: int) -> None:
-        # The quota is shared by every upload in flight; the lock keeps the check
-        # and the reservation one step.
+        # The quota is shared by every upload in flight. This runs on the event loop
+        # (the encryptor writes there), as does every change to the storage's
+        # counters, so the check and the reservation are one step without a lock.
         s = self._storage
-        with s.lock:
-            if s.used_bytes + s.reserved_bytes + n > s.config.disk_quota_bytes:
-                raise QuotaExceeded("disk quota reached")
-            s.reserved_bytes += n
-            self._reserved += n
-            self._since_check += n
-            check = self._since_check >= _FREE_SPACE_CHECK_EVERY
-            if check:
-                self._since_check = 0
-        if check:
+        if s.used_bytes + s.reserved_bytes + n > s.config.disk_quota_bytes:
+            raise QuotaExceeded("disk quota reached")
+        s.reserved_bytes += n
+        self._reserved += n
+        self._since_check += n
+        if self._since_check >= _FREE_SPACE_CHECK_EVERY:
+            self._since_check = 0
             s.check_free_space()
 
     def new_file(self, kind: str) -> PendingFile:
@@ -372,8 +369,7 @@ class Transaction:
             reply_recipient=reply_recipient, files=self.files, kind=kind)
         # Committed: from here on, abort() must never delete these files.
         self._done = True
-        with self._storage.lock:
-            self._storage.used_bytes += self._reserved
+        self._storage.used_bytes += self._reserved
         self._release()
 
     def _make_durable(self) -> None:
@@ -388,9 +384,8 @@ class Transaction:
         _fs.safe_set_day(s.incoming_dir, self.day)
 
     def _release(self) -> None:
-        with self._storage.lock:
-            self._storage.reserved_bytes -= self._reserved
-            self._reserved = 0
+        self._storage.reserved_bytes -= self._reserved
+        self._reserved = 0
 
     def abort(self) -> None:
         """Delete every file of this transaction, wherever it got to.
@@ -430,8 +425,8 @@ class Storage:
         self.incoming_dir = config.incoming_dir
         self.store_dir = config.store_dir
         self.used_bytes = 0
+        # Both only ever change on the event loop.
         self.reserved_bytes = 0
-        self.lock = threading.Lock()
         self._free_space = free_space or _statvfs_free
         self._db: sqlite_utils.Database | None = None
         self._lock_fd: int | None = None
