@@ -97,6 +97,19 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: never duplicate a running event loop and its sockets.
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+def _shut_down(pool: ProcessPoolExecutor | None, *, wait: bool) -> None:
+    """Stop a pool (if any), cancelling the derivations not yet started."""
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
 class SourceFactory:
     """Hands out NewSource values from a bounded process pool.
 
@@ -121,10 +134,7 @@ class SourceFactory:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # spawn, not fork: never duplicate a running event loop and its sockets.
-            self._pool = ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent, initargs=(os.getpid(),))
+            self._pool = _spawn_pool(self._workers)
         return self._pool
 
     @property
@@ -181,27 +191,18 @@ class SourceFactory:
             return await loop.run_in_executor(self._executor(), new_source)
 
     def _drop_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        _shut_down(self._pool, wait=False)
+        self._pool = None
 
     def close(self) -> None:
         self._closed = True
         self._ready.clear()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        _shut_down(pool, wait=True)
 
 
 class LoginBusy(Exception):
     """Too many logins are being derived or waiting already."""
-
-
-def _spawn_pool(workers: int) -> ProcessPoolExecutor:
-    # spawn, not fork: never duplicate a running event loop and its sockets.
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
 class LoginDeriver:
@@ -257,14 +258,12 @@ class LoginDeriver:
         raise LoginBusy from None
 
     def _discard_pool(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.shutdown(wait=False, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        _shut_down(pool, wait=False)
 
     def _finished(self) -> None:
         self._in_flight -= 1
 
     def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        _shut_down(pool, wait=True)
