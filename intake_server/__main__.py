@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="staff app port on 127.0.0.1 (default: the config's, port + 1)")
     args = parser.parse_args(argv)
 
+    from keys.bundle import MAX_FILES
     from keys.keyring import KeyringError
 
     from . import _fs
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         remove_transfer_key,
     )
     from .staff.bundles import BundleRefused
+    from .staff.store import EXPORT_MAX_BYTES, EXPORT_MAX_ITEMS
 
     _configure_logging()
     try:
@@ -217,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result['items']} item(s) for desk {args.desk} in {args.out}; "
                   f"next time: --after {result['cursor']}")
             if result["more"]:
-                print("More is waiting than one bundle holds (500 submissions, 4,095 files "
-                      f"or 1 GiB): export again now with --after {result['cursor']}.")
+                print(f"More is waiting than one bundle holds ({EXPORT_MAX_ITEMS} "
+                      f"submissions, {MAX_FILES - 1:,} files or "
+                      f"{EXPORT_MAX_BYTES // 2**30} GiB): export again now with "
+                      f"--after {result['cursor']}.")
         elif args.command == "import":
             result = import_bundle(Config.load(args.config), args.bundle)
             if result["kind"] == "ack":

@@ -41,6 +41,8 @@ log = logging.getLogger("intake_server.staff")
 # The transfer machine refuses bundles above its own, larger, limit (journalist_client
 # transfer.DEFAULT_MAX_BUNDLE_BYTES).
 EXPORT_MAX_BYTES = 1024 * 1024 * 1024
+# ... and at most this many submissions (and MAX_FILES files, index.json included).
+EXPORT_MAX_ITEMS = 500
 
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 _DESK_RE = re.compile(r"[a-z0-9-]{1,32}")
@@ -162,7 +164,7 @@ class StaffStore:
         self,
         desk: str,
         after: int,
-        limit: int = 500,
+        limit: int = EXPORT_MAX_ITEMS,
         max_files: int = MAX_FILES - 1,
         max_bytes: int | None = None,
     ) -> list[ExportItem]:
