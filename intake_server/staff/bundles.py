@@ -132,7 +132,7 @@ def apply_ack_bundle(
 
 
 def _check_outbox(
-    doc: dict[str, Any], desk: str, names: set[str], keyring: Keyring | None
+    doc: dict[str, Any], desk: str, names: set[str], keyring: Keyring
 ) -> list[dict[str, Any]]:
     items = doc.get("items")
     if set(doc) != {"format", "version", "desk", "items"} or doc.get("desk") != desk:
@@ -160,19 +160,16 @@ def _check_outbox(
             if set(item) != {"type", "id", "to_desk", "files"}:
                 raise BundleRefused("outbox referral item is malformed")
             to_desk = item["to_desk"]
-            if not isinstance(to_desk, str) or keyring is None or keyring.get(to_desk) is None:
+            if not isinstance(to_desk, str) or keyring.get(to_desk) is None:
                 raise BundleRefused("a referral must name a desk of the keyring")
             if to_desk == desk:
                 raise BundleRefused("a desk cannot refer a report to itself")
             files = item["files"]
-            expected = [
-                f"{item['id']}.json.age",
-                *(f"{item['id']}.a{n}.age" for n in range(1, 1001)),
-            ]
             if (
                 not isinstance(files, list)
-                or not files
-                or files != expected[: len(files)]
+                or not 1 <= len(files) <= 1001
+                or files != [f"{item['id']}.json.age",
+                             *(f"{item['id']}.a{n}.age" for n in range(1, len(files)))]
                 or not set(files) <= names
             ):
                 raise BundleRefused("outbox referral files are missing or misnamed")
@@ -189,7 +186,7 @@ def apply_outbox_bundle(
     store: StaffStore,
     path: Path,
     trusted: Mapping[str, VerifyKey],
-    keyring: Keyring | None = None,
+    keyring: Keyring,
 ) -> dict[str, Any]:
     """Replies for sources and referrals to other desks. Every item is checked before any
     is stored; referrals need the keyring (the desks they may go to). A bundle is applied
