@@ -132,13 +132,12 @@ def form(token: str, files: list[tuple[str, object]]) -> aiohttp.FormData:
     return data
 
 
-async def big_upload(url: str, path: Path, work: Path,
-                     latencies: list[float] | None = None) -> float:
+async def big_upload(url: str, path: Path, work: Path, latencies: list[float]) -> float:
     """Upload with curl: a native client, so the server (not Python on the client
-    side, sharing the same cores) is what gets measured. With ``latencies``, a
-    second client meanwhile loads the submit page every 50 ms and records how long
-    each took: the server encrypts on its event loop, and this shows what that
-    costs everyone else while a large upload streams in."""
+    side, sharing the same cores) is what gets measured. Meanwhile a second client
+    loads the submit page every 50 ms and records in ``latencies`` how long each
+    took: the server encrypts on its event loop, and this shows what that costs
+    everyone else while a large upload streams in."""
     async with aiohttp.ClientSession(url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         token = await csrf(s)
         cookie = s.cookie_jar.filter_cookies(yarl.URL(url))["amana_csrf"].value
@@ -149,14 +148,12 @@ async def big_upload(url: str, path: Path, work: Path,
             f"{url}/en/submit"]
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
-    probe = asyncio.create_task(page_latency(url, latencies)) if latencies is not None \
-        else None
+    probe = asyncio.create_task(page_latency(url, latencies))
     status, _ = await proc.communicate()
     elapsed = time.perf_counter() - start
-    if probe is not None:
-        probe.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await probe
+    probe.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await probe
     if status != b"200":
         raise SystemExit(f"upload failed: {status!r}")
     return elapsed

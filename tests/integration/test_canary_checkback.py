@@ -10,7 +10,6 @@ knows. Control: the follow-up decrypts, with `age`, to the canary.
 
 from __future__ import annotations
 
-import re
 import secrets
 import subprocess
 
@@ -23,9 +22,8 @@ from checkback_helpers import (
     reply_recipients,
     store_reply,
 )
+from server_process import CSRF_RE
 from test_canary import encodings, search
-
-CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 async def test_reply_and_followup_canary_is_found_nowhere(server, age_binary) -> None:

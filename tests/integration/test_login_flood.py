@@ -12,18 +12,17 @@ processes stay few. 127.0.0.1 only; bounded in count and in time.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from pathlib import Path
 
 import aiohttp
 from checkback_helpers import codename_from
+from server_process import CSRF_RE
 
 from keys.codename import generate_codename
 
 FLOOD = 500
 CONCURRENCY = 50
-CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 # The server process alone; Argon2id's 256 MiB live in the worker processes.
 MAX_SERVER_HWM_KIB = 200 * 1024
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from server_process import free_port
+from server_process import CSRF_RE, free_port
 
 from intake_server.install import init_install
 from keys.age import decrypt
@@ -75,7 +75,7 @@ async def submit(port: int) -> str:
     jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
         async with http.get("/en/submit") as resp:
-            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
+            csrf = CSRF_RE.search(await resp.text()).group(1)
         form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
         for name, value in (("csrf", csrf), ("category", "spyware"), ("desks", "triage"),
                             ("desks", "forensics"),
@@ -177,7 +177,7 @@ async def read_inbox(port: int, codename: str) -> str:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
         async with http.get("/en/login") as resp:
-            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
+            csrf = CSRF_RE.search(await resp.text()).group(1)
         async with http.post("/en/login", data={"csrf": csrf, "codename": codename}) as resp:
             assert resp.status == 200, await resp.text()
             assert resp.url.path == "/en/inbox"
