@@ -128,6 +128,14 @@ def ack_bundle(site: Site, desk: str, ids: list[str], key: SigningKey | None = N
     )
 
 
+def outbox_bundle(site: Site, items: list[dict[str, Any]], files: dict[str, bytes],
+                  key: SigningKey | None = None) -> bytes:
+    """An outbox bundle from the triage desk: ``items`` and the ``files`` they name."""
+    doc = {"format": "amana-outbox", "version": 1, "desk": "triage", "items": items}
+    return bundle_bytes("outbox", "triage", {"outbox.json": json.dumps(doc).encode(), **files},
+                        key or site.signing["triage"])
+
+
 async def post(
     staff: Any, site: Site, desk: str, what: str, body: bytes, key: SigningKey | None = None
 ) -> Any:

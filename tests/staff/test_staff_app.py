@@ -19,6 +19,7 @@ from staff_helpers import (
     ack_bundle,
     bundle_bytes,
     fetch,
+    outbox_bundle,
     post,
     read_export,
     signed,
@@ -171,25 +172,9 @@ def reply_outbox(
     """An outbox bundle with one reply to ``source``, as the triage desk's client makes it."""
     reply_id = new_id()
     reply = encrypt(plaintext, [source.recipient(), site.identities["triage"].recipient()])
-    outbox = {
-        "format": "amana-outbox",
-        "version": 1,
-        "desk": "triage",
-        "items": [
-            {
-                "type": "reply",
-                "id": reply_id,
-                "to": str(source.recipient()),
-                "file": f"{reply_id}.reply.age",
-            }
-        ],
-    }
-    return bundle_bytes(
-        "outbox",
-        "triage",
-        {"outbox.json": json.dumps(outbox).encode(), f"{reply_id}.reply.age": reply},
-        key or site.signing["triage"],
-    )
+    item = {"type": "reply", "id": reply_id, "to": str(source.recipient()),
+            "file": f"{reply_id}.reply.age"}
+    return outbox_bundle(site, [item], {f"{reply_id}.reply.age": reply}, key)
 
 
 async def test_reply_bundle_is_stored_for_the_source(site: Site, staff: Any) -> None:
@@ -311,15 +296,8 @@ def _referral_bundle(
     ref = new_id()
     files = names or [f"{ref}.json.age", f"{ref}.a1.age"]
     doc = encrypt(b'{"referred": true}', [site.identities["forensics"].recipient()])
-    outbox = {
-        "format": "amana-outbox",
-        "version": 1,
-        "desk": "triage",
-        "items": [{"type": "referral", "id": ref, "to_desk": to_desk, "files": files}],
-    }
-    contents = {"outbox.json": json.dumps(outbox).encode()}
-    contents.update({name: doc for name in files})
-    return bundle_bytes("outbox", "triage", contents, key or site.signing["triage"])
+    item = {"type": "referral", "id": ref, "to_desk": to_desk, "files": files}
+    return outbox_bundle(site, [item], {name: doc for name in files}, key)
 
 
 async def test_a_referral_is_filed_for_the_other_desk(
