@@ -45,3 +45,24 @@ def browser(system_tool):  # type: ignore[no-untyped-def]
         b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
+
+
+@pytest.fixture
+def new_page(browser):  # type: ignore[no-untyped-def]
+    """Open pages with JavaScript off, each in a context of its own with the given
+    locale; every request a page makes is recorded in ``page.requests``. The
+    contexts are closed at the end of the test."""
+    contexts = []
+
+    def open_page(locale: str):  # type: ignore[no-untyped-def]
+        context = browser.new_context(java_script_enabled=False, locale=locale,
+                                      viewport={"width": 1000, "height": 1400})
+        contexts.append(context)
+        page = context.new_page()
+        page.requests = []
+        page.on("request", lambda r: page.requests.append(r.url))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

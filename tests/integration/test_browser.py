@@ -26,15 +26,8 @@ RECEIVED = {"en": "Your report was received", "ar": "وصل بلاغك",
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(java_script_enabled=False, locale="en-US",
-                                  viewport={"width": 1000, "height": 1400})
-    p = context.new_page()
-    requests: list[str] = []
-    p.on("request", lambda r: requests.append(r.url))
-    p.requests = requests  # type: ignore[attr-defined]
-    yield p
-    context.close()
+def page(new_page):
+    return new_page("en-US")
 
 
 def _decrypt_all(server, desk: str) -> dict[str, bytes]:
