@@ -4,34 +4,46 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two installs: `make run` needs only the runtime dependencies; the test extras
+# (Playwright, mypy, ruff, Hypothesis...) come with the first `make test` or `make check`.
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+# `make run PORT=8090 DIR=/tmp/demo` when 8080 is taken or a second demo is wanted.
+PORT ?= 8080
+DIR  ?= ./demo
 
 .PHONY: run test check lint typecheck bench clean wheelhouse
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
-# The intake server on embedded defaults: a demo install in ./demo (two demo desks whose
-# identities are unprotected, for `age -d -i`), served on http://127.0.0.1:8080/.
-run: $(STAMP)
-	$(BIN)/intake-server demo --dir ./demo --port 8080
+# The intake server on embedded defaults: a demo install in $(DIR) (two demo desks whose
+# identities are unprotected, for `age -d -i`), served on http://127.0.0.1:$(PORT)/.
+run: $(RUN_STAMP)
+	$(BIN)/intake-server demo --dir $(DIR) --port $(PORT)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check keys
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py
 
 # An offline install kit for the air-gapped client (deploy/README.md, section 5): the
