@@ -100,6 +100,13 @@ class HybridRecipient:
     def __init__(self, public: bytes) -> None:
         if len(public) != _PUBLIC_SIZE:
             raise ValueError("an mlkem768x25519 public key is 1216 bytes")
+        try:
+            # The FIPS 203 check (every coefficient below q) runs when a key is loaded,
+            # so one encapsulation now refuses at parsing, as age does, a key that
+            # would otherwise only fail when a report is encrypted to it.
+            mlkem768_encapsulate(public[:MLKEM768_PUBLIC_SIZE])
+        except ValueError:
+            raise ValueError("the ML-KEM-768 part of the public key is malformed") from None
         x25519_check_public(public[MLKEM768_PUBLIC_SIZE:])
         self._public = public
 

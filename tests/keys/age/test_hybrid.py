@@ -21,9 +21,12 @@ from keys.age import (
     AgeError,
     HeaderError,
     HybridIdentity,
+    HybridRecipient,
     X25519Identity,
+    _bech32,
     decrypt_stream,
     parse_identity,
+    parse_recipient,
 )
 from keys.age._format import Stanza, b64decode_strict, b64encode_raw
 
@@ -138,3 +141,14 @@ def test_a_stanza_for_another_hybrid_identity_is_skipped() -> None:
     stanzas = theirs.recipient().wrap(file_key) + ours.recipient().wrap(file_key)
     assert ours.unwrap(stanzas) == file_key
     assert ours.unwrap(stanzas[:1]) is None
+
+
+def test_a_recipient_with_a_malformed_mlkem_key_is_refused_at_parsing() -> None:
+    public = bytearray(HybridIdentity.generate().recipient().public_bytes)
+    public[0], public[1] = 0xFF, public[1] | 0x0F  # first coefficient 4095, not below q = 3329
+    text = _bech32.encode("age1pq", bytes(public))
+    with pytest.raises(ValueError, match="ML-KEM-768 part"):
+        parse_recipient(text)
+    # The same key with that coefficient in range (0) parses: only the range is refused.
+    public[0], public[1] = 0x00, public[1] & 0xF0
+    assert HybridRecipient.parse(_bech32.encode("age1pq", bytes(public))).public_bytes == public
