@@ -9,6 +9,17 @@ computer later.
 
 The identity is a 32-byte seed; SHAKE256 expands it into the ML-KEM-768 seed
 (d ‖ z) and the X25519 scalar.
+
+Failure classes when unwrapping, as age v1.3 reports them (C2SP CCTV names):
+a stanza of another type is ignored; a stanza of this type is a *header failure*
+if it has other than one argument, if that argument is not canonical unpadded
+base64 of exactly 1120 bytes (ML-KEM-768 ciphertext ‖ X25519 share), if its body
+is not exactly 32 bytes (checked before any decryption, against partitioning
+oracles), or if the X25519 share is a low-order point (the HPKE decapsulation
+fails: X25519 refuses an all-zero shared secret, as the X25519 type does). Any
+other well-formed stanza that does not open is *no match*: ML-KEM rejects
+implicitly, so a stanza for another key, a corrupted ciphertext or a wrong tag
+all surface only at the AEAD.
 """
 
 from __future__ import annotations
@@ -89,6 +100,13 @@ class HybridRecipient:
     def __init__(self, public: bytes) -> None:
         if len(public) != _PUBLIC_SIZE:
             raise ValueError("an mlkem768x25519 public key is 1216 bytes")
+        try:
+            # The FIPS 203 check (every coefficient below q) runs when a key is loaded,
+            # so one encapsulation now refuses at parsing, as age does, a key that
+            # would otherwise only fail when a report is encrypted to it.
+            mlkem768_encapsulate(public[:MLKEM768_PUBLIC_SIZE])
+        except ValueError:
+            raise ValueError("the ML-KEM-768 part of the public key is malformed") from None
         x25519_check_public(public[MLKEM768_PUBLIC_SIZE:])
         self._public = public
 
@@ -178,9 +196,10 @@ class HybridIdentity:
             try:
                 ss_x = x25519_exchange(self._x25519_private, ct_x)
             except LowOrderPoint:
-                # Not this identity's stanza (or a forged one): X-Wing does not
-                # reject it, so neither do we; the AEAD below would fail anyway.
-                continue
+                # No honest sender produces this share, and the reference's HPKE
+                # decapsulation fails on it (X25519 refuses the all-zero secret), so
+                # it is a malformed stanza, as in the X25519 type, not someone else's.
+                raise HeaderError("mlkem768x25519 X25519 share is a low-order point") from None
             key, nonce = _key_schedule(_combine(ss_m, ss_x, ct_x, self._x25519_public))
             try:
                 return aead_open_nonce(key, nonce, stanza.body)
