@@ -1,8 +1,11 @@
 """``intake-keys``: the command line over keys/ (docs/cli.md).
 
-Each command is a thin layer over a library function. Exit status: 0 on success, 1 on
-any failure (the last line on stderr says why), 2 on a usage error. ``encrypt`` and
-``decrypt`` follow age's flags and stream: memory stays bounded whatever the file size.
+Each command is a thin layer over a library function, dispatched from one parser
+(``set_defaults(func=...)``). Exit status, as for every Amana command (docs/cli.md): 0 on
+success, 1 on a failure while running (the last line on stderr says why), 2 on a usage
+error (the command line itself is wrong: argparse's refusals and :class:`UsageError`).
+``encrypt`` and ``decrypt`` follow age's flags and stream: memory stays bounded whatever
+the file size.
 """
 
 from __future__ import annotations
@@ -69,6 +72,11 @@ _HINTS: dict[type[AgeError], str] = {
 
 class CLIError(Exception):
     """A failure to report on one line and exit 1."""
+
+
+class UsageError(CLIError):
+    """A command line that cannot work whatever the files say (options that exclude each
+    other, a required choice not made): reported on one line, exit 2 as argparse does."""
 
 
 # --- small helpers -------------------------------------------------------------------
@@ -207,21 +215,16 @@ def _recipients(args: argparse.Namespace) -> list[Recipient]:
     if args.passphrase or args.passphrase_file:
         if args.recipient or args.recipients:
             # age's rule: a passphrase (scrypt) stanza must be alone in a header.
-            raise CLIError("-p/--passphrase-file cannot be combined with -r or -R")
+            raise UsageError("-p/--passphrase-file cannot be combined with -r or -R")
         return [ScryptRecipient(_passphrase_getter(args, confirm=True)())]
-    recipients: list[Recipient] = []
-    for text in args.recipient:
-        try:
-            recipients.append(parse_recipient(text))
-        except (AgeError, ValueError) as e:
-            raise CLIError(f"-r {text!r}: {e}") from None
+    recipients: list[Recipient] = list(args.recipient)  # parsed by _recipient_arg
     for path in args.recipients:
         try:
             recipients.extend(parse_recipients_file(_read_text_file(path, "recipients file")))
         except (AgeError, ValueError) as e:
             raise CLIError(f"recipients file {path}: {e}") from None
     if not recipients:
-        raise CLIError("no recipients: give -r RECIPIENT, -R FILE or -p")
+        raise UsageError("no recipients: give -r RECIPIENT, -R FILE or -p")
     return recipients
 
 
@@ -415,6 +418,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # --- argument parsing ------------------------------------------------------------------
 
 
+# Values checked while parsing, so that a malformed one is a usage error (exit 2) that
+# names its option, before any passphrase is asked or any file is opened.
+def _desk_id_arg(text: str) -> str:
+    if not ids.is_desk_id(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a desk id ({ids.DESK_ID_PATTERN})")
+    return text
+
+
+def _recipient_arg(text: str) -> Recipient:
+    try:
+        return parse_recipient(text)
+    except (AgeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="intake-keys",
@@ -438,7 +456,13 @@ def _parser() -> argparse.ArgumentParser:
         "create a desk's keys (passphrase-encrypted) and its public desk.json",
         "intake-keys generate --desk smex --out ./smex-keys --names-ar 'سمكس'",
     )
-    g.add_argument("--desk", required=True, metavar="ID", help=f"desk id, {ids.DESK_ID_PATTERN}")
+    g.add_argument(
+        "--desk",
+        required=True,
+        type=_desk_id_arg,
+        metavar="ID",
+        help=f"desk id, {ids.DESK_ID_PATTERN}",
+    )
     g.add_argument(
         "--out",
         required=True,
@@ -462,6 +486,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "-r", "--recipient", action="append", default=[], metavar="RECIPIENT",
+        type=_recipient_arg,
         help="age1… or age1pq1… (repeatable)",
     )  # fmt: skip
     e.add_argument(
@@ -571,10 +596,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, status: int = 1) -> NoReturn:
     sys.stdout.flush()
     print(message, file=sys.stderr)
-    sys.exit(1)
+    sys.exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -585,6 +610,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = next((h for cls, h in _HINTS.items() if isinstance(e, cls)), "")
         # str(e) begins with the failure class ("HMAC failure: ..."); keep it first.
         _fail(f"{e}; {hint}" if hint else str(e))
+    except UsageError as e:
+        _fail(f"error: {e}", 2)
     except (CLIError, DeskError, KeyringError) as e:
         _fail(f"error: {e}")
     except ValueError as e:
