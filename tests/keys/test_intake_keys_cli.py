@@ -122,8 +122,9 @@ def test_passphrase_mode(tmp_path: Path) -> None:
     ct = run("encrypt", "--passphrase-file", tmp_path / "pw", "-a", stdin=b"secret").stdout
     assert b"-----BEGIN AGE ENCRYPTED FILE-----" in ct
     assert run("decrypt", "--passphrase-file", tmp_path / "pw", stdin=ct).stdout == b"secret"
-    both = run("encrypt", "-p", "-r", "age1x", "--passphrase-file", tmp_path / "pw", check=False)
-    assert both.returncode == 1
+    other = str(X25519Identity.generate().recipient())
+    both = run("encrypt", "-p", "-r", other, "--passphrase-file", tmp_path / "pw", check=False)
+    assert both.returncode == 2  # a usage error
     assert "cannot be combined" in last_err(both)
 
 
