@@ -351,7 +351,7 @@ def open_bundle(
         if vk.raw in by_key:
             raise ValueError(f"trusted keys {by_key[vk.raw]!r} and {key_id!r} are the same key")
         by_key[vk.raw] = key_id
-    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # safe-fs: read-only
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # read-only, no link followed
     try:
         bundle = _verify(fd, by_key, kind)
     except BaseException:

@@ -4,8 +4,7 @@ Key material, ciphertext and decrypted evidence must never be left readable by o
 half-written, silently replaced, or reached through a planted symbolic link. Every
 module that creates, replaces, moves or removes a file calls one of the functions
 below, so reviewing this file reviews the project's whole disk footprint; the audit
-tests (tests/test_fs_audit.py, tests/keys/test_fs_discipline.py) ban the raw calls
-everywhere else.
+test (tests/test_fs_audit.py) bans the raw calls everywhere else.
 
 What every function here guarantees:
 
@@ -56,6 +55,7 @@ __all__ = [
     "list_names",
     "lock_exclusive",
     "move_durable",
+    "open_resumable",
     "open_stream_sink",
     "private_dir",
     "read_nofollow",
@@ -292,6 +292,20 @@ def create_exclusive(directory: StrPath, name: str) -> BinaryIO:
     os.fchmod(fd, FILE_MODE)
     # Buffered: BufferedWriter.write never writes short.
     return os.fdopen(fd, "wb")
+
+
+def open_resumable(path: StrPath, *, resume: bool) -> BinaryIO:
+    """Open a file written in pieces over time (a download resumed after a dropped
+    connection): appended to with ``resume``, else emptied; created 0600 if missing,
+    never through a symlink. The caller fsyncs when a piece must be durable."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags | (os.O_APPEND if resume else os.O_TRUNC), FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab" if resume else "wb")
 
 
 def write_unsynced(path: StrPath, data: bytes) -> None:

@@ -25,6 +25,7 @@ from keys.fs import (
     list_names,
     lock_exclusive,
     move_durable,
+    open_resumable,
     open_stream_sink,
     private_dir,
     read_nofollow,
@@ -76,6 +77,9 @@ def _create_everything(root: Path) -> tuple[list[Path], list[Path]]:
     files.append(root / "exclusive")
     write_unsynced(root / "unsynced", b"u")
     files.append(root / "unsynced")
+    with open_resumable(root / "resumable", resume=True) as f:
+        f.write(b"r")
+    files.append(root / "resumable")
     fd = lock_exclusive(root / "lock")
     assert fd is not None
     os.close(fd)
@@ -301,6 +305,24 @@ def test_write_unsynced_truncates_but_never_follows(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "victim")
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         write_unsynced(tmp_path / "link", b"x")
+    assert (tmp_path / "victim").read_bytes() == b"keep"
+
+
+def test_open_resumable_appends_or_starts_again(tmp_path: Path) -> None:
+    target = tmp_path / "download.partial"
+    with open_resumable(target, resume=False) as f:
+        f.write(b"first ")
+    with open_resumable(target, resume=True) as f:
+        f.write(b"second")
+    assert target.read_bytes() == b"first second"
+    with open_resumable(target, resume=False) as f:
+        f.write(b"again")
+    assert target.read_bytes() == b"again"
+    (tmp_path / "victim").write_bytes(b"keep")
+    (tmp_path / "link").symlink_to(tmp_path / "victim")
+    for resume in (False, True):
+        with pytest.raises(OSError, match="Too many levels of symbolic links"):
+            open_resumable(tmp_path / "link", resume=resume)
     assert (tmp_path / "victim").read_bytes() == b"keep"
 
 
