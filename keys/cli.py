@@ -1,8 +1,11 @@
 """``intake-keys``: the command line over keys/ (docs/cli.md).
 
-Each command is a thin layer over a library function. Exit status: 0 on success, 1 on
-any failure (the last line on stderr says why), 2 on a usage error. ``encrypt`` and
-``decrypt`` follow age's flags and stream: memory stays bounded whatever the file size.
+Each command is a thin layer over a library function, dispatched from one parser
+(``set_defaults(func=...)``). Exit status, as for every Amana command (docs/cli.md): 0 on
+success, 1 on a failure while running (the last line on stderr says why), 2 on a usage
+error (the command line itself is wrong: argparse's refusals and :class:`UsageError`).
+``encrypt`` and ``decrypt`` follow age's flags and stream: memory stays bounded whatever
+the file size.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from keys import _fs
+from keys import fs, ids
 from keys.age import (
     AgeError,
     ArmorError,
@@ -71,6 +74,11 @@ class CLIError(Exception):
     """A failure to report on one line and exit 1."""
 
 
+class UsageError(CLIError):
+    """A command line that cannot work whatever the files say (options that exclude each
+    other, a required choice not made): reported on one line, exit 2 as argparse does."""
+
+
 # --- small helpers -------------------------------------------------------------------
 
 
@@ -106,7 +114,7 @@ def _prompt(prompt: str, *, confirm: bool) -> str:
     # getpass falls back to reading stdin when there is no terminal; stdin may be the
     # very data being encrypted, so insist on a terminal or --passphrase-file.
     try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)  # safe-fs: probes the terminal
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)  # a device (fs audit ALLOWED)
     except OSError:
         raise CLIError("no terminal to ask for a passphrase on: use --passphrase-file") from None
     os.close(fd)
@@ -159,18 +167,18 @@ def _output(path: str | None, *, force: bool, binary_to_tty_ok: bool) -> Iterato
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    if _fs.is_stream_sink(path):
+    if fs.is_stream_sink(path):
         # /dev/null, /dev/stdout on a pipe, a named pipe: a stream, written as it comes.
         try:
-            sink = _fs.open_stream_sink(path)
+            sink = fs.open_stream_sink(path)
         except OSError as e:
             raise CLIError(f"output {path}: {e.strerror or e}") from None
         with sink:
             yield sink
         return
     try:
-        writer = _fs.AtomicWriter(path, overwrite=force)
-    except _fs.FileExistsRefused as e:
+        writer = fs.AtomicWriter(path, overwrite=force)
+    except fs.FileExistsRefused as e:
         hint = "" if force else ": pass --force to replace it"
         raise CLIError(f"{e}{hint}") from None
     except OSError as e:
@@ -207,21 +215,16 @@ def _recipients(args: argparse.Namespace) -> list[Recipient]:
     if args.passphrase or args.passphrase_file:
         if args.recipient or args.recipients:
             # age's rule: a passphrase (scrypt) stanza must be alone in a header.
-            raise CLIError("-p/--passphrase-file cannot be combined with -r or -R")
+            raise UsageError("-p/--passphrase-file cannot be combined with -r or -R")
         return [ScryptRecipient(_passphrase_getter(args, confirm=True)())]
-    recipients: list[Recipient] = []
-    for text in args.recipient:
-        try:
-            recipients.append(parse_recipient(text))
-        except (AgeError, ValueError) as e:
-            raise CLIError(f"-r {text!r}: {e}") from None
+    recipients: list[Recipient] = list(args.recipient)  # parsed by _recipient_arg
     for path in args.recipients:
         try:
             recipients.extend(parse_recipients_file(_read_text_file(path, "recipients file")))
         except (AgeError, ValueError) as e:
             raise CLIError(f"recipients file {path}: {e}") from None
     if not recipients:
-        raise CLIError("no recipients: give -r RECIPIENT, -R FILE or -p")
+        raise UsageError("no recipients: give -r RECIPIENT, -R FILE or -p")
     return recipients
 
 
@@ -362,7 +365,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     def step(text: str) -> None:
         print(f"\n== {text}")
 
-    with tempfile.TemporaryDirectory(prefix="amana-demo-") as tmp:  # safe-fs: 0700, removed
+    # A 0700 directory for throw-away keys, removed at the end (tests/test_fs_audit.py).
+    with tempfile.TemporaryDirectory(prefix="amana-demo-") as tmp:
         root = Path(tmp)
         passphrase = generate_codename()  # 7 diceware words: a good desk passphrase
         step("1. Generate a desk (age X25519 identity + Ed25519 signing key)")
@@ -375,7 +379,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         step("2. Encrypt a sample incident report to the desk, streaming")
         report = json.dumps(_SAMPLE_REPORT, ensure_ascii=False, indent=2).encode("utf-8")
         with (
-            _fs.AtomicWriter(root / "report.age") as out,
+            fs.AtomicWriter(root / "report.age") as out,
             Encryptor(out.file, [parse_recipient(desk.recipient)]) as enc,
         ):
             for i in range(0, len(report), 100):
@@ -415,6 +419,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # --- argument parsing ------------------------------------------------------------------
 
 
+# Values checked while parsing, so that a malformed one is a usage error (exit 2) that
+# names its option, before any passphrase is asked or any file is opened.
+def _desk_id_arg(text: str) -> str:
+    if not ids.is_desk_id(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a desk id ({ids.DESK_ID_PATTERN})")
+    return text
+
+
+def _recipient_arg(text: str) -> Recipient:
+    try:
+        return parse_recipient(text)
+    except (AgeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="intake-keys",
@@ -438,7 +457,13 @@ def _parser() -> argparse.ArgumentParser:
         "create a desk's keys (passphrase-encrypted) and its public desk.json",
         "intake-keys generate --desk smex --out ./smex-keys --names-ar 'سمكس'",
     )
-    g.add_argument("--desk", required=True, metavar="ID", help="desk id, [a-z0-9-]{1,32}")
+    g.add_argument(
+        "--desk",
+        required=True,
+        type=_desk_id_arg,
+        metavar="ID",
+        help=f"desk id, {ids.DESK_ID_PATTERN}",
+    )
     g.add_argument(
         "--out",
         required=True,
@@ -462,6 +487,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "-r", "--recipient", action="append", default=[], metavar="RECIPIENT",
+        type=_recipient_arg,
         help="age1… or age1pq1… (repeatable)",
     )  # fmt: skip
     e.add_argument(
@@ -571,10 +597,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, status: int = 1) -> NoReturn:
     sys.stdout.flush()
     print(message, file=sys.stderr)
-    sys.exit(1)
+    sys.exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -585,6 +611,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = next((h for cls, h in _HINTS.items() if isinstance(e, cls)), "")
         # str(e) begins with the failure class ("HMAC failure: ..."); keep it first.
         _fail(f"{e}; {hint}" if hint else str(e))
+    except UsageError as e:
+        _fail(f"error: {e}", 2)
     except (CLIError, DeskError, KeyringError) as e:
         _fail(f"error: {e}")
     except ValueError as e:
@@ -593,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         # The reader went away (`| head`). Point stdout at /dev/null so that the final
         # flush at exit does not raise a second time, and report nothing: no one listens.
-        devnull = os.open(os.devnull, os.O_WRONLY)  # safe-fs: /dev/null
+        devnull = os.open(os.devnull, os.O_WRONLY)  # a device (fs audit ALLOWED)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
     except KeyboardInterrupt:

@@ -2,12 +2,14 @@
 
 intake_server -> keys <- journalist_client. keys imports neither side, nor any network
 or database library. Neither side imports the other: each parses what the other wrote
-as untrusted input. Only the designated modules touch low-level crypto APIs.
+as untrusted input. Only the designated modules touch low-level crypto APIs. Inside each
+package the modules form no import cycle, not even one hidden in a function body.
 """
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,112 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import intake_server.app\nfrom cryptography.hazmat.primitives import hashes\n")
     assert _imports(bad) == {"intake_server.app", "cryptography.hazmat.primitives"}
+
+
+# --- no import cycle inside a package ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Edge:
+    target: str
+    where: str  # "path:line", and whether the import is hidden in a function body
+
+
+def _module_name(path: Path, top: Path) -> str:
+    parts = list(path.relative_to(top.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(top: Path) -> dict[str, list[_Edge]]:
+    """Module -> the modules of the same package it imports, from every import statement.
+
+    Function-local imports count: hiding a cycle in a function body is still a cycle
+    (it only moves the failure from import time to the first call). ``from P import n``
+    is an edge to the module P.n when there is one, else to P's ``__init__``; relative
+    imports are resolved against the importing module's package. Importing P.n is not
+    counted as importing P: that would make every package a cycle with its modules.
+    """
+    paths = {_module_name(p, top): p for p in sorted(top.rglob("*.py"))}
+    graph: dict[str, list[_Edge]] = {}
+    for name, path in paths.items():
+        is_package = path.name == "__init__.py"
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        local: set[int] = set()
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                local.update(id(n) for n in ast.walk(fn) if n is not fn)
+        edges: list[_Edge] = []
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    package = name.split(".") if is_package else name.split(".")[:-1]
+                    base = package[: len(package) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                targets = [
+                    f"{module}.{a.name}" if f"{module}.{a.name}" in paths else module
+                    for a in node.names
+                ]
+            where = f"{path.relative_to(top.parent)}:{getattr(node, 'lineno', 0)}"
+            if id(node) in local:
+                where += ", in a function"
+            edges += [_Edge(t, where) for t in targets if t in paths and t != name]
+        graph[name] = edges
+    return graph
+
+
+def import_cycles(top: Path) -> list[str]:
+    """Each import cycle among the modules under ``top``, spelled out with the import
+    statement of every step: "p.a -> p.b [p/a.py:3] -> p.a [p/b.py:9, in a function]"."""
+    graph = _import_graph(top)
+    cycles: list[str] = []
+    seen: set[frozenset[str]] = set()
+
+    def walk(start: str, node: str, trail: list[tuple[str, str]], on_trail: set[str]) -> None:
+        for edge in graph[node]:
+            if edge.target == start:
+                members = frozenset(on_trail)
+                if members not in seen:
+                    seen.add(members)
+                    steps = [*trail, (edge.target, edge.where)]
+                    cycles.append(start + "".join(f" -> {t} [{w}]" for t, w in steps))
+            elif edge.target not in on_trail and edge.target > start:
+                # Each cycle is found once, from its smallest module name.
+                walk(start, edge.target, [*trail, (edge.target, edge.where)],
+                     on_trail | {edge.target})
+
+    for module in sorted(graph):
+        walk(module, module, [], {module})
+    return cycles
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycle_inside_a_package(package: str) -> None:
+    cycles = import_cycles(ROOT / package)
+    assert not cycles, f"import cycles in {package}/:\n" + "\n".join(cycles)
+
+
+def test_the_cycle_checker_finds_a_cycle(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "routes").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "app.py").write_text(
+        "from .state import KEY\n"
+        "def create_app():\n"
+        "    from pkg.routes import source\n"  # the function-local import that hides it
+        "    return source\n"
+    )
+    (pkg / "state.py").write_text("KEY = 1\n")
+    (pkg / "routes" / "__init__.py").write_text("")
+    (pkg / "routes" / "source.py").write_text("from .. import app\nfrom ..state import KEY\n")
+    assert import_cycles(pkg) == [
+        "pkg.app -> pkg.routes.source [pkg/app.py:3, in a function]"
+        " -> pkg.app [pkg/routes/source.py:1]"
+    ]
+    # Without the back edge there is no cycle, and the checker says so.
+    (pkg / "routes" / "source.py").write_text("from ..state import KEY\n")
+    assert import_cycles(pkg) == []

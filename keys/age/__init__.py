@@ -1,12 +1,13 @@
 """age v1 (age-encryption.org/v1) on the `cryptography` package.
 
 The public surface: encrypt()/decrypt() for byte strings, Encryptor (push) and
-decrypt_stream() (pull) for files of any size in bounded memory, the key types,
-their parsers, and one exception class per failing layer.
+decrypt_stream() (pull) for files of any size in bounded memory over any Writer or
+Reader (age's io.Writer and io.Reader), the key types, their parsers, and one
+exception class per failing layer.
 
-Layers, lowest first: _primitives (the only hazmat import), _bech32, _format
-(header), _stream (payload), armor, the key types (_x25519, _scrypt, _hybrid),
-and _age (the recipe that joins them).
+Layers, lowest first: _io (the Reader and Writer protocols), _primitives (the only
+hazmat import), _bech32, _format (header), _stream (payload), armor, the key types
+(_x25519, _scrypt, _hybrid), and _age (the recipe that joins them).
 """
 
 from ._age import (
@@ -22,6 +23,7 @@ from ._age import (
 )
 from ._errors import AgeError, ArmorError, HeaderError, HMACError, NoMatchError, PayloadError
 from ._hybrid import HybridIdentity, HybridRecipient
+from ._io import Reader, Writer
 from ._recipient import Identity, Recipient
 from ._scrypt import ScryptIdentity, ScryptRecipient
 from ._stream import CHUNK_SIZE
@@ -40,10 +42,12 @@ __all__ = [
     "Identity",
     "NoMatchError",
     "PayloadError",
+    "Reader",
     "Recipient",
     "ScryptIdentity",
     "ScryptRecipient",
     "X25519Identity",
+    "Writer",
     "X25519Recipient",
     "decrypt",
     "decrypt_stream",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from ._errors import HeaderError, HMACError, NoMatchError
 from ._format import Header, b64encode_raw, encode_header_without_mac, read_header
 from ._hybrid import HybridIdentity, HybridRecipient
+from ._io import Reader, Writer
 from ._primitives import hkdf_sha256, hmac_sha256, hmac_verify
 from ._recipient import FILE_KEY_SIZE, Identity, Recipient
 from ._stream import NONCE_SIZE, StreamReader, StreamWriter, payload_key
@@ -50,13 +51,15 @@ def _check_recipients(recipients: Sequence[Recipient]) -> None:
 class Encryptor:
     """Push encryptor: write() plaintext as it arrives, close() to finish the file.
 
+    ``out`` is any :class:`Writer` (age's io.Writer): a file, a socket, a wrapper.
     Memory stays bounded by one 64 KiB chunk whatever the file size. close() does
     not close `out`; an Encryptor that is never closed leaves a truncated file that
-    every age implementation rejects, never a shorter valid one.
+    every age implementation rejects, never a shorter valid one. An Encryptor is
+    itself a Writer, so encryptions compose.
     """
 
     def __init__(
-        self, out: BinaryIO, recipients: Sequence[Recipient], *, armor: bool = False
+        self, out: Writer, recipients: Sequence[Recipient], *, armor: bool = False
     ) -> None:
         _check_recipients(recipients)
         file_key = secrets.token_bytes(FILE_KEY_SIZE)
@@ -64,7 +67,7 @@ class Encryptor:
         header = encode_header_without_mac(stanzas)
         mac = hmac_sha256(_header_key(file_key), header)
         self._armor = ArmorWriter(out) if armor else None
-        sink: BinaryIO = self._armor if self._armor is not None else out  # type: ignore[assignment]
+        sink: Writer = self._armor if self._armor is not None else out
         nonce = secrets.token_bytes(NONCE_SIZE)
         sink.write(header + b" " + b64encode_raw(mac) + b"\n" + nonce)
         self._stream = StreamWriter(sink, payload_key(file_key, nonce))
@@ -88,9 +91,11 @@ class Encryptor:
 
 
 class _Prefixed(io.RawIOBase):
-    """A raw stream that first returns bytes already read, then the rest of `src`."""
+    """A raw stream over any :class:`Reader`: first the bytes already read from it, then
+    the rest. io.BufferedReader over this gives the layers below lines, peek and readinto.
+    """
 
-    def __init__(self, prefix: bytes, src: BinaryIO) -> None:
+    def __init__(self, prefix: bytes, src: Reader) -> None:
         self._prefix = prefix
         self._src = src
 
@@ -114,7 +119,8 @@ class _Prefixed(io.RawIOBase):
 _BUFFER = 256 * 1024
 
 
-def _open_source(src: BinaryIO, armored: bool | None) -> io.BufferedReader:
+def _open_source(src: Reader, armored: bool | None) -> io.BufferedReader:
+    stream: io.BufferedReader
     if armored is None:
         prefix = src.read(64)
         while prefix and not prefix.strip(b" \t\r\n") and len(prefix) < 4096:
@@ -123,12 +129,14 @@ def _open_source(src: BinaryIO, armored: bool | None) -> io.BufferedReader:
                 break
             prefix += more
         armored = looks_armored(prefix)
-        src = io.BufferedReader(_Prefixed(prefix, src), _BUFFER)
-    elif not hasattr(src, "peek"):
-        src = io.BufferedReader(_Prefixed(b"", src), _BUFFER)
+        stream = io.BufferedReader(_Prefixed(prefix, src), _BUFFER)
+    elif isinstance(src, io.BufferedReader):
+        stream = src  # a file opened "rb" already has what the layers below need
+    else:
+        stream = io.BufferedReader(_Prefixed(b"", src), _BUFFER)
     if armored:
-        return io.BufferedReader(ArmorReader(src), _BUFFER)
-    return src  # type: ignore[return-value]
+        return io.BufferedReader(ArmorReader(stream), _BUFFER)
+    return stream
 
 
 def _unwrap(header: Header, identities: Sequence[Identity]) -> bytes:
@@ -145,10 +153,11 @@ class Decryptor:
     """Pull decryptor. The constructor reads and authenticates the header (raising
     HeaderError, NoMatchError or HMACError); iterating yields plaintext chunks, each
     only once it has authenticated, and raises PayloadError at the first bad one.
+    ``src`` is any :class:`Reader` (age's io.Reader).
     """
 
     def __init__(
-        self, src: BinaryIO, identities: Sequence[Identity], *, armored: bool | None = None
+        self, src: Reader, identities: Sequence[Identity], *, armored: bool | None = None
     ) -> None:
         stream = _open_source(src, armored)
         header = read_header(stream)
@@ -165,7 +174,7 @@ class Decryptor:
 
 
 def decrypt_stream(
-    src: BinaryIO, identities: Sequence[Identity], *, armored: bool | None = None
+    src: Reader, identities: Sequence[Identity], *, armored: bool | None = None
 ) -> Decryptor:
     """Decrypts a binary stream chunk by chunk; armor is detected unless `armored` says."""
     return Decryptor(src, identities, armored=armored)

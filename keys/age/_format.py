@@ -12,9 +12,9 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from ._errors import HeaderError
+from ._io import LineSource
 
 __all__ = [
     "INTRO",
@@ -95,7 +95,7 @@ def encode_header_without_mac(stanzas: list[Stanza]) -> bytes:
     return b"".join([INTRO, *(s.encode() for s in stanzas), MAC_PREFIX])
 
 
-def _read_line(src: BinaryIO, consumed: int) -> bytes:
+def _read_line(src: LineSource, consumed: int) -> bytes:
     line = src.readline(MAX_LINE + 1)
     if consumed + len(line) > MAX_HEADER:
         raise HeaderError("header is larger than 1 MiB")
@@ -117,7 +117,7 @@ def _parse_args(line: bytes) -> tuple[str, tuple[str, ...]]:
     return decoded[0], tuple(decoded[1:])
 
 
-def read_header(src: BinaryIO) -> Header:
+def read_header(src: LineSource) -> Header:
     """Reads and parses a header from a binary stream, leaving it at the payload nonce."""
     consumed = 0
     line = _read_line(src, consumed)

@@ -11,9 +11,9 @@ Both directions hold at most one chunk (plus one byte of lookahead) in memory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from ._errors import PayloadError
+from ._io import ChunkSource, Writer
 from ._primitives import AEAD_TAG_SIZE, Aead, DecryptionFailed, hkdf_sha256
 
 __all__ = ["CHUNK_SIZE", "NONCE_SIZE", "StreamReader", "StreamWriter", "payload_key"]
@@ -37,7 +37,7 @@ def _nonce(counter: int, last: bool) -> bytes:
 class StreamWriter:
     """Push encryptor: write() plaintext as it arrives, close() to seal the last chunk."""
 
-    def __init__(self, out: BinaryIO, key: bytes) -> None:
+    def __init__(self, out: Writer, key: bytes) -> None:
         self._out = out
         self._aead = Aead(key)
         self._counter = 0
@@ -80,7 +80,7 @@ class StreamWriter:
 class StreamReader:
     """Pull decryptor: iterating yields each chunk's plaintext once it authenticates."""
 
-    def __init__(self, src: BinaryIO, key: bytes) -> None:
+    def __init__(self, src: ChunkSource, key: bytes) -> None:
         self._src = src
         self._aead = Aead(key)
 
@@ -88,7 +88,7 @@ class StreamReader:
         view = memoryview(buf)
         filled = start
         while filled < len(buf):
-            n = self._src.readinto(view[filled:])  # type: ignore[attr-defined]
+            n = self._src.readinto(view[filled:])
             if not n:
                 break
             filled += n

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from typing import BinaryIO
 
 from ._errors import ArmorError
+from ._io import ArmorSource, Writer
 
 __all__ = ["ArmorReader", "ArmorWriter", "BEGIN", "END", "looks_armored"]
 
@@ -32,7 +32,7 @@ def looks_armored(prefix: bytes) -> bool:
 class ArmorWriter:
     """Wraps a binary sink; write() binary data, close() to write the END line."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: Writer) -> None:
         self._out = out
         self._pending = bytearray()
         self._closed = False
@@ -62,7 +62,7 @@ class ArmorWriter:
 class ArmorReader(io.RawIOBase):
     """A raw binary stream of the bytes inside an armored block."""
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: ArmorSource) -> None:
         self._src = src
         self._decoded = b""
         self._started = False
@@ -121,13 +121,7 @@ class ArmorReader(io.RawIOBase):
     def _peek_end(self) -> bool:
         # A full line may be the last one: look ahead for the END line without consuming
         # anything else.
-        peek = getattr(self._src, "peek", None)
-        if peek is not None:
-            return bytes(peek(len(END)))[: len(END)] == END
-        position = self._src.tell()
-        ahead = self._src.read(len(END))
-        self._src.seek(position)
-        return ahead == END
+        return self._src.peek(len(END))[: len(END)] == END
 
     def _finish(self) -> None:
         if self._line() != END:

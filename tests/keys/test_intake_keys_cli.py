@@ -122,8 +122,9 @@ def test_passphrase_mode(tmp_path: Path) -> None:
     ct = run("encrypt", "--passphrase-file", tmp_path / "pw", "-a", stdin=b"secret").stdout
     assert b"-----BEGIN AGE ENCRYPTED FILE-----" in ct
     assert run("decrypt", "--passphrase-file", tmp_path / "pw", stdin=ct).stdout == b"secret"
-    both = run("encrypt", "-p", "-r", "age1x", "--passphrase-file", tmp_path / "pw", check=False)
-    assert both.returncode == 1
+    other = str(X25519Identity.generate().recipient())
+    both = run("encrypt", "-p", "-r", other, "--passphrase-file", tmp_path / "pw", check=False)
+    assert both.returncode == 2  # a usage error
     assert "cannot be combined" in last_err(both)
 
 
@@ -139,12 +140,24 @@ def test_decrypt_without_identity_on_a_key_encrypted_file(desk: Path, tmp_path: 
     )
 
 
-def test_usage_errors(tmp_path: Path) -> None:
-    assert run("encrypt", check=False).returncode == 1
-    bad = run("encrypt", "-r", "age1notakey", check=False)
-    assert bad.returncode == 1
-    assert last_err(bad).startswith("error: -r 'age1notakey'")
-    assert run("no-such-command", check=False).returncode == 2
+def test_usage_errors_exit_2_and_name_the_problem(tmp_path: Path) -> None:
+    # Exit 2 means the command line itself is wrong (docs/cli.md, "Exit status"),
+    # whether argparse or the command finds it; nothing is read or written first.
+    cases = {
+        ("no-such-command",): "invalid choice: 'no-such-command'",
+        ("encrypt",): "error: no recipients: give -r RECIPIENT, -R FILE or -p",
+        ("encrypt", "-r", "age1notakey"): "argument -r/--recipient: 'age1notakey'",
+        ("encrypt", "-p", "-R", "r.txt"): "error: -p/--passphrase-file cannot be combined",
+        ("generate", "--desk", "SMEX", "--out", "k"): "argument --desk: 'SMEX' is not a desk id",
+    }
+    for argv, message in cases.items():
+        proc = run(*argv, cwd=tmp_path, check=False)
+        assert (proc.returncode, message in last_err(proc)) == (2, True), (argv, proc.stderr)
+    assert list(tmp_path.iterdir()) == []
+    # A failure while running is 1.
+    missing = run("encrypt", "-R", tmp_path / "missing.txt", check=False)
+    assert missing.returncode == 1
+    assert last_err(missing).startswith("error: recipients file")
 
 
 def _failing_decrypt(desk: Path, ct: bytes, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
