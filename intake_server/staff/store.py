@@ -1,15 +1,10 @@
 """Staff-side state on top of the intake storage: export order, acks, transfer keys,
 replies for sources, and retention.
 
-Tables (beside the source app's submissions / submission_desks / files):
-
-- ``export_seq``: a monotonic sequence number per submission (SQLite AUTOINCREMENT never
-  reuses a number, unlike rowid), so a desk's cursor can never skip a later submission.
-- ``acks``: which desk has imported which submission. A submission's ciphertext is
-  deleted once every desk it was addressed to has acknowledged it.
-- ``transfer_keys``: the transfer credentials (Ed25519 verify keys) allowed to fetch a
-  desk's ciphertext. They can read ciphertext; they can neither ack nor reply.
-- ``replies``: age files for sources, by the source's reply recipient, in ``replies/``.
+The tables are made and migrated with all the others, by ``Storage.open()``: see
+intake_server/storage/schema.py, which describes each (``export_seq``, ``acks``,
+``transfer_keys``, ``replies``, ``applied_bundles``). This module only reads and writes
+their rows, and the files in ``replies/``, ``outgoing/`` and ``staff-incoming/``.
 
 Only UTC days are stored, never a time of day.
 """
@@ -94,31 +89,6 @@ class StaffStore:
             for name in list(_fs.list_names(self.upload_dir)):
                 _fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
         db = self.storage.db
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS export_seq ("
-            " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " submission_id TEXT NOT NULL UNIQUE)"
-        )
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS acks ("
-            " submission_id TEXT NOT NULL, desk_id TEXT NOT NULL,"
-            " PRIMARY KEY (submission_id, desk_id))"
-        )
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS transfer_keys ("
-            " desk_id TEXT NOT NULL, verify_key TEXT NOT NULL,"
-            " PRIMARY KEY (desk_id, verify_key))"
-        )
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS replies ("
-            " id TEXT PRIMARY KEY, reply_recipient TEXT NOT NULL, desk_id TEXT NOT NULL,"
-            " day TEXT NOT NULL, ciphertext_size INTEGER NOT NULL)"
-        )
-        db.execute("CREATE INDEX IF NOT EXISTS replies_by_recipient ON replies (reply_recipient)")
-        # Outbox bundles already applied, by manifest id: the request nonce stops a replayed
-        # request, this stops a replayed bundle (a stolen transfer machine re-posting an old
-        # signed outbox to bring back a reply the source deleted, or to fill the disk).
-        db.execute("CREATE TABLE IF NOT EXISTS applied_bundles (id TEXT PRIMARY KEY)")
         if serving:
             # Only the server cleans up: an operator command running beside it would
             # otherwise delete a reply between its move into replies/ and its row.

@@ -14,8 +14,8 @@ import pytest
 from intake_helpers import base_fields, eventually, form, get_csrf, make_install
 
 from intake_server import _fs
-from intake_server import storage as storage_module
 from intake_server.storage import PendingFile, QuotaExceeded, Storage, immediate_transaction
+from intake_server.storage import pipeline as storage_module
 from keys.age import decrypt, parse_recipient
 
 
