@@ -29,8 +29,8 @@ from typing import Any
 
 import sqlite_utils
 
-from intake_server import _fs
 from intake_server.config import Config
+from keys import fs
 
 from .errors import DiskFull, QuotaExceeded, SchemaError, StorageError
 from .pipeline import BATCHES_AHEAD, WRITE_BATCH, PendingFile, Transaction, new_id, utc_today
@@ -113,9 +113,9 @@ class Storage:
         uploads in flight and files about to be committed.
         """
         for d in (self.data_dir, self.incoming_dir, self.store_dir):
-            _fs.safe_mkdir(d)
+            fs.private_dir(d, parents=True)
         if serving:
-            self._lock_fd = _fs.lock_exclusive(self.data_dir / ".server.lock")
+            self._lock_fd = fs.lock_exclusive(self.data_dir / ".server.lock")
             if self._lock_fd is None:
                 raise StorageError(
                     f"another intake-server is already serving {self.data_dir}")
@@ -147,19 +147,19 @@ class Storage:
     def remove_orphans(self) -> int:
         """Delete what a crash left behind: all of incoming/, unreferenced store/ files."""
         removed = 0
-        for name in list(_fs.list_names(self.incoming_dir)):
-            _fs.safe_unlink(self.incoming_dir, name)
+        for name in list(fs.list_names(self.incoming_dir)):
+            fs.safe_unlink(self.incoming_dir, name)
             removed += 1
         known = {f"{r[0]}.age" for r in self.db.execute("SELECT id FROM files").fetchall()}
-        for name in list(_fs.list_names(self.store_dir)):
+        for name in list(fs.list_names(self.store_dir)):
             if name not in known:
-                _fs.safe_unlink(self.store_dir, name)
+                fs.safe_unlink(self.store_dir, name)
                 removed += 1
         for d in (self.incoming_dir, self.store_dir):
-            _fs.safe_set_day(d, utc_today())
+            fs.set_day(d, utc_today())
         if removed:
-            _fs.fsync_dir(self.incoming_dir)
-            _fs.fsync_dir(self.store_dir)
+            fs.fsync_dir(self.incoming_dir)
+            fs.fsync_dir(self.store_dir)
             log.warning("removed %d orphaned file(s) left by an interrupted upload", removed)
         return removed
 
@@ -212,7 +212,7 @@ class Storage:
         paths = [Path(f"{self.config.db_path}{s}") for s in ("", "-wal", "-shm")]
         for path in [*paths, self.data_dir]:
             try:
-                _fs.safe_set_day(path, day)
+                fs.set_day(path, day)
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -251,7 +251,7 @@ class Storage:
                 self.db["submission_desks"].rows_where("submission_id = ?", [submission_id])]
 
     def store_path(self, file_id: str) -> Path:
-        return _fs.safe_join(self.store_dir, f"{file_id}.age")
+        return fs.safe_join(self.store_dir, f"{file_id}.age")
 
 
 def _statvfs_free(path: Path) -> int:

@@ -32,15 +32,14 @@ import contextlib
 import datetime as _dt
 import hashlib
 import os
-import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
-from intake_server import _fs
 from intake_server.config import Config
+from keys import fs, ids
 from keys.age import Encryptor
 
 from .errors import QuotaExceeded
@@ -58,6 +57,14 @@ WRITE_BATCH = 1024 * 1024
 # Batches an upload may have queued or running on its thread before the event loop
 # waits for the oldest: two keep both sides busy through the bumps of either.
 BATCHES_AHEAD = 2
+
+
+class _Digest(Protocol):
+    """What PendingFile needs of hashlib's SHA-256."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 
 
 class _Owner(Protocol):
@@ -82,8 +89,8 @@ class _Owner(Protocol):
 
 
 def new_id() -> str:
-    """A random identifier: 128 bits from the OS CSPRNG, hex."""
-    return secrets.token_hex(16)
+    """A random identifier: 128 bits from the OS CSPRNG, hex (keys.ids' 32-hex id)."""
+    return ids.new_hex_id()
 
 
 def utc_today() -> _dt.date:
@@ -190,13 +197,13 @@ class PendingFile:
     kind: str  # "report" or "attachment"
     _raw: BinaryIO
     _out: _Sealed
-    _enc: Any
+    _enc: Encryptor
     _lane: _Lane
     plaintext_size: int = 0
     _written: int = 0
     _written_back: int = 0
     _to_hash: list[bytes | memoryview] = field(default_factory=list)
-    _sha256: Any = field(default_factory=hashlib.sha256)
+    _sha256: _Digest = field(default_factory=hashlib.sha256)
     _failed: bool = False
     finished: bool = False
 
@@ -316,13 +323,14 @@ class Transaction:
 
     def new_file(self, kind: str) -> PendingFile:
         file_id = new_id()
-        raw = _fs.safe_create_exclusive(self._storage.incoming_dir, f"{file_id}.age")
+        raw = fs.create_exclusive(self._storage.incoming_dir, f"{file_id}.age")
         out = _Sealed(self._account)
         try:
-            enc = Encryptor(out, self._recipients)
+            # Encryptor only ever calls write() on its sink; keys.age types it BinaryIO.
+            enc = Encryptor(cast(BinaryIO, out), self._recipients)
         except BaseException:
             raw.close()
-            _fs.safe_unlink(self._storage.incoming_dir, f"{file_id}.age")
+            fs.safe_unlink(self._storage.incoming_dir, f"{file_id}.age")
             raise
         pending = PendingFile(id=file_id, kind=kind, _raw=raw, _out=out, _enc=enc,
                               _lane=self._lane)
@@ -350,12 +358,12 @@ class Transaction:
         s = self._storage
         for f in self.files:
             f._sync_and_close()
-            _fs.safe_set_day(_fs.safe_join(s.incoming_dir, f.name), self.day)
+            fs.set_day(fs.safe_join(s.incoming_dir, f.name), self.day)
         for f in self.files:
-            _fs.safe_rename_durable(s.incoming_dir, s.store_dir, f.name)
+            fs.move_durable(fs.safe_join(s.incoming_dir, f.name), s.store_dir, f.name)
             self._moved.append(f.name)
-        _fs.safe_set_day(s.store_dir, self.day)
-        _fs.safe_set_day(s.incoming_dir, self.day)
+        fs.set_day(s.store_dir, self.day)
+        fs.set_day(s.incoming_dir, self.day)
 
     def _release(self) -> None:
         self._storage.reserved_bytes -= self._reserved
@@ -377,13 +385,13 @@ class Transaction:
         try:
             for f in self.files:
                 f._close_quietly()
-                _fs.safe_unlink(s.incoming_dir, f.name)
+                fs.safe_unlink(s.incoming_dir, f.name)
             for name in self._moved:
-                _fs.safe_unlink(s.store_dir, name)
+                fs.safe_unlink(s.store_dir, name)
             self._release()
             # Creating and deleting entries dated the directories to the second.
             for d in (s.incoming_dir, s.store_dir):
-                _fs.safe_set_day(d, self.day)
+                fs.set_day(d, self.day)
         finally:
             # Whatever is left is removed at the next start (open()).
             s._untrack(self)
