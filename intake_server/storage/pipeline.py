@@ -94,6 +94,7 @@ def new_id() -> str:
 
 
 def utc_today() -> _dt.date:
+    """Today in UTC: the day a submission is dated to, the finest time stored."""
     return _dt.datetime.now(_dt.UTC).date()
 
 
