@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -159,9 +160,9 @@ def test_a_0_1_0_database_is_migrated_without_loss(tmp_path: Path) -> None:
     _ciphertext((inst.config.store_dir, (FILE1, 300)),
                 (inst.config.store_dir, (FILE2, 7000)), (inst.config.store_dir, (FILE3, 250)),
                 (inst.data_dir / "replies", (REPLY, 400)))
-    with sqlite3.connect(db_path) as old:
+    with closing(sqlite3.connect(db_path)) as old:
         rows_before = _dump(old)
-    assert schema.schema_version(sqlite3.connect(db_path)) == 0
+        assert schema.schema_version(old) == 0
 
     storage, store = _open(inst)
     conn = storage.db.conn
@@ -190,7 +191,7 @@ def test_a_0_1_0_database_is_migrated_without_loss(tmp_path: Path) -> None:
     storage.close()
 
     # Opening again changes nothing: the version says the migration has run.
-    with sqlite3.connect(db_path) as again:
+    with closing(sqlite3.connect(db_path)) as again:
         rows_after = _dump(again)
     storage, _ = _open(inst)
     assert _dump(storage.db.conn) == rows_after
@@ -273,7 +274,7 @@ def test_migrations_run_in_order_in_one_transaction(
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         Storage(inst.config).open()
     assert ran == ["v2", "v3"]
-    with sqlite3.connect(inst.config.db_path) as conn:
+    with closing(sqlite3.connect(inst.config.db_path)) as conn:
         assert schema.schema_version(conn) == 1
         assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'added_in_v2'"
                             ).fetchone() is None
