@@ -1,15 +1,10 @@
 """Staff-side state on top of the intake storage: export order, acks, transfer keys,
 replies for sources, and retention.
 
-Tables (beside the source app's submissions / submission_desks / files):
-
-- ``export_seq``: a monotonic sequence number per submission (SQLite AUTOINCREMENT never
-  reuses a number, unlike rowid), so a desk's cursor can never skip a later submission.
-- ``acks``: which desk has imported which submission. A submission's ciphertext is
-  deleted once every desk it was addressed to has acknowledged it.
-- ``transfer_keys``: the transfer credentials (Ed25519 verify keys) allowed to fetch a
-  desk's ciphertext. They can read ciphertext; they can neither ack nor reply.
-- ``replies``: age files for sources, by the source's reply recipient, in ``replies/``.
+The tables are made and migrated with all the others, by ``Storage.open()``: see
+intake_server/storage/schema.py, which describes each (``export_seq``, ``acks``,
+``transfer_keys``, ``replies``, ``applied_bundles``). This module only reads and writes
+their rows, and the files in ``replies/``, ``outgoing/`` and ``staff-incoming/``.
 
 Only UTC days are stored, never a time of day.
 """
@@ -19,16 +14,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from intake_server import _fs
 from intake_server.storage import Storage, immediate_transaction, new_id, utc_today
+from keys import fs
 from keys.age import parse_recipient
 from keys.bundle import MAX_FILES
+from keys.ids import is_desk_id, is_hex_id
 from keys.signing import VerifyKey
 
 __all__ = ["ExportItem", "StaffStore", "StaffStoreError"]
@@ -43,9 +38,6 @@ log = logging.getLogger("intake_server.staff")
 EXPORT_MAX_BYTES = 1024 * 1024 * 1024
 # ... and at most this many submissions (and MAX_FILES files, index.json included).
 EXPORT_MAX_ITEMS = 500
-
-_ID_RE = re.compile(r"[0-9a-f]{32}")
-_DESK_RE = re.compile(r"[a-z0-9-]{1,32}")
 
 
 class StaffStoreError(ValueError):
@@ -68,14 +60,14 @@ def _stage(write: Callable[[Path], None], name: str, staging: Path, final: Path,
            day: _dt.date) -> int:
     """Have ``write`` write ``staging/name`` (deleted again if it fails), date it to the
     day, and move it durably into ``final``. Returns its size."""
-    staged = _fs.safe_join(staging, name)
+    staged = fs.safe_join(staging, name)
     try:
         write(staged)
     except BaseException:
-        _fs.safe_unlink(staging, name)
+        fs.safe_unlink(staging, name)
         raise
-    _fs.safe_set_day(staged, day)
-    return _fs.safe_rename_durable(staging, final, name).stat().st_size
+    fs.set_day(staged, day)
+    return fs.move_durable(staged, final, name).stat().st_size
 
 class StaffStore:
     def __init__(self, storage: Storage) -> None:
@@ -88,49 +80,24 @@ class StaffStore:
 
     def open(self) -> None:
         for d in (self.replies_dir, self.outgoing_dir, self.upload_dir):
-            _fs.safe_mkdir(d)
+            fs.private_dir(d, parents=True)
         serving = self.storage.serving
         if serving:
-            for name in list(_fs.list_names(self.upload_dir)):
-                _fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
+            for name in list(fs.list_names(self.upload_dir)):
+                fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
         db = self.storage.db
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS export_seq ("
-            " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " submission_id TEXT NOT NULL UNIQUE)"
-        )
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS acks ("
-            " submission_id TEXT NOT NULL, desk_id TEXT NOT NULL,"
-            " PRIMARY KEY (submission_id, desk_id))"
-        )
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS transfer_keys ("
-            " desk_id TEXT NOT NULL, verify_key TEXT NOT NULL,"
-            " PRIMARY KEY (desk_id, verify_key))"
-        )
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS replies ("
-            " id TEXT PRIMARY KEY, reply_recipient TEXT NOT NULL, desk_id TEXT NOT NULL,"
-            " day TEXT NOT NULL, ciphertext_size INTEGER NOT NULL)"
-        )
-        db.execute("CREATE INDEX IF NOT EXISTS replies_by_recipient ON replies (reply_recipient)")
-        # Outbox bundles already applied, by manifest id: the request nonce stops a replayed
-        # request, this stops a replayed bundle (a stolen transfer machine re-posting an old
-        # signed outbox to bring back a reply the source deleted, or to fill the disk).
-        db.execute("CREATE TABLE IF NOT EXISTS applied_bundles (id TEXT PRIMARY KEY)")
         if serving:
             # Only the server cleans up: an operator command running beside it would
             # otherwise delete a reply between its move into replies/ and its row.
             known = {f"{r[0]}.age" for r in db.execute("SELECT id FROM replies").fetchall()}
-            for name in list(_fs.list_names(self.replies_dir)):
+            for name in list(fs.list_names(self.replies_dir)):
                 if name not in known:
-                    _fs.safe_unlink(self.replies_dir, name)
+                    fs.safe_unlink(self.replies_dir, name)
 
     # -- transfer credentials ----------------------------------------------
 
     def add_transfer_key(self, desk: str, key: VerifyKey) -> bool:
-        if not _DESK_RE.fullmatch(desk):
+        if not is_desk_id(desk):
             raise StaffStoreError("malformed desk id")
         cur = self.storage.db.execute(
             "INSERT OR IGNORE INTO transfer_keys (desk_id, verify_key) VALUES (?, ?)",
@@ -223,7 +190,7 @@ class StaffStore:
         acked = deleted = 0
         db = self.storage.db
         for sid in ids:
-            if not _ID_RE.fullmatch(sid):
+            if not is_hex_id(sid):
                 raise StaffStoreError("malformed submission id")
             addressed = db.execute(
                 "SELECT 1 FROM submission_desks WHERE submission_id = ? AND desk_id = ?",
@@ -273,7 +240,7 @@ class StaffStore:
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (sid,))  # noqa: S608
         # After the commit: a crash here leaves unreferenced files, which start-up removes.
         for file_id in files:
-            _fs.safe_unlink(self.storage.store_dir, f"{file_id}.age")
+            fs.safe_unlink(self.storage.store_dir, f"{file_id}.age")
         self.storage.used_bytes -= int(sizes)
 
     def _after_deletions(self, *, submissions: bool, replies: bool) -> None:
@@ -292,14 +259,14 @@ class StaffStore:
         today = utc_today()
         dirs = []
         if submissions:
-            for name in list(_fs.list_names(self.outgoing_dir)):
-                _fs.safe_unlink(self.outgoing_dir, name)
+            for name in list(fs.list_names(self.outgoing_dir)):
+                fs.safe_unlink(self.outgoing_dir, name)
             dirs += [self.storage.store_dir, self.outgoing_dir]
         if replies:
             dirs.append(self.replies_dir)
         for d in dirs:
-            _fs.fsync_dir(d)
-            _fs.safe_set_day(d, today)
+            fs.fsync_dir(d)
+            fs.set_day(d, today)
         self.storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.storage.date_db_files(today)
 
@@ -333,22 +300,22 @@ class StaffStore:
         no source for it (the document inside names the source's reply recipient, which
         is all a reply needs).
         """
-        if not _DESK_RE.fullmatch(to_desk):
+        if not is_desk_id(to_desk):
             raise StaffStoreError("malformed desk id")
         self.storage.check_quota()
         self.storage.check_free_space()
         day = day or utc_today()
         storage = self.storage
-        ids: list[tuple[str, str, int]] = []
+        stored: list[tuple[str, str, int]] = []
         try:
             for n, write in enumerate(writers):
                 file_id = new_id()
                 size = _stage(write, f"{file_id}.age", storage.incoming_dir,
                               storage.store_dir, day)
-                ids.append((file_id, "report" if n == 0 else "attachment", size))
+                stored.append((file_id, "report" if n == 0 else "attachment", size))
         except BaseException:
-            for file_id, _, _ in ids:
-                _fs.safe_unlink(storage.store_dir, f"{file_id}.age")
+            for file_id, _, _ in stored:
+                fs.safe_unlink(storage.store_dir, f"{file_id}.age")
             raise
         sid = new_id()
         try:
@@ -365,13 +332,13 @@ class StaffStore:
                 conn.executemany(
                     "INSERT INTO files (id, submission_id, kind, ciphertext_size)"
                     " VALUES (?, ?, ?, ?)",
-                    [(f, sid, k, s) for f, k, s in ids],
+                    [(f, sid, k, s) for f, k, s in stored],
                 )
         except BaseException:
-            for file_id, _, _ in ids:
-                _fs.safe_unlink(storage.store_dir, f"{file_id}.age")
+            for file_id, _, _ in stored:
+                fs.safe_unlink(storage.store_dir, f"{file_id}.age")
             raise
-        storage.used_bytes += sum(s for _, _, s in ids)
+        storage.used_bytes += sum(s for _, _, s in stored)
         storage.date_db_files(day)
         return sid
 
@@ -409,9 +376,9 @@ class StaffStore:
         return [{"id": r[0], "desk": r[1], "day": r[2]} for r in rows]
 
     def reply_path(self, reply_id: str) -> Path:
-        if not _ID_RE.fullmatch(reply_id):
+        if not is_hex_id(reply_id):
             raise StaffStoreError("malformed reply id")
-        return _fs.safe_join(self.replies_dir, f"{reply_id}.age")
+        return fs.safe_join(self.replies_dir, f"{reply_id}.age")
 
     def delete_reply(self, reply_id: str, reply_recipient: str) -> bool:
         """Delete one reply, if it is this recipient's; False if there is none such."""
@@ -426,7 +393,7 @@ class StaffStore:
         )
         if cur.rowcount != 1:
             return False
-        _fs.safe_unlink(self.replies_dir, f"{reply_id}.age")
+        fs.safe_unlink(self.replies_dir, f"{reply_id}.age")
         return True
 
     # -- retention ---------------------------------------------------------
