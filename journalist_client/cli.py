@@ -3,7 +3,8 @@
 Each command parses its arguments, unlocks the vault, calls one library function and
 prints the result; every string that came from a source goes through
 journalist_client.display first. No command here opens a network socket, and this
-module imports nothing that does (the online fetch/push live in transfer.py).
+module imports nothing that does (the transfer machine's fetch and push are another
+program, journalist-transfer, in journalist_client.online).
 """
 
 from __future__ import annotations
@@ -17,24 +18,21 @@ import resource
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from journalist_client import attachments, importer, replies, triage, vault
+from journalist_client._cli import CLIError, Command, add_command, run_command
 from journalist_client._fs import ram_draft
 from journalist_client.display import inert, inert_block
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
 
-__all__ = ["main"]
+__all__ = ["CLIError", "main", "parser"]
 
 PROG: Final = "journalist-client"
 MAX_PASSPHRASE_FILE: Final = 4096
-
-
-class CliError(Exception):
-    """A usage problem found by the CLI itself (no vault given, bad passphrase file …)."""
 
 
 # Vaults unlocked by the running command, closed (and unlocked for others) when it ends.
@@ -46,19 +44,19 @@ def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
         with open(args.passphrase_file, "rb") as f:
             raw = f.read(MAX_PASSPHRASE_FILE + 1)
         if len(raw) > MAX_PASSPHRASE_FILE:
-            raise CliError("the passphrase file is too large")
+            raise CLIError("the passphrase file is too large")
         try:
             lines = raw.decode("utf-8").splitlines()
         except UnicodeDecodeError:
-            raise CliError("the passphrase file is not UTF-8 text") from None
+            raise CLIError("the passphrase file is not UTF-8 text") from None
         if not lines or not lines[0]:
-            raise CliError("the passphrase file is empty")
+            raise CLIError("the passphrase file is empty")
         return lines[0]
     if not sys.stdin.isatty():
-        raise CliError("no terminal to ask for the passphrase: use --passphrase-file FILE")
+        raise CLIError("no terminal to ask for the passphrase: use --passphrase-file FILE")
     first = getpass.getpass("Vault passphrase: ")
     if confirm and getpass.getpass("Same passphrase again: ") != first:
-        raise CliError("the two passphrases differ")
+        raise CLIError("the two passphrases differ")
     return first
 
 
@@ -69,24 +67,9 @@ def _positive(text: str) -> int:
     return value
 
 
-# transfer.DEFAULT_MAX_BUNDLE_BYTES, in MiB: this module must not import transfer
-# (aiohttp) on the offline machine. A test keeps the two equal.
-DEFAULT_MAX_BUNDLE_MIB: Final = 4096
-
-
-def _mebibytes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a whole number of MiB") from None
-    if not 1 <= value <= 1024 * 1024:
-        raise argparse.ArgumentTypeError("must be between 1 and 1048576 (1 TiB)")
-    return value
-
-
 def _open(args: argparse.Namespace) -> vault.Vault:
     if not args.vault:
-        raise CliError("which vault? give --vault DIR (or set AMANA_VAULT)")
+        raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
     v = vault.unlock(args.vault, _read_passphrase(args), user=args.user)
     _OPENED.append(v)
     return v
@@ -104,7 +87,7 @@ def _out(line: str = "") -> None:
 
 def cmd_init(args: argparse.Namespace) -> None:
     if not args.vault:
-        raise CliError("give --vault DIR: the new vault's directory")
+        raise CLIError("give --vault DIR: the new vault's directory")
     passphrase = _read_passphrase(args, confirm=True)
     v = vault.create_vault(
         args.vault, passphrase, desk_id=args.desk, import_keys=args.import_keys,
@@ -132,7 +115,7 @@ def cmd_trust_server(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     if args.ack_out and len(args.bundles) > 1:
-        raise CliError("--ack-out takes one bundle at a time")
+        raise CLIError("--ack-out takes one bundle at a time")
     v = _open(args)
     failed = 0
     for path in args.bundles:
@@ -152,7 +135,7 @@ def cmd_import(args: argparse.Namespace) -> None:
             _out(f"  quarantined {_short(item_id)}: {inert(reason)}")
         _out(f"  ack for the server: {r.ack_path}")
     if failed:
-        raise CliError(f"{failed} bundle(s) refused; see above")
+        raise CLIError(f"{failed} bundle(s) refused; see above")
 
 
 def _severity(s: str) -> str:
@@ -322,7 +305,7 @@ def _reply_text(args: argparse.Namespace) -> str:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise CliError(f"{args.file} is not UTF-8 text; nothing was queued") from None
+            raise CLIError(f"{args.file} is not UTF-8 text; nothing was queued") from None
     if not sys.stdin.isatty():
         return sys.stdin.read(replies.MAX_REPLY_CHARS * 4 + 1)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
@@ -350,7 +333,7 @@ def cmd_outbox(args: argparse.Namespace) -> None:
     v = _open(args)
     if args.action == "bundle":
         if not args.out:
-            raise CliError("give --out FILE for the outbox bundle")
+            raise CLIError("give --out FILE for the outbox bundle")
         path, count = replies.bundle_outbox(v, args.out)
         v.save()
         _out(f"Wrote {count} item(s) to {path}, signed by desk {v.desk_id}. "
@@ -382,54 +365,9 @@ def cmd_quarantine(args: argparse.Namespace) -> None:
         _out(f"    ciphertext kept in quarantine/: {', '.join(json.loads(files))}")
 
 
-# --- the online side (transfer machine only) -------------------------------------------
-# journalist_client.transfer imports aiohttp; it is loaded only by these three commands,
-# which run on the online transfer machine, never on the air-gapped one.
-
-def _transfer_settings(args: argparse.Namespace) -> Any:
-    from journalist_client import transfer
-
-    return transfer, transfer.load_settings(Path(args.dir))
-
-
-def cmd_transfer(args: argparse.Namespace) -> None:
-    from journalist_client import transfer
-
-    public = transfer.init_transfer(Path(args.dir), desk=args.desk, server_key=args.server_key,
-                                    keyring_path=Path(args.keyring))
-    _out(f"Transfer credential for desk {args.desk} written to {args.dir}.")
-    _out(f"Register its public key on the server: {public}")
-
-
-def cmd_fetch(args: argparse.Namespace) -> None:
-    import asyncio
-
-    transfer, settings = _transfer_settings(args)
-    path = asyncio.run(transfer.fetch(settings, server=args.server, out_dir=Path(args.out),
-                                      tor_socks=args.tor_socks,
-                                      max_bytes=args.max_mib * 1024 * 1024))
-    _out(f"Nothing new for desk {settings.desk}." if path is None else
-         f"Verified bundle: {path}. Carry it to the offline machine and run import.")
-
-
-def cmd_push(args: argparse.Namespace) -> None:
-    import asyncio
-
-    transfer, settings = _transfer_settings(args)
-    results = asyncio.run(transfer.push(settings, [Path(f) for f in args.files],
-                                        server=args.server, tor_socks=args.tor_socks))
-    for r in results:
-        _out(f"{r['file']}: accepted by the server")
-
-
-def _transfer_error() -> tuple[type[Exception], ...]:
-    module = sys.modules.get("journalist_client.transfer")
-    return (module.TransferError,) if module is not None else ()
-
-
 # --- parser ---------------------------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Offline triage of Amana reports: an encrypted vault on an air-gapped "
@@ -454,13 +392,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--as", dest="user", default=argparse.SUPPRESS, metavar="NAME",
                         help="your name in the history")
 
-    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str, example: str
-            ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_, parents=[common],
-                            epilog=f"Example:\n  {example}",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        sp.set_defaults(func=func)
-        return sp
+    def add(name: str, func: Command, help_: str, example: str) -> argparse.ArgumentParser:
+        return add_command(sub, name, func, help_, example, parents=[common])
 
     sp = add("init", cmd_init, "create a vault, with new desk keys or keys from intake-keys",
              "journalist-client --vault ~/desk init --desk smex --keyring keyring.json "
@@ -559,33 +492,6 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--retry", action="store_true",
                     help="check every quarantined item again (after a key or client update)")
 
-    sp = add("transfer", cmd_transfer, "ONLINE machine: create the transfer credential",
-             "journalist-client transfer init --dir ~/transfer --desk smex "
-             "--server-key ed25519:… --keyring keyring.json")
-    sp.add_argument("action", choices=["init"])
-    sp.add_argument("--dir", required=True)
-    sp.add_argument("--desk", required=True)
-    sp.add_argument("--server-key", required=True)
-    sp.add_argument("--keyring", required=True)
-
-    sp = add("fetch", cmd_fetch, "ONLINE machine: download the desk's new reports as a bundle",
-             "journalist-client fetch --dir ~/transfer --server http://xyz.onion "
-             "--tor-socks 127.0.0.1:9050 --out /media/usb")
-    sp.add_argument("--dir", required=True, help="the transfer directory (transfer init)")
-    sp.add_argument("--server", required=True, help="the staff onion's URL")
-    sp.add_argument("--out", required=True, help="directory for the bundle")
-    sp.add_argument("--tor-socks", metavar="HOST:PORT")
-    sp.add_argument("--max-mib", type=_mebibytes, metavar="N",
-                    default=DEFAULT_MAX_BUNDLE_MIB,
-                    help="refuse a bundle larger than N MiB (default: %(default)s)")
-
-    sp = add("push", cmd_push, "ONLINE machine: upload ack and outbox bundles",
-             "journalist-client push --dir ~/transfer --server http://xyz.onion "
-             "--tor-socks 127.0.0.1:9050 /media/usb/ack-8c1d0a2b9e3f.bundle")
-    sp.add_argument("files", nargs="+", metavar="BUNDLE")
-    sp.add_argument("--dir", required=True)
-    sp.add_argument("--server", required=True)
-    sp.add_argument("--tor-socks", metavar="HOST:PORT")
     return p
 
 
@@ -597,7 +503,7 @@ def _no_core_dumps() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _no_core_dumps()
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return _run(args)
     finally:
@@ -606,22 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        args.func(args)
-    except (CliError, vault.VaultError, triage.TriageError, importer.ImportRefused,
-            attachments.ExportError, replies.OutboxError, SearchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
-        return 1
-    except Exception as e:
-        if isinstance(e, _transfer_error()):
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        raise
-    return 0
+    return run_command(args, (vault.VaultError, triage.TriageError, importer.ImportRefused,
+                              attachments.ExportError, replies.OutboxError, SearchError))
 
 
 if __name__ == "__main__":

@@ -264,19 +264,6 @@ def test_init_from_the_cli(tmp_path: Path, passfile: Path, fast_scrypt: None,
     assert "trust-server" in out
 
 
-def test_transfer_init_needs_no_vault(tmp_path: Path, desks: Desks, server: Server,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["transfer", "init", "--dir", str(tmp_path / "t"), "--desk", "triage",
-                 "--server-key", str(server.key.verify_key),
-                 "--keyring", str(desks.keyring_path)])
-    assert code == 0, capsys.readouterr().err
-    assert "Register its public key" in capsys.readouterr().out
-    code = main(["push", "--dir", str(tmp_path / "nowhere"), "--server", "http://127.0.0.1:9",
-                 str(tmp_path / "x.bundle")])
-    assert code == 1
-    assert "transfer init" in capsys.readouterr().err
-
-
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
