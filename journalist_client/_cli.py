@@ -43,9 +43,10 @@ def add_command(
 def run_command(args: argparse.Namespace, failures: tuple[type[Exception], ...]) -> int:
     """Run the parsed command; an expected failure is one ``error:`` line and exit 1."""
     func: Command = args.func
+    expected: tuple[type[Exception], ...] = (CLIError, *failures)
     try:
         func(args)
-    except (CLIError, *failures) as e:
+    except expected as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as e:

@@ -38,6 +38,7 @@ from journalist_client._fs import (
     vault_path,
     write_unsynced,
 )
+from journalist_client.records import QuarantineEntry
 from journalist_client.schema import (
     MAX_ATTACHMENTS,
     MAX_DOCUMENT_BYTES,
@@ -60,7 +61,7 @@ from keys.age import (
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 
 __all__ = ["ImportRefused", "ImportResult", "age_failure", "import_bundle", "parse_index",
-           "retry_quarantined", "store_item"]
+           "quarantined", "retry_quarantined", "store_item"]
 
 SERVER_ID: Final = "server"
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}")
@@ -266,6 +267,15 @@ def _quarantine(vault: Vault, b: VerifiedBundle, it: IndexItem, reason: str) -> 
         "VALUES (?, ?, ?, ?, ?, ?)",
         (b.id, it.id, it.type, json.dumps(kept), reason, now()),
     )
+
+
+def quarantined(vault: Vault) -> list[QuarantineEntry]:
+    """The items refused on import, oldest first, with why and which files were kept."""
+    rows = vault.conn.execute("SELECT item_id, type, at, reason, files FROM quarantine "
+                              "ORDER BY n")
+    return [QuarantineEntry(item_id=item_id, type=kind, at=at, reason=reason,
+                            files=tuple(json.loads(files)))
+            for item_id, kind, at, reason, files in rows]
 
 
 def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:

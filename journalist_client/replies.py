@@ -25,6 +25,7 @@ from journalist_client._fs import (
     vault_path,
 )
 from journalist_client.importer import age_failure
+from journalist_client.records import OutboxEntry
 from journalist_client.triage import TriageError, get_item, set_fields
 from journalist_client.vault import Vault, now, today
 from keys.age import AgeError, Encryptor, decrypt, decrypt_stream, encrypt, parse_recipient
@@ -137,14 +138,17 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
     return ref_id
 
 
-def list_outbox(vault: Vault, *, include_sent: bool = False) -> list[dict[str, Any]]:
+def list_outbox(vault: Vault, *, include_sent: bool = False) -> list[OutboxEntry]:
+    """Replies and referrals waiting for ``outbox bundle`` (with ``include_sent``, all)."""
     sql = "SELECT id, type, item_id, to_recipient, to_desk, files, at, author, bundle_id " \
           "FROM outbox"
     if not include_sent:
         sql += " WHERE bundle_id = ''"
-    cols = ("id", "type", "item_id", "to_recipient", "to_desk", "files", "at", "author",
-            "bundle_id")
-    return [dict(zip(cols, r, strict=True)) for r in vault.conn.execute(sql + " ORDER BY at")]
+    return [OutboxEntry(id=id_, type=kind, item_id=item_id, to_recipient=to_recipient,
+                        to_desk=to_desk, files=tuple(json.loads(files)), at=at, author=author,
+                        bundle_id=bundle_id)
+            for id_, kind, item_id, to_recipient, to_desk, files, at, author, bundle_id
+            in vault.conn.execute(sql + " ORDER BY at")]
 
 
 def bundle_outbox(vault: Vault, out: str | Path) -> tuple[Path, int]:
@@ -155,12 +159,12 @@ def bundle_outbox(vault: Vault, out: str | Path) -> tuple[Path, int]:
     items: list[dict[str, Any]] = []
     files: list[tuple[str, Path]] = []
     for p in pending:
-        names = json.loads(p["files"])
-        if p["type"] == "reply":
-            items.append({"type": "reply", "id": p["id"], "to": p["to_recipient"],
+        names = list(p.files)
+        if p.type == "reply":
+            items.append({"type": "reply", "id": p.id, "to": p.to_recipient,
                           "file": names[0]})
         else:
-            items.append({"type": "referral", "id": p["id"], "to_desk": p["to_desk"],
+            items.append({"type": "referral", "id": p.id, "to_desk": p.to_desk,
                           "files": names})
         files += [(n, vault_path(vault.dir("outbox"), n)) for n in names]
     index = json.dumps({"format": "amana-outbox", "version": 1, "desk": vault.desk_id,
@@ -173,7 +177,7 @@ def bundle_outbox(vault: Vault, out: str | Path) -> tuple[Path, int]:
         raise OutboxError(f"{out} already exists: choose a new file name") from None
     for p in pending:
         vault.conn.execute("UPDATE outbox SET bundle_id = ? WHERE id = ?",
-                           (manifest["id"], p["id"]))
+                           (manifest["id"], p.id))
     vault.changed()
     return Path(out), len(pending)
 
