@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from journalist_client.display import inert_json
+
 __all__ = [
     "Answers",
     "Attachment",
@@ -188,8 +190,12 @@ class QuarantineEntry:
 
 
 def to_json(value: Any) -> str:
-    """One JSON document for a record or a list of records (UTF-8 text, not escaped)."""
-    return json.dumps(_plain(value), ensure_ascii=False, indent=2)
+    """One JSON document for a record or a list of records.
+
+    Text stays readable UTF-8 (``ensure_ascii=False``); control, bidi and other
+    characters that could act on a terminal are ``\\u`` escapes (display.inert_json).
+    """
+    return inert_json(json.dumps(_plain(value), ensure_ascii=False, indent=2))
 
 
 def _plain(value: Any) -> Any:
