@@ -23,8 +23,8 @@ from typing import Final
 
 from journalist_client import attachments, importer, records, replies, triage, vault
 from journalist_client._cli import CLIError, Command, add_command, run_command
-from journalist_client._fs import ram_draft
 from journalist_client.display import inert, inert_block
+from journalist_client.draft import ram_draft
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
 

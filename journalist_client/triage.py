@@ -35,6 +35,7 @@ from journalist_client.records import (
 )
 from journalist_client.taxonomy import CATEGORY_CODES, SEVERITIES, STATUSES
 from journalist_client.vault import Vault, now
+from keys import ids
 
 __all__ = [
     "Filters",
@@ -54,7 +55,6 @@ __all__ = [
 MAX_NOTE_CHARS: Final = 64 * 1024
 _TAG_RE: Final = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,64}")
 _NAME_RE: Final = re.compile(r"[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]{1,64}")
-_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class TriageError(ValueError):
@@ -340,7 +340,7 @@ def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
         args.append(f.desk)
     for day, op in ((f.since, ">="), (f.until, "<=")):
         if day is not None:
-            if not _DAY_RE.fullmatch(day):
+            if not ids.DAY_RE.fullmatch(day):
                 raise TriageError("dates are YYYY-MM-DD")
             where.append(f"received_day {op} ?")
             args.append(day)

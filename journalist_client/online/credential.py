@@ -8,20 +8,18 @@ once by :func:`init_transfer` and parsed strictly by :func:`load_settings`.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from keys._fs import safe_mkdir, safe_write_bytes
+from keys import fs, ids
 from keys.keyring import Keyring
 from keys.signing import SigningKey, VerifyKey
 
-__all__ = ["TransferError", "TransferSettings", "init_transfer", "load_settings", "private_dir"]
+__all__ = ["TransferError", "TransferSettings", "init_transfer", "load_settings"]
 
 CREDENTIAL: Final = "transfer.key"
 SETTINGS: Final = "transfer.json"
-_DESK_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
 _MAX_SETTINGS: Final = 4 * 1024 * 1024
 
 
@@ -50,7 +48,7 @@ def init_transfer(directory: Path, *, desk: str, server_key: str, keyring_path: 
     (mode 0600): it only ever unlocks ciphertext, and the transfer machine must be able
     to run unattended.
     """
-    if not _DESK_RE.fullmatch(desk):
+    if not ids.is_desk_id(desk):
         raise TransferError(f"desk id {desk!r} must be lower-case letters, digits or '-'")
     try:
         verify = VerifyKey.from_text(server_key.strip())
@@ -59,7 +57,9 @@ def init_transfer(directory: Path, *, desk: str, server_key: str, keyring_path: 
         raise TransferError(str(exc)) from None
     if keyring.get(desk) is None:
         raise TransferError(f"desk {desk!r} is not in the keyring {keyring_path}")
-    private_dir(directory)
+    # A new directory is exactly 0700 (mkdir's mode= is filtered by the umask); an
+    # existing one is the user's own and is used as it is.
+    fs.safe_mkdir(directory, parents=True, exist_ok=True)
     if (directory / CREDENTIAL).exists():
         raise TransferError(f"{directory / CREDENTIAL} exists; refusing to replace a credential")
     key = SigningKey.generate()
@@ -70,8 +70,8 @@ def init_transfer(directory: Path, *, desk: str, server_key: str, keyring_path: 
         "server_key": str(verify),
         "keyring": json.loads(keyring.to_json()),
     }
-    safe_write_bytes(directory / SETTINGS, json.dumps(settings, indent=2).encode())
-    safe_write_bytes(directory / CREDENTIAL, (key.to_text() + "\n").encode())
+    fs.atomic_write_bytes(directory / SETTINGS, json.dumps(settings, indent=2).encode())
+    fs.atomic_write_bytes(directory / CREDENTIAL, (key.to_text() + "\n").encode())
     return key.verify_key
 
 
@@ -83,7 +83,7 @@ def load_settings(directory: Path) -> TransferSettings:
         if doc.get("format") != "amana-transfer" or doc.get("version") != 1:
             raise ValueError("not an Amana transfer settings file")
         desk = doc["desk"]
-        if not isinstance(desk, str) or not _DESK_RE.fullmatch(desk):
+        if not ids.is_desk_id(desk):
             raise ValueError("malformed desk id")
         return TransferSettings(
             directory=directory,
@@ -101,10 +101,3 @@ def load_settings(directory: Path) -> TransferSettings:
 
 
 
-
-def private_dir(directory: Path) -> None:
-    """Create ``directory`` (and its parents) if missing; a new one is exactly 0700."""
-    # Path.mkdir(mode=0o700) is filtered by the umask; safe_mkdir makes a new
-    # directory exactly 0700 and leaves an existing one (the user's own) as it is.
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    safe_mkdir(directory, exist_ok=True)

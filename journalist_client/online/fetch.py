@@ -20,8 +20,8 @@ import aiohttp
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from journalist_client.online._http import base_url, connector, server_said
-from journalist_client.online.credential import TransferError, TransferSettings, private_dir
-from keys._fs import safe_write_bytes
+from journalist_client.online.credential import TransferError, TransferSettings
+from keys import fs
 from keys.bundle import BundleError, open_bundle
 from keys.request_auth import sign_request
 
@@ -134,7 +134,7 @@ async def fetch(
     after = _read_cursor(settings)
     path = f"/v1/desks/{settings.desk}/bundle?after={after}"
     url = base_url(server, tor_socks) + path
-    private_dir(out_dir)
+    fs.safe_mkdir(out_dir, parents=True, exist_ok=True)  # new: 0700 whatever the umask
     partial = out_dir / f".export-{settings.desk}-{after}.partial"
     bar = tqdm(
         total=None,
@@ -179,7 +179,8 @@ async def fetch(
         return None
     final = out_dir / f"export-{settings.desk}-{after}-{cursor}.bundle"
     partial.rename(final)
-    safe_write_bytes(settings.state_path, json.dumps({"after": cursor}).encode(), overwrite=True)
+    fs.atomic_write_bytes(settings.state_path, json.dumps({"after": cursor}).encode(),
+                          overwrite=True)
     return final
 
 
