@@ -1,8 +1,9 @@
 """journalist-client: the thin command-line layer over the offline triage library.
 
 Each command parses its arguments, unlocks the vault, calls one library function and
-prints the result; every string that came from a source goes through
-journalist_client.display first. No command here opens a network socket, and this
+prints the records it returns (journalist_client.records): as text, where every string
+that came from a source goes through journalist_client.display first, or with --json as
+one JSON document. No command here opens a network socket, and this
 module imports nothing that does (the transfer machine's fetch and push are another
 program, journalist-transfer, in journalist_client.online).
 """
@@ -142,7 +143,10 @@ def _severity(s: str) -> str:
 
 
 def _print_json(value: object) -> None:
-    print(records.to_json(value))
+    # UTF-8 whatever the locale says: the document is for programs, not for the terminal.
+    sys.stdout.flush()
+    sys.stdout.buffer.write(records.to_json(value).encode("utf-8") + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def cmd_list(args: argparse.Namespace) -> None:
