@@ -6,10 +6,12 @@ and refer reports. Every decrypted byte was written by a stranger and is treated
 hostile: strictly validated on import, always shown escaped, never opened or executed.
 
 Modules: vault (the encrypted triage database), schema (the report document),
-importer (desk-export bundles in, ack out), triage (list/show/set/note),
+importer (desk-export bundles in, ack out, quarantine), triage (list/show/set/note),
 search (Arabic and Latin normalisation, FTS5), attachments (streaming export),
-replies (reply, refer, outbox), display (inert terminal output), cli (argparse).
-transfer.py is the online side and is never imported by the offline commands.
+replies (reply, refer, outbox), records (the typed records the library returns and
+--json prints), display (inert terminal output), cli (argparse, journalist-client).
+online/ is the transfer machine's journalist-transfer (fetch, push); nothing here
+imports it.
 """
 
 __all__: list[str] = []

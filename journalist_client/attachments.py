@@ -14,10 +14,10 @@ import os
 from pathlib import Path
 from typing import Final
 
-from journalist_client._fs import AtomicWriter, FileExistsRefused, vault_path
 from journalist_client.importer import age_failure
 from journalist_client.triage import TriageError, get_item
 from journalist_client.vault import Vault
+from keys import fs
 from keys.age import AgeError, decrypt_stream
 
 __all__ = ["WARNING", "ExportError", "export_attachment"]
@@ -57,8 +57,8 @@ def export_attachment(vault: Vault, item_id: str, number: int, out: str | os.Pat
     h = hashlib.sha256()
     written = 0
     try:
-        with open(vault_path(vault.dir("files"), name), "rb") as src, \
-                AtomicWriter(out_path) as w:
+        with open(fs.safe_join(vault.dir("files"), name), "rb") as src, \
+                fs.AtomicWriter(out_path) as w:
             for chunk in decrypt_stream(src, [vault.keys.identity], armored=False):
                 h.update(chunk)
                 w.write(chunk)
@@ -71,7 +71,7 @@ def export_attachment(vault: Vault, item_id: str, number: int, out: str | os.Pat
                 )
     except AgeError as e:
         raise ExportError(f"attachment {number}: {age_failure(e)}; nothing was written") from None
-    except FileExistsRefused:
+    except fs.FileExistsRefused:
         raise ExportError(f"{out_path} already exists: choose a new file name") from None
     except FileNotFoundError as e:
         raise ExportError(f"cannot write {out_path}: {e.strerror}") from None

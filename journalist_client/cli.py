@@ -1,9 +1,11 @@
 """journalist-client: the thin command-line layer over the offline triage library.
 
 Each command parses its arguments, unlocks the vault, calls one library function and
-prints the result; every string that came from a source goes through
-journalist_client.display first. No command here opens a network socket, and this
-module imports nothing that does (the online fetch/push live in transfer.py).
+prints the records it returns (journalist_client.records): as text, where every string
+that came from a source goes through journalist_client.display first, or with --json as
+one JSON document. No command here opens a network socket, and this
+module imports nothing that does (the transfer machine's fetch and push are another
+program, journalist-transfer, in journalist_client.online).
 """
 
 from __future__ import annotations
@@ -11,30 +13,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import json
 import os
 import resource
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from journalist_client import attachments, importer, replies, triage, vault
-from journalist_client._fs import ram_draft
+from journalist_client import attachments, importer, records, replies, triage, vault
+from journalist_client._cli import CLIError, Command, add_command, run_command
 from journalist_client.display import inert, inert_block
+from journalist_client.draft import ram_draft
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
 
-__all__ = ["main"]
+__all__ = ["CLIError", "main", "parser"]
 
 PROG: Final = "journalist-client"
 MAX_PASSPHRASE_FILE: Final = 4096
-
-
-class CliError(Exception):
-    """A usage problem found by the CLI itself (no vault given, bad passphrase file …)."""
 
 
 # Vaults unlocked by the running command, closed (and unlocked for others) when it ends.
@@ -46,19 +44,19 @@ def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
         with open(args.passphrase_file, "rb") as f:
             raw = f.read(MAX_PASSPHRASE_FILE + 1)
         if len(raw) > MAX_PASSPHRASE_FILE:
-            raise CliError("the passphrase file is too large")
+            raise CLIError("the passphrase file is too large")
         try:
             lines = raw.decode("utf-8").splitlines()
         except UnicodeDecodeError:
-            raise CliError("the passphrase file is not UTF-8 text") from None
+            raise CLIError("the passphrase file is not UTF-8 text") from None
         if not lines or not lines[0]:
-            raise CliError("the passphrase file is empty")
+            raise CLIError("the passphrase file is empty")
         return lines[0]
     if not sys.stdin.isatty():
-        raise CliError("no terminal to ask for the passphrase: use --passphrase-file FILE")
+        raise CLIError("no terminal to ask for the passphrase: use --passphrase-file FILE")
     first = getpass.getpass("Vault passphrase: ")
     if confirm and getpass.getpass("Same passphrase again: ") != first:
-        raise CliError("the two passphrases differ")
+        raise CLIError("the two passphrases differ")
     return first
 
 
@@ -69,24 +67,9 @@ def _positive(text: str) -> int:
     return value
 
 
-# transfer.DEFAULT_MAX_BUNDLE_BYTES, in MiB: this module must not import transfer
-# (aiohttp) on the offline machine. A test keeps the two equal.
-DEFAULT_MAX_BUNDLE_MIB: Final = 4096
-
-
-def _mebibytes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a whole number of MiB") from None
-    if not 1 <= value <= 1024 * 1024:
-        raise argparse.ArgumentTypeError("must be between 1 and 1048576 (1 TiB)")
-    return value
-
-
 def _open(args: argparse.Namespace) -> vault.Vault:
     if not args.vault:
-        raise CliError("which vault? give --vault DIR (or set AMANA_VAULT)")
+        raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
     v = vault.unlock(args.vault, _read_passphrase(args), user=args.user)
     _OPENED.append(v)
     return v
@@ -104,7 +87,7 @@ def _out(line: str = "") -> None:
 
 def cmd_init(args: argparse.Namespace) -> None:
     if not args.vault:
-        raise CliError("give --vault DIR: the new vault's directory")
+        raise CLIError("give --vault DIR: the new vault's directory")
     passphrase = _read_passphrase(args, confirm=True)
     v = vault.create_vault(
         args.vault, passphrase, desk_id=args.desk, import_keys=args.import_keys,
@@ -132,7 +115,7 @@ def cmd_trust_server(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     if args.ack_out and len(args.bundles) > 1:
-        raise CliError("--ack-out takes one bundle at a time")
+        raise CLIError("--ack-out takes one bundle at a time")
     v = _open(args)
     failed = 0
     for path in args.bundles:
@@ -152,11 +135,18 @@ def cmd_import(args: argparse.Namespace) -> None:
             _out(f"  quarantined {_short(item_id)}: {inert(reason)}")
         _out(f"  ack for the server: {r.ack_path}")
     if failed:
-        raise CliError(f"{failed} bundle(s) refused; see above")
+        raise CLIError(f"{failed} bundle(s) refused; see above")
 
 
 def _severity(s: str) -> str:
     return f"{s} {SEVERITIES[s]}" if s in SEVERITIES else "-"
+
+
+def _print_json(value: object) -> None:
+    # UTF-8 whatever the locale says: the document is for programs, not for the terminal.
+    sys.stdout.flush()
+    sys.stdout.buffer.write(records.to_json(value).encode("utf-8") + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -166,113 +156,101 @@ def cmd_list(args: argparse.Namespace) -> None:
         country=args.country, desk=args.desk, since=args.since, until=args.until,
         tag=args.tag, indicator=args.indicator, include_followups=args.followups,
     ), limit=args.limit)
+    if args.json:
+        _print_json(rows)
+        return
     if not rows:
         _out("No reports match.")
         return
     _out(f"{'id':12}  {'received':10}  {'status':11}  {'sev':3}  {'category':22}  country")
     for r in rows:
-        cat = r["triage_category"] or r["category"]
-        kind = "" if r["type"] == "report" else "  (follow-up)"
-        _out(f"{_short(r['id']):12}  {r['received_day']:10}  {r['status'] or '-':11}  "
-             f"{r['severity'] or '-':3}  {inert(cat):22}  {inert(r['country']) or '-'}{kind}")
+        kind = "" if r.type == "report" else "  (follow-up)"
+        _out(f"{_short(r.id):12}  {r.received_day:10}  {r.status or '-':11}  "
+             f"{r.severity or '-':3}  {inert(r.category):22}  {inert(r.country) or '-'}{kind}")
 
 
-def _show_report(v: vault.Vault, item: dict[str, Any]) -> None:
-    doc = json.loads(item["doc"])
-    a = doc["answers"]
-    tags = [t for (t,) in v.conn.execute("SELECT tag FROM tags WHERE item_id = ?",
-                                         (item["id"],))]
-    _out(f"Report {item['id']}")
-    _out(f"  received {item['received_day']}, language {item['language']}, "
-         f"desks {', '.join(json.loads(item['desks']))}")
-    _out(f"  status: {item['status']}   severity: {_severity(item['severity'])}   "
-         f"category: {item['triage_category'] or '-'}   assignee: {inert(item['assignee']) or '-'}")
-    _out(f"  tags: {inert(' '.join(tags)) or '-'}")
-    if "referral" in doc:
-        ref = doc["referral"]
-        _out(f"  referred by desk {ref['from_desk']} on {ref['day']}:")
-        _out(inert_block(ref["note"], "      "))
+def _show_report(r: records.Report) -> None:
+    a = r.answers
+    _out(f"Report {r.id}")
+    _out(f"  received {r.received_day}, language {r.language}, desks {', '.join(r.desks)}")
+    _out(f"  status: {r.status}   severity: {_severity(r.severity)}   "
+         f"category: {r.triage_category or '-'}   assignee: {inert(r.assignee) or '-'}")
+    _out(f"  tags: {inert(' '.join(r.tags)) or '-'}")
+    if r.referral is not None:
+        _out(f"  referred by desk {r.referral.from_desk} on {r.referral.day}:")
+        _out(inert_block(r.referral.note, "      "))
     _out("Answers")
-    secondary = ", ".join(a["secondary_categories"]) or "-"
-    _out(f"  category (reporter): {a['category']}   also: {secondary}")
+    secondary = ", ".join(a.secondary_categories) or "-"
+    _out(f"  category (reporter): {a.category}   also: {secondary}")
     for label, value in (
-        ("country", a["country"]), ("target", a["target"]), ("profession", a["profession"]),
-        ("platforms", ", ".join(a["platforms"])),
-        ("consent to share in coalition", "yes" if a["consent"]["share_within_coalition"]
-         else "no"),
-        ("consent to publish anonymised", "yes" if a["consent"]["publish_anonymised"]
-         else "no"),
+        ("country", a.country), ("target", a.target), ("profession", a.profession),
+        ("platforms", ", ".join(a.platforms)),
+        ("consent to share in coalition", "yes" if a.consent.share_within_coalition else "no"),
+        ("consent to publish anonymised", "yes" if a.consent.publish_anonymised else "no"),
     ):
         _out(f"  {label}: {inert(value) or '-'}")
     for label, value in (
-        ("incident date", a["incident_date"]), ("description", a["description"]),
-        ("links", a["indicators"]["links"]), ("senders", a["indicators"]["senders"]),
-        ("messages", a["indicators"]["messages"]), ("device details", a["device_details"]),
+        ("incident date", a.incident_date), ("description", a.description),
+        ("links", a.indicators.links), ("senders", a.indicators.senders),
+        ("messages", a.indicators.messages), ("device details", a.device_details),
     ):
         _out(f"  {label}:")
         _out(inert_block(value, "      ") if value else "      -")
 
 
-def _show_attachments(v: vault.Vault, item_id: str) -> None:
-    rows = v.conn.execute("SELECT n, name, media_type, size, sha256 FROM attachments "
-                          "WHERE item_id = ? ORDER BY n", (item_id,)).fetchall()
-    if not rows:
+def _show_attachments(attachments: Sequence[records.Attachment]) -> None:
+    if not attachments:
         return
     _out("  attachments (export with `export-attachment ID N --out FILE`; never opened here):")
-    for n, name, media, size, sha in rows:
-        _out(f"    {n}. {inert(name)}  [{inert(media)}, {size} bytes]")
-        _out(f"       sha256 {sha}")
+    for att in attachments:
+        _out(f"    {att.n}. {inert(att.name)}  [{inert(att.media_type)}, {att.size} bytes]")
+        _out(f"       sha256 {att.sha256}")
 
 
 def cmd_show(args: argparse.Namespace) -> None:
     v = _open(args)
-    item = triage.get_item(v, args.id)
-    case = triage.case_of(v, item)
-    if item["type"] == "followup":
-        doc = json.loads(item["doc"])
-        _out(f"Follow-up {item['id']} received {item['received_day']}")
-        _out(f"  part of report: {case['id'] if case else '(report not in this vault)'}")
-        _out(inert_block(doc["message"], "    "))
-        _show_attachments(v, item["id"])
+    item = triage.show_item(v, args.id)
+    if args.json:
+        _print_json(item)
         return
-    _show_report(v, item)
-    _show_attachments(v, item["id"])
-    followups = v.conn.execute(
-        "SELECT id, received_day, doc FROM items WHERE type = 'followup' AND "
-        "reply_recipient = ? ORDER BY n", (item["reply_recipient"],)).fetchall()
-    replies_ = v.conn.execute("SELECT 'reply', at, author, body FROM replies WHERE item_id = ?",
-                              (item["id"],)).fetchall()
-    thread = [(day, f"follow-up {_short(fid)} from the source", json.loads(d)["message"], fid)
-              for fid, day, d in followups]
-    thread += [(at, f"reply by {inert(author)}", body, None) for _, at, author, body in replies_]
-    if thread:
+    if isinstance(item, records.FollowUp):
+        _out(f"Follow-up {item.id} received {item.received_day}")
+        _out(f"  part of report: {item.report_id or '(report not in this vault)'}")
+        _out(inert_block(item.message, "    "))
+        _show_attachments(item.attachments)
+        return
+    _show_report(item)
+    _show_attachments(item.attachments)
+    if item.thread:
         _out("Thread")
-        for when, who, body, fid in sorted(thread, key=lambda t: t[0]):
-            _out(f"  {when} {who}:")
-            _out(inert_block(body, "      "))
-            if fid:
-                _show_attachments(v, fid)
-    notes = v.conn.execute("SELECT at, author, text FROM notes WHERE item_id = ? ORDER BY n",
-                           (item["id"],)).fetchall()
-    if notes:
+        for t in item.thread:
+            who = (f"follow-up {_short(t.id)} from the source" if t.kind == "followup"
+                   else f"reply by {inert(t.author)}")
+            _out(f"  {t.at} {who}:")
+            _out(inert_block(t.body, "      "))
+            _show_attachments(t.attachments)
+    if item.notes:
         _out("Notes")
-        for at, author, text in notes:
-            _out(f"  {at} {inert(author)}:")
-            _out(inert_block(text, "      "))
+        for note in item.notes:
+            _out(f"  {note.at} {inert(note.author)}:")
+            _out(inert_block(note.text, "      "))
     if args.history:
-        _print_history(v, item["id"])
+        _print_history(item.history)
 
 
-def _print_history(v: vault.Vault, item_id: str) -> None:
+def _print_history(entries: Sequence[records.HistoryEntry]) -> None:
     _out("History")
-    for h in triage.history(v, item_id):
-        _out(f"  {h['at']} {inert(h['who'])}: {h['field']} "
-             f"{inert(h['old']) or '-'} → {inert(h['new']) or '-'}")
+    for h in entries:
+        _out(f"  {h.at} {inert(h.who)}: {h.field} {inert(h.old) or '-'} → {inert(h.new) or '-'}")
 
 
 def cmd_history(args: argparse.Namespace) -> None:
     v = _open(args)
-    _print_history(v, triage.get_item(v, args.id)["id"])
+    entries = triage.history(v, args.id)
+    if args.json:
+        _print_json(entries)
+        return
+    _print_history(entries)
 
 
 def cmd_set(args: argparse.Namespace) -> None:
@@ -297,15 +275,18 @@ def cmd_note(args: argparse.Namespace) -> None:
 
 def cmd_search(args: argparse.Namespace) -> None:
     v = _open(args)
-    results = triage.run_search(v, " ".join(args.query), limit=args.limit)
-    if not results:
+    hits = triage.run_search(v, " ".join(args.query), limit=args.limit)
+    if args.json:
+        _print_json(hits)
+        return
+    if not hits:
         _out("No matches.")
         return
-    for item, snip in results:
-        kind = "report" if item["type"] == "report" else "follow-up"
-        _out(f"{_short(item['id'])}  {item['received_day']}  {kind}  {item['status'] or ''}")
-        if snip:
-            _out(f"    {snip}")
+    for hit in hits:
+        kind = "report" if hit.type == "report" else "follow-up"
+        _out(f"{_short(hit.id)}  {hit.received_day}  {kind}  {hit.status}")
+        if hit.snippet:
+            _out(f"    {inert(hit.snippet)}")
 
 
 def cmd_export_attachment(args: argparse.Namespace) -> None:
@@ -322,7 +303,7 @@ def _reply_text(args: argparse.Namespace) -> str:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise CliError(f"{args.file} is not UTF-8 text; nothing was queued") from None
+            raise CLIError(f"{args.file} is not UTF-8 text; nothing was queued") from None
     if not sys.stdin.isatty():
         return sys.stdin.read(replies.MAX_REPLY_CHARS * 4 + 1)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
@@ -349,87 +330,50 @@ def cmd_refer(args: argparse.Namespace) -> None:
 def cmd_outbox(args: argparse.Namespace) -> None:
     v = _open(args)
     if args.action == "bundle":
+        if args.json:
+            raise CLIError("--json lists the outbox; `outbox bundle` prints no records")
         if not args.out:
-            raise CliError("give --out FILE for the outbox bundle")
+            raise CLIError("give --out FILE for the outbox bundle")
         path, count = replies.bundle_outbox(v, args.out)
         v.save()
         _out(f"Wrote {count} item(s) to {path}, signed by desk {v.desk_id}. "
              "Carry it to the transfer machine and run push.")
         return
-    rows = replies.list_outbox(v, include_sent=args.all)
-    if not rows:
+    entries = replies.list_outbox(v, include_sent=args.all)
+    if args.json:
+        _print_json(entries)
+        return
+    if not entries:
         _out("The outbox is empty.")
         return
-    for r in rows:
-        to = f"desk {r['to_desk']}" if r["type"] == "referral" else "the source"
-        sent = f"  (sent in bundle {r['bundle_id'][:12]})" if r["bundle_id"] else ""
-        _out(f"{_short(r['id'])}  {r['type']:8}  report {_short(r['item_id'])} → {to}  "
-             f"{r['at']} by {inert(r['author'])}{sent}")
+    for e in entries:
+        to = f"desk {e.to_desk}" if e.type == "referral" else "the source"
+        sent = f"  (sent in bundle {e.bundle_id[:12]})" if e.bundle_id else ""
+        _out(f"{_short(e.id)}  {e.type:8}  report {_short(e.item_id)} → {to}  "
+             f"{e.at} by {inert(e.author)}{sent}")
 
 
 def cmd_quarantine(args: argparse.Namespace) -> None:
     v = _open(args)
     if args.retry:
         done, still = importer.retry_quarantined(v)
-        _out(f"{len(done)} item(s) imported from quarantine, {len(still)} still refused.")
-    rows = v.conn.execute("SELECT item_id, type, at, reason, files FROM quarantine ORDER BY n"
-                          ).fetchall()
-    if not rows:
+        if not args.json:
+            _out(f"{len(done)} item(s) imported from quarantine, {len(still)} still refused.")
+    entries = importer.quarantined(v)
+    if args.json:
+        _print_json(entries)
+        return
+    if not entries:
         _out("Nothing is quarantined.")
         return
-    for item_id, kind, at, reason, files in rows:
-        _out(f"{_short(item_id)}  {kind}  {at}: {inert(reason)}")
-        _out(f"    ciphertext kept in quarantine/: {', '.join(json.loads(files))}")
-
-
-# --- the online side (transfer machine only) -------------------------------------------
-# journalist_client.transfer imports aiohttp; it is loaded only by these three commands,
-# which run on the online transfer machine, never on the air-gapped one.
-
-def _transfer_settings(args: argparse.Namespace) -> Any:
-    from journalist_client import transfer
-
-    return transfer, transfer.load_settings(Path(args.dir))
-
-
-def cmd_transfer(args: argparse.Namespace) -> None:
-    from journalist_client import transfer
-
-    public = transfer.init_transfer(Path(args.dir), desk=args.desk, server_key=args.server_key,
-                                    keyring_path=Path(args.keyring))
-    _out(f"Transfer credential for desk {args.desk} written to {args.dir}.")
-    _out(f"Register its public key on the server: {public}")
-
-
-def cmd_fetch(args: argparse.Namespace) -> None:
-    import asyncio
-
-    transfer, settings = _transfer_settings(args)
-    path = asyncio.run(transfer.fetch(settings, server=args.server, out_dir=Path(args.out),
-                                      tor_socks=args.tor_socks,
-                                      max_bytes=args.max_mib * 1024 * 1024))
-    _out(f"Nothing new for desk {settings.desk}." if path is None else
-         f"Verified bundle: {path}. Carry it to the offline machine and run import.")
-
-
-def cmd_push(args: argparse.Namespace) -> None:
-    import asyncio
-
-    transfer, settings = _transfer_settings(args)
-    results = asyncio.run(transfer.push(settings, [Path(f) for f in args.files],
-                                        server=args.server, tor_socks=args.tor_socks))
-    for r in results:
-        _out(f"{r['file']}: accepted by the server")
-
-
-def _transfer_error() -> tuple[type[Exception], ...]:
-    module = sys.modules.get("journalist_client.transfer")
-    return (module.TransferError,) if module is not None else ()
+    for e in entries:
+        _out(f"{_short(e.item_id)}  {e.type}  {e.at}: {inert(e.reason)}")
+        _out(f"    ciphertext kept in quarantine/: {', '.join(e.files)}")
 
 
 # --- parser ---------------------------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Offline triage of Amana reports: an encrypted vault on an air-gapped "
@@ -454,13 +398,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--as", dest="user", default=argparse.SUPPRESS, metavar="NAME",
                         help="your name in the history")
 
-    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str, example: str
-            ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_, parents=[common],
-                            epilog=f"Example:\n  {example}",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        sp.set_defaults(func=func)
-        return sp
+    def add(name: str, func: Command, help_: str, example: str) -> argparse.ArgumentParser:
+        return add_command(sub, name, func, help_, example, parents=[common])
+
+    def json_option(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--json", action="store_true",
+                        help="print one JSON document instead of text (docs/client.md)")
 
     sp = add("init", cmd_init, "create a vault, with new desk keys or keys from intake-keys",
              "journalist-client --vault ~/desk init --desk smex --keyring keyring.json "
@@ -499,15 +442,18 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--indicator", help="text contained in the links, senders or messages")
     sp.add_argument("--followups", action="store_true", help="list follow-ups too")
     sp.add_argument("--limit", type=_positive, default=100)
+    json_option(sp)
 
     sp = add("show", cmd_show, "show a report: answers, attachments, thread, notes",
              "journalist-client show 3f9a0c11 --history")
     sp.add_argument("id")
     sp.add_argument("--history", action="store_true", help="also show who changed what when")
+    json_option(sp)
 
     sp = add("history", cmd_history, "who changed what, and when, on a report",
              "journalist-client history 3f9a0c11")
     sp.add_argument("id")
+    json_option(sp)
 
     sp = add("set", cmd_set, "change a report's status, severity, category, assignee or tags",
              "journalist-client set 3f9a0c11 --status triaged --severity S2 "
@@ -529,6 +475,7 @@ def _parser() -> argparse.ArgumentParser:
              "journalist-client search الإمارات pegasus")
     sp.add_argument("query", nargs="+")
     sp.add_argument("--limit", type=_positive, default=20)
+    json_option(sp)
 
     sp = add("export-attachment", cmd_export_attachment,
              "decrypt attachment N of a report to a new file (never opened by the client)",
@@ -553,39 +500,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("action", nargs="?", choices=["bundle"])
     sp.add_argument("--out", metavar="FILE")
     sp.add_argument("--all", action="store_true", help="also list items already bundled")
+    json_option(sp)
 
     sp = add("quarantine", cmd_quarantine, "list items refused on import and why, or retry them",
              "journalist-client quarantine --retry")
     sp.add_argument("--retry", action="store_true",
                     help="check every quarantined item again (after a key or client update)")
+    json_option(sp)
 
-    sp = add("transfer", cmd_transfer, "ONLINE machine: create the transfer credential",
-             "journalist-client transfer init --dir ~/transfer --desk smex "
-             "--server-key ed25519:… --keyring keyring.json")
-    sp.add_argument("action", choices=["init"])
-    sp.add_argument("--dir", required=True)
-    sp.add_argument("--desk", required=True)
-    sp.add_argument("--server-key", required=True)
-    sp.add_argument("--keyring", required=True)
-
-    sp = add("fetch", cmd_fetch, "ONLINE machine: download the desk's new reports as a bundle",
-             "journalist-client fetch --dir ~/transfer --server http://xyz.onion "
-             "--tor-socks 127.0.0.1:9050 --out /media/usb")
-    sp.add_argument("--dir", required=True, help="the transfer directory (transfer init)")
-    sp.add_argument("--server", required=True, help="the staff onion's URL")
-    sp.add_argument("--out", required=True, help="directory for the bundle")
-    sp.add_argument("--tor-socks", metavar="HOST:PORT")
-    sp.add_argument("--max-mib", type=_mebibytes, metavar="N",
-                    default=DEFAULT_MAX_BUNDLE_MIB,
-                    help="refuse a bundle larger than N MiB (default: %(default)s)")
-
-    sp = add("push", cmd_push, "ONLINE machine: upload ack and outbox bundles",
-             "journalist-client push --dir ~/transfer --server http://xyz.onion "
-             "--tor-socks 127.0.0.1:9050 /media/usb/ack-8c1d0a2b9e3f.bundle")
-    sp.add_argument("files", nargs="+", metavar="BUNDLE")
-    sp.add_argument("--dir", required=True)
-    sp.add_argument("--server", required=True)
-    sp.add_argument("--tor-socks", metavar="HOST:PORT")
     return p
 
 
@@ -597,7 +519,7 @@ def _no_core_dumps() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _no_core_dumps()
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return _run(args)
     finally:
@@ -606,22 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        args.func(args)
-    except (CliError, vault.VaultError, triage.TriageError, importer.ImportRefused,
-            attachments.ExportError, replies.OutboxError, SearchError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
-        return 1
-    except Exception as e:
-        if isinstance(e, _transfer_error()):
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        raise
-    return 0
+    return run_command(args, (vault.VaultError, triage.TriageError, importer.ImportRefused,
+                              attachments.ExportError, replies.OutboxError, SearchError))
 
 
 if __name__ == "__main__":

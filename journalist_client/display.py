@@ -12,10 +12,11 @@ as the text it is (and any future UI must escape it again for its own medium).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Final
 
-__all__ = ["inert", "inert_block"]
+__all__ = ["inert", "inert_block", "inert_json"]
 
 # Directional formatting characters (Unicode TR9): embeddings, overrides, isolates, marks.
 _BIDI: Final = frozenset(
@@ -73,3 +74,25 @@ def inert(text: str, *, keep_newlines: bool = False, indent: str = "") -> str:
 def inert_block(text: str, indent: str = "    ") -> str:
     """A multi-line answer, indented, each line inert."""
     return indent + inert(text, keep_newlines=True, indent=indent)
+
+
+def inert_json(document: str) -> str:
+    """A JSON document with every character :func:`inert` would escape written as a
+    ``\\uXXXX`` escape: the parsed data is exactly the same, but ``--json`` output shown
+    on a terminal cannot act on it either (json.dumps escapes only C0 controls)."""
+    return _BEYOND_ASCII.sub(_json_escape, document)
+
+
+# json.dumps has escaped every C0 control already; DEL and everything above remain.
+_BEYOND_ASCII: Final = re.compile(r"[^\x00-\x7e]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    c = match.group()
+    if not _is_dangerous(c):
+        return c
+    if ord(c) < 0x10000:
+        return f"\\u{ord(c):04x}"
+    # Outside the BMP, JSON spells a character as its UTF-16 surrogate pair.
+    high, low = divmod(ord(c) - 0x10000, 0x400)
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"

@@ -24,20 +24,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from journalist_client._fs import (
-    safe_move,
-    safe_unlink,
-    sync_all,
-    vault_path,
-    write_unsynced,
-)
+from journalist_client.records import QuarantineEntry
 from journalist_client.schema import (
     MAX_ATTACHMENTS,
     MAX_DOCUMENT_BYTES,
@@ -47,6 +40,7 @@ from journalist_client.schema import (
 )
 from journalist_client.triage import reindex_item
 from journalist_client.vault import Vault, VaultError, now
+from keys import fs, ids
 from keys.age import (
     AgeError,
     ArmorError,
@@ -60,12 +54,9 @@ from keys.age import (
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 
 __all__ = ["ImportRefused", "ImportResult", "age_failure", "import_bundle", "parse_index",
-           "retry_quarantined", "store_item"]
+           "quarantined", "retry_quarantined", "store_item"]
 
 SERVER_ID: Final = "server"
-_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
-_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DESK_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
 # The age header and per-chunk tags add a little; a document ciphertext beyond this
 # cannot hold a valid (≤ 1 MiB) document, so it is refused without decrypting it.
 _MAX_DOC_CIPHERTEXT: Final = MAX_DOCUMENT_BYTES + 64 * 1024
@@ -122,8 +113,7 @@ def parse_index(raw: bytes, desk: str, names: list[str]) -> tuple[str, list[Inde
             or obj["version"] != 1:
         raise ImportRefused("index.json: not an amana-desk-export version 1")
     if obj["desk"] != desk:
-        shown = obj["desk"] if isinstance(obj["desk"], str) and _DESK_RE.fullmatch(obj["desk"]) \
-            else "?"
+        shown = obj["desk"] if ids.is_desk_id(obj["desk"]) else "?"
         raise ImportRefused(f"this bundle is for desk {shown!r}, not {desk!r}: "
                            "it was fetched with the wrong desk's credential")
     if not isinstance(obj["cursor"], str) or len(obj["cursor"]) > 128:
@@ -132,18 +122,18 @@ def parse_index(raw: bytes, desk: str, names: list[str]) -> tuple[str, list[Inde
         raise ImportRefused("index.json: items must be a list")
     items: list[IndexItem] = []
     listed: set[str] = set()
-    ids: set[str] = set()
+    seen: set[str] = set()
     for i, it in enumerate(obj["items"]):
         where = f"index.json: items[{i}]"
         if not isinstance(it, dict) or set(it) != {"id", "type", "day", "files"}:
             raise ImportRefused(f"{where} must have exactly id, type, day, files")
         iid = it["id"]
-        if not isinstance(iid, str) or not _ID_RE.fullmatch(iid) or iid in ids:
+        if not ids.is_hex_id(iid) or iid in seen:
             raise ImportRefused(f"{where}.id must be 32 lower-case hex digits, once")
-        ids.add(iid)
+        seen.add(iid)
         if it["type"] not in ("report", "followup"):
             raise ImportRefused(f"{where}.type must be report or followup")
-        if not isinstance(it["day"], str) or not _DAY_RE.fullmatch(it["day"]):
+        if not isinstance(it["day"], str) or not ids.DAY_RE.fullmatch(it["day"]):
             raise ImportRefused(f"{where}.day must be YYYY-MM-DD")
         files = it["files"]
         if not isinstance(files, list) or not files or len(files) > MAX_ATTACHMENTS + 1:
@@ -215,11 +205,11 @@ def _import_item(vault: Vault, b: VerifiedBundle, it: IndexItem) -> None:
         raise _Quarantine(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
     ciphertext = b.read(it.doc_file, max_size=_MAX_DOC_CIPHERTEXT)
     doc = _open_document(vault, ciphertext, it.type, len(it.attachment_files), it.id)
-    write_unsynced(vault_path(files_dir, it.doc_file), ciphertext)
+    fs.write_unsynced(fs.safe_join(files_dir, it.doc_file), ciphertext)
     for name in it.attachment_files:
-        b.extract(name, vault_path(files_dir, name), overwrite=True)
+        b.extract(name, fs.safe_join(files_dir, name), overwrite=True)
     for name in it.attachment_files:
-        _check_attachment_header(vault, vault_path(files_dir, name))
+        _check_attachment_header(vault, fs.safe_join(files_dir, name))
 
     store_item(vault, it.id, it.type, doc, b.id, it.attachment_files)
 
@@ -254,18 +244,27 @@ def _quarantine(vault: Vault, b: VerifiedBundle, it: IndexItem, reason: str) -> 
     for name in (it.doc_file, *it.attachment_files):
         target = f"{b.id[:12]}-{name}"
         # A leftover of an interrupted import of this very bundle: same verified bytes.
-        safe_unlink(vault_path(vault.dir("quarantine"), target))
-        src = vault_path(vault.dir("files"), name)
+        fs.safe_unlink(vault.dir("quarantine"), target)
+        src = fs.safe_join(vault.dir("files"), name)
         if src.exists():
-            safe_move(src, vault.dir("quarantine"), target)
+            fs.move_durable(src, vault.dir("quarantine"), target)
         else:
-            b.extract(name, vault_path(vault.dir("quarantine"), target), overwrite=True)
+            b.extract(name, fs.safe_join(vault.dir("quarantine"), target), overwrite=True)
         kept.append(target)
     vault.conn.execute(
         "INSERT INTO quarantine (bundle_id, item_id, type, files, reason, at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (b.id, it.id, it.type, json.dumps(kept), reason, now()),
     )
+
+
+def quarantined(vault: Vault) -> list[QuarantineEntry]:
+    """The items refused on import, oldest first, with why and which files were kept."""
+    rows = vault.conn.execute("SELECT item_id, type, at, reason, files FROM quarantine "
+                              "ORDER BY n")
+    return [QuarantineEntry(item_id=item_id, type=kind, at=at, reason=reason,
+                            files=tuple(json.loads(files)))
+            for item_id, kind, at, reason, files in rows]
 
 
 def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:
@@ -284,13 +283,13 @@ def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:
         prefix = f"{bundle_id[:12]}-"
         names = tuple(k.removeprefix(prefix) for k in kept)
         try:
-            doc_path = vault_path(qdir, kept[0])
+            doc_path = fs.safe_join(qdir, kept[0])
             if doc_path.stat().st_size > _MAX_DOC_CIPHERTEXT:
                 raise _Quarantine(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
             doc = _open_document(vault, doc_path.read_bytes(), item_type, len(kept) - 1,
                                  item_id)
             for k in kept[1:]:
-                _check_attachment_header(vault, vault_path(qdir, k))
+                _check_attachment_header(vault, fs.safe_join(qdir, k))
         except _Quarantine as q:
             vault.conn.execute("UPDATE quarantine SET reason = ?, at = ? WHERE n = ?",
                                (str(q), now(), n))
@@ -298,8 +297,8 @@ def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:
             still.append((item_id, str(q)))
             continue
         for k, name in zip(kept, names, strict=True):
-            safe_unlink(vault_path(vault.dir("files"), name))  # a leftover of a crashed import
-            safe_move(vault_path(qdir, k), vault.dir("files"), name)
+            fs.safe_unlink(vault.dir("files"), name)  # a leftover of a crashed import
+            fs.move_durable(fs.safe_join(qdir, k), vault.dir("files"), name)
         store_item(vault, item_id, item_type, doc, bundle_id, names[1:])
         vault.conn.execute("DELETE FROM quarantine WHERE n = ?", (n,))
         imported.append(item_id)
@@ -388,7 +387,7 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
              str(ack_path)),
         )
         vault.set_meta("cursor", cursor)
-        sync_all()  # the ciphertext the database will refer to, before the database
+        fs.sync_all()  # the ciphertext the database will refer to, before the database
         vault.save()
         _write_ack(vault, ack_path, [it.id for it in items])
         result.ack_path = ack_path

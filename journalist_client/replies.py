@@ -17,16 +17,11 @@ import secrets
 from pathlib import Path
 from typing import Any, Final
 
-from journalist_client._fs import (
-    AtomicWriter,
-    FileExistsRefused,
-    safe_unlink,
-    safe_write_bytes,
-    vault_path,
-)
 from journalist_client.importer import age_failure
+from journalist_client.records import OutboxEntry
 from journalist_client.triage import TriageError, get_item, set_fields
 from journalist_client.vault import Vault, now, today
+from keys import fs
 from keys.age import AgeError, Encryptor, decrypt, decrypt_stream, encrypt, parse_recipient
 from keys.bundle import write_bundle_file
 
@@ -72,7 +67,7 @@ def add_reply(vault: Vault, item_id: str, body: str) -> str:
     except ValueError as e:
         raise OutboxError(f"cannot encrypt the reply: {e}") from None
     name = f"{reply_id}.reply.age"
-    safe_write_bytes(vault_path(vault.dir("outbox"), name), ciphertext)
+    fs.atomic_write_bytes(fs.safe_join(vault.dir("outbox"), name), ciphertext)
     vault.conn.execute("INSERT INTO replies (id, item_id, at, author, body) VALUES (?, ?, ?, ?, ?)",
                        (reply_id, item["id"], now(), vault.user, body))
     vault.conn.execute(
@@ -103,8 +98,8 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
     names = [f"{ref_id}.json.age"]
     written: list[Path] = []
     try:
-        written.append(safe_write_bytes(
-            vault_path(outbox, names[0]),
+        written.append(fs.atomic_write_bytes(
+            fs.safe_join(outbox, names[0]),
             encrypt(json.dumps(doc, ensure_ascii=False).encode("utf-8"), recipient)))
         rows = vault.conn.execute(
             "SELECT n, file FROM attachments WHERE item_id = ? ORDER BY n", (item["id"],)
@@ -112,8 +107,8 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
         for n, file in rows:
             name = f"{ref_id}.a{n}.age"
             # Chunk by chunk: a large attachment is never whole in memory or on disk.
-            with open(vault_path(vault.dir("files"), file), "rb") as src, \
-                    AtomicWriter(vault_path(outbox, name)) as w, \
+            with open(fs.safe_join(vault.dir("files"), file), "rb") as src, \
+                    fs.AtomicWriter(fs.safe_join(outbox, name)) as w, \
                     Encryptor(w.file, recipient) as enc:
                 for chunk in decrypt_stream(src, [vault.keys.identity], armored=False):
                     enc.write(chunk)
@@ -121,11 +116,11 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
             names.append(name)
     except AgeError as e:
         for p in written:
-            safe_unlink(p)
+            fs.safe_unlink(p.parent, p.name)
         raise OutboxError(f"cannot re-encrypt: {age_failure(e)}; nothing was queued") from None
     except BaseException:
         for p in written:
-            safe_unlink(p)
+            fs.safe_unlink(p.parent, p.name)
         raise
     vault.conn.execute(
         "INSERT INTO outbox (id, type, item_id, to_recipient, to_desk, files, note, at, author, "
@@ -137,14 +132,17 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
     return ref_id
 
 
-def list_outbox(vault: Vault, *, include_sent: bool = False) -> list[dict[str, Any]]:
+def list_outbox(vault: Vault, *, include_sent: bool = False) -> list[OutboxEntry]:
+    """Replies and referrals waiting for ``outbox bundle`` (with ``include_sent``, all)."""
     sql = "SELECT id, type, item_id, to_recipient, to_desk, files, at, author, bundle_id " \
           "FROM outbox"
     if not include_sent:
         sql += " WHERE bundle_id = ''"
-    cols = ("id", "type", "item_id", "to_recipient", "to_desk", "files", "at", "author",
-            "bundle_id")
-    return [dict(zip(cols, r, strict=True)) for r in vault.conn.execute(sql + " ORDER BY at")]
+    return [OutboxEntry(id=id_, type=kind, item_id=item_id, to_recipient=to_recipient,
+                        to_desk=to_desk, files=tuple(json.loads(files)), at=at, author=author,
+                        bundle_id=bundle_id)
+            for id_, kind, item_id, to_recipient, to_desk, files, at, author, bundle_id
+            in vault.conn.execute(sql + " ORDER BY at")]
 
 
 def bundle_outbox(vault: Vault, out: str | Path) -> tuple[Path, int]:
@@ -155,31 +153,31 @@ def bundle_outbox(vault: Vault, out: str | Path) -> tuple[Path, int]:
     items: list[dict[str, Any]] = []
     files: list[tuple[str, Path]] = []
     for p in pending:
-        names = json.loads(p["files"])
-        if p["type"] == "reply":
-            items.append({"type": "reply", "id": p["id"], "to": p["to_recipient"],
+        names = list(p.files)
+        if p.type == "reply":
+            items.append({"type": "reply", "id": p.id, "to": p.to_recipient,
                           "file": names[0]})
         else:
-            items.append({"type": "referral", "id": p["id"], "to_desk": p["to_desk"],
+            items.append({"type": "referral", "id": p.id, "to_desk": p.to_desk,
                           "files": names})
-        files += [(n, vault_path(vault.dir("outbox"), n)) for n in names]
+        files += [(n, fs.safe_join(vault.dir("outbox"), n)) for n in names]
     index = json.dumps({"format": "amana-outbox", "version": 1, "desk": vault.desk_id,
                         "items": items}, separators=(",", ":")).encode("ascii")
     try:
         manifest = write_bundle_file(
             out, "outbox", vault.desk_id, [("outbox.json", io.BytesIO(index)), *files],
             vault.keys.signing_key)
-    except FileExistsRefused:
+    except fs.FileExistsRefused:
         raise OutboxError(f"{out} already exists: choose a new file name") from None
     for p in pending:
         vault.conn.execute("UPDATE outbox SET bundle_id = ? WHERE id = ?",
-                           (manifest["id"], p["id"]))
+                           (manifest["id"], p.id))
     vault.changed()
     return Path(out), len(pending)
 
 
 def read_own_reply(vault: Vault, name: str) -> dict[str, Any]:
     """Decrypt one of this desk's queued replies (used by tests and `show`)."""
-    with open(vault_path(vault.dir("outbox"), name), "rb") as f:
+    with open(fs.safe_join(vault.dir("outbox"), name), "rb") as f:
         data: dict[str, Any] = json.loads(decrypt(f.read(), [vault.keys.identity]))
     return data

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from journalist_client.taxonomy import CATEGORIES
-from keys import strict_json
+from keys import ids, strict_json
 from keys.age import parse_recipient
 
 __all__ = [
@@ -41,9 +41,6 @@ MAX_LIST: Final = 64
 REPORT_SCHEMA: Final = "amana.report"
 FOLLOWUP_SCHEMA: Final = "amana.followup"
 
-_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
-_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DESK_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
 _COUNTRY_RE: Final = re.compile(r"[A-Z]{2}")
 _SHA_RE: Final = re.compile(r"[0-9a-f]{64}")
 # What the server keeps of a browser's Content-Type (docs/report-format.md): lower-case
@@ -137,7 +134,7 @@ def _int(v: Any, where: str) -> int:
 
 
 def _day(v: Any, where: str) -> str:
-    _match(v, where, _DAY_RE, "a YYYY-MM-DD day")
+    _match(v, where, ids.DAY_RE, "a YYYY-MM-DD day")
     try:
         dt.date.fromisoformat(v)
     except ValueError:
@@ -170,7 +167,7 @@ def _category(v: Any, where: str) -> str:
 
 def _attachment(v: Any, where: str) -> dict[str, Any]:
     a = _fields(v, where, frozenset({"file_id", "name", "media_type", "size", "sha256"}))
-    _match(a["file_id"], f"{where}.file_id", _ID_RE, "32 lower-case hex digits")
+    _match(a["file_id"], f"{where}.file_id", ids.HEX_ID_RE, "32 lower-case hex digits")
     name = _str(a["name"], f"{where}.name", 255)
     if not name or len(name.encode("utf-8")) > 255:
         raise DocumentError(f"{where}.name must be 1 to 255 bytes")
@@ -214,7 +211,7 @@ def _answers(v: Any, where: str) -> None:
 
 def _referral(v: Any, where: str) -> None:
     r = _fields(v, where, frozenset({"from_desk", "day", "note"}))
-    _match(r["from_desk"], f"{where}.from_desk", _DESK_RE, "a desk id")
+    _match(r["from_desk"], f"{where}.from_desk", ids.DESK_ID_RE, "a desk id")
     _day(r["day"], f"{where}.day")
     _str(r["note"], f"{where}.note", 64 * 1024)
 
@@ -241,12 +238,12 @@ def parse_document(raw: bytes, *, expected_type: str) -> dict[str, Any]:
         raise DocumentError(f"unknown item type {expected_type[:20]!r}")
     if type(doc["version"]) is not int or doc["version"] != 1:
         raise DocumentError("version must be 1")
-    _match(doc["submission_id"], "submission_id", _ID_RE, "32 lower-case hex digits")
+    _match(doc["submission_id"], "submission_id", ids.HEX_ID_RE, "32 lower-case hex digits")
     _day(doc["received_day"], "received_day")
     if not isinstance(doc["language"], str) or doc["language"] not in _LANGS:
         raise DocumentError("language must be en, ar or fr")
     desks = _list(doc["desks"], "desks",
-                  lambda v, w: _match(v, w, _DESK_RE, "a desk id"), 256)
+                  lambda v, w: _match(v, w, ids.DESK_ID_RE, "a desk id"), 256)
     if not desks:
         raise DocumentError("desks must name at least one desk")
     _recipient(doc["reply_recipient"], "reply_recipient")

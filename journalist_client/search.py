@@ -47,6 +47,7 @@ __all__ = [
     "document_forms",
     "index_text",
     "parse_query",
+    "raw_snippet",
     "search_rowids",
     "snippet",
     "words",
@@ -217,7 +218,12 @@ def parse_query(text: str) -> Query:
 
 
 def snippet(fields: Sequence[tuple[str, str]], query: Query, *, context: int = 8) -> str:
-    """``label: … words [match] words …`` from the first field with a match, inert."""
+    """:func:`raw_snippet`, inert: ready for a terminal."""
+    return inert(raw_snippet(fields, query, context=context))
+
+
+def raw_snippet(fields: Sequence[tuple[str, str]], query: Query, *, context: int = 8) -> str:
+    """``label: … words [match] words …`` from the first field with a match, as written."""
     for label, text in fields:
         spans = list(_RAW_WORD_RE.finditer(unicodedata.normalize("NFC", text)))
         hits = [i for i, m in enumerate(spans) if query.matches(m.group())]
@@ -236,7 +242,7 @@ def snippet(fields: Sequence[tuple[str, str]], query: Query, *, context: int = 8
         body = " ".join("".join(pieces).split())
         lead = "… " if lo > 0 else ""
         tail = " …" if hi < len(spans) else ""
-        return f"{label}: {lead}{inert(body)}{tail}"
+        return f"{label}: {lead}{body}{tail}"
     return ""
 
 

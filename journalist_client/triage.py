@@ -3,8 +3,10 @@
 A *case* is a report; the source's follow-ups join it through the reply recipient they
 share (docs/transfer-format.md). Each change made with :func:`set_fields`, :func:`add_note`
 or the tag functions is recorded in the ``history`` table with who and when (to the
-minute), inside the encrypted vault. Text written by sources is returned raw; the CLI
-passes it through journalist_client.display before printing.
+minute), inside the encrypted vault. What the CLI shows comes from :func:`list_items`,
+:func:`show_item`, :func:`history` and :func:`run_search` as typed records
+(journalist_client.records). Text written by sources is returned raw; the CLI passes it
+through journalist_client.display before printing.
 """
 
 from __future__ import annotations
@@ -17,8 +19,23 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from journalist_client import search
+from journalist_client.records import (
+    Answers,
+    Attachment,
+    Consent,
+    FollowUp,
+    HistoryEntry,
+    Indicators,
+    ItemSummary,
+    Note,
+    Referral,
+    Report,
+    SearchHit,
+    ThreadEntry,
+)
 from journalist_client.taxonomy import CATEGORY_CODES, SEVERITIES, STATUSES
 from journalist_client.vault import Vault, now
+from keys import ids
 
 __all__ = [
     "Filters",
@@ -32,12 +49,12 @@ __all__ = [
     "reindex_item",
     "run_search",
     "set_fields",
+    "show_item",
 ]
 
 MAX_NOTE_CHARS: Final = 64 * 1024
 _TAG_RE: Final = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,64}")
 _NAME_RE: Final = re.compile(r"[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]{1,64}")
-_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class TriageError(ValueError):
@@ -195,13 +212,86 @@ def add_note(vault: Vault, item_id: str, text: str) -> None:
     reindex_item(vault.conn, item)
 
 
-def history(vault: Vault, item_id: str) -> list[dict[str, Any]]:
+def history(vault: Vault, item_id: str) -> list[HistoryEntry]:
+    """Who changed what on an item, and when (to the minute), oldest first."""
+    return _history(vault.conn, get_item(vault, item_id)["id"])
+
+
+def _history(conn: sqlite3.Connection, item_id: str) -> list[HistoryEntry]:
+    rows = conn.execute("SELECT at, who, field, old, new FROM history WHERE item_id = ? "
+                        "ORDER BY n", (item_id,))
+    return [HistoryEntry(at=at, who=who, field=field, old=old, new=new)
+            for at, who, field, old, new in rows]
+
+
+def _attachments(conn: sqlite3.Connection, item_id: str) -> tuple[Attachment, ...]:
+    rows = conn.execute("SELECT n, name, media_type, size, sha256 FROM attachments "
+                        "WHERE item_id = ? ORDER BY n", (item_id,))
+    return tuple(Attachment(n=n, name=name, media_type=media, size=size, sha256=sha)
+                 for n, name, media, size, sha in rows)
+
+
+def _answers(a: dict[str, Any]) -> Answers:
+    # The document passed journalist_client.schema on import: every field is there.
+    ind, consent = a["indicators"], a["consent"]
+    return Answers(
+        category=a["category"], secondary_categories=tuple(a["secondary_categories"]),
+        country=a["country"], incident_date=a["incident_date"], description=a["description"],
+        indicators=Indicators(links=ind["links"], senders=ind["senders"],
+                              messages=ind["messages"]),
+        target=a["target"], profession=a["profession"], platforms=tuple(a["platforms"]),
+        device_details=a["device_details"],
+        consent=Consent(share_within_coalition=consent["share_within_coalition"],
+                        publish_anonymised=consent["publish_anonymised"]),
+    )
+
+
+def _thread(conn: sqlite3.Connection, item: dict[str, Any]) -> tuple[ThreadEntry, ...]:
+    """The source's follow-ups and the desk's replies, in time order."""
+    followups = conn.execute(
+        "SELECT id, received_day, doc FROM items WHERE type = 'followup' AND "
+        "reply_recipient = ? ORDER BY n", (item["reply_recipient"],)).fetchall()
+    replies = conn.execute("SELECT id, at, author, body FROM replies WHERE item_id = ?",
+                           (item["id"],)).fetchall()
+    thread = [ThreadEntry(at=day, kind="followup", id=fid, author="",
+                          body=json.loads(doc)["message"],
+                          attachments=_attachments(conn, fid))
+              for fid, day, doc in followups]
+    thread += [ThreadEntry(at=at, kind="reply", id=rid, author=author, body=body,
+                           attachments=())
+               for rid, at, author, body in replies]
+    # A follow-up carries only its day, a reply its minute: a stable sort keeps a
+    # follow-up before the replies of the same day, as they were listed.
+    return tuple(sorted(thread, key=lambda t: t.at))
+
+
+def show_item(vault: Vault, item_id: str) -> Report | FollowUp:
+    """Everything about one item (``show``): a report with its thread, notes and
+    history, or a follow-up with the report it belongs to."""
     item = get_item(vault, item_id)
-    rows = vault.conn.execute(
-        "SELECT at, who, field, old, new FROM history WHERE item_id = ? ORDER BY n",
-        (item["id"],),
-    ).fetchall()
-    return [dict(zip(("at", "who", "field", "old", "new"), r, strict=True)) for r in rows]
+    conn = vault.conn
+    doc = json.loads(item["doc"])
+    if item["type"] == "followup":
+        case = case_of(vault, item)
+        return FollowUp(id=item["id"], type="followup", received_day=item["received_day"],
+                        report_id=case["id"] if case else None, message=doc["message"],
+                        attachments=_attachments(conn, item["id"]))
+    ref = doc.get("referral")
+    tags = tuple(t for (t,) in conn.execute("SELECT tag FROM tags WHERE item_id = ?",
+                                            (item["id"],)))
+    notes = tuple(Note(at=at, author=author, text=text) for at, author, text in conn.execute(
+        "SELECT at, author, text FROM notes WHERE item_id = ? ORDER BY n", (item["id"],)))
+    return Report(
+        id=item["id"], type="report", received_day=item["received_day"],
+        language=item["language"], desks=tuple(json.loads(item["desks"])),
+        status=item["status"], severity=item["severity"],
+        triage_category=item["triage_category"], assignee=item["assignee"], tags=tags,
+        answers=_answers(doc["answers"]),
+        referral=Referral(from_desk=ref["from_desk"], day=ref["day"], note=ref["note"])
+        if ref else None,
+        attachments=_attachments(conn, item["id"]), thread=_thread(conn, item), notes=notes,
+        history=tuple(_history(conn, item["id"])),
+    )
 
 
 @dataclass(frozen=True)
@@ -218,7 +308,14 @@ class Filters:
     include_followups: bool = False
 
 
-def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[dict[str, Any]]:
+def _summary(item: dict[str, Any]) -> ItemSummary:
+    return ItemSummary(id=item["id"], type=item["type"], received_day=item["received_day"],
+                       status=item["status"], severity=item["severity"],
+                       category=item["triage_category"] or item["category"],
+                       country=item["country"])
+
+
+def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
     """Items matching every given filter, newest first."""
     where: list[str] = [] if f.include_followups else ["type = 'report'"]
     args: list[Any] = []
@@ -243,7 +340,7 @@ def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[dict[str, Any
         args.append(f.desk)
     for day, op in ((f.since, ">="), (f.until, "<=")):
         if day is not None:
-            if not _DAY_RE.fullmatch(day):
+            if not ids.DAY_RE.fullmatch(day):
                 raise TriageError("dates are YYYY-MM-DD")
             where.append(f"received_day {op} ?")
             args.append(day)
@@ -262,10 +359,10 @@ def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[dict[str, Any
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY n DESC LIMIT ?"
     rows = vault.conn.execute(sql, (*args, limit)).fetchall()
-    return [_row(vault.conn, r) for r in rows]
+    return [_summary(_row(vault.conn, r)) for r in rows]
 
 
-def run_search(vault: Vault, text: str, limit: int = 20) -> list[tuple[dict[str, Any], str]]:
+def run_search(vault: Vault, text: str, limit: int = 20) -> list[SearchHit]:
     """Items matching ``text`` (see journalist_client.search), newest first, with a snippet."""
     query = search.parse_query(text)
     out = []
@@ -274,5 +371,7 @@ def run_search(vault: Vault, text: str, limit: int = 20) -> list[tuple[dict[str,
         if row is None:
             continue
         item = _row(vault.conn, row)
-        out.append((item, search.snippet(item_fields(item, vault.conn), query)))
+        out.append(SearchHit(id=item["id"], type=item["type"],
+                             received_day=item["received_day"], status=item["status"],
+                             snippet=search.raw_snippet(item_fields(item, vault.conn), query)))
     return out

@@ -22,7 +22,7 @@ is not authentication: anyone who knows the desk's *public* recipient could othe
 write a forged database (with, say, a different trusted server key) into the vault.
 The keys themselves are authenticated by the passphrase (an age scrypt stanza cannot
 be made without it). A save writes a temporary file beside the vault, fsyncs it, renames
-it over ``triage.vault`` and fsyncs the directory (keys._fs.AtomicWriter), so ``kill -9``
+it over ``triage.vault`` and fsyncs the directory (keys.fs.AtomicWriter), so ``kill -9``
 at any instant leaves either the previous vault or the new one. SQLite is told to keep
 temporary tables and sorts in memory, so no plaintext page ever reaches the disk.
 
@@ -33,7 +33,6 @@ signed vault (a rollback), and an attacker who has the passphrase has everything
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
@@ -45,16 +44,7 @@ from typing import Any, BinaryIO, Final
 
 import sqlite_utils
 
-from journalist_client._fs import (
-    AtomicWriter,
-    FileExistsRefused,
-    open_lock,
-    private_dir,
-    read_nofollow,
-    safe_mkdir,
-    safe_unlink,
-    safe_write_bytes,
-)
+from keys import fs
 from keys.age import AgeError, Encryptor, decrypt, parse_recipient
 from keys.identity import DeskError, DeskKeys, generate_desk, load_desk
 from keys.keyring import Keyring, KeyringError
@@ -244,7 +234,7 @@ def _signed_message(desk_id: str, digest: bytes) -> bytes:
 
 
 def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
-    with AtomicWriter(path, overwrite=True) as w:
+    with fs.AtomicWriter(path, overwrite=True) as w:
         hw = _HashingWriter(w.file)
         hw.write(MAGIC)
         # load_desk checked that this recipient is the identity's own.
@@ -261,9 +251,11 @@ def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
 
 def _read_image(path: Path, keys: DeskKeys) -> bytes:
     try:
-        data = read_nofollow(path)
+        data = fs.read_nofollow(path)
     except FileNotFoundError:
         raise VaultError(f"{path} is missing: this is not a vault, or it was damaged") from None
+    except fs.FsError as e:
+        raise VaultError(f"{path.name} cannot be read: {e}") from None
     if len(data) < len(MAGIC) + _SIG + len(END) or not data.startswith(MAGIC):
         raise VaultError(f"{path.name} is not a vault database (bad header or truncated)")
     if not data.endswith(END):
@@ -288,13 +280,10 @@ def _read_image(path: Path, keys: DeskKeys) -> bytes:
 def _take_lock(root: Path) -> int:
     # Two commands working on one vault at once would each save their own copy and the
     # later save would silently drop the other's changes; one at a time.
-    fd = open_lock(root / LOCK_FILE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    fd = fs.lock_exclusive(root / LOCK_FILE)
+    if fd is None:
         raise VaultError("another journalist-client is using this vault; wait for it to "
-                         "finish (or close the other window) and try again") from None
+                         "finish (or close the other window) and try again")
     return fd
 
 
@@ -354,18 +343,18 @@ def create_vault(
         keys = _load_keys(Path(import_keys), passphrase)
 
     try:
-        private_dir(root)
+        fs.private_dir(root)
         for sub in SUBDIRS:
-            safe_mkdir(root / sub, exist_ok=True)
+            fs.safe_mkdir(root / sub, exist_ok=True)
         if import_keys is not None:
             for name in ("identity.age", "signing.age", "desk.json"):
                 with open(Path(import_keys) / name, "rb") as f:
-                    safe_write_bytes(root / "keys" / name, f.read(64 * 1024))
+                    fs.atomic_write_bytes(root / "keys" / name, f.read(64 * 1024))
         else:
             assert desk_id is not None  # noqa: S101 - checked above
             generate_desk(desk_id, names or {"en": desk_id, "ar": desk_id, "fr": desk_id},
                           root / "keys", passphrase, work_factor=SCRYPT_WORK_FACTOR)
-    except (DeskError, FileExistsRefused, NotADirectoryError, OSError) as e:
+    except (DeskError, fs.FsError, NotADirectoryError, OSError) as e:
         raise VaultError(str(e)) from None
     keys = _load_keys(root / "keys", passphrase)
 
@@ -392,7 +381,7 @@ def create_vault(
     if server_vk is not None:
         vault.set_meta("server_key", str(server_vk))
     vault.save()
-    safe_write_bytes(root / META_FILE, json.dumps(
+    fs.atomic_write_bytes(root / META_FILE, json.dumps(
         {"format": FORMAT, "version": VERSION, "desk": desk.id}).encode("ascii") + b"\n")
     return vault
 
@@ -418,7 +407,7 @@ def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
     image = _read_image(root / DB_FILE, keys)
     # A save killed midway leaves its hidden temporary file (ciphertext, never read).
     for stale in root.glob(f".{DB_FILE}.*.partial"):
-        safe_unlink(stale)
+        fs.safe_remove(stale)
     conn = sqlite3.connect(":memory:")
     try:
         conn.deserialize(image)

@@ -186,3 +186,38 @@ def test_the_cycle_checker_finds_a_cycle(tmp_path: Path) -> None:
     # Without the back edge there is no cycle, and the checker says so.
     (pkg / "routes" / "source.py").write_text("from ..state import KEY\n")
     assert import_cycles(pkg) == []
+def _imports_and_names(path: Path) -> set[str]:
+    """_imports, plus ``module.name`` for every ``from module import name``."""
+    names = _imports(path)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _offline_imports_of_online(package_dir: Path) -> list[str]:
+    online = package_dir / "online"
+    return sorted(f"{path.relative_to(package_dir.parent).as_posix()} imports {name}"
+                  for path in package_dir.rglob("*.py") if online not in path.parents
+                  for name in _imports_and_names(path)
+                  if name.split(".")[:2] == ["journalist_client", "online"])
+
+
+def test_the_offline_client_never_imports_the_online_one() -> None:
+    # journalist_client/online/ (journalist-transfer) talks to the server; the rest of
+    # journalist_client runs on the air-gapped machine and must never load it.
+    assert (ROOT / "journalist_client" / "online").is_dir()
+    assert _offline_imports_of_online(ROOT / "journalist_client") == []
+
+
+def test_the_online_rule_sees_a_violation(tmp_path: Path) -> None:
+    (tmp_path / "journalist_client" / "online").mkdir(parents=True)
+    (tmp_path / "journalist_client" / "online" / "fetch.py").write_text("import aiohttp\n")
+    (tmp_path / "journalist_client" / "cli.py").write_text(
+        "from journalist_client.online.fetch import fetch\n")
+    (tmp_path / "journalist_client" / "vault.py").write_text(
+        "from journalist_client import online\n")
+    assert _offline_imports_of_online(tmp_path / "journalist_client") == [
+        "journalist_client/cli.py imports journalist_client.online.fetch",
+        "journalist_client/cli.py imports journalist_client.online.fetch.fetch",
+        "journalist_client/vault.py imports journalist_client.online"]

@@ -85,6 +85,15 @@ def test_journalist_client_runs_from_the_wheelhouse(offline_venv: Path) -> None:
     assert "journalist-client" in result.stdout
 
 
+def test_journalist_transfer_runs_from_the_wheelhouse(offline_venv: Path) -> None:
+    # The transfer machine installs the same wheelhouse (deploy/README.md, section 5).
+    result = subprocess.run([str(offline_venv / "bin" / "journalist-transfer"), "--help"],
+                            capture_output=True, text=True, env=_clean_env(), timeout=60,
+                            check=False, cwd=offline_venv)
+    assert result.returncode == 0, result.stderr
+    assert "fetch" in result.stdout
+
+
 def test_the_wheel_carries_its_data_files(offline_venv: Path) -> None:
     # Templates, catalogues, CSS and the codename word list are data, not modules: a
     # packaging slip would leave them out of the wheel and only fail at run time.

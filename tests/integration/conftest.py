@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# test_transfer.py builds its staff site with the staff tests' helpers.
+sys.path.insert(0, str(Path(__file__).parents[1] / "staff"))
 from server_process import ServerProcess, free_port  # noqa: E402
 
 

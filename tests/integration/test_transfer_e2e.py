@@ -1,5 +1,5 @@
 """Issue 5 end to end, with every real part: the intake server as a process on
-loopback, the transfer machine's `journalist-client fetch/push`, two desks' offline
+loopback, the transfer machine's `journalist-transfer init/fetch/push`, two desks' offline
 vaults (`journalist-client init/import/reply/outbox`), and the operator's
 `intake-server desk add-transfer-key`.
 
@@ -104,12 +104,12 @@ async def test_two_desks_fetch_ack_and_reply(site: dict) -> None:
     report_ids = {}
     for desk in DESKS:
         transfer = root / f"transfer-{desk}"
-        printed = run("journalist-client", "transfer", "init", "--dir", str(transfer),
+        printed = run("journalist-transfer", "init", "--dir", str(transfer),
                       "--desk", desk, "--server-key", server_key, "--keyring", keyring, cwd=root)
         key = re.search(r"ed25519:[A-Za-z0-9_-]{43}", printed).group(0)
         run("intake-server", "desk", "add-transfer-key", "--config", str(config),
             "--desk", desk, key, cwd=root)
-        run("journalist-client", "fetch", "--dir", str(transfer), "--server", staff_url,
+        run("journalist-transfer", "fetch", "--dir", str(transfer), "--server", staff_url,
             "--out", str(root / f"usb-{desk}"), cwd=root)
         (bundle,) = (root / f"usb-{desk}").glob("export-*.bundle")
 
@@ -125,7 +125,7 @@ async def test_two_desks_fetch_ack_and_reply(site: dict) -> None:
         assert "A link arrived by WhatsApp" in shown
         assert "shot.png" in shown
 
-        run("journalist-client", "push", "--dir", str(transfer), "--server", staff_url,
+        run("journalist-transfer", "push", "--dir", str(transfer), "--server", staff_url,
             str(ack), cwd=root)
         remaining = list(store.iterdir())
         # Deleted only once both desks it was addressed to have imported it.
@@ -138,7 +138,7 @@ async def test_two_desks_fetch_ack_and_reply(site: dict) -> None:
     run(*vault, "reply", report_ids["triage"], "--file", str(root / "reply.txt"), cwd=root)
     outbox = root / "usb-triage" / "outbox.bundle"
     run(*vault, "outbox", "bundle", "--out", str(outbox), cwd=root)
-    run("journalist-client", "push", "--dir", str(root / "transfer-triage"), "--server",
+    run("journalist-transfer", "push", "--dir", str(root / "transfer-triage"), "--server",
         staff_url, str(outbox), cwd=root)
     replies = list((config.parent / "data" / "replies").iterdir())
     assert len(replies) == 1
@@ -155,10 +155,10 @@ async def test_two_desks_fetch_ack_and_reply(site: dict) -> None:
         "--note", "Please check the MVT output.", cwd=root)
     referral = root / "usb-triage" / "referral.bundle"
     run(*vault, "outbox", "bundle", "--out", str(referral), cwd=root)
-    run("journalist-client", "push", "--dir", str(root / "transfer-triage"), "--server",
+    run("journalist-transfer", "push", "--dir", str(root / "transfer-triage"), "--server",
         staff_url, str(referral), cwd=root)
     assert len(list(store.iterdir())) == 3  # the document and both attachments, for forensics
-    run("journalist-client", "fetch", "--dir", str(root / "transfer-forensics"), "--server",
+    run("journalist-transfer", "fetch", "--dir", str(root / "transfer-forensics"), "--server",
         staff_url, "--out", str(root / "usb-forensics-2"), cwd=root)
     (bundle,) = (root / "usb-forensics-2").glob("export-*.bundle")
     forensics = ["journalist-client", "--vault", str(root / "vault-forensics"),

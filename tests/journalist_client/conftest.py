@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from journalist_client import vault as vault_mod
+from journalist_client.cli import main
 from journalist_client.vault import Vault, create_vault, unlock
 from keys.age import X25519Identity, encrypt, parse_recipient
 from keys.bundle import write_bundle_file
@@ -172,3 +173,57 @@ def desk_vault(vault_dir: Path, desks: Desks, server: Server, fast_scrypt: None)
 @pytest.fixture
 def report() -> Callable[..., dict[str, Any]]:
     return lambda **kw: copy.deepcopy(report_doc(**kw))
+
+
+# --- the CLI over a vault with four items in it (test_cli.py, test_json_output.py) --------
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(vault_dir: Path, passfile: Path, capsys: pytest.CaptureFixture[str],
+        desk_vault: Vault) -> Run:
+    desk_vault.close()  # each command unlocks (and locks) the vault itself
+
+    def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            import sys
+
+            old = sys.stdin
+            sys.stdin = io.StringIO(stdin)
+        try:
+            code = main(["--vault", str(vault_dir), "--passphrase-file", str(passfile), *args])
+        finally:
+            if stdin is not None:
+                sys.stdin = old
+        out, err = capsys.readouterr()
+        return code, out, err
+    return _run
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J<script>alert(1)</script>\u202eexe.pdf\r\x9b1m"
+
+
+@pytest.fixture
+def imported(run: Run, server: Server) -> dict[str, str]:
+    data = b"%PDF-1.4 fake evidence\n" * 1000
+    a = report_doc(description="رسالة مشبوهة من الإمارات عن برنامج Pegasus",
+                   country="AE", category="spyware")
+    a["attachments"] = [attachment_meta(data, name="../../.bashrc")]
+    b = report_doc(description="Phishing page for my Gmail account", country="LB",
+                   category="msg")
+    b["desks"] = ["triage", "lawyers"]
+    c = report_doc(description=HOSTILE, incident_date=HOSTILE, device_details=HOSTILE)
+    c["answers"]["indicators"] = {"links": HOSTILE, "senders": HOSTILE, "messages": HOSTILE}
+    c["attachments"] = [attachment_meta(b"x", name=HOSTILE)]
+    followup = report_doc()
+    del followup["answers"]
+    followup.update(schema="amana.followup", message="more: they called me again",
+                    reply_recipient=a["reply_recipient"])
+    items = [server.item(a, [data]), server.item(b), server.item(c, [b"x"]),
+             server.item(followup, type="followup")]
+    code, out, err = run("import", str(server.bundle(items)))
+    assert code == 0, err
+    assert "4 imported, 0 already here, 0 quarantined" in out
+    return {"a": items[0].id, "b": items[1].id, "c": items[2].id, "f": items[3].id,
+            "data": data.hex()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,58 +14,7 @@ from journalist_client.vault import Vault, unlock
 from keys.age import decrypt
 from keys.bundle import open_bundle
 
-from .conftest import PASSPHRASE, Desks, Server, attachment_meta, report_doc
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(vault_dir: Path, passfile: Path, capsys: pytest.CaptureFixture[str],
-        desk_vault: Vault) -> Run:
-    desk_vault.close()  # each command unlocks (and locks) the vault itself
-
-    def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            import sys
-
-            old = sys.stdin
-            sys.stdin = io.StringIO(stdin)
-        try:
-            code = main(["--vault", str(vault_dir), "--passphrase-file", str(passfile), *args])
-        finally:
-            if stdin is not None:
-                sys.stdin = old
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
-
-
-HOSTILE = "\x1b]0;owned\x07\x1b[2J<script>alert(1)</script>\u202eexe.pdf\r\x9b1m"
-
-
-@pytest.fixture
-def imported(run: Run, server: Server) -> dict[str, str]:
-    data = b"%PDF-1.4 fake evidence\n" * 1000
-    a = report_doc(description="رسالة مشبوهة من الإمارات عن برنامج Pegasus",
-                   country="AE", category="spyware")
-    a["attachments"] = [attachment_meta(data, name="../../.bashrc")]
-    b = report_doc(description="Phishing page for my Gmail account", country="LB",
-                   category="msg")
-    b["desks"] = ["triage", "lawyers"]
-    c = report_doc(description=HOSTILE, incident_date=HOSTILE, device_details=HOSTILE)
-    c["answers"]["indicators"] = {"links": HOSTILE, "senders": HOSTILE, "messages": HOSTILE}
-    c["attachments"] = [attachment_meta(b"x", name=HOSTILE)]
-    followup = report_doc()
-    del followup["answers"]
-    followup.update(schema="amana.followup", message="more: they called me again",
-                    reply_recipient=a["reply_recipient"])
-    items = [server.item(a, [data]), server.item(b), server.item(c, [b"x"]),
-             server.item(followup, type="followup")]
-    code, out, err = run("import", str(server.bundle(items)))
-    assert code == 0, err
-    assert "4 imported, 0 already here, 0 quarantined" in out
-    return {"a": items[0].id, "b": items[1].id, "c": items[2].id, "f": items[3].id,
-            "data": data.hex()}
+from .conftest import PASSPHRASE, Desks, Run, Server, attachment_meta, report_doc
 
 
 def test_list_and_filters(run: Run, imported: dict[str, str]) -> None:
@@ -262,19 +210,6 @@ def test_init_from_the_cli(tmp_path: Path, passfile: Path, fast_scrypt: None,
     assert code == 0
     assert "fingerprint" in out
     assert "trust-server" in out
-
-
-def test_transfer_init_needs_no_vault(tmp_path: Path, desks: Desks, server: Server,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["transfer", "init", "--dir", str(tmp_path / "t"), "--desk", "triage",
-                 "--server-key", str(server.key.verify_key),
-                 "--keyring", str(desks.keyring_path)])
-    assert code == 0, capsys.readouterr().err
-    assert "Register its public key" in capsys.readouterr().out
-    code = main(["push", "--dir", str(tmp_path / "nowhere"), "--server", "http://127.0.0.1:9",
-                 str(tmp_path / "x.bundle")])
-    assert code == 1
-    assert "transfer init" in capsys.readouterr().err
 
 
 class _Terminal(io.StringIO):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from journalist_client.display import inert, inert_block
+from journalist_client.display import inert, inert_block, inert_json
 
 
 @pytest.mark.parametrize(("text", "shown"), [
@@ -46,3 +48,17 @@ def test_invisible_format_characters_are_shown_but_joiners_stay() -> None:
     for hidden in ("\u200b", "\u2060", "\ufeff", "\u00ad", "\U000e0041"):
         assert hidden not in shown
     assert inert("می\u200cخواهم") == "می\u200cخواهم"
+
+
+@pytest.mark.parametrize("text", [
+    "\x1b[2J\x7f\x9b1m\u202eexe.pdf\u2028\u200b\ufeff",
+    "الإمارات \u200c\u200d é 🙂 \U000e0041 \udc80",
+    "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000 and c % 97 == 0),
+])
+def test_inert_json_keeps_the_data_and_escapes_what_acts_on_a_terminal(text: str) -> None:
+    document = inert_json(json.dumps({"t": text}, ensure_ascii=False))
+    assert json.loads(document) == {"t": text}
+    # What remains raw is what inert() leaves raw (backslashes aside: JSON's own escapes).
+    for c in set(document) - {"\\", "\n"}:
+        assert inert(c) == c, repr(c)
+    assert "الإمارات" in document or "الإمارات" not in text

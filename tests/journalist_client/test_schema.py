@@ -29,7 +29,10 @@ def test_a_valid_report_parses() -> None:
 def test_any_media_type_the_server_keeps_parses(media_type: str) -> None:
     doc = report_doc()
     doc["attachments"] = [{**attachment_meta(b"x"), "media_type": media_type}]
-    parse_document(_raw(doc), expected_type="report")
+    parsed = parse_document(_raw(doc), expected_type="report")
+    # Kept as the source's browser claimed it: shown escaped, never acted upon.
+    assert parsed["attachments"][0]["media_type"] == media_type
+    assert parsed == doc
 
 
 def test_a_followup_parses() -> None:

@@ -133,16 +133,24 @@ def test_all_words_must_match() -> None:
     assert _matches("pegasus الإمارات", "pegasus في الامارات", "pegasus only", "الإمارات") == [1]
 
 
-@pytest.mark.parametrize("query", ['"', 'a" OR "b', "NEAR(a b)", "x*y", "a AND", "-a", "^a",
-                                   "col:a", "(", "a OR", "*"])
-def test_fts_syntax_in_the_query_is_just_text(query: str) -> None:
+# (query, rows found in a document 'a b col near'; None: refused as empty). Read as
+# FTS5 syntax, 'a" OR "b' would find the row and 'NEAR(a b)' or 'col:a' would be
+# operators; read as text, every word must be there, 'or' and 'and' included.
+FTS_SYNTAX = [('"', None), ('a" OR "b', []), ("NEAR(a b)", [1]), ("x*y", []), ("a AND", []),
+              ("-a", [1]), ("^a", [1]), ("col:a", [1]), ("(", None), ("a OR", []), ("*", None),
+              ("a OR b", []), ("near col", [1])]
+
+
+@pytest.mark.parametrize(("query", "found"), FTS_SYNTAX)
+def test_fts_syntax_in_the_query_is_just_text(query: str, found: list[int] | None) -> None:
     conn = _new_database()
     conn.execute("INSERT INTO search (rowid, body) VALUES (1, 'a b col near')")
-    try:
-        q = search.parse_query(query)
-    except search.SearchError:
+    if found is None:
+        with pytest.raises(search.SearchError, match="nothing to search"):
+            search.parse_query(query)
         return
-    search.search_rowids(conn, q, 10)  # no sqlite3.OperationalError
+    # No sqlite3.OperationalError, and exactly the rows whose words are all there.
+    assert search.search_rowids(conn, search.parse_query(query), 10) == found
 
 
 def test_empty_query_is_refused() -> None:

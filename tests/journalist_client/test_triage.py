@@ -42,9 +42,9 @@ def test_set_records_history(desk_vault: Vault, server: Server) -> None:
                        "triage_category: - → seized.border_checkpoint",
                        "assignee: - → Rania K.", "tag added: border"]
     triage.set_fields(desk_vault, rid, untags=["border"], assign="")
-    fields = [(h["who"], h["field"], h["old"], h["new"]) for h in triage.history(desk_vault, rid)]
+    fields = [(h.who, h.field, h.old, h.new) for h in triage.history(desk_vault, rid)]
     assert fields[-2:] == [("rania", "assignee", "Rania K.", ""), ("rania", "tag", "border", "")]
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", h["at"])
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", h.at)
                for h in triage.history(desk_vault, rid))
 
 
@@ -73,9 +73,9 @@ def test_list_by_date_range(desk_vault: Vault, server: Server) -> None:
     old, new = report_doc(), report_doc()
     old["received_day"] = "2026-01-05"
     a, b = _import(desk_vault, server, old, new)
-    got = [r["id"] for r in triage.list_items(desk_vault, triage.Filters(until="2026-06-01"))]
+    got = [r.id for r in triage.list_items(desk_vault, triage.Filters(until="2026-06-01"))]
     assert got == [a]
-    got = [r["id"] for r in triage.list_items(desk_vault, triage.Filters(since="2026-06-01"))]
+    got = [r.id for r in triage.list_items(desk_vault, triage.Filters(since="2026-06-01"))]
     assert got == [b]
     with pytest.raises(triage.TriageError, match="YYYY-MM-DD"):
         triage.list_items(desk_vault, triage.Filters(since="yesterday"))
@@ -88,9 +88,9 @@ def test_notes_are_bounded_and_searchable(desk_vault: Vault, server: Server) -> 
     with pytest.raises(triage.TriageError, match="at most"):
         triage.add_note(desk_vault, rid, "x" * (triage.MAX_NOTE_CHARS + 1))
     triage.add_note(desk_vault, rid, "المصدر في الأردن")
-    [(item, snip)] = triage.run_search(desk_vault, "الاردن")
-    assert item["id"] == rid
-    assert snip.startswith("note: ")
+    [hit] = triage.run_search(desk_vault, "الاردن")
+    assert hit.id == rid
+    assert hit.snippet.startswith("note: ")
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c != "10 MB string"])

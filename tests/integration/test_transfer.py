@@ -1,4 +1,6 @@
-"""fetch and push from a transfer machine against the real staff app on loopback.
+"""journalist-transfer's fetch and push against the real staff app on loopback.
+
+Crosses both wings (journalist_client.online and intake_server.staff), so it lives here.
 
 The staff app listens on 127.0.0.1 (aiohttp's test server); a small TCP relay in
 front of it cuts the first download part-way, to show that fetch resumes and ends
@@ -15,23 +17,23 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from staff_helpers import Site, ack_bundle, submit
+from staff_helpers import Site, ack_bundle, make_site, submit
 
 from intake_server.config import Config
 from intake_server.staff import create_staff_app
 from intake_server.staff.app import STAFF_STORE
 from intake_server.staff.store import EXPORT_MAX_BYTES
-from journalist_client.cli import DEFAULT_MAX_BUNDLE_MIB
-from journalist_client.transfer import (
-    DEFAULT_MAX_BUNDLE_BYTES,
-    TransferError,
-    fetch,
-    init_transfer,
-    load_settings,
-    push,
-)
+from journalist_client.online import cli
+from journalist_client.online.credential import TransferError, init_transfer, load_settings
+from journalist_client.online.fetch import DEFAULT_MAX_BUNDLE_BYTES, fetch
+from journalist_client.online.push import push
 from keys.age import decrypt
 from keys.bundle import open_bundle
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(tmp_path)
 
 
 @pytest.fixture
@@ -228,7 +230,9 @@ def test_the_server_never_builds_a_bundle_the_client_refuses_by_default() -> Non
     # The first item of a bundle comes however large: one default-size submission,
     # with age's per-chunk overhead and the bundle's own, must fit too.
     assert Config().max_submission_bytes * 1.01 < DEFAULT_MAX_BUNDLE_BYTES
-    assert DEFAULT_MAX_BUNDLE_MIB * 1024 * 1024 == DEFAULT_MAX_BUNDLE_BYTES
+    assert cli.parser().parse_args(["fetch", "--dir", "d", "--server", "http://h:1",
+                                    "--out", "o"]).max_mib * 1024 * 1024 == \
+        DEFAULT_MAX_BUNDLE_BYTES
 
 
 def test_init_refuses_unknown_desk_and_overwrite(site: Site, tmp_path: Path) -> None:

@@ -1,0 +1,186 @@
+"""fetch: download the desk's new ciphertext as one export bundle, resumable, verified.
+
+The cursor of the last complete fetch is kept in the transfer directory
+(``cursor.json``); each fetch asks for what came after it. A partial download is kept
+beside the output and resumed with an HTTP range; the finished bundle must verify
+against the server key before it is renamed into place and the cursor advanced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from journalist_client.online._http import base_url, connector, server_said
+from journalist_client.online.credential import TransferError, TransferSettings
+from keys import fs
+from keys.bundle import BundleError, open_bundle
+from keys.request_auth import sign_request
+
+__all__ = ["DEFAULT_MAX_BUNDLE_BYTES", "fetch"]
+
+_CURSOR_RE: Final = re.compile(r"(0|[1-9][0-9]{0,17})")
+_CHUNK: Final = 256 * 1024
+_ATTEMPTS: Final = 4
+# The largest export bundle fetch accepts: the server is the other side, and a
+# hostile or broken one must not be able to fill the transfer machine's disk. The
+# server caps a bundle at 1 GiB of ciphertext unless one submission is larger by
+# itself (intake_server.staff.store.EXPORT_MAX_BYTES); raise this with --max-mib
+# for a server that accepts submissions that large.
+DEFAULT_MAX_BUNDLE_BYTES: Final = 4 * 1024 * 1024 * 1024
+
+
+def _read_cursor(settings: TransferSettings) -> str:
+    try:
+        cursor = json.loads(settings.state_path.read_text())["after"]
+    except FileNotFoundError:
+        return "0"
+    except (ValueError, KeyError, TypeError):
+        raise TransferError(
+            f"{settings.state_path} is damaged; delete it to fetch everything"
+        ) from None
+    if not isinstance(cursor, str) or not _CURSOR_RE.fullmatch(cursor):
+        raise TransferError(f"{settings.state_path} is damaged; delete it to fetch everything")
+    return cursor
+
+
+def _verify_export(path: Path, settings: TransferSettings) -> int:
+    with open_bundle(path, {"server": settings.server_key}, kind="desk-export") as bundle:
+        return len(bundle.files)
+
+
+class _TooLarge(TransferError):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            f"the server's bundle is larger than {max_bytes // (1024 * 1024)} MiB, the most "
+            "this machine accepts; nothing was kept. If the server really accepts "
+            "submissions that large, fetch again with a larger --max-mib."
+        )
+
+
+async def _download(
+    session: aiohttp.ClientSession,
+    url: str,
+    path: str,
+    settings: TransferSettings,
+    partial: Path,
+    progress: Callable[[int], None],
+    max_bytes: int,
+) -> str:
+    offset = partial.stat().st_size if partial.exists() else 0
+    headers = sign_request(settings.credential, method="GET", path=path, desk=settings.desk)
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    # No redirects, here or in push: the server is the other side, and must not be
+    # able to send this machine, its credential's signatures or its IP elsewhere.
+    async with session.get(url, headers=headers, allow_redirects=False) as resp:
+        if resp.status in (401, 403):
+            raise TransferError(
+                "the server refused this transfer credential: is it registered for this desk "
+                "(intake-server desk add-transfer-key), and is this machine's clock right?"
+            )
+        if resp.status == 416:
+            if not offset:
+                raise TransferError("the server refused a range this machine never asked for")
+            partial.unlink(missing_ok=True)
+            raise ConnectionError("stale partial download")
+        if resp.status not in (200, 206):
+            raise TransferError(f"the server answered {resp.status}: {await server_said(resp)}")
+        cursor = resp.headers.get("Amana-Cursor", "")
+        if not _CURSOR_RE.fullmatch(cursor):
+            raise TransferError("the server sent no valid cursor")
+        mode = "ab" if resp.status == 206 else "wb"
+        if mode == "wb":
+            progress(-offset)
+            offset = 0
+        if resp.content_length is not None and offset + resp.content_length > max_bytes:
+            raise _TooLarge(max_bytes)
+        with partial.open(mode) as out:
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                # Counted as it arrives: a declared length can be absent or a lie.
+                offset += len(chunk)
+                if offset > max_bytes:
+                    raise _TooLarge(max_bytes)
+                out.write(chunk)
+                progress(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    return cursor
+
+
+async def fetch(
+    settings: TransferSettings,
+    *,
+    server: str,
+    out_dir: Path,
+    tor_socks: str | None = None,
+    show_progress: bool = True,
+    max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+) -> Path | None:
+    """Download every new item for the desk into one verified bundle in ``out_dir``.
+
+    A dropped connection is retried, resuming where it stopped; running the command
+    again later also resumes. A bundle larger than ``max_bytes`` is refused and
+    nothing of it kept. Returns the bundle's path, or None if nothing was new.
+    """
+    after = _read_cursor(settings)
+    path = f"/v1/desks/{settings.desk}/bundle?after={after}"
+    url = base_url(server, tor_socks) + path
+    fs.safe_mkdir(out_dir, parents=True, exist_ok=True)  # new: 0700 whatever the umask
+    partial = out_dir / f".export-{settings.desk}-{after}.partial"
+    bar = tqdm(
+        total=None,
+        unit="B",
+        unit_scale=True,
+        desc="fetch",
+        disable=not show_progress,
+        initial=partial.stat().st_size if partial.exists() else 0,
+    )
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=120)
+    cursor = after
+    try:
+        async with aiohttp.ClientSession(
+            connector=connector(tor_socks), timeout=timeout, auto_decompress=False
+        ) as session:
+            for attempt in range(1, _ATTEMPTS + 1):
+                try:
+                    cursor = await _download(session, url, path, settings, partial,
+                                             bar.update, max_bytes)
+                    _verify_export(partial, settings)
+                    break
+                except _TooLarge:
+                    partial.unlink(missing_ok=True)
+                    raise
+                except BundleError:
+                    # A resumed download that does not verify (the server rebuilt the
+                    # bundle meanwhile, or bytes were damaged): start again from zero.
+                    partial.unlink(missing_ok=True)
+                    if attempt == _ATTEMPTS:
+                        raise TransferError("the downloaded bundle does not verify") from None
+                except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+                    if attempt == _ATTEMPTS:
+                        raise TransferError(
+                            f"connection failed ({exc.__class__.__name__}); run the same "
+                            "command again to resume"
+                        ) from None
+                    await asyncio.sleep(2**attempt)
+    finally:
+        bar.close()
+    if cursor == after:
+        partial.unlink(missing_ok=True)
+        return None
+    final = out_dir / f"export-{settings.desk}-{after}-{cursor}.bundle"
+    partial.rename(final)
+    fs.atomic_write_bytes(settings.state_path, json.dumps({"after": cursor}).encode(),
+                          overwrite=True)
+    return final
+
+

@@ -1,0 +1,206 @@
+"""The records the library returns and the CLI prints: frozen, typed, JSON-ready.
+
+Each command that shows something (``list``, ``show``, ``history``, ``search``,
+``outbox``, ``quarantine``) gets these from one library function; the CLI prints them
+either as text, with every source-written string made inert (journalist_client.display),
+or with ``--json`` as one JSON document built by :func:`to_json`, where that text is
+data. docs/client.md ("JSON output") lists every field; a test checks the two agree.
+
+Text written by a source is held here raw, exactly as decrypted and validated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from journalist_client.display import inert_json
+
+__all__ = [
+    "Answers",
+    "Attachment",
+    "Consent",
+    "FollowUp",
+    "HistoryEntry",
+    "Indicators",
+    "ItemSummary",
+    "Note",
+    "OutboxEntry",
+    "QuarantineEntry",
+    "Referral",
+    "Report",
+    "SearchHit",
+    "ThreadEntry",
+    "to_json",
+]
+
+
+@dataclass(frozen=True)
+class ItemSummary:
+    """One line of ``list``: a report or a follow-up."""
+
+    id: str
+    type: Literal["report", "followup"]
+    received_day: str
+    status: str
+    severity: str
+    category: str  # the triager's category, else the reporter's own choice
+    country: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    n: int
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Indicators:
+    links: str
+    senders: str
+    messages: str
+
+
+@dataclass(frozen=True)
+class Consent:
+    share_within_coalition: bool
+    publish_anonymised: bool
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The source's answers, as in the report document (docs/report-format.md)."""
+
+    category: str
+    secondary_categories: tuple[str, ...]
+    country: str
+    incident_date: str
+    description: str
+    indicators: Indicators
+    target: str
+    profession: str
+    platforms: tuple[str, ...]
+    device_details: str
+    consent: Consent
+
+
+@dataclass(frozen=True)
+class Referral:
+    from_desk: str
+    day: str
+    note: str
+
+
+@dataclass(frozen=True)
+class ThreadEntry:
+    """A follow-up from the source or a reply by the desk, in the report's thread."""
+
+    at: str
+    kind: Literal["followup", "reply"]
+    id: str
+    author: str  # empty for the source
+    body: str
+    attachments: tuple[Attachment, ...]
+
+
+@dataclass(frozen=True)
+class Note:
+    at: str
+    author: str
+    text: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: str
+    who: str
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything ``show`` shows about a report."""
+
+    id: str
+    type: Literal["report"]
+    received_day: str
+    language: str
+    desks: tuple[str, ...]
+    status: str
+    severity: str
+    triage_category: str
+    assignee: str
+    tags: tuple[str, ...]
+    answers: Answers
+    referral: Referral | None
+    attachments: tuple[Attachment, ...]
+    thread: tuple[ThreadEntry, ...]
+    notes: tuple[Note, ...]
+    history: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What ``show`` shows about a follow-up: its message and the report it joins."""
+
+    id: str
+    type: Literal["followup"]
+    received_day: str
+    report_id: str | None  # None when the report is not in this vault
+    message: str
+    attachments: tuple[Attachment, ...]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    type: Literal["report", "followup"]
+    received_day: str
+    status: str
+    snippet: str  # "label: … words [match] words …", raw
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: str
+    type: Literal["reply", "referral"]
+    item_id: str
+    to_recipient: str  # the source's reply key (replies), else empty
+    to_desk: str  # the desk referred to (referrals), else empty
+    files: tuple[str, ...]
+    at: str
+    author: str
+    bundle_id: str  # empty until bundled
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    item_id: str
+    type: str
+    at: str
+    reason: str
+    files: tuple[str, ...]
+
+
+def to_json(value: Any) -> str:
+    """One JSON document for a record or a list of records.
+
+    Text stays readable UTF-8 (``ensure_ascii=False``); control, bidi and other
+    characters that could act on a terminal are ``\\u`` escapes (display.inert_json).
+    """
+    return inert_json(json.dumps(_plain(value), ensure_ascii=False, indent=2))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
