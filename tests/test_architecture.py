@@ -186,6 +186,8 @@ def test_the_cycle_checker_finds_a_cycle(tmp_path: Path) -> None:
     # Without the back edge there is no cycle, and the checker says so.
     (pkg / "routes" / "source.py").write_text("from ..state import KEY\n")
     assert import_cycles(pkg) == []
+
+
 def _imports_and_names(path: Path) -> set[str]:
     """_imports, plus ``module.name`` for every ``from module import name``."""
     names = _imports(path)
