@@ -21,7 +21,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Language", "load_environments"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "LANG_SEGMENT", "Language", "load_environments"]
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -41,6 +41,8 @@ LANGUAGES: dict[str, Language] = {
     "fr": Language("fr", "Français", "ltr"),
 }
 DEFAULT_LANGUAGE = "en"
+# The first path segment of every page: the language, as an aiohttp route variable.
+LANG_SEGMENT = "{lang:" + "|".join(LANGUAGES) + "}"
 
 
 def load_translations(code: str) -> Translations:

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from intake_server.app import REPLIES, STORAGE
+from intake_server.state import REPLIES, STORAGE
 from keys.age import encrypt, parse_recipient
 
 CODENAME_RE = re.compile(r'<p class="codename"[^>]*>(.*?)</p>', re.DOTALL)

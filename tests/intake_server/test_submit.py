@@ -24,7 +24,7 @@ from intake_helpers import (
     make_install,
 )
 
-from intake_server.app import SOURCES, UPLOADS
+from intake_server.state import SOURCES, UPLOADS
 from keys.age import AgeError, decrypt
 
 ERROR_TITLES = {
