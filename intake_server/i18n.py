@@ -71,7 +71,10 @@ def load_environments() -> dict[str, jinja2.Environment]:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.install_gettext_translations(translations[code], newstyle=True)
+        # The i18n extension adds this method to the environment when it loads, so
+        # jinja2's type stubs cannot know it.
+        env.install_gettext_translations(  # type: ignore[attr-defined]
+            translations[code], newstyle=True)
         env.globals["gettext_in"] = gettext_in
         locale = Locale.parse(code)
         env.globals["lang"] = lang

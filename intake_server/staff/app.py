@@ -46,8 +46,12 @@ __all__ = ["STAFF_STORE", "create_staff_app"]
 log = logging.getLogger("intake_server.staff")
 
 STAFF_STORE = web.AppKey("staff_store", StaffStore)
+_STORAGE = web.AppKey("storage", Storage)
+_KEYRING = web.AppKey("keyring", Keyring)
+_SIGNING_KEY = web.AppKey("signing_key", SigningKey)
 _VERIFIER = web.AppKey("verifier", RequestVerifier)
-_SETTINGS = web.AppKey("staff_settings", dict)
+_RETENTION_DAYS = web.AppKey("retention_days", int)
+_CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 _CURSOR_RE = re.compile(r"(0|[1-9][0-9]{0,17})")
 _MAX_BODY = 64 * 1024 * 1024
@@ -129,16 +133,15 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
 
 def _trusted(request: web.Request, desk: str) -> dict[str, Any]:
     try:
-        return desk_keys(request.app[_SETTINGS]["keyring"], desk)
+        return desk_keys(request.app[_KEYRING], desk)
     except BundleRefused:
         raise web.HTTPNotFound(reason="unknown desk") from None
 
 
 async def health(request: web.Request) -> web.Response:
     """For monitoring over the staff onion: no ids, no counts per desk."""
-    storage: Storage = request.app[_SETTINGS]["storage"]
     try:
-        storage.check_free_space()
+        request.app[_STORAGE].check_free_space()
         disk = "ok"
     except Exception:
         disk = "low"
@@ -153,7 +156,7 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     if not _CURSOR_RE.fullmatch(after):
         raise web.HTTPBadRequest(reason="malformed cursor")
     store = request.app[STAFF_STORE]
-    signing_key: SigningKey = request.app[_SETTINGS]["signing_key"]
+    signing_key = request.app[_SIGNING_KEY]
     # The database is read here, on the loop's thread; only the file copying goes to a
     # worker thread (SQLite's connection is not shared across threads mid-transaction).
     items = store.pending(desk, int(after))
@@ -189,18 +192,17 @@ async def receive_acks(request: web.Request) -> web.Response:
 
 
 async def receive_outbox(request: web.Request) -> web.Response:
-    keyring: Keyring = request.app[_SETTINGS]["keyring"]
+    keyring = request.app[_KEYRING]
     return await _apply(
         request, lambda store, path, trusted: apply_outbox_bundle(store, path, trusted, keyring)
     )
 
 
 async def _retention_loop(app: web.Application) -> None:
-    settings = app[_SETTINGS]
-    clock: Callable[[], float] = settings["clock"]
+    clock = app[_CLOCK]
     while True:
         today = _dt.datetime.fromtimestamp(clock(), _dt.UTC).date()
-        removed = app[STAFF_STORE].expire(today, settings["retention_days"])
+        removed = app[STAFF_STORE].expire(today, app[_RETENTION_DAYS])
         if any(removed.values()):
             log.info(
                 "retention removed %(submissions)d submission(s), %(replies)d reply(ies)", removed
@@ -209,8 +211,7 @@ async def _retention_loop(app: web.Application) -> None:
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    settings = app[_SETTINGS]
-    storage: Storage = settings["storage"]
+    storage = app[_STORAGE]
     owns_storage = storage._db is None  # noqa: SLF001 - shared with the source app or not
     if owns_storage:
         storage.open()
@@ -236,13 +237,11 @@ def create_staff_app(
 ) -> web.Application:
     """The staff app. Pass the source app's Storage to share one database connection."""
     app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY)
-    app[_SETTINGS] = {
-        "storage": storage or Storage(config),
-        "keyring": Keyring.load(config.keyring),
-        "signing_key": signing_key,
-        "retention_days": retention_days,
-        "clock": clock,
-    }
+    app[_STORAGE] = storage or Storage(config)
+    app[_KEYRING] = Keyring.load(config.keyring)
+    app[_SIGNING_KEY] = signing_key
+    app[_RETENTION_DAYS] = retention_days
+    app[_CLOCK] = clock
     app[_VERIFIER] = RequestVerifier(clock=clock)
     app.on_response_prepare.append(_on_prepare)
     install()
