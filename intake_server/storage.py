@@ -439,6 +439,11 @@ class Storage:
     def serving(self) -> bool:
         return self._lock_fd is not None
 
+    @property
+    def is_open(self) -> bool:
+        """True from open() until close(): the database can be used."""
+        return self._db is not None
+
     def _track(self, txn: Transaction) -> None:
         self._live.add(txn)
         self._none_live.clear()

@@ -49,6 +49,15 @@ def stalled_writes(monkeypatch) -> threading.Event:
     return release
 
 
+def test_is_open_from_open_until_close(tmp_path) -> None:
+    s = Storage(make_install(tmp_path).config)
+    assert s.is_open is False
+    s.open()
+    assert s.is_open is True
+    s.close()
+    assert s.is_open is False
+
+
 def test_pragmas(storage) -> None:
     _, s = storage
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
