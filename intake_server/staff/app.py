@@ -212,7 +212,7 @@ async def _retention_loop(app: web.Application) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     storage = app[_STORAGE]
-    owns_storage = storage._db is None  # noqa: SLF001 - shared with the source app or not
+    owns_storage = not storage.is_open  # shared with the source app, which opened it, or not
     if owns_storage:
         storage.open()
     store = StaffStore(storage)
