@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import secrets
 import stat
 import struct
 from collections.abc import Iterable, Mapping
@@ -37,8 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Final
 
-from keys import strict_json
-from keys._fs import AtomicWriter
+from keys import ids, strict_json
+from keys.fs import AtomicWriter
 from keys.signing import CONTEXT_BUNDLE, BadSignature, SigningKey, VerifyKey
 
 __all__ = [
@@ -67,10 +66,7 @@ MAX_FILE_SIZE: Final = 2**53 - 1  # exactly representable in every JSON reader
 _CHUNK: Final = 64 * 1024
 
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
 _KIND_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,31}")
-_CREATOR_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
-_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SHA_RE: Final = re.compile(r"[0-9a-f]{64}")
 _MANIFEST_FIELDS: Final = frozenset(
     {"format", "version", "id", "kind", "creator", "created", "files"}
@@ -144,8 +140,8 @@ def write_bundle(
     """
     if not _KIND_RE.fullmatch(kind):
         raise BundleError(f"kind {kind!r} must match {_KIND_RE.pattern}")
-    if not _CREATOR_RE.fullmatch(creator):
-        raise BundleError(f"creator {creator!r} must match {_CREATOR_RE.pattern}")
+    if not ids.is_desk_id(creator):
+        raise BundleError(f"creator {creator!r} must match {ids.DESK_ID_PATTERN}")
     created = created or _today()
     _check_day(created)
     out.write(MAGIC)
@@ -167,7 +163,7 @@ def write_bundle(
     manifest = {
         "format": FORMAT,
         "version": VERSION,
-        "id": secrets.token_hex(16),
+        "id": ids.new_hex_id(),
         "kind": kind,
         "creator": creator,
         "created": created,
@@ -201,12 +197,10 @@ def write_bundle_file(
 
 
 def _check_day(day: object) -> str:
-    if not isinstance(day, str) or not _DAY_RE.fullmatch(day):
+    if not isinstance(day, str) or not ids.DAY_RE.fullmatch(day):
         raise BundleError("manifest: 'created' must be a YYYY-MM-DD day")
-    try:
-        dt.date.fromisoformat(day)
-    except ValueError:
-        raise BundleError("manifest: 'created' is not a real date") from None
+    if not ids.is_day(day):
+        raise BundleError("manifest: 'created' is not a real date")
     return day
 
 
@@ -228,11 +222,11 @@ def _parse_manifest(raw: bytes) -> dict[str, Any]:
         )
     if obj["format"] != FORMAT or not _is_int(obj["version"]) or obj["version"] != VERSION:
         raise BundleError(f"manifest: not an {FORMAT} version {VERSION}")
-    if not isinstance(obj["id"], str) or not _ID_RE.fullmatch(obj["id"]):
+    if not ids.is_hex_id(obj["id"]):
         raise BundleError("manifest: 'id' must be 32 lower-case hex digits")
     if not isinstance(obj["kind"], str) or not _KIND_RE.fullmatch(obj["kind"]):
         raise BundleError("manifest: invalid 'kind'")
-    if not isinstance(obj["creator"], str) or not _CREATOR_RE.fullmatch(obj["creator"]):
+    if not ids.is_desk_id(obj["creator"]):
         raise BundleError("manifest: invalid 'creator'")
     _check_day(obj["created"])
     files = obj["files"]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from keys import _fs
+from keys import fs, ids
 from keys.age import (
     AgeError,
     ArmorError,
@@ -159,18 +159,18 @@ def _output(path: str | None, *, force: bool, binary_to_tty_ok: bool) -> Iterato
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    if _fs.is_stream_sink(path):
+    if fs.is_stream_sink(path):
         # /dev/null, /dev/stdout on a pipe, a named pipe: a stream, written as it comes.
         try:
-            sink = _fs.open_stream_sink(path)
+            sink = fs.open_stream_sink(path)
         except OSError as e:
             raise CLIError(f"output {path}: {e.strerror or e}") from None
         with sink:
             yield sink
         return
     try:
-        writer = _fs.AtomicWriter(path, overwrite=force)
-    except _fs.FileExistsRefused as e:
+        writer = fs.AtomicWriter(path, overwrite=force)
+    except fs.FileExistsRefused as e:
         hint = "" if force else ": pass --force to replace it"
         raise CLIError(f"{e}{hint}") from None
     except OSError as e:
@@ -375,7 +375,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         step("2. Encrypt a sample incident report to the desk, streaming")
         report = json.dumps(_SAMPLE_REPORT, ensure_ascii=False, indent=2).encode("utf-8")
         with (
-            _fs.AtomicWriter(root / "report.age") as out,
+            fs.AtomicWriter(root / "report.age") as out,
             Encryptor(out.file, [parse_recipient(desk.recipient)]) as enc,
         ):
             for i in range(0, len(report), 100):
@@ -438,7 +438,7 @@ def _parser() -> argparse.ArgumentParser:
         "create a desk's keys (passphrase-encrypted) and its public desk.json",
         "intake-keys generate --desk smex --out ./smex-keys --names-ar 'سمكس'",
     )
-    g.add_argument("--desk", required=True, metavar="ID", help="desk id, [a-z0-9-]{1,32}")
+    g.add_argument("--desk", required=True, metavar="ID", help=f"desk id, {ids.DESK_ID_PATTERN}")
     g.add_argument(
         "--out",
         required=True,

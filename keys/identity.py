@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from keys._fs import FileExistsRefused, safe_mkdir, safe_remove, safe_write_bytes
 from keys.age import (
     AgeError,
     HybridIdentity,
@@ -38,6 +37,7 @@ from keys.age import (
     encrypt,
     parse_identity_file,
 )
+from keys.fs import FileExistsRefused, atomic_write_bytes, safe_mkdir, safe_remove
 from keys.keyring import Desk, KeyringError, load_desk_entry
 from keys.signing import KeyFormatError, SigningKey
 
@@ -130,7 +130,7 @@ def generate_desk(
             (targets[1], encrypt(signing_text.encode("ascii"), recipient, armor=True)),
             (targets[2], desk.to_json()),
         ):
-            safe_write_bytes(path, data)
+            atomic_write_bytes(path, data)
             written.append(path)
     except BaseException:
         # Never leave a desk with an identity but no entry (or the reverse).

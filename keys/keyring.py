@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from keys import strict_json
-from keys._fs import safe_write_bytes
+from keys import ids, strict_json
 from keys.age import AgeError, parse_recipient
 from keys.fingerprint import desk_fingerprint
+from keys.fs import atomic_write_bytes
 from keys.signing import KeyFormatError, VerifyKey
 
 __all__ = [
@@ -47,7 +46,6 @@ MAX_KEYRING_BYTES: Final = 1024 * 1024
 MAX_DESKS: Final = 256
 MAX_NAME_CHARS: Final = 120
 _VERSION: Final = 1
-_DESK_ID_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
 _DESK_FIELDS: Final = frozenset({"id", "names", "age_recipient", "verify_key", "fingerprint"})
 _TOP_FIELDS: Final = frozenset({"version", "desks"})
 
@@ -135,8 +133,8 @@ class Desk:
         if not isinstance(obj, dict):
             raise KeyringError(f"{where}: must be a JSON object")
         desk_id = obj.get("id")
-        if not isinstance(desk_id, str) or not _DESK_ID_RE.fullmatch(desk_id):
-            raise KeyringError(f"{where}: field 'id' must match [a-z0-9-]{{1,32}}")
+        if not ids.is_desk_id(desk_id):
+            raise KeyringError(f"{where}: field 'id' must match {ids.DESK_ID_PATTERN}")
         where = f"desk {desk_id!r}"
         unknown = set(obj) - _DESK_FIELDS
         if unknown:
@@ -255,7 +253,7 @@ class Keyring:
         return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-        safe_write_bytes(path, self.to_json(), overwrite=overwrite)
+        atomic_write_bytes(path, self.to_json(), overwrite=overwrite)
 
     def with_desk(self, desk: Desk) -> Keyring:
         """A new keyring with ``desk`` appended (duplicates are refused)."""

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from keys._fs import safe_mkdir, safe_write_bytes
 from keys.age._primitives import x25519_base
+from keys.fs import atomic_write_bytes, safe_mkdir
 
 __all__ = [
     "HS_PUBLIC_KEY_HEADER",
@@ -243,4 +243,4 @@ def write_client_auth(key: ClientAuthKey, out_dir: str | Path, address: str | No
     for name in files:
         if (out / name).exists():
             raise OnionError(f"{out / name} already exists")
-    return [safe_write_bytes(out / name, data) for name, data in files.items()]
+    return [atomic_write_bytes(out / name, data) for name, data in files.items()]

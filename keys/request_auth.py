@@ -21,13 +21,13 @@ import base64
 import binascii
 import hashlib
 import re
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from keys import ids
 from keys.signing import CONTEXT_STAFF_REQUEST, BadSignature, SigningKey, VerifyKey
 
 __all__ = [
@@ -50,9 +50,7 @@ HEADERS: Final = (H_DESK, H_TIMESTAMP, H_NONCE, H_BODY, H_SIGNATURE)
 MAX_SKEW_SECONDS: Final = 300
 EMPTY_BODY_SHA256: Final = hashlib.sha256(b"").hexdigest()
 _MAGIC: Final = b"AMANA-STAFF-REQUEST-V1"
-_DESK_RE: Final = re.compile(r"[a-z0-9-]{1,32}")
 _TIMESTAMP_RE: Final = re.compile(r"[1-9][0-9]{0,11}")
-_NONCE_RE: Final = re.compile(r"[0-9a-f]{32}")
 _SHA_RE: Final = re.compile(r"[0-9a-f]{64}")
 _SIG_RE: Final = re.compile(r"[A-Za-z0-9_-]{86}")
 _PATH_RE: Final = re.compile(r"/[\x21-\x7e]{0,2047}")
@@ -86,10 +84,10 @@ def sign_request(
     """The headers that authenticate one request. ``path`` includes the query string."""
     if method not in _METHODS or not _PATH_RE.fullmatch(path):
         raise ValueError("method or path not signable")
-    if not _DESK_RE.fullmatch(desk) or not _SHA_RE.fullmatch(body_sha256):
+    if not ids.is_desk_id(desk) or not _SHA_RE.fullmatch(body_sha256):
         raise ValueError("desk id or body hash malformed")
     timestamp = str(int(time.time() if now is None else now))
-    nonce = secrets.token_hex(16)
+    nonce = ids.new_hex_id()
     signature = key.sign(
         _canonical(method, path, desk, timestamp, nonce, body_sha256), context=CONTEXT_STAFF_REQUEST
     )
@@ -145,9 +143,9 @@ class RequestVerifier:
         keys_of: Callable[[str], Iterable[VerifyKey]],
     ) -> VerifiedRequest:
         """Verify the headers of a request; ``keys_of(desk)`` gives its registered keys."""
-        desk = self._field(headers, H_DESK, _DESK_RE)
+        desk = self._field(headers, H_DESK, ids.DESK_ID_RE)
         timestamp = self._field(headers, H_TIMESTAMP, _TIMESTAMP_RE)
-        nonce = self._field(headers, H_NONCE, _NONCE_RE)
+        nonce = self._field(headers, H_NONCE, ids.HEX_ID_RE)
         body = self._field(headers, H_BODY, _SHA_RE)
         encoded = self._field(headers, H_SIGNATURE, _SIG_RE)
         try:

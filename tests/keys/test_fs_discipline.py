@@ -1,4 +1,4 @@
-"""Only keys/_fs.py creates, replaces or removes files in keys/ (STYLE.md, principle 8).
+"""Only keys/fs.py creates, replaces or removes files in keys/ (STYLE.md, principle 8).
 
 Everything else goes through its audited helpers (atomic, fsynced, 0600/0700, no
 clobbering). A line that must do otherwise says why with a ``# safe-fs: reason`` comment.
@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 KEYS = Path(__file__).resolve().parents[2] / "keys"
-HELPER = KEYS / "_fs.py"
+HELPER = KEYS / "fs.py"
 
 BANNED_MODULE_CALLS = {
     "os": {
@@ -61,7 +61,7 @@ def test_only_the_helper_touches_the_file_system() -> None:
     files = [p for p in KEYS.rglob("*.py") if p != HELPER]
     assert len(files) > 10
     problems = [v for p in files for v in _violations(p, KEYS.parent)]
-    assert not problems, "use keys._fs instead of:\n" + "\n".join(problems)
+    assert not problems, "use keys.fs instead of:\n" + "\n".join(problems)
 
 
 def test_the_checker_catches_what_it_should(tmp_path: Path) -> None:

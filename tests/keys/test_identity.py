@@ -1,4 +1,4 @@
-"""Desk key generation and storage, and the atomic file helper under it."""
+"""Desk key generation and storage (the file helpers under it: test_fs.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from keys._fs import (
-    AtomicWriter,
-    FileExistsRefused,
-    is_stream_sink,
-    open_stream_sink,
-    safe_mkdir,
-    safe_write_bytes,
-)
 from keys.age import (
     HybridIdentity,
     ScryptIdentity,
@@ -30,117 +22,6 @@ from keys.keyring import load_desk_entry
 NAMES = {"en": "SMEX", "ar": "سمكس", "fr": "SMEX"}
 PASS = "correct horse battery staple"  # noqa: S105 - a test passphrase
 WF = 10  # scrypt work factor for tests; the CLI and library default is 18, as age -p
-
-
-# --- keys._fs ------------------------------------------------------------------------
-
-
-def test_atomic_writer_commits_with_0600(tmp_path: Path) -> None:
-    target = tmp_path / "f"
-    with AtomicWriter(target) as w:
-        w.write(b"data")
-        assert not target.exists()
-        assert w.partial_path.exists()
-    assert target.read_bytes() == b"data"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["f"]
-
-
-def test_atomic_writer_aborts_on_exception(tmp_path: Path) -> None:
-    target = tmp_path / "f"
-
-    def write_then_fail() -> None:
-        with AtomicWriter(target) as w:
-            w.write(b"half")
-            raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        write_then_fail()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
-    target = tmp_path / "f"
-    safe_write_bytes(target, b"old")
-    with pytest.raises(FileExistsRefused):
-        safe_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    safe_write_bytes(target, b"new", overwrite=True)
-    assert target.read_bytes() == b"new"
-
-
-def test_race_at_commit_does_not_clobber(tmp_path: Path) -> None:
-    target = tmp_path / "f"
-    w = AtomicWriter(target)
-    w.write(b"mine")
-    target.write_bytes(b"theirs")  # appears between the check and the commit
-    with pytest.raises(FileExistsRefused):
-        w.commit()
-    assert target.read_bytes() == b"theirs"
-    assert [p.name for p in tmp_path.iterdir()] == ["f"]
-
-
-def test_symlink_destination_is_not_followed(tmp_path: Path) -> None:
-    victim = tmp_path / "victim"
-    victim.write_bytes(b"keep")
-    (tmp_path / "link").symlink_to(victim)
-    with pytest.raises(FileExistsRefused):
-        safe_write_bytes(tmp_path / "link", b"x")
-    assert victim.read_bytes() == b"keep"
-
-
-def _device_node(path: Path) -> Path:
-    """A private null device in a temporary directory (never the real /dev/null)."""
-    try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-    except PermissionError:
-        pytest.skip("creating a device node needs root")
-    return path
-
-
-def test_overwrite_never_replaces_a_non_regular_file(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    (tmp_path / "dir").mkdir()
-    (tmp_path / "target").write_bytes(b"t")
-    (tmp_path / "link").symlink_to(tmp_path / "target")
-    device = _device_node(tmp_path / "null")
-    for node in (fifo, tmp_path / "dir", tmp_path / "link", device):
-        with pytest.raises(FileExistsRefused, match="not a regular file"):
-            safe_write_bytes(node, b"x", overwrite=True)
-    assert stat.S_ISFIFO(fifo.lstat().st_mode)
-    assert stat.S_ISCHR(device.lstat().st_mode)
-    assert (tmp_path / "link").is_symlink()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "fifo", "link", "null", "target"]
-
-
-def test_stream_sinks(tmp_path: Path) -> None:
-    device = _device_node(tmp_path / "null")
-    assert is_stream_sink(device)
-    assert not is_stream_sink(tmp_path)
-    assert not is_stream_sink(tmp_path / "missing")
-    (tmp_path / "f").write_bytes(b"")
-    assert not is_stream_sink(tmp_path / "f")
-    with open_stream_sink(device) as sink:
-        sink.write(b"discarded")
-    assert stat.S_ISCHR(device.lstat().st_mode)
-    with pytest.raises(FileExistsRefused):
-        open_stream_sink(tmp_path / "f")
-
-
-def test_safe_mkdir(tmp_path: Path) -> None:
-    old = os.umask(0)
-    try:
-        d = safe_mkdir(tmp_path / "d")
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(d.stat().st_mode) == 0o700
-    with pytest.raises(FileExistsRefused):
-        safe_mkdir(d)
-    assert safe_mkdir(d, exist_ok=True) == d
-    (tmp_path / "file").write_bytes(b"")
-    with pytest.raises(NotADirectoryError):
-        safe_mkdir(tmp_path / "file", exist_ok=True)
 
 
 # --- keys.identity -------------------------------------------------------------------
