@@ -172,16 +172,16 @@ class CLIError(Exception):
 def _runtime_errors() -> Iterator[None]:
     """The library's expected failures (a bad config, a missing keyring, a refused
     bundle, ...) as CLIError; anything else is a bug and keeps its traceback."""
+    from keys.fs import FsError
     from keys.keyring import KeyringError
 
-    from . import _fs
     from .config import ConfigError
     from .operator import OperatorError
     from .staff.bundles import BundleRefused
 
     try:
         yield
-    except (ConfigError, _fs.FsError, FileNotFoundError, RuntimeError, OperatorError,
+    except (ConfigError, FsError, FileNotFoundError, RuntimeError, OperatorError,
             BundleRefused, KeyringError) as e:
         raise CLIError(str(e)) from e
 

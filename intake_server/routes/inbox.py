@@ -27,12 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from typing import Any
 
 from aiohttp import web
 
-from intake_server import _fs
 from intake_server import report as rpt
 from intake_server.forms import (
     CSRF_COOKIE,
@@ -57,7 +55,7 @@ from intake_server.state import (
 )
 from intake_server.storage import Transaction, new_id
 from intake_server.upload import Limits, guarded_upload, read_upload, recipients
-from keys import strict_json
+from keys import fs, ids, strict_json
 from keys.age import AgeError, X25519Identity, decrypt
 from keys.codename import InvalidCodename, normalize_codename
 
@@ -83,8 +81,6 @@ FAILURE_SECONDS = 2.0
 MAX_REPLY_CIPHERTEXT = 512 * 1024
 MAX_REPLY_BODY = 64 * 1024
 
-_ID_RE = re.compile(r"[0-9a-f]{32}")
-_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 R_LOGIN_FAILED = rpt.N_("This codename did not open an inbox. Check each word against "
                         "the codename you wrote down, and try again.")
@@ -203,10 +199,10 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
     """The reply's text, or None if it cannot be read as an amana-reply from its desk."""
     try:
         path = request.app[REPLIES].reply_path(row["id"])
-        ciphertext = _fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
+        ciphertext = fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
         plain = decrypt(ciphertext, [session.reply_identity])
         doc = strict_json.loads(plain, max_bytes=MAX_REPLY_CIPHERTEXT, max_depth=2)
-    except (OSError, _fs.FsError, AgeError, ValueError):
+    except (OSError, fs.FsError, AgeError, ValueError):
         # FsError: a file over MAX_REPLY_CIPHERTEXT. ValueError (StrictJSONError is
         # one) covers bad UTF-8, bad JSON, duplicate keys and a malformed id.
         return None
@@ -214,7 +210,7 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
         return None
     if (doc["format"] != "amana-reply" or type(doc["version"]) is not int
             or doc["version"] != 1 or doc["desk"] != row["desk"]
-            or not isinstance(doc["day"], str) or not _DAY_RE.fullmatch(doc["day"])
+            or not isinstance(doc["day"], str) or not ids.DAY_RE.fullmatch(doc["day"])
             or not isinstance(doc["body"], str) or len(doc["body"]) > MAX_REPLY_BODY):
         return None
     return doc["body"]
@@ -256,7 +252,7 @@ async def delete_reply(request: web.Request) -> web.Response:
         return error_page(request, e.status, e.reason)
     if not csrf_matches(session.csrf, fields["csrf"]):
         return error_page(request, 403, rpt.R_CSRF)
-    if not _ID_RE.fullmatch(fields["reply"]):
+    if not ids.is_hex_id(fields["reply"]):
         return error_page(request, 400, rpt.R_MALFORMED)
     # Only the source's own replies: the row must carry the session's recipient.
     if not request.app[REPLIES].delete_reply(fields["reply"], session.reply_recipient):

@@ -24,10 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
-from intake_server import _fs
 from intake_server.config import Config
 from intake_server.protocol_errors import install, secure
 from intake_server.storage import Storage, new_id
+from keys import fs
+from keys.ids import DESK_ID_PATTERN
 from keys.keyring import Keyring
 from keys.request_auth import AuthError, RequestVerifier, VerifiedRequest
 from keys.signing import SigningKey
@@ -114,7 +115,7 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
     name = f"{new_id()}.bundle"
     digest = hashlib.sha256()
     size = 0
-    out = _fs.safe_create_exclusive(store.upload_dir, name)
+    out = fs.create_exclusive(store.upload_dir, name)
     try:
         with out:
             async for chunk in request.content.iter_chunked(64 * 1024):
@@ -126,9 +127,9 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
         if digest.hexdigest() != verified.body_sha256:
             raise web.HTTPBadRequest(reason="body does not match its signed hash")
     except BaseException:
-        _fs.safe_unlink(store.upload_dir, name)
+        fs.safe_unlink(store.upload_dir, name)
         raise
-    return _fs.safe_join(store.upload_dir, name)
+    return fs.safe_join(store.upload_dir, name)
 
 
 def _trusted(request: web.Request, desk: str) -> dict[str, Any]:
@@ -182,7 +183,7 @@ async def _apply(
         log.warning("bundle refused: %s", exc)
         raise web.HTTPBadRequest(reason=f"bundle refused: {exc}") from None
     finally:
-        _fs.safe_unlink(store.upload_dir, path.name)
+        fs.safe_unlink(store.upload_dir, path.name)
     result.pop("desk", None)
     return _json(200, result)
 
@@ -247,7 +248,8 @@ def create_staff_app(
     install()
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/v1/health", health)
-    app.router.add_get("/v1/desks/{desk:[a-z0-9-]{1,32}}/bundle", export_bundle)
-    app.router.add_post("/v1/desks/{desk:[a-z0-9-]{1,32}}/acks", receive_acks)
-    app.router.add_post("/v1/desks/{desk:[a-z0-9-]{1,32}}/outbox", receive_outbox)
+    desk = f"/v1/desks/{{desk:{DESK_ID_PATTERN}}}"
+    app.router.add_get(f"{desk}/bundle", export_bundle)
+    app.router.add_post(f"{desk}/acks", receive_acks)
+    app.router.add_post(f"{desk}/outbox", receive_outbox)
     return app
