@@ -321,7 +321,7 @@ async def _receive_followup(request: web.Request, session: Session) -> None:
 
     def field_limit(name: str) -> int:
         if name == "csrf":
-            return 128
+            return rpt.FIELDS["csrf"].max_bytes  # the same token field as the report's
         if name == "message":
             return cfg.max_field_bytes
         raise FormError(400, rpt.R_UNKNOWN_FIELD)
