@@ -1,4 +1,11 @@
-"""intake-server: init | serve | demo. A thin CLI over intake_server.install and create_app."""
+"""intake-server: a thin command line over intake_server.install, .operator and create_app.
+
+One argparse parser; each command is a small function, set as the subparser's
+``func``, over a library function of the same purpose. Exit status: 0 done, 1 a
+runtime failure (one line on stderr, ``intake-server: error: ...``), 2 a usage error
+(argparse's own). Library modules are imported by the commands, not at start-up, so
+that ``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,17 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from keys.signing import SigningKey
+
+    from .config import Config
+
+__all__ = ["CLIError", "build_parser", "main"]
 
 INIT_HELP = """\
 Create a new installation in DIR: a commented config file (intake-server.toml),
@@ -30,10 +44,27 @@ example:
   intake-server serve --config /var/lib/amana/intake-server.toml
 """
 
+ADD_KEY_HELP = """\
+Register a transfer machine's key for a desk. A transfer key lets that machine
+download the desk's ciphertext from the staff app, nothing more: acknowledgements
+and replies must also be signed by the desk's own key.
+
+example:
+  intake-server desk add-transfer-key --config /var/lib/amana/intake-server.toml \\
+      --desk triage ed25519:0uZ9wYJxV1CQ6uA4Yq0hQn8y3m6G6zUj2lQmXbS5c0g
+"""
+
+REMOVE_KEY_HELP = """\
+Revoke a transfer machine's key for a desk (a lost or retired transfer machine).
+Its next request to the staff app is refused.
+
+example:
+  intake-server desk remove-transfer-key --config /var/lib/amana/intake-server.toml \\
+      --desk triage ed25519:0uZ9wYJxV1CQ6uA4Yq0hQn8y3m6G6zUj2lQmXbS5c0g
+"""
+
 DESK_HELP = """\
-Register (or remove) a transfer machine's key for a desk. A transfer key lets
-that machine download the desk's ciphertext from the staff app, nothing more:
-acknowledgements and replies must also be signed by the desk's own key.
+Register or remove a transfer machine's key for a desk.
 
 example:
   intake-server desk add-transfer-key --config /var/lib/amana/intake-server.toml \\
@@ -101,11 +132,12 @@ def serve(config_path: Path, *, port: int | None = None,
     asyncio.run(_serve(config, signing_key))
 
 
-async def _serve(config: Any, signing_key: Any) -> None:
+async def _serve(config: Config, signing_key: SigningKey) -> None:
     from aiohttp import web
 
-    from .app import STORAGE, create_app
+    from .app import create_app
     from .staff import create_staff_app
+    from .state import STORAGE
 
     source = create_app(config)
     # One Storage for both apps: deletions by the staff side free quota at once.
@@ -132,114 +164,180 @@ async def _serve(config: Any, signing_key: Any) -> None:
             await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
+class CLIError(Exception):
+    """A runtime failure, told in one line: exit status 1."""
+
+
+@contextmanager
+def _runtime_errors() -> Iterator[None]:
+    """The library's expected failures (a bad config, a missing keyring, a refused
+    bundle, ...) as CLIError; anything else is a bug and keeps its traceback."""
+    from keys.fs import FsError
+    from keys.keyring import KeyringError
+
+    from .config import ConfigError
+    from .operator import OperatorError
+    from .staff.bundles import BundleRefused
+
+    try:
+        yield
+    except (ConfigError, FsError, FileNotFoundError, RuntimeError, OperatorError,
+            BundleRefused, KeyringError) as e:
+        raise CLIError(str(e)) from e
+
+
+# -- commands: each a few lines over a library function -------------------------------
+
+def cmd_init(args: argparse.Namespace) -> None:
+    from .install import init_install
+
+    path = init_install(args.dir, port=args.port)
+    print(f"Created {path}\nNext: put the coalition keyring at "
+          f"{path.parent / 'keyring.json'}, then run\n"
+          f"  intake-server serve --config {path}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    serve(args.config)
+
+
+def cmd_add_transfer_key(args: argparse.Namespace) -> None:
+    from .config import Config
+    from .operator import add_transfer_key
+
+    added = add_transfer_key(Config.load(args.config), args.desk, args.key)
+    print(f"transfer key {'registered' if added else 'was already registered'} "
+          f"for desk {args.desk}")
+
+
+def cmd_remove_transfer_key(args: argparse.Namespace) -> None:
+    from .config import Config
+    from .operator import remove_transfer_key
+
+    removed = remove_transfer_key(Config.load(args.config), args.desk, args.key)
+    print(f"transfer key {'removed' if removed else 'was not registered'} "
+          f"for desk {args.desk}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from keys.bundle import MAX_FILES
+
+    from .config import Config
+    from .operator import export_desk, load_signing_key
+    from .staff.store import EXPORT_MAX_BYTES, EXPORT_MAX_ITEMS
+
+    result = export_desk(Config.load(args.config), load_signing_key(args.config), args.desk,
+                         args.out, args.after)
+    print(f"{result['items']} item(s) for desk {args.desk} in {args.out}; "
+          f"next time: --after {result['cursor']}")
+    if result["more"]:
+        print(f"More is waiting than one bundle holds ({EXPORT_MAX_ITEMS} "
+              f"submissions, {MAX_FILES - 1:,} files or "
+              f"{EXPORT_MAX_BYTES // 2**30} GiB): export again now with "
+              f"--after {result['cursor']}.")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from .config import Config
+    from .operator import import_bundle
+
+    result = import_bundle(Config.load(args.config), args.bundle)
+    if result["kind"] == "ack":
+        print(f"desk {result['desk']}: {result['acknowledged']} acknowledged, "
+              f"{result['deleted']} deleted from this server")
+    else:
+        print(f"desk {result['desk']}: {result['replies']} reply(ies) stored for "
+              f"sources, {result['referrals']} referral(s) filed for other desks")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .install import init_demo
+
+    path = init_demo(args.dir, port=args.port)
+    print(f"Demo installation in {path.parent} (DEMO ONLY: desk keys are unprotected)",
+          flush=True)
+    serve(path, port=args.port, staff_port=args.staff_port)
+
+
+# -- the parser --------------------------------------------------------------------
+
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *,
+             summary: str, description: str,
+             func: Callable[[argparse.Namespace], None] | None = None,
+             ) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=summary, description=description,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    if func is not None:
+        p.set_defaults(func=func)
+    return p
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; each leaf command has ``func`` set."""
     parser = argparse.ArgumentParser(
         prog="intake-server",
         description="Amana encrypted incident-reporting intake: the source-facing server.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  intake-server demo --dir ./demo --port 8080")
     sub = parser.add_subparsers(dest="command", required=True)
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("init", help="create a new installation", description=INIT_HELP,
-                       formatter_class=fmt)
+
+    p = _command(sub, "init", summary="create a new installation", description=INIT_HELP,
+                 func=cmd_init)
     p.add_argument("--dir", type=Path, required=True, help="installation directory")
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
-    p = sub.add_parser("serve", help="serve an installation", description=SERVE_HELP,
-                       formatter_class=fmt)
-    p.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
-    p = sub.add_parser("desk", help="register or remove a desk's transfer key",
-                       description=DESK_HELP, formatter_class=fmt)
+
+    p = _command(sub, "serve", summary="serve an installation", description=SERVE_HELP,
+                 func=cmd_serve)
+    _config_arg(p)
+
+    p = _command(sub, "desk", summary="register or remove a desk's transfer key",
+                 description=DESK_HELP)
     desk_sub = p.add_subparsers(dest="desk_command", required=True)
-    for name, what in (("add-transfer-key", "register"), ("remove-transfer-key", "remove")):
-        d = desk_sub.add_parser(name, help=f"{what} a transfer machine's key for a desk",
-                                description=DESK_HELP, formatter_class=fmt)
-        d.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+    for name, what, text, func in (
+            ("add-transfer-key", "register", ADD_KEY_HELP, cmd_add_transfer_key),
+            ("remove-transfer-key", "remove", REMOVE_KEY_HELP, cmd_remove_transfer_key)):
+        d = _command(desk_sub, name, summary=f"{what} a transfer machine's key for a desk",
+                     description=text, func=func)
+        _config_arg(d)
         d.add_argument("--desk", required=True, help="desk id from the keyring")
         d.add_argument("key", help="the transfer key (ed25519:...), from "
                                    "`journalist-client transfer init`")
-    p = sub.add_parser("export", help="write a desk's new ciphertext to a bundle (USB)",
-                       description=EXPORT_HELP, formatter_class=fmt)
-    p.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+
+    p = _command(sub, "export", summary="write a desk's new ciphertext to a bundle (USB)",
+                 description=EXPORT_HELP, func=cmd_export)
+    _config_arg(p)
     p.add_argument("--desk", required=True, help="desk id from the keyring")
     p.add_argument("--out", type=Path, required=True, help="bundle file to write (new)")
     p.add_argument("--after", type=int, default=0,
                    help="cursor printed by the previous export (default 0: everything unacked)")
-    p = sub.add_parser("import", help="apply a desk's ack or outbox bundle (USB)",
-                       description=IMPORT_HELP, formatter_class=fmt)
-    p.add_argument("--config", type=Path, required=True, help="path to intake-server.toml")
+
+    p = _command(sub, "import", summary="apply a desk's ack or outbox bundle (USB)",
+                 description=IMPORT_HELP, func=cmd_import)
+    _config_arg(p)
     p.add_argument("bundle", type=Path, help="the bundle file")
-    p = sub.add_parser("demo", help="create (if absent) and serve a demo installation",
-                       description=DEMO_HELP, formatter_class=fmt)
+
+    p = _command(sub, "demo", summary="create (if absent) and serve a demo installation",
+                 description=DEMO_HELP, func=cmd_demo)
     p.add_argument("--dir", type=Path, required=True, help="demo directory")
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     p.add_argument("--staff-port", type=int, default=None,
                    help="staff app port on 127.0.0.1 (default: the config's, port + 1)")
-    args = parser.parse_args(argv)
+    return parser
 
-    from keys.bundle import MAX_FILES
-    from keys.keyring import KeyringError
 
-    from . import _fs
-    from .config import Config, ConfigError
-    from .install import init_demo, init_install
-    from .operator import (
-        OperatorError,
-        add_transfer_key,
-        export_desk,
-        import_bundle,
-        load_signing_key,
-        remove_transfer_key,
-    )
-    from .staff.bundles import BundleRefused
-    from .staff.store import EXPORT_MAX_BYTES, EXPORT_MAX_ITEMS
-
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # a usage error exits 2 here
     _configure_logging()
     try:
-        if args.command == "init":
-            path = init_install(args.dir, port=args.port)
-            print(f"Created {path}\nNext: put the coalition keyring at "
-                  f"{path.parent / 'keyring.json'}, then run\n"
-                  f"  intake-server serve --config {path}")
-        elif args.command == "serve":
-            serve(args.config)
-        elif args.command == "desk":
-            config = Config.load(args.config)
-            if args.desk_command == "add-transfer-key":
-                added = add_transfer_key(config, args.desk, args.key)
-                print(f"transfer key {'registered' if added else 'was already registered'} "
-                      f"for desk {args.desk}")
-            else:
-                removed = remove_transfer_key(config, args.desk, args.key)
-                print(f"transfer key {'removed' if removed else 'was not registered'} "
-                      f"for desk {args.desk}")
-        elif args.command == "export":
-            config = Config.load(args.config)
-            result = export_desk(config, load_signing_key(args.config), args.desk, args.out,
-                                 args.after)
-            print(f"{result['items']} item(s) for desk {args.desk} in {args.out}; "
-                  f"next time: --after {result['cursor']}")
-            if result["more"]:
-                print(f"More is waiting than one bundle holds ({EXPORT_MAX_ITEMS} "
-                      f"submissions, {MAX_FILES - 1:,} files or "
-                      f"{EXPORT_MAX_BYTES // 2**30} GiB): export again now with "
-                      f"--after {result['cursor']}.")
-        elif args.command == "import":
-            result = import_bundle(Config.load(args.config), args.bundle)
-            if result["kind"] == "ack":
-                print(f"desk {result['desk']}: {result['acknowledged']} acknowledged, "
-                      f"{result['deleted']} deleted from this server")
-            else:
-                print(f"desk {result['desk']}: {result['replies']} reply(ies) stored for "
-                      f"sources, {result['referrals']} referral(s) filed for other desks")
-        else:
-            path = init_demo(args.dir, port=args.port)
-            print(f"Demo installation in {path.parent} (DEMO ONLY: desk keys are unprotected)",
-                  flush=True)
-            serve(path, port=args.port, staff_port=args.staff_port)
-    except (ConfigError, _fs.FsError, FileNotFoundError, RuntimeError, OperatorError,
-            BundleRefused, KeyringError) as e:
+        with _runtime_errors():
+            args.func(args)
+    except CLIError as e:
         print(f"intake-server: error: {e}", file=sys.stderr)
-        return 2
+        return 1
     return 0
 
 

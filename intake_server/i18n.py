@@ -21,7 +21,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Language", "load_environments"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "LANG_SEGMENT", "Language", "load_environments"]
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -41,6 +41,8 @@ LANGUAGES: dict[str, Language] = {
     "fr": Language("fr", "Français", "ltr"),
 }
 DEFAULT_LANGUAGE = "en"
+# The first path segment of every page: the language, as an aiohttp route variable.
+LANG_SEGMENT = "{lang:" + "|".join(LANGUAGES) + "}"
 
 
 def load_translations(code: str) -> Translations:
@@ -69,7 +71,10 @@ def load_environments() -> dict[str, jinja2.Environment]:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.install_gettext_translations(translations[code], newstyle=True)
+        # The i18n extension adds this method to the environment when it loads, so
+        # jinja2's type stubs cannot know it.
+        env.install_gettext_translations(  # type: ignore[attr-defined]
+            translations[code], newstyle=True)
         env.globals["gettext_in"] = gettext_in
         locale = Locale.parse(code)
         env.globals["lang"] = lang

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from keys import fs
 from keys.age import X25519Identity
 from keys.keyring import Desk, Keyring
 from keys.signing import SigningKey
 
-from . import _fs
 from .config import CONFIG_TEMPLATE, Config
 
 __all__ = ["CONFIG_NAME", "DEMO_DESKS", "init_install", "init_demo"]
@@ -50,25 +50,24 @@ def init_install(directory: Path, *, port: int = 8080, default_desk: str = "",
     Returns the config path.
     """
     directory = directory.resolve()
-    _fs.safe_mkdir(directory)
+    fs.private_dir(directory, parents=True)
     config_path = directory / CONFIG_NAME
-    _fs.safe_write_text_atomic(
+    fs.atomic_write_text(
         config_path,
         CONFIG_TEMPLATE.format(port=port, default_desk=default_desk,
-                               staff_port=staff_port or port + 1),
-        exclusive=True)
+                               staff_port=staff_port or port + 1))
     config = Config.load(config_path)
     for d in (config.data_dir, config.incoming_dir, config.store_dir):
-        _fs.safe_mkdir(d)
+        fs.private_dir(d, parents=True)
     key = SigningKey.generate()
-    _fs.safe_write_text_atomic(
+    fs.atomic_write_text(
         directory / SIGNING_KEY_NAME,
         "# Amana intake server Ed25519 signing key (signs export bundles). Keep secret.\n"
-        f"{key.to_text()}\n", exclusive=True)
-    _fs.safe_write_text_atomic(
+        f"{key.to_text()}\n")
+    fs.atomic_write_text(
         directory / VERIFY_KEY_NAME,
         "# Amana intake server Ed25519 verify key: give this to the desks.\n"
-        f"{key.verify_key}\n", mode=0o644, exclusive=True)
+        f"{key.verify_key}\n")
     return config_path
 
 
@@ -80,21 +79,18 @@ def init_demo(directory: Path, *, port: int) -> Path:
         return config_path
     init_install(directory, port=port, default_desk=DEMO_DESKS[0][0])
     desks_dir = directory / "desks"
-    _fs.safe_mkdir(desks_dir)
+    fs.private_dir(desks_dir, parents=True)
     desks = []
     for desk_id, names in DEMO_DESKS:
         identity = X25519Identity.generate()
         signing = SigningKey.generate()
         recipient = str(identity.recipient())
-        desk_dir = _fs.safe_join(desks_dir, desk_id)
-        _fs.safe_mkdir(desk_dir)
-        _fs.safe_write_text_atomic(
+        desk_dir = fs.private_dir(fs.safe_join(desks_dir, desk_id))
+        fs.atomic_write_text(
             desk_dir / "identity.txt",
-            f"{DEMO_WARNING}# public key: {recipient}\n{identity}\n", exclusive=True)
-        _fs.safe_write_text_atomic(
-            desk_dir / "signing.key", f"{DEMO_WARNING}{signing.to_text()}\n", exclusive=True)
+            f"{DEMO_WARNING}# public key: {recipient}\n{identity}\n")
+        fs.atomic_write_text(
+            desk_dir / "signing.key", f"{DEMO_WARNING}{signing.to_text()}\n")
         desks.append(Desk.create(desk_id, names, recipient, str(signing.verify_key)))
-    _fs.safe_write_text_atomic(directory / "keyring.json",
-                               Keyring(desks).to_json().decode("utf-8"), mode=0o644,
-                               exclusive=True)
+    fs.atomic_write_text(directory / "keyring.json", Keyring(desks).to_json().decode("utf-8"))
     return config_path

@@ -1,4 +1,4 @@
-"""A global token bucket.
+"""Server-wide limits: a token bucket for logins, slots for uploads in progress.
 
 Every Tor client reaches the onion service from 127.0.0.1, so per-address limits
 mean nothing here: the only meaningful limit is on the whole server. Logins are the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["TokenBucket"]
+__all__ = ["TokenBucket", "UploadSlots"]
 
 
 class TokenBucket:
@@ -33,3 +33,20 @@ class TokenBucket:
             self._tokens -= 1
             return True
         return False
+
+
+class UploadSlots:
+    """Counts uploads in progress against config.max_concurrent_uploads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1

@@ -5,18 +5,23 @@ from __future__ import annotations
 from aiohttp import web
 from markupsafe import Markup
 
-from intake_server.app import CSS, KEYRING, render
-from intake_server.i18n import LANGUAGES
+from intake_server.i18n import LANG_SEGMENT, LANGUAGES
+from intake_server.rendering import render
+from intake_server.state import CSS, KEYRING
 from keys.fingerprint import fingerprint_qr_payload
 from keys.qr import qr_svg
 
-__all__ = ["choose_language", "index", "redirect_to_slash", "stylesheet"]
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
 
 
+@routes.get("/")
 async def choose_language(request: web.Request) -> web.Response:
     return render(request, "choose.html", lang="en", desks=_desks(request))
 
 
+@routes.get(f"/{LANG_SEGMENT}")
 async def redirect_to_slash(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"/{request.match_info['lang']}/")
 
@@ -34,10 +39,12 @@ def _desks(request: web.Request) -> list[dict[str, object]]:
     ]
 
 
+@routes.get(f"/{LANG_SEGMENT}/")
 async def index(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     return render(request, "index.html", lang=lang, desks=_desks(request))
 
 
+@routes.get("/static/style.css")
 async def stylesheet(request: web.Request) -> web.Response:
     return web.Response(body=request.app[CSS], content_type="text/css", charset="utf-8")

@@ -24,10 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
-from intake_server import _fs
 from intake_server.config import Config
 from intake_server.protocol_errors import install, secure
 from intake_server.storage import Storage, new_id
+from keys import fs
+from keys.ids import DESK_ID_PATTERN
 from keys.keyring import Keyring
 from keys.request_auth import AuthError, RequestVerifier, VerifiedRequest
 from keys.signing import SigningKey
@@ -46,8 +47,12 @@ __all__ = ["STAFF_STORE", "create_staff_app"]
 log = logging.getLogger("intake_server.staff")
 
 STAFF_STORE = web.AppKey("staff_store", StaffStore)
+_STORAGE = web.AppKey("storage", Storage)
+_KEYRING = web.AppKey("keyring", Keyring)
+_SIGNING_KEY = web.AppKey("signing_key", SigningKey)
 _VERIFIER = web.AppKey("verifier", RequestVerifier)
-_SETTINGS = web.AppKey("staff_settings", dict)
+_RETENTION_DAYS = web.AppKey("retention_days", int)
+_CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 _CURSOR_RE = re.compile(r"(0|[1-9][0-9]{0,17})")
 _MAX_BODY = 64 * 1024 * 1024
@@ -110,7 +115,7 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
     name = f"{new_id()}.bundle"
     digest = hashlib.sha256()
     size = 0
-    out = _fs.safe_create_exclusive(store.upload_dir, name)
+    out = fs.create_exclusive(store.upload_dir, name)
     try:
         with out:
             async for chunk in request.content.iter_chunked(64 * 1024):
@@ -122,23 +127,22 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
         if digest.hexdigest() != verified.body_sha256:
             raise web.HTTPBadRequest(reason="body does not match its signed hash")
     except BaseException:
-        _fs.safe_unlink(store.upload_dir, name)
+        fs.safe_unlink(store.upload_dir, name)
         raise
-    return _fs.safe_join(store.upload_dir, name)
+    return fs.safe_join(store.upload_dir, name)
 
 
 def _trusted(request: web.Request, desk: str) -> dict[str, Any]:
     try:
-        return desk_keys(request.app[_SETTINGS]["keyring"], desk)
+        return desk_keys(request.app[_KEYRING], desk)
     except BundleRefused:
         raise web.HTTPNotFound(reason="unknown desk") from None
 
 
 async def health(request: web.Request) -> web.Response:
     """For monitoring over the staff onion: no ids, no counts per desk."""
-    storage: Storage = request.app[_SETTINGS]["storage"]
     try:
-        storage.check_free_space()
+        request.app[_STORAGE].check_free_space()
         disk = "ok"
     except Exception:
         disk = "low"
@@ -153,7 +157,7 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     if not _CURSOR_RE.fullmatch(after):
         raise web.HTTPBadRequest(reason="malformed cursor")
     store = request.app[STAFF_STORE]
-    signing_key: SigningKey = request.app[_SETTINGS]["signing_key"]
+    signing_key = request.app[_SIGNING_KEY]
     # The database is read here, on the loop's thread; only the file copying goes to a
     # worker thread (SQLite's connection is not shared across threads mid-transaction).
     items = store.pending(desk, int(after))
@@ -179,7 +183,7 @@ async def _apply(
         log.warning("bundle refused: %s", exc)
         raise web.HTTPBadRequest(reason=f"bundle refused: {exc}") from None
     finally:
-        _fs.safe_unlink(store.upload_dir, path.name)
+        fs.safe_unlink(store.upload_dir, path.name)
     result.pop("desk", None)
     return _json(200, result)
 
@@ -189,18 +193,17 @@ async def receive_acks(request: web.Request) -> web.Response:
 
 
 async def receive_outbox(request: web.Request) -> web.Response:
-    keyring: Keyring = request.app[_SETTINGS]["keyring"]
+    keyring = request.app[_KEYRING]
     return await _apply(
         request, lambda store, path, trusted: apply_outbox_bundle(store, path, trusted, keyring)
     )
 
 
 async def _retention_loop(app: web.Application) -> None:
-    settings = app[_SETTINGS]
-    clock: Callable[[], float] = settings["clock"]
+    clock = app[_CLOCK]
     while True:
         today = _dt.datetime.fromtimestamp(clock(), _dt.UTC).date()
-        removed = app[STAFF_STORE].expire(today, settings["retention_days"])
+        removed = app[STAFF_STORE].expire(today, app[_RETENTION_DAYS])
         if any(removed.values()):
             log.info(
                 "retention removed %(submissions)d submission(s), %(replies)d reply(ies)", removed
@@ -209,9 +212,8 @@ async def _retention_loop(app: web.Application) -> None:
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    settings = app[_SETTINGS]
-    storage: Storage = settings["storage"]
-    owns_storage = storage._db is None  # noqa: SLF001 - shared with the source app or not
+    storage = app[_STORAGE]
+    owns_storage = not storage.is_open  # shared with the source app, which opened it, or not
     if owns_storage:
         storage.open()
     store = StaffStore(storage)
@@ -236,19 +238,18 @@ def create_staff_app(
 ) -> web.Application:
     """The staff app. Pass the source app's Storage to share one database connection."""
     app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY)
-    app[_SETTINGS] = {
-        "storage": storage or Storage(config),
-        "keyring": Keyring.load(config.keyring),
-        "signing_key": signing_key,
-        "retention_days": retention_days,
-        "clock": clock,
-    }
+    app[_STORAGE] = storage or Storage(config)
+    app[_KEYRING] = Keyring.load(config.keyring)
+    app[_SIGNING_KEY] = signing_key
+    app[_RETENTION_DAYS] = retention_days
+    app[_CLOCK] = clock
     app[_VERIFIER] = RequestVerifier(clock=clock)
     app.on_response_prepare.append(_on_prepare)
     install()
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/v1/health", health)
-    app.router.add_get("/v1/desks/{desk:[a-z0-9-]{1,32}}/bundle", export_bundle)
-    app.router.add_post("/v1/desks/{desk:[a-z0-9-]{1,32}}/acks", receive_acks)
-    app.router.add_post("/v1/desks/{desk:[a-z0-9-]{1,32}}/outbox", receive_outbox)
+    desk = f"/v1/desks/{{desk:{DESK_ID_PATTERN}}}"
+    app.router.add_get(f"{desk}/bundle", export_bundle)
+    app.router.add_post(f"{desk}/acks", receive_acks)
+    app.router.add_post(f"{desk}/outbox", receive_outbox)
     return app

@@ -8,16 +8,15 @@ any JSON inside is parsed, and every item is checked before anything is changed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from intake_server import _fs
 from intake_server.storage import utc_today
-from keys import strict_json
+from keys import fs, strict_json
 from keys.age import parse_recipient
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
+from keys.ids import is_hex_id
 from keys.keyring import Keyring
 from keys.signing import SigningKey, VerifyKey
 
@@ -32,7 +31,6 @@ __all__ = [
     "desk_keys",
 ]
 
-_ID_RE = re.compile(r"[0-9a-f]{32}")
 _MAX_ACK_IDS = 10_000
 _MAX_DOC = 2 * 1024 * 1024
 
@@ -78,7 +76,7 @@ def build_export(
     if items is None:
         items = store.pending(desk, after)
     upto = items[-1].seq if items else after
-    path = out or _fs.safe_join(store.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
+    path = out or fs.safe_join(store.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
     if out is not None or not path.exists():
         storage = store.storage
         files: list[tuple[str, Any]] = [
@@ -92,8 +90,8 @@ def build_export(
         if out is None:
             # Cached in outgoing/: dated to the day like everything the server keeps.
             today = utc_today()
-            _fs.safe_set_day(path, today)
-            _fs.safe_set_day(store.outgoing_dir, today)
+            fs.set_day(path, today)
+            fs.set_day(store.outgoing_dir, today)
     return path, upto, items
 
 
@@ -124,7 +122,7 @@ def apply_ack_bundle(
         or doc.get("desk") != desk
         or not isinstance(ids, list)
         or len(ids) > _MAX_ACK_IDS
-        or not all(isinstance(i, str) and _ID_RE.fullmatch(i) for i in ids)
+        or not all(is_hex_id(i) for i in ids)
     ):
         raise BundleRefused("ack.json is malformed")
     acked, deleted = store.acknowledge(desk, ids)
@@ -144,7 +142,7 @@ def _check_outbox(
     for item in items:
         if not isinstance(item, dict) or item.get("type") not in ("reply", "referral"):
             raise BundleRefused("outbox item type must be reply or referral")
-        if not isinstance(item.get("id"), str) or not _ID_RE.fullmatch(item["id"]):
+        if not is_hex_id(item.get("id")):
             raise BundleRefused("outbox item id is malformed")
         if item["type"] == "reply":
             if set(item) != {"type", "id", "to", "file"}:

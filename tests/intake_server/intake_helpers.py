@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,18 @@ from keys.keyring import Desk, Keyring
 from keys.signing import SigningKey
 
 LANGS = ("en", "ar", "fr")
+
+
+def cli_commands(parser: argparse.ArgumentParser,
+                 prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every leaf command of an argparse parser ("desk add-transfer-key", ...), with its
+    own parser, read from the parser itself so that a new command cannot be missed."""
+    for action in parser._actions:  # noqa: SLF001 - argparse exposes no other way
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for name, sub in action.choices.items():
+                yield from cli_commands(sub, (*prefix, name))
+            return
+    yield " ".join(prefix), parser
 
 
 @dataclass

@@ -8,7 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from intake_server.app import REPLIES, STORAGE
+from intake_server.state import REPLIES, STORAGE
+from keys import fs
 from keys.age import encrypt, parse_recipient
 
 CODENAME_RE = re.compile(r'<p class="codename"[^>]*>(.*?)</p>', re.DOTALL)
@@ -75,9 +76,7 @@ def store_reply(client: Any, reply_recipient: str, desk: str, plaintext: bytes,
     ciphertext = encrypt(plaintext, recipients)
 
     def write(path: Any) -> None:
-        from intake_server import _fs
-
-        with _fs.safe_create_exclusive(path.parent, path.name) as f:
+        with fs.create_exclusive(path.parent, path.name) as f:
             f.write(ciphertext)
 
     return client.server.app[REPLIES].store_reply(reply_recipient=reply_recipient, desk=desk,

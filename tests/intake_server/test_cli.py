@@ -1,4 +1,4 @@
-"""intake-server init | serve | demo: what they create, and their help text."""
+"""intake-server: what init and demo create, every command's help, and the exit statuses."""
 
 from __future__ import annotations
 
@@ -6,20 +6,43 @@ import subprocess
 import sys
 
 import pytest
+from intake_helpers import cli_commands
 
-from intake_server.__main__ import main
+from intake_server.__main__ import build_parser, main
 from intake_server.config import Config
 from keys.age import parse_identity_file
 from keys.keyring import Keyring
 from keys.signing import SigningKey
 
+COMMANDS = [name for name, _ in cli_commands(build_parser())]
 
-@pytest.mark.parametrize("command", ["init", "serve", "demo"])
+
+def test_the_command_list_is_read_from_the_parser() -> None:
+    assert {"init", "serve", "demo", "export", "import", "desk add-transfer-key",
+            "desk remove-transfer-key"} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_has_an_example(command) -> None:
-    out = subprocess.run([sys.executable, "-m", "intake_server", command, "--help"],
+    out = subprocess.run([sys.executable, "-m", "intake_server", *command.split(), "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "example:" in out
-    assert f"intake-server {command}" in out
+    assert f"\n  intake-server {command} " in out
+
+
+def test_every_command_runs_a_function() -> None:
+    for name, parser in cli_commands(build_parser()):
+        assert callable(parser.get_default("func")), name
+
+
+@pytest.mark.parametrize("argv", [[], ["init"], ["serve", "--config"], ["desk"],
+                                  ["export", "--config", "x.toml", "--desk", "triage"],
+                                  ["nonsense"]])
+def test_a_usage_error_exits_2(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "usage: intake-server" in capsys.readouterr().err
 
 
 def test_init_creates_layout_config_and_signing_key(tmp_path, capsys) -> None:
@@ -35,8 +58,8 @@ def test_init_creates_layout_config_and_signing_key(tmp_path, capsys) -> None:
     key = SigningKey.from_text(key_text.splitlines()[-1])
     assert str(key.verify_key) in (target / "server-verify.key").read_text()
     assert "serve --config" in capsys.readouterr().out
-    # Never overwrites an installation.
-    assert main(["init", "--dir", str(target)]) == 2
+    # Never overwrites an installation: a runtime error, exit status 1.
+    assert main(["init", "--dir", str(target)]) == 1
 
 
 def test_demo_install(tmp_path) -> None:
@@ -61,5 +84,7 @@ def test_demo_install(tmp_path) -> None:
 
 def test_serve_without_keyring_fails_clearly(tmp_path, capsys) -> None:
     main(["init", "--dir", str(tmp_path)])
-    assert main(["serve", "--config", str(tmp_path / "intake-server.toml")]) == 2
-    assert "keyring.json" in capsys.readouterr().err
+    assert main(["serve", "--config", str(tmp_path / "intake-server.toml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("intake-server: error: ")
+    assert "keyring.json" in err

@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from intake_helpers import cli_commands
 
 from intake_server import report as rpt
+from intake_server.__main__ import build_parser
 from intake_server.config import SETTINGS, Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +33,7 @@ def test_every_setting_is_documented_with_its_default(section, name) -> None:
         assert str(int(default) if float(default).is_integer() else default) in shown
 
 
-@pytest.mark.parametrize("command", ["init", "serve", "demo", "desk add-transfer-key", "export",
-                                     "import"])
+@pytest.mark.parametrize("command", [name for name, _ in cli_commands(build_parser())])
 def test_every_command_is_documented(command) -> None:
     assert f"### `intake-server {command} " in SERVER_MD
 

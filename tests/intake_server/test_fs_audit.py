@@ -1,4 +1,5 @@
-"""Risky file operations only in intake_server/_fs.py; no client-identifying data read.
+"""Risky file operations only through keys.fs (or intake_server/_fs.py, which the storage
+still uses until it moves to keys.fs); no client-identifying data read.
 
 The checks walk each module's syntax tree (so docstrings that *mention* a banned
 call do not count, and aliasing tricks like `from os import remove` do).
@@ -74,7 +75,7 @@ def fs_violations(tree: ast.AST) -> list[str]:
 @pytest.mark.parametrize("path", [p for p in SOURCES if p.name != "_fs.py"],
                          ids=lambda p: str(p.relative_to(PKG)))
 def test_risky_file_operations_only_in_fs_helper(path) -> None:
-    assert fs_violations(ast.parse(path.read_text())) == [], "use intake_server._fs"
+    assert fs_violations(ast.parse(path.read_text())) == [], "use keys.fs"
 
 
 def test_the_audit_catches_what_it_should() -> None:

@@ -7,7 +7,7 @@ import re
 import pytest
 from intake_helpers import LANGS
 
-from intake_server.app import SECURITY_HEADERS
+from intake_server.protocol_errors import SECURITY_HEADERS
 
 EXPECTED_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                 "frame-ancestors 'none'; base-uri 'none'")

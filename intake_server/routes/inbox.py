@@ -27,15 +27,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import urllib.parse
 from typing import Any
 
 from aiohttp import web
 
-from intake_server import _fs
 from intake_server import report as rpt
-from intake_server.app import (
+from intake_server.forms import (
+    CSRF_COOKIE,
+    csrf_matches,
+    csrf_token,
+    read_small_form,
+    set_csrf_cookie,
+)
+from intake_server.i18n import LANG_SEGMENT
+from intake_server.rendering import error_page, render
+from intake_server.report import FormError
+from intake_server.sessions import Session
+from intake_server.sources import LoginBusy
+from intake_server.state import (
     CONFIG,
     KEYRING,
     LOGIN_BUCKET,
@@ -43,46 +52,27 @@ from intake_server.app import (
     REPLIES,
     SESSIONS,
     STORAGE,
-    error_page,
-    render,
 )
-from intake_server.report import FormError
-from intake_server.sessions import Session
-from intake_server.sources import LoginBusy
-from intake_server.storage import (
-    Transaction,
-    new_id,
-)
-from keys import strict_json
+from intake_server.storage import Transaction, new_id
+from intake_server.upload import Limits, guarded_upload, read_upload, recipients
+from keys import fs, ids, strict_json
 from keys.age import AgeError, X25519Identity, decrypt
 from keys.codename import InvalidCodename, normalize_codename
 
-from .submit import (
-    CSRF_COOKIE,
-    _csrf_token,
-    _default_desk,
-    _Limits,
-    _parts,
-    _read_text,
-    _receive_file,
-    _recipients,
-    _same,
-    guarded_upload,
-)
+from .submit import default_desk
 
 __all__ = [
     "FAILURE_SECONDS",
+    "MAX_REPLY_BODY",
+    "MAX_REPLY_CIPHERTEXT",
     "SESSION_COOKIE",
-    "delete_reply",
-    "followup",
-    "inbox",
-    "login",
-    "login_form",
-    "logout",
+    "routes",
 ]
 
+routes = web.RouteTableDef()
 
-log = logging.getLogger("intake_server.source")
+
+log = logging.getLogger("intake_server.inbox")
 
 SESSION_COOKIE = "amana_session"
 # Every failed login is answered no sooner than this after it arrived.
@@ -90,11 +80,7 @@ FAILURE_SECONDS = 2.0
 # A reply is a short text; anything larger is not one of ours.
 MAX_REPLY_CIPHERTEXT = 512 * 1024
 MAX_REPLY_BODY = 64 * 1024
-# The login, delete and logout forms are a few short fields.
-MAX_SMALL_FORM = 8 * 1024
 
-_ID_RE = re.compile(r"[0-9a-f]{32}")
-_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 R_LOGIN_FAILED = rpt.N_("This codename did not open an inbox. Check each word against "
                         "the codename you wrote down, and try again.")
@@ -127,35 +113,8 @@ def _busy(request: web.Request) -> web.Response:
 
 
 async def _small_form(request: web.Request, names: frozenset[str]) -> dict[str, str]:
-    """A url-encoded form with exactly ``names``, each once; anything else is 400.
-
-    Only url-encoded bodies are read this way: aiohttp's request.post() would spool a
-    multipart body's files to a temporary file, which must never happen here.
-    """
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise FormError(400, rpt.R_MALFORMED)
-    if request.content_length is None or request.content_length > MAX_SMALL_FORM:
-        raise FormError(413, rpt.R_MALFORMED)
-    try:
-        # read(n) may return a partial chunk; the declared length is what we wait for.
-        async with asyncio.timeout(request.app[CONFIG].read_timeout_seconds):
-            body = await request.content.readexactly(request.content_length)
-    except (asyncio.IncompleteReadError, TimeoutError):
-        raise FormError(400, rpt.R_MALFORMED) from None
-    try:
-        pairs = urllib.parse.parse_qsl(body.decode("ascii"), keep_blank_values=True,
-                                       strict_parsing=bool(body), encoding="utf-8",
-                                       errors="strict", max_num_fields=len(names))
-    except (UnicodeDecodeError, ValueError):
-        raise FormError(400, rpt.R_MALFORMED) from None
-    fields: dict[str, str] = {}
-    for name, value in pairs:
-        if name not in names or name in fields:
-            raise FormError(400, rpt.R_MALFORMED)
-        fields[name] = value
-    if set(fields) != names:
-        raise FormError(400, rpt.R_MALFORMED)
-    return fields
+    return await read_small_form(request, names,
+                                 timeout=request.app[CONFIG].read_timeout_seconds)
 
 
 def _set_session_cookie(resp: web.StreamResponse, token: str) -> None:
@@ -167,6 +126,7 @@ def _set_session_cookie(resp: web.StreamResponse, token: str) -> None:
 
 # -- login ---------------------------------------------------------------------
 
+@routes.get(f"/{LANG_SEGMENT}/login")
 async def login_form(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     _, session = _session(request)
@@ -178,21 +138,22 @@ async def login_form(request: web.Request) -> web.Response:
 def _render_login(request: web.Request, *, failed: bool = False, ended: bool = False,
                   status: int = 200) -> web.Response:
     lang = request.match_info["lang"]
-    token = _csrf_token(request)
+    token = csrf_token(request)
     resp = render(request, "login.html", lang=lang, status=status, csrf=token, page="login",
                   failed=failed, ended=ended, message_failed=R_LOGIN_FAILED,
                   message_ended=R_SESSION_ENDED)
-    resp.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="Strict")
+    set_csrf_cookie(resp, token)
     return resp
 
 
+@routes.post(f"/{LANG_SEGMENT}/login")
 async def login(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     try:
         fields = await _small_form(request, frozenset({"csrf", "codename"}))
     except FormError as e:
         return error_page(request, e.status, e.reason)
-    if not _same(request.cookies.get(CSRF_COOKIE, ""), fields["csrf"]):
+    if not csrf_matches(request.cookies.get(CSRF_COOKIE, ""), fields["csrf"]):
         return error_page(request, 403, rpt.R_CSRF)
     if not request.app[LOGIN_BUCKET].try_take():
         return _busy(request)
@@ -238,10 +199,10 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
     """The reply's text, or None if it cannot be read as an amana-reply from its desk."""
     try:
         path = request.app[REPLIES].reply_path(row["id"])
-        ciphertext = _fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
+        ciphertext = fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
         plain = decrypt(ciphertext, [session.reply_identity])
         doc = strict_json.loads(plain, max_bytes=MAX_REPLY_CIPHERTEXT, max_depth=2)
-    except (OSError, _fs.FsError, AgeError, ValueError):
+    except (OSError, fs.FsError, AgeError, ValueError):
         # FsError: a file over MAX_REPLY_CIPHERTEXT. ValueError (StrictJSONError is
         # one) covers bad UTF-8, bad JSON, duplicate keys and a malformed id.
         return None
@@ -249,12 +210,13 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
         return None
     if (doc["format"] != "amana-reply" or type(doc["version"]) is not int
             or doc["version"] != 1 or doc["desk"] != row["desk"]
-            or not isinstance(doc["day"], str) or not _DAY_RE.fullmatch(doc["day"])
+            or not isinstance(doc["day"], str) or not ids.DAY_RE.fullmatch(doc["day"])
             or not isinstance(doc["body"], str) or len(doc["body"]) > MAX_REPLY_BODY):
         return None
     return doc["body"]
 
 
+@routes.get(f"/{LANG_SEGMENT}/inbox")
 async def inbox(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     token, session = _session(request)
@@ -278,6 +240,7 @@ async def inbox(request: web.Request) -> web.Response:
                   max_mib=cfg.max_submission_bytes // (1024 * 1024))
 
 
+@routes.post(f"/{LANG_SEGMENT}/inbox/delete")
 async def delete_reply(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     token, session = _session(request)
@@ -287,9 +250,9 @@ async def delete_reply(request: web.Request) -> web.Response:
         fields = await _small_form(request, frozenset({"csrf", "reply"}))
     except FormError as e:
         return error_page(request, e.status, e.reason)
-    if not _same(session.csrf, fields["csrf"]):
+    if not csrf_matches(session.csrf, fields["csrf"]):
         return error_page(request, 403, rpt.R_CSRF)
-    if not _ID_RE.fullmatch(fields["reply"]):
+    if not ids.is_hex_id(fields["reply"]):
         return error_page(request, 400, rpt.R_MALFORMED)
     # Only the source's own replies: the row must carry the session's recipient.
     if not request.app[REPLIES].delete_reply(fields["reply"], session.reply_recipient):
@@ -299,6 +262,7 @@ async def delete_reply(request: web.Request) -> web.Response:
 
 # -- logout --------------------------------------------------------------------
 
+@routes.post(f"/{LANG_SEGMENT}/logout")
 async def logout(request: web.Request) -> web.Response:
     token, session = _session(request)
     if session is not None:
@@ -306,7 +270,7 @@ async def logout(request: web.Request) -> web.Response:
             fields = await _small_form(request, frozenset({"csrf"}))
         except FormError as e:
             return error_page(request, e.status, e.reason)
-        if not _same(session.csrf, fields["csrf"]):
+        if not csrf_matches(session.csrf, fields["csrf"]):
             return error_page(request, 403, rpt.R_CSRF)
         request.app[SESSIONS].delete(token)
     resp = render(request, "logged_out.html")
@@ -328,9 +292,10 @@ def _followup_desks(request: web.Request, session: Session) -> list[str]:
         if row["desk"] not in desks:
             desks.append(row["desk"])
     desks = [d for d in desks if keyring.get(d) is not None]
-    return desks or [_default_desk(request)]
+    return desks or [default_desk(request)]
 
 
+@routes.post(f"/{LANG_SEGMENT}/followup")
 async def followup(request: web.Request) -> web.StreamResponse:
     lang = request.match_info["lang"]
     token, session = _session(request)
@@ -349,56 +314,42 @@ async def followup(request: web.Request) -> web.StreamResponse:
 async def _receive_followup(request: web.Request, session: Session) -> None:
     lang = request.match_info["lang"]
     cfg = request.app[CONFIG]
-    storage = request.app[STORAGE]
-    keyring = request.app[KEYRING]
-    timeout = cfg.read_timeout_seconds
-    limits = _Limits(request)
     desks = _followup_desks(request, session)
     # Recipients are known before the first byte: the transaction starts at once.
-    txn: Transaction = storage.begin(_recipients(keyring, desks))
-    message: str | None = None
-    csrf_ok = False
-    attachments: list[dict[str, Any]] = []
+    txn: Transaction = request.app[STORAGE].begin(recipients(request.app[KEYRING], desks))
+    message: list[str] = []
+
+    def field_limit(name: str) -> int:
+        if name == "csrf":
+            return rpt.FIELDS["csrf"].max_bytes  # the same token field as the report's
+        if name == "message":
+            return cfg.max_field_bytes
+        raise FormError(400, rpt.R_UNKNOWN_FIELD)
+
+    def on_field(name: str, value: str) -> None:
+        if message:  # the message, twice
+            raise FormError(400, rpt.R_MALFORMED)
+        message.append(value)
+
     try:
-        async for part in _parts(request, limits, timeout):
-            if part.name == "files":
-                if not csrf_ok:
-                    raise FormError(403, rpt.R_CSRF)
-                meta = await _receive_file(part, txn, limits, timeout)
-                if meta is not None:
-                    attachments.append(meta)
-                continue
-            if part.filename is not None or part.name not in ("csrf", "message"):
-                raise FormError(400, rpt.R_UNKNOWN_FIELD)
-            if part.name == "csrf":
-                value = rpt.decode_text(await _read_text(part, 128, limits, timeout))
-                if csrf_ok or not _same(session.csrf, value):
-                    raise FormError(403, rpt.R_CSRF)
-                csrf_ok = True
-            else:
-                if not csrf_ok:
-                    # The template sends the token first; anything else is not our form.
-                    raise FormError(403, rpt.R_CSRF)
-                if message is not None:
-                    raise FormError(400, rpt.R_MALFORMED)
-                message = rpt.decode_text(
-                    await _read_text(part, cfg.max_field_bytes, limits, timeout))
-        if not csrf_ok:
-            raise FormError(403, rpt.R_CSRF)
-        if not (message or "").strip() and not attachments:
+        attachments = await read_upload(request, Limits(cfg), csrf=session.csrf,
+                                        field_limit=field_limit, on_field=on_field,
+                                        transaction=lambda: txn)
+        text = message[0] if message else ""
+        if not text.strip() and not attachments:
             raise FormError(400, R_EMPTY_FOLLOWUP)
         submission_id = new_id()
         doc = rpt.build_followup(
             submission_id=submission_id, day=txn.day.isoformat(), lang=lang,
-            message=message or "", desks=desks, reply_recipient=session.reply_recipient,
+            message=text, desks=desks, reply_recipient=session.reply_recipient,
             attachments=attachments)
         body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         txn.new_file("report").write(body)
-        del body, doc, message
+        del body, doc, text
+        message.clear()
         await txn.commit(submission_id=submission_id, desks=desks,
                          source_id=session.source_id,
                          reply_recipient=session.reply_recipient, kind="followup")
     except BaseException:
         txn.abort()
         raise
-

@@ -26,9 +26,9 @@ from source_helpers import (
     submit_report,
 )
 
-from intake_server.app import REPLIES, SESSIONS, STORAGE
-from intake_server.routes.source import FAILURE_SECONDS, MAX_REPLY_CIPHERTEXT, SESSION_COOKIE
+from intake_server.routes.inbox import FAILURE_SECONDS, MAX_REPLY_CIPHERTEXT, SESSION_COOKIE
 from intake_server.staff.store import StaffStore, index_document
+from intake_server.state import REPLIES, SESSIONS, STORAGE
 from journalist_client.schema import parse_document
 from keys.age import X25519Identity, decrypt, encrypt
 from keys.codename import derive_source, generate_codename

@@ -26,9 +26,9 @@ from staff_helpers import (
     submit,
 )
 
-from intake_server import _fs
 from intake_server.staff.app import STAFF_STORE
 from intake_server.storage import new_id, utc_today
+from keys import fs
 from keys.age import X25519Identity, decrypt, encrypt
 from keys.keyring import Keyring
 from keys.request_auth import sign_request
@@ -86,7 +86,7 @@ async def test_cursor_returns_only_later_items_and_refetch_is_identical(
         assert name not in resp.headers
     outgoing = site.config.data_dir / "outgoing"
     for entry in [outgoing, *outgoing.iterdir()]:
-        assert entry.stat().st_mtime == _fs.day_timestamp(utc_today())
+        assert entry.stat().st_mtime == fs.day_timestamp(utc_today())
 
 
 def _assert_dated_to_the_day(site: Site) -> None:
@@ -95,7 +95,7 @@ def _assert_dated_to_the_day(site: Site) -> None:
     data = site.config.data_dir
     for path in (data, data / "store", data / "outgoing", data / "replies",
                  site.config.db_path):
-        assert path.stat().st_mtime == _fs.day_timestamp(utc_today()), path
+        assert path.stat().st_mtime == fs.day_timestamp(utc_today()), path
 
 
 async def test_only_the_desk_signing_key_can_acknowledge(site: Site, staff: Any) -> None:

@@ -51,8 +51,8 @@ async def test_usb_export_then_import_of_acks(
     with open_bundle(out, {"server": site.server_key.verify_key}, kind="desk-export") as b:
         assert [i["id"] for i in json.loads(b.read("index.json"))["items"]] == [sid]
     assert (
-        main(["export", "--config", str(config_path), "--desk", "triage", "--out", str(out)]) == 2
-    )  # never overwrites
+        main(["export", "--config", str(config_path), "--desk", "triage", "--out", str(out)]) == 1
+    )  # never overwrites: a runtime error, exit status 1
     assert "refusing to overwrite" in capsys.readouterr().err
 
     for desk, left in (("triage", 2), ("forensics", 0)):
@@ -92,7 +92,7 @@ async def test_import_refuses_what_no_desk_signed(
     sid = await submit(site, ("triage",), b"report")
     forged = tmp_path / "forged.bundle"
     forged.write_bytes(ack_bundle(site, "triage", [sid], key=SigningKey.generate()))
-    assert main(["import", "--config", str(config_path), str(forged)]) == 2
+    assert main(["import", "--config", str(config_path), str(forged)]) == 1
     assert "intake-server: error:" in capsys.readouterr().err
     assert len(list(site.config.store_dir.iterdir())) == 1
 
@@ -113,7 +113,7 @@ def test_transfer_keys_are_registered_and_removed(
     assert store.transfer_keys("triage") == []
     assert (
         main(["desk", "add-transfer-key", "--config", str(config_path), "--desk", "nobody", key])
-        == 2
+        == 1
     )
     assert (
         main(
@@ -127,7 +127,7 @@ def test_transfer_keys_are_registered_and_removed(
                 "not-a-key",
             ]
         )
-        == 2
+        == 1
     )
     err = capsys.readouterr().err
     assert "not in the keyring" in err

@@ -1,0 +1,78 @@
+"""Pages: a template rendered in the request's language, and the error pages.
+
+Every HTTP error and every unexpected exception becomes a translated error page
+(error_middleware); an unexpected exception is logged by type and code location only,
+never with its message (it may quote submitted bytes) or anything about the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from .i18n import DEFAULT_LANGUAGE, LANGUAGES
+from .state import JINJA
+
+__all__ = ["ERROR_TITLES", "error_middleware", "error_page", "language_of", "render"]
+
+log = logging.getLogger("intake_server")
+
+ERROR_TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    408: "Too slow",
+    413: "Too large",
+    429: "Too busy",
+    500: "Server error",
+    503: "Not accepting reports right now",
+}
+
+
+def language_of(request: web.Request) -> str:
+    """The page language: the first path segment if it is one of ours."""
+    first = request.path.lstrip("/").split("/", 1)[0]
+    return first if first in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def render(request: web.Request, template: str, *, status: int = 200,
+           lang: str | None = None, **context: object) -> web.Response:
+    env = request.app[JINJA][lang or language_of(request)]
+    body = env.get_template(template).render(**context)
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+def error_page(request: web.Request, status: int, reason: str | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+    if status not in ERROR_TITLES:
+        status = 400 if status < 500 else 500
+    resp = render(request, "error.html", status=status, code=status, reason=reason)
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        extra = {}
+        if exc.status == 405 and "Allow" in exc.headers:
+            extra["Allow"] = exc.headers["Allow"]
+        return error_page(request, exc.status, headers=extra)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a page, not a trace
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        # Type and location only: the message may quote what the source sent.
+        log.error("internal error: %s at %s:%s", type(exc).__name__,
+                  Path(frame.filename).name, frame.lineno)
+        return error_page(request, 500)
