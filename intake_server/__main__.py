@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         _config_arg(d)
         d.add_argument("--desk", required=True, help="desk id from the keyring")
         d.add_argument("key", help="the transfer key (ed25519:...), from "
-                                   "`journalist-client transfer init`")
+                                   "`journalist-transfer init`")
 
     p = _command(sub, "export", summary="write a desk's new ciphertext to a bundle (USB)",
                  description=EXPORT_HELP, func=cmd_export)

@@ -238,7 +238,7 @@ def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
         hw = _HashingWriter(w.file)
         hw.write(MAGIC)
         # load_desk checked that this recipient is the identity's own.
-        with Encryptor(hw, [parse_recipient(keys.desk.recipient)]) as enc:  # type: ignore[arg-type]
+        with Encryptor(hw, [parse_recipient(keys.desk.recipient)]) as enc:
             view = memoryview(image)
             step = 1024 * 1024
             for i in range(0, len(view), step):

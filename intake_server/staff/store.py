@@ -34,7 +34,7 @@ log = logging.getLogger("intake_server.staff")
 # is larger by itself: a desk far behind then fetches several bundles, each small
 # enough to resume over Tor and to carry on a USB stick, rather than one enormous one.
 # The transfer machine refuses bundles above its own, larger, limit (journalist_client
-# transfer.DEFAULT_MAX_BUNDLE_BYTES).
+# journalist_client.online.fetch.DEFAULT_MAX_BUNDLE_BYTES).
 EXPORT_MAX_BYTES = 1024 * 1024 * 1024
 # ... and at most this many submissions (and MAX_FILES files, index.json included).
 EXPORT_MAX_ITEMS = 500

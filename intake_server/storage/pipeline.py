@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol
 
 from intake_server.config import Config
 from keys import fs, ids
@@ -327,8 +327,7 @@ class Transaction:
         raw = fs.create_exclusive(self._storage.incoming_dir, f"{file_id}.age")
         out = _Sealed(self._account)
         try:
-            # Encryptor only ever calls write() on its sink; keys.age types it BinaryIO.
-            enc = Encryptor(cast(BinaryIO, out), self._recipients)
+            enc = Encryptor(out, self._recipients)
         except BaseException:
             raw.close()
             fs.safe_unlink(self._storage.incoming_dir, f"{file_id}.age")

@@ -90,7 +90,7 @@ async def _download(
         if resp.status == 416:
             if not offset:
                 raise TransferError("the server refused a range this machine never asked for")
-            partial.unlink(missing_ok=True)
+            fs.safe_remove(partial)
             raise ConnectionError("stale partial download")
         if resp.status not in (200, 206):
             raise TransferError(f"the server answered {resp.status}: {await server_said(resp)}")
@@ -103,7 +103,7 @@ async def _download(
             offset = 0
         if resp.content_length is not None and offset + resp.content_length > max_bytes:
             raise _TooLarge(max_bytes)
-        with partial.open(mode) as out:
+        with fs.open_resumable(partial, resume=mode == "ab") as out:
             async for chunk in resp.content.iter_chunked(_CHUNK):
                 # Counted as it arrives: a declared length can be absent or a lie.
                 offset += len(chunk)
@@ -157,12 +157,12 @@ async def fetch(
                     _verify_export(partial, settings)
                     break
                 except _TooLarge:
-                    partial.unlink(missing_ok=True)
+                    fs.safe_remove(partial)
                     raise
                 except BundleError:
                     # A resumed download that does not verify (the server rebuilt the
                     # bundle meanwhile, or bytes were damaged): start again from zero.
-                    partial.unlink(missing_ok=True)
+                    fs.safe_remove(partial)
                     if attempt == _ATTEMPTS:
                         raise TransferError("the downloaded bundle does not verify") from None
                 except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
@@ -175,10 +175,14 @@ async def fetch(
     finally:
         bar.close()
     if cursor == after:
-        partial.unlink(missing_ok=True)
+        fs.safe_remove(partial)
         return None
-    final = out_dir / f"export-{settings.desk}-{after}-{cursor}.bundle"
-    partial.rename(final)
+    name = f"export-{settings.desk}-{after}-{cursor}.bundle"
+    # The same range fetched again (the cursor below was not saved before a crash):
+    # the bundle just verified takes the place of the earlier one.
+    fs.safe_unlink(out_dir, name)
+    fs.move_durable(partial, out_dir, name)
+    final = out_dir / name
     fs.atomic_write_bytes(settings.state_path, json.dumps({"after": cursor}).encode(),
                           overwrite=True)
     return final

@@ -1,16 +1,12 @@
-"""Fixtures for the deploy/ checks (helpers in deploy_helpers.py, beside this file)."""
+"""Fixtures for the deploy/ checks (helpers in tests/support/deploy.py)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-# The helpers module sits beside this file; make it importable by name for the tests.
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

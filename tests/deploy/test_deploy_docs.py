@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_helpers import DEPLOY, ROOT, TORRC, UNIT, service_names
+
+from support.deploy import DEPLOY, ROOT, TORRC, UNIT, service_names
 
 GUIDE = DEPLOY / "README.md"
 BIN = Path(sys.executable).parent

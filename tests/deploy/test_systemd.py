@@ -20,9 +20,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from deploy_helpers import UNIT
 
 from intake_server.install import init_demo
+from support.deploy import UNIT
 
 INSTALLED_BINARY = "/opt/amana/venv/bin/intake-server"
 MDWE_EXEC = Path(__file__).with_name("mdwe_exec.py")

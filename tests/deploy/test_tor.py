@@ -14,20 +14,20 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_helpers import (
-    TOR_DEFAULTS,
-    TORRC,
-    offline_torrc,
-    run_tor_offline,
-    service_names,
-    warnings_in,
-)
 
 from keys.onion import (
     generate_client_auth,
     onion_address,
     onion_public_key,
     public_key_from_hs_file,
+)
+from support.deploy import (
+    TOR_DEFAULTS,
+    TORRC,
+    offline_torrc,
+    run_tor_offline,
+    service_names,
+    warnings_in,
 )
 
 SOURCE, STAFF = "amana-source", "amana-staff"

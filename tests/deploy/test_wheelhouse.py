@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_helpers import ROOT
+
+from support.deploy import ROOT
 
 
 def _wheelhouse() -> Path:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# The helpers module sits beside this file; make it importable by name for the tests.
-sys.path.insert(0, str(Path(__file__).parent))
-from intake_helpers import Install, make_install  # noqa: E402
-
 from intake_server.app import create_app
+from support.intake import Install, make_install
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import pytest
-from intake_helpers import cli_commands
 
 from intake_server.__main__ import build_parser, main
 from intake_server.config import Config
 from keys.age import parse_identity_file
 from keys.keyring import Keyring
 from keys.signing import SigningKey
+from support.intake import cli_commands
 
 COMMANDS = [name for name, _ in cli_commands(build_parser())]
 

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from intake_helpers import cli_commands
 
 from intake_server import report as rpt
 from intake_server.__main__ import build_parser
 from intake_server.config import SETTINGS, Config
+from support.intake import cli_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_MD = (ROOT / "docs" / "server.md").read_text()

@@ -15,8 +15,15 @@ import time
 from typing import Any
 
 import pytest
-from intake_helpers import LANGS, form, make_install
-from source_helpers import (
+
+from intake_server.routes.inbox import FAILURE_SECONDS, MAX_REPLY_CIPHERTEXT, SESSION_COOKIE
+from intake_server.staff.store import StaffStore, index_document
+from intake_server.state import REPLIES, SESSIONS, STORAGE
+from journalist_client.schema import parse_document
+from keys.age import X25519Identity, decrypt, encrypt
+from keys.codename import derive_source, generate_codename
+from support.intake import LANGS, form, make_install
+from support.source import (
     login,
     login_csrf,
     page_csrf,
@@ -25,13 +32,6 @@ from source_helpers import (
     store_reply,
     submit_report,
 )
-
-from intake_server.routes.inbox import FAILURE_SECONDS, MAX_REPLY_CIPHERTEXT, SESSION_COOKIE
-from intake_server.staff.store import StaffStore, index_document
-from intake_server.state import REPLIES, SESSIONS, STORAGE
-from journalist_client.schema import parse_document
-from keys.age import X25519Identity, decrypt, encrypt
-from keys.codename import derive_source, generate_codename
 
 INBOX_TITLE = {"en": "Your replies", "ar": "الردود الموجهة إليك", "fr": "Vos réponses"}
 UNREADABLE = {"en": "This reply could not be read.", "ar": "تعذّرت قراءة هذا الرد.",

@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from intake_helpers import assert_nothing_stored, get_csrf
+
+from support.intake import assert_nothing_stored, get_csrf
 
 
 @pytest.mark.parametrize("case", ["too-many-headers", "header-too-long"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from intake_helpers import LANGS
 
 from intake_server.protocol_errors import SECURITY_HEADERS
+from support.intake import LANGS
 
 EXPECTED_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                 "frame-ancestors 'none'; base-uri 'none'")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from intake_helpers import eventually
-
 from intake_server.sources import NewSource, SourceFactory, new_source
 from keys.codename import derive_source, normalize_codename
+from support.intake import eventually
 
 
 def test_new_source_matches_the_keys_derivation() -> None:

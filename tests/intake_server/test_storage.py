@@ -11,12 +11,12 @@ import sqlite3
 import threading
 
 import pytest
-from intake_helpers import base_fields, eventually, form, get_csrf, make_install
 
 from intake_server.storage import PendingFile, QuotaExceeded, Storage, immediate_transaction
 from intake_server.storage import pipeline as storage_module
 from keys import fs
 from keys.age import decrypt, parse_recipient
+from support.intake import base_fields, eventually, form, get_csrf, make_install
 
 
 @pytest.fixture

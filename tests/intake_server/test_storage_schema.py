@@ -14,10 +14,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from intake_helpers import Install, make_install
 
 from intake_server.staff.store import StaffStore
 from intake_server.storage import SchemaError, Storage, schema
+from support.intake import Install, make_install
 
 # The schema as shipped in 0.1.0, exactly as that version left it in sqlite_master
 # (submission_desks and files were made by sqlite-utils, hence the quoting). Kept here

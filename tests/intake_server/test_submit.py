@@ -18,7 +18,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from intake_helpers import (
+
+from intake_server.state import SOURCES, UPLOADS
+from keys.age import AgeError, decrypt
+from support.intake import (
     LANGS,
     assert_nothing_stored,
     base_fields,
@@ -27,9 +30,6 @@ from intake_helpers import (
     get_csrf,
     make_install,
 )
-
-from intake_server.state import SOURCES, UPLOADS
-from keys.age import AgeError, decrypt
 
 ERROR_TITLES = {
     400: {"en": "The request could not be understood", "ar": "تعذّر فهم الطلب",

@@ -8,16 +8,12 @@ Network: 127.0.0.1 only.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-# test_transfer.py builds its staff site with the staff tests' helpers.
-sys.path.insert(0, str(Path(__file__).parents[1] / "staff"))
-from server_process import ServerProcess, free_port  # noqa: E402
+from support.server_process import ServerProcess, free_port
 
 
 @pytest.fixture

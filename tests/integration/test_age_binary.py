@@ -7,7 +7,8 @@ import os
 import subprocess
 
 import aiohttp
-from server_process import report_document
+
+from support.server_process import report_document
 
 
 async def test_reference_age_decrypts_the_stored_files(server, age_binary) -> None:

@@ -14,9 +14,9 @@ import struct
 import zlib
 
 import pytest
-from server_process import report_document
 
 from keys.age import decrypt, parse_identity_file
+from support.server_process import report_document
 
 SUBMIT_LABEL = {"en": "Send encrypted report", "ar": "أرسل البلاغ مشفَّرًا",
                 "fr": "Envoyer le signalement chiffré"}
@@ -180,9 +180,8 @@ def test_control_english_form_is_left_to_right(server, page) -> None:
 
 
 def test_too_large_upload_shows_the_translated_413_page(tmp_path, browser) -> None:
-    from server_process import ServerProcess, free_port
-
     from intake_server.install import init_demo
+    from support.server_process import ServerProcess, free_port
 
     srv = ServerProcess(tmp_path, free_port())
     config = init_demo(srv.demo_dir, port=srv.port)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 
-from checkback_helpers import files_of, followups, reply_file, reply_recipients, store_reply
-
 from keys.age import decrypt, parse_identity_file
+from support.checkback import files_of, followups, reply_file, reply_recipients, store_reply
 
 DESK_AR = "مكتب الفرز في التحالف (تجريبي)"
 

@@ -14,7 +14,9 @@ import secrets
 import subprocess
 
 import aiohttp
-from checkback_helpers import (
+from test_canary import encodings, search
+
+from support.checkback import (
     codename_from,
     files_of,
     followups,
@@ -22,8 +24,7 @@ from checkback_helpers import (
     reply_recipients,
     store_reply,
 )
-from server_process import CSRF_RE
-from test_canary import encodings, search
+from support.server_process import CSRF_RE
 
 
 async def test_reply_and_followup_canary_is_found_nowhere(server, age_binary) -> None:

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import aiohttp
-from checkback_helpers import codename_from
-from server_process import CSRF_RE
 
 from keys.codename import generate_codename
+from support.checkback import codename_from
+from support.server_process import CSRF_RE
 
 FLOOD = 500
 CONCURRENCY = 50

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from staff_helpers import Site, ack_bundle, make_site, submit
 
 from intake_server.config import Config
 from intake_server.staff import create_staff_app
@@ -29,6 +28,7 @@ from journalist_client.online.fetch import DEFAULT_MAX_BUNDLE_BYTES, fetch
 from journalist_client.online.push import push
 from keys.age import decrypt
 from keys.bundle import open_bundle
+from support.staff import Site, ack_bundle, make_site, submit
 
 
 @pytest.fixture

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from server_process import CSRF_RE, free_port
 
 from intake_server.install import init_install
 from keys.age import decrypt
 from keys.codename import derive_source
 from keys.identity import generate_desk
 from keys.keyring import Keyring
+from support.server_process import CSRF_RE, free_port
 
 BIN = Path(sys.executable).parent
 PASSPHRASE = "correct horse battery staple for the demo desk"  # noqa: S105 - test desk

@@ -97,38 +97,6 @@ def test_every_triage_command_runs_with_sockets_disabled(
         socket.socket()
 
 
-_RAW_FS_CALLS = {"unlink", "remove", "rename", "link", "chmod", "mkdir", "makedirs",
-                 "write_bytes", "write_text", "mkstemp", "mkdtemp", "rmtree", "symlink"}
-
-
-# draft.py makes the reply draft an editor writes into (in /dev/shm); online/fetch.py
-# appends to its resumable partial download (a keys.fs writer cannot reopen a file to
-# append) and renames it into place once verified. Everything else goes through keys.fs.
-FS_EXEMPT = {PACKAGE / "draft.py", ONLINE / "fetch.py"}
-
-
-@pytest.mark.parametrize("path", [p for p in sorted(PACKAGE.rglob("*.py")) if p not in FS_EXEMPT],
-                         ids=lambda p: p.name)
-def test_file_system_changes_go_through_fs(path: Path) -> None:
-    """STYLE.md principle 8: creating, replacing and removing files is done in keys.fs."""
-    offenders = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        if name in _RAW_FS_CALLS:
-            offenders.append(f"line {node.lineno}: {name}()")
-        if isinstance(func, ast.Attribute) and name == "open" and \
-                getattr(func.value, "id", "") == "os":
-            offenders.append(f"line {node.lineno}: os.open()")
-        if name == "open" and len(node.args) > 1:
-            mode = node.args[1]
-            if isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+"):
-                offenders.append(f"line {node.lineno}: open(..., {mode.value!r})")
-    assert not offenders, offenders
-
-
 def test_the_cli_refuses_core_dumps() -> None:
     code = ("import resource, journalist_client.cli as c; c._no_core_dumps(); "
             "print(resource.getrlimit(resource.RLIMIT_CORE))")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from staff_helpers import DESKS, Site, make_site  # noqa: E402
-
-from intake_server.staff import create_staff_app  # noqa: E402
-from intake_server.staff.app import STAFF_STORE  # noqa: E402
+from intake_server.staff import create_staff_app
+from intake_server.staff.app import STAFF_STORE
+from support.staff import DESKS, Site, make_site
 
 
 @pytest.fixture

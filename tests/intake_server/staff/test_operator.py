@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from staff_helpers import DESKS, Site, ack_bundle, make_site, submit
 
 from intake_server.__main__ import main
 from intake_server.install import init_install
@@ -17,6 +16,7 @@ from intake_server.storage import Storage
 from keys.bundle import open_bundle
 from keys.keyring import Keyring
 from keys.signing import SigningKey
+from support.staff import DESKS, Site, ack_bundle, make_site, submit
 
 
 @pytest.fixture

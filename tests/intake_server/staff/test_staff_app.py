@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from staff_helpers import (
+
+from intake_server.staff.app import STAFF_STORE
+from intake_server.storage import new_id, utc_today
+from keys import fs
+from keys.age import X25519Identity, decrypt, encrypt
+from keys.keyring import Keyring
+from keys.request_auth import sign_request
+from keys.signing import SigningKey
+from support.staff import (
     DESKS,
     Site,
     ack_bundle,
@@ -25,14 +33,6 @@ from staff_helpers import (
     signed,
     submit,
 )
-
-from intake_server.staff.app import STAFF_STORE
-from intake_server.storage import new_id, utc_today
-from keys import fs
-from keys.age import X25519Identity, decrypt, encrypt
-from keys.keyring import Keyring
-from keys.request_auth import sign_request
-from keys.signing import SigningKey
 
 
 async def test_export_to_two_desks_then_acks_delete_only_when_both_have_imported(

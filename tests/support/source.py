@@ -20,7 +20,7 @@ async def submit_report(client: Any, lang: str = "en", desks: tuple[str, ...] = 
                         files: tuple[tuple[str, bytes], ...] = (),
                         description: str = "my phone") -> str:
     """Send a first report through the form; returns the codename shown."""
-    from intake_helpers import form, get_csrf
+    from support.intake import form, get_csrf
 
     csrf = await get_csrf(client, lang)
     fields = [("csrf", csrf), ("category", "spyware"), ("description", description)]

@@ -12,11 +12,11 @@ import re
 import sqlite3
 from pathlib import Path
 
-from intake_server import _fs
 from intake_server.config import Config
 from intake_server.install import CONFIG_NAME
 from intake_server.staff.store import StaffStore
 from intake_server.storage import Storage
+from keys import fs
 from keys.age import encrypt, parse_identity_file, parse_recipient
 
 CODENAME_RE = re.compile(r'<p class="codename"[^>]*>(.*?)</p>', re.DOTALL)
@@ -42,7 +42,7 @@ def store_reply(demo_dir: Path, reply_recipient: str, desk: str, body: str) -> s
                                desk_identity[0].recipient()])
 
     def write(path: Path) -> None:
-        with _fs.safe_create_exclusive(path.parent, path.name) as f:
+        with fs.create_exclusive(path.parent, path.name) as f:
             f.write(ciphertext)
 
     storage = Storage(config)

@@ -1,0 +1,9 @@
+"""Builders and helpers shared by the tests (pytest puts tests/ on the import path).
+
+- ``support.intake``: a fresh server install (two desks, keyring, config), forms, CSRF.
+- ``support.source``: the source's check-back path (submit, log in, read a reply).
+- ``support.staff``: a staff site over the same install, signed requests, bundles.
+- ``support.server_process``: the real ``intake-server demo`` process on 127.0.0.1.
+- ``support.checkback``: replies stored beside a running demo, as an operator would.
+- ``support.deploy``: the deploy guide's files and commands.
+"""
