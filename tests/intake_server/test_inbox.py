@@ -22,7 +22,7 @@ from intake_server.state import REPLIES, SESSIONS, STORAGE
 from journalist_client.schema import parse_document
 from keys.age import X25519Identity, decrypt, encrypt
 from keys.codename import derive_source, generate_codename
-from support.intake import LANGS, form, make_install
+from support.intake import LANGS, assert_security_headers, form, make_install
 from support.source import (
     login,
     login_csrf,
@@ -442,8 +442,6 @@ async def test_old_data_dir_gains_sources_and_types(install: Any) -> None:
 
 @pytest.mark.parametrize("lang", LANGS)
 async def test_source_pages_send_security_headers_and_no_script(client: Any, lang: str) -> None:
-    from test_pages import assert_security_headers
-
     codename = await submit_report(client, lang)
     responses = [await client.get(f"/{lang}/inbox", allow_redirects=False),
                  await client.get(f"/{lang}/login")]

@@ -6,23 +6,7 @@ import re
 
 import pytest
 
-from intake_server.protocol_errors import SECURITY_HEADERS
-from support.intake import LANGS
-
-EXPECTED_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                "frame-ancestors 'none'; base-uri 'none'")
-
-
-def assert_security_headers(resp) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        assert resp.headers.get(name) == value, name
-    assert resp.headers["Content-Security-Policy"] == EXPECTED_CSP
-    assert resp.headers["Referrer-Policy"] == "no-referrer"
-    assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["X-Frame-Options"] == "DENY"
-    assert resp.headers["Cache-Control"] == "no-store"
-    assert "Server" not in resp.headers
-    assert "Date" not in resp.headers  # the clock, to the second: see protocol_errors.py
+from support.intake import LANGS, assert_security_headers
 
 
 async def test_language_choice_offers_all_three(client) -> None:

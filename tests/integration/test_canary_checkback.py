@@ -14,8 +14,8 @@ import secrets
 import subprocess
 
 import aiohttp
-from test_canary import encodings, search
 
+from support.canary import encodings, search
 from support.checkback import (
     codename_from,
     files_of,

@@ -15,11 +15,14 @@ from typing import Any
 import aiohttp
 
 from intake_server.config import Config
+from intake_server.protocol_errors import SECURITY_HEADERS
 from keys.age import X25519Identity
 from keys.keyring import Desk, Keyring
 from keys.signing import SigningKey
 
 LANGS = ("en", "ar", "fr")
+# The two desks every test install has; the staff tests (support.staff) use the same.
+DESKS = ("triage", "forensics")
 
 
 def cli_commands(parser: argparse.ArgumentParser,
@@ -39,6 +42,7 @@ class Install:
     root: Path
     config: Config
     identities: dict[str, X25519Identity]
+    signing: dict[str, SigningKey]  # the desks' signing keys (air-gapped side)
     keyring: Keyring
 
     @property
@@ -53,12 +57,14 @@ class Install:
 
 
 def make_install(root: Path, **overrides: Any) -> Install:
-    identities = {"triage": X25519Identity.generate(), "forensics": X25519Identity.generate()}
+    """A fresh server install under ``root``: the two desks' keys, the keyring and a
+    Config (not yet opened). ``overrides`` are Config fields."""
+    identities = {d: X25519Identity.generate() for d in DESKS}
+    signing = {d: SigningKey.generate() for d in DESKS}
     desks = [
-        Desk.create(desk_id, {"en": f"{desk_id} desk", "ar": f"مكتب {desk_id}",
-                              "fr": f"bureau {desk_id}"},
-                    str(ident.recipient()), str(SigningKey.generate().verify_key))
-        for desk_id, ident in identities.items()
+        Desk.create(d, {"en": f"{d} desk", "ar": f"مكتب {d}", "fr": f"bureau {d}"},
+                    str(identities[d].recipient()), str(signing[d].verify_key))
+        for d in DESKS
     ]
     keyring = Keyring(desks)
     keyring_path = root / "keyring.json"
@@ -68,7 +74,7 @@ def make_install(root: Path, **overrides: Any) -> Install:
     overrides.setdefault("codename_reserve", 0)
     config = Config(data_dir=root / "data", keyring=keyring_path, default_desk="triage",
                     **overrides)
-    return Install(root, config, identities, keyring)
+    return Install(root, config, identities, signing, keyring)
 
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
@@ -117,3 +123,19 @@ def assert_nothing_stored(inst: Install) -> None:
     with sqlite3.connect(inst.config.db_path) as conn:
         for table in ("submissions", "files", "submission_desks"):
             assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0  # noqa: S608
+
+
+EXPECTED_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                "frame-ancestors 'none'; base-uri 'none'")
+
+
+def assert_security_headers(resp) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert resp.headers.get(name) == value, name
+    assert resp.headers["Content-Security-Policy"] == EXPECTED_CSP
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert "Server" not in resp.headers
+    assert "Date" not in resp.headers  # the clock, to the second: see protocol_errors.py

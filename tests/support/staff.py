@@ -15,11 +15,9 @@ from intake_server.config import Config
 from intake_server.storage import Storage, new_id
 from keys.age import X25519Identity, decrypt
 from keys.bundle import open_bundle, write_bundle
-from keys.keyring import Desk, Keyring
 from keys.request_auth import sign_request
 from keys.signing import SigningKey
-
-DESKS = ("triage", "forensics")
+from support.intake import DESKS, make_install
 
 
 @dataclass
@@ -33,27 +31,15 @@ class Site:
 
 
 def make_site(tmp_path: Path) -> Site:
-    identities = {d: X25519Identity.generate() for d in DESKS}
-    signing = {d: SigningKey.generate() for d in DESKS}
-    keyring = Keyring(
-        [
-            Desk.create(
-                d,
-                {"en": d, "ar": d, "fr": d},
-                str(identities[d].recipient()),
-                str(signing[d].verify_key),
-            )
-            for d in DESKS
-        ]
-    )
-    (tmp_path / "keyring.json").write_bytes(keyring.to_json())
-    config = Config(data_dir=tmp_path / "data", keyring=tmp_path / "keyring.json")
-    storage = Storage(config)
+    """The staff side of a fresh install (support.intake.make_install): its storage
+    opened, a transfer credential per desk and the server's signing key."""
+    install = make_install(tmp_path)
+    storage = Storage(install.config)
     storage.open()
     return Site(
-        config,
-        identities,
-        signing,
+        install.config,
+        install.identities,
+        install.signing,
         {d: SigningKey.generate() for d in DESKS},
         SigningKey.generate(),
         storage,

@@ -1,0 +1,42 @@
+"""A canary's every plausible encoding, and a search for them under a directory.
+
+Used by the tests that prove no plaintext reaches the server's disk, temp files or output
+(tests/integration/test_canary.py and test_canary_checkback.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import urllib.parse
+from pathlib import Path
+
+
+def encodings(canary: str) -> dict[str, bytes]:
+    raw = canary.encode("utf-8")
+    forms = {
+        "utf-8": raw,
+        "utf-16-le": canary.encode("utf-16-le"),
+        "utf-16-be": canary.encode("utf-16-be"),
+        "hex": raw.hex().encode(),
+        "HEX": raw.hex().upper().encode(),
+        "url": urllib.parse.quote(canary).encode(),
+        "url-plus": urllib.parse.quote_plus(canary).encode(),
+        "rot13": codecs.encode(canary, "rot13").encode(),
+    }
+    for shift in range(3):
+        # base64 of the canary at each alignment; drop the edge characters that
+        # depend on the neighbouring bytes.
+        enc = base64.b64encode(b"\x00" * shift + raw)
+        forms[f"base64+{shift}"] = enc[4:-4]
+        forms[f"base64url+{shift}"] = base64.urlsafe_b64encode(b"\x00" * shift + raw)[4:-4]
+    return forms
+
+
+def search(root: Path, needles: dict[str, bytes]) -> list[str]:
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            blob = path.read_bytes()
+            hits += [f"{path} ({name})" for name, n in needles.items() if n in blob]
+    return hits
