@@ -72,6 +72,8 @@ def _open(args: argparse.Namespace) -> vault.Vault:
         raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
     v = vault.unlock(args.vault, _read_passphrase(args), user=args.user)
     _OPENED.append(v)
+    if triage.refresh_search_index(v):
+        v.save()
     return v
 
 

@@ -23,6 +23,13 @@ The rules (docs/search.md has them with examples):
   word that carries the article (ال، وال، بال، لل …) is searched without it; a query
   word without the article is searched as written, so searching وزير never finds a
   document that only says زير, while searching ناشطون finds والناشطون.
+* Attached pronouns, a light stem: an Arabic word ending in ـي ـك ـه ـها ـنا ـني ـكم ـكن
+  ـهم ـهن ـكما ـهما also has a *stem* form without it, if at least four letters remain
+  (هاتفي → هاتف, رسالتي → رسالت and رساله, since ة is written ت before a pronoun); a
+  final ة is never taken for the pronoun ه. Stems are indexed apart (marked), so a
+  search lists the items where a word matched as written first, then those where only
+  a stem matched. The four-letter floor keeps صحفي (journalist) from becoming صحف
+  (newspapers).
 
 The index lives in the in-memory vault database, never on disk in the clear.
 """
@@ -40,6 +47,7 @@ from typing import Final
 from journalist_client.display import inert
 
 __all__ = [
+    "INDEX_RULES",
     "MAX_QUERY_WORDS",
     "Query",
     "SearchError",
@@ -94,6 +102,16 @@ _ARTICLE_PREFIXES: Final = tuple(
 )
 _PARTICLE_PREFIXES: Final = ("و", "ف", "ب", "ك", "ل", "وب", "فب", "ول", "فل", "وك", "فك")
 _MIN_STEM: Final = 3
+# Attached pronouns, longest first. ـه is also how a folded ة ends: see _light_stems.
+_PRONOUN_SUFFIXES: Final = ("كما", "هما", "كم", "كن", "هم", "هن", "ها", "نا", "ني", "ي", "ك", "ه")
+_MIN_LIGHT_STEM: Final = 4
+# Stem forms are indexed with this private-use mark in front: FTS5's unicode61 tokenizer
+# keeps private-use characters inside tokens, and no word of a document or a query can
+# contain one (they are not letters), so a stem never collides with a word as written.
+_STEM_MARK: Final = "\ue000"
+_TA_MARBUTA_ENDINGS: Final = frozenset("\u0629\u06c0")
+# Bumped whenever the index forms change: an index built under other rules is rebuilt.
+INDEX_RULES: Final = "2"
 # French elision in a query (l'état, d'un, qu'il): the elided word is not searched for.
 _ELISION_RE: Final = re.compile(r"(?<![^\W_])(?:[ldjmnstc]|qu)['’](?=[^\W_])", re.IGNORECASE)
 MAX_QUERY_WORDS: Final = 16
@@ -142,13 +160,48 @@ def _strip_forms(token: str) -> set[str]:
     return forms
 
 
+def _ends_in_ta_marbuta(word: str) -> bool:
+    """Whether the word as written ends in ة (before any marks): folded, it ends in ه
+    like the pronoun, but it is part of the word (مدرسة is not مدرس + ه)."""
+    letters = [c for c in word if not unicodedata.combining(c) and c != "\u0640"]
+    return bool(letters) and letters[-1] in _TA_MARBUTA_ENDINGS
+
+
+def _light_stems(form: str, *, ta_marbuta: bool) -> set[str]:
+    """The light stems of one folded Arabic form: the form itself, and without an attached
+    pronoun if at least four letters remain (ت before it also read as ة, folded ه)."""
+    if len(form) < _MIN_LIGHT_STEM or not _ARABIC_LETTER.match(form):
+        return set()
+    stems = {form}
+    for suffix in _PRONOUN_SUFFIXES:
+        if suffix == "ه" and ta_marbuta:
+            continue
+        if form.endswith(suffix) and len(form) - len(suffix) >= _MIN_LIGHT_STEM:
+            stem = form[: -len(suffix)]
+            stems.add(stem)
+            if stem.endswith("ت"):
+                stems.add(stem[:-1] + "ه")
+            break
+    return stems
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def document_forms(word: str) -> frozenset[str]:
-    """Every index form of one document word (cached: real text repeats its words)."""
+    """Every form of one document word as written (cached: real text repeats its words)."""
     forms: set[str] = set()
     for token in _folded_tokens(word):
         forms |= _strip_forms(token)
     return frozenset(forms)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def document_stems(word: str) -> frozenset[str]:
+    """The light stems of one document word (unmarked), for its forms as written."""
+    ta_marbuta = _ends_in_ta_marbuta(word)
+    stems: set[str] = set()
+    for form in document_forms(word):
+        stems |= _light_stems(form, ta_marbuta=ta_marbuta)
+    return frozenset(stems)
 
 
 def _query_form(token: str) -> str:
@@ -160,12 +213,15 @@ def _query_form(token: str) -> str:
 
 
 def index_text(texts: Iterable[str]) -> str:
-    """The FTS5 body for a set of texts: each distinct form once, space-separated."""
+    """The FTS5 body for a set of texts: each distinct form once, then each distinct
+    light stem once (marked), space-separated."""
     seen: dict[str, None] = {}
     for text in texts:
         for word in words(text):
             for form in document_forms(word):
                 seen.setdefault(form, None)
+            for stem in document_stems(word):
+                seen.setdefault(_STEM_MARK + stem, None)
     return " ".join(seen)
 
 
@@ -173,26 +229,39 @@ def index_text(texts: Iterable[str]) -> str:
 class Term:
     forms: frozenset[str]
     prefix: bool
+    # Light stems of the forms (empty for a prefix search or a non-Arabic word).
+    stems: frozenset[str] = frozenset()
 
-    def matches(self, word: str) -> bool:
+    def matches_as_written(self, word: str) -> bool:
         doc = document_forms(word)
         if self.prefix:
             return any(d.startswith(f) for d in doc for f in self.forms)
         return not self.forms.isdisjoint(doc)
+
+    def matches(self, word: str) -> bool:
+        """As written, or through a light stem."""
+        return self.matches_as_written(word) or not self.stems.isdisjoint(document_stems(word))
+
+    def _fts(self, *, stems: bool) -> str:
+        star = "*" if self.prefix else ""
+        alts = [f'"{f}"{star}' for f in sorted(self.forms)]
+        if stems:
+            alts += [f'"{_STEM_MARK}{s}"' for s in sorted(self.stems)]
+        return "(" + " OR ".join(alts) + ")"
 
 
 @dataclass(frozen=True)
 class Query:
     terms: tuple[Term, ...]
 
-    def fts(self) -> str:
-        """The FTS5 MATCH expression. Every form is quoted: user text is never syntax."""
-        parts = []
-        for term in self.terms:
-            star = "*" if term.prefix else ""
-            alts = " OR ".join(f'"{f}"{star}' for f in sorted(term.forms))
-            parts.append(f"({alts})")
-        return " AND ".join(parts)
+    def fts(self, *, stems: bool = False) -> str:
+        """The FTS5 MATCH expression: every word as written, or (``stems``) also through a
+        light stem. Every form is quoted: user text is never syntax."""
+        return " AND ".join(term._fts(stems=stems) for term in self.terms)
+
+    @property
+    def has_stems(self) -> bool:
+        return any(term.stems for term in self.terms)
 
     def matches(self, word: str) -> bool:
         return any(t.matches(word) for t in self.terms)
@@ -207,9 +276,14 @@ def parse_query(text: str) -> Query:
             continue
         prefix = raw.endswith("*")
         for word in words(raw):
+            ta_marbuta = _ends_in_ta_marbuta(word)
             forms = frozenset(_query_form(t) for t in _folded_tokens(word))
             if forms:
-                terms.append(Term(forms, prefix))
+                stems: set[str] = set()
+                if not prefix:
+                    for form in forms:
+                        stems |= _light_stems(form, ta_marbuta=ta_marbuta)
+                terms.append(Term(forms, prefix, frozenset(stems)))
     if not terms:
         raise SearchError("nothing to search for: type at least one word")
     if len(terms) > MAX_QUERY_WORDS:
@@ -247,9 +321,13 @@ def raw_snippet(fields: Sequence[tuple[str, str]], query: Query, *, context: int
 
 
 def search_rowids(conn: sqlite3.Connection, query: Query, limit: int) -> list[int]:
-    """Matching item rowids, newest first (FTS5 walks rowids in order, so this stops early)."""
-    rows = conn.execute(
-        "SELECT rowid FROM search WHERE search MATCH ? ORDER BY rowid DESC LIMIT ?",
-        (query.fts(), limit),
-    ).fetchall()
-    return [r[0] for r in rows]
+    """Matching item rowids: those where every word matched as written, newest first,
+    then those where some word matched only through a light stem, newest first (FTS5
+    walks rowids in order, so each pass stops early)."""
+    sql = "SELECT rowid FROM search WHERE search MATCH ? ORDER BY rowid DESC LIMIT ?"
+    exact = [r[0] for r in conn.execute(sql, (query.fts(), limit))]
+    if not query.has_stems or len(exact) >= limit:
+        return exact
+    seen = set(exact)
+    loose = conn.execute(sql, (query.fts(stems=True), limit + len(exact)))
+    return (exact + [r[0] for r in loose if r[0] not in seen])[:limit]

@@ -34,7 +34,7 @@ from journalist_client.records import (
     ThreadEntry,
 )
 from journalist_client.taxonomy import CATEGORY_CODES, SEVERITIES, STATUSES
-from journalist_client.vault import Vault, now
+from journalist_client.vault import SEARCH_RULES_KEY, Vault, now
 from keys import ids
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "history",
     "item_fields",
     "list_items",
+    "refresh_search_index",
     "reindex_item",
     "run_search",
     "set_fields",
@@ -118,6 +119,17 @@ def reindex_item(conn: sqlite3.Connection, item: dict[str, Any]) -> None:
     body = search.index_text(text for _, text in item_fields(item, conn))
     conn.execute("DELETE FROM search WHERE rowid = ?", (item["n"],))
     conn.execute("INSERT INTO search (rowid, body) VALUES (?, ?)", (item["n"], body))
+
+
+def refresh_search_index(vault: Vault) -> bool:
+    """Rebuild the search index if a client with other index rules built it (the rules
+    are journalist_client.search's); whether it did. Run right after unlocking."""
+    if vault.meta(SEARCH_RULES_KEY) == search.INDEX_RULES:
+        return False
+    for row in vault.conn.execute("SELECT * FROM items").fetchall():
+        reindex_item(vault.conn, _row(vault.conn, row))
+    vault.set_meta(SEARCH_RULES_KEY, search.INDEX_RULES)
+    return True
 
 
 def case_of(vault: Vault, item: dict[str, Any]) -> dict[str, Any] | None:

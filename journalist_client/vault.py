@@ -44,6 +44,7 @@ from typing import Any, BinaryIO, Final
 
 import sqlite_utils
 
+from journalist_client import search
 from keys import fs
 from keys.age import AgeError, Encryptor, decrypt, parse_recipient
 from keys.identity import DeskError, DeskKeys, generate_desk, load_desk
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 FORMAT: Final = "amana-vault"
+# Which index rules (journalist_client.search.INDEX_RULES) built the search index.
+SEARCH_RULES_KEY: Final = "search_rules"
 VERSION: Final = 1
 MAGIC: Final = b"AMANA-VAULT-V1\n"
 END: Final = b"AMANA-VAULT-END\n"
@@ -378,6 +381,8 @@ def create_vault(
     vault.set_meta("created", today())
     vault.set_meta("keyring", keyring.to_json().decode("utf-8"))
     vault.set_meta("user", vault.user)
+    # The search index is empty and will be built under today's rules.
+    vault.set_meta(SEARCH_RULES_KEY, search.INDEX_RULES)
     if server_vk is not None:
         vault.set_meta("server_key", str(server_vk))
     vault.save()

@@ -166,3 +166,31 @@ def test_snippet_shows_the_original_words_inert() -> None:
     assert "[الإمارات]" in snip
     assert "\x1b" not in snip
     assert "\\x1b" in snip
+
+
+def test_words_as_written_come_before_light_stems() -> None:
+    # Newest first within each group, and every "as written" match before any stem-only
+    # one, even an older one.
+    docs = ("الهاتف مخترق", "اخترقوا هاتفي", "فتشوا هاتفها", "هاتف جديد")
+    assert _matches("هاتف", *docs) == [1, 2, 3, 4]
+    conn = _new_database()
+    for n, doc in enumerate(docs, start=1):
+        conn.execute("INSERT INTO search (rowid, body) VALUES (?, ?)",
+                     (n, search.index_text([doc])))
+    assert search.search_rowids(conn, search.parse_query("هاتف"), 10) == [4, 1, 3, 2]
+    # The limit counts both groups.
+    assert search.search_rowids(conn, search.parse_query("هاتف"), 3) == [4, 1, 3]
+
+
+def test_a_stem_is_highlighted_in_the_snippet() -> None:
+    q = search.parse_query("هاتف")
+    assert search.raw_snippet([("description", "اخترقوا هاتفي أمس")], q) == \
+        "description: اخترقوا [هاتفي] أمس"
+
+
+def test_stems_never_meet_words_as_written() -> None:
+    # The stem of هاتفي is indexed marked: a document that says هاتفي holds no plain هاتف.
+    body = search.index_text(["هاتفي"]).split()
+    assert "هاتف" not in body
+    assert "هاتفي" in body
+    assert any(token.endswith("هاتف") and token != "هاتف" for token in body)

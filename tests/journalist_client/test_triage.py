@@ -111,3 +111,16 @@ def test_ten_megabyte_report_is_refused_before_decryption(desk_vault: Vault,
     it = server.item(raw)
     result = import_bundle(desk_vault, server.bundle([it]), progress=False)
     assert "larger than 1048576 bytes" in result.quarantined[0][1]
+
+
+def test_an_index_built_under_older_rules_is_rebuilt(desk_vault: Vault, server: Server) -> None:
+    [rid] = _import(desk_vault, server, report_doc(description="اخترقوا هاتفي"))
+    assert [h.id for h in triage.run_search(desk_vault, "هاتف")] == [rid]
+    assert not triage.refresh_search_index(desk_vault)  # built under today's rules
+    # As a vault from before light stems: no rules recorded, no stem in the index.
+    desk_vault.conn.execute("DELETE FROM meta WHERE key = 'search_rules'")
+    desk_vault.conn.execute("UPDATE search SET body = 'اخترقوا هاتفي'")
+    assert triage.run_search(desk_vault, "هاتف") == []
+    assert triage.refresh_search_index(desk_vault)
+    assert [h.id for h in triage.run_search(desk_vault, "هاتف")] == [rid]
+    assert desk_vault.is_changed  # the caller saves the rebuilt index
