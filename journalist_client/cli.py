@@ -33,6 +33,8 @@ __all__ = ["CLIError", "main", "parser"]
 
 PROG: Final = "journalist-client"
 MAX_PASSPHRASE_FILE: Final = 4096
+# Tries at a terminal before a wrong vault passphrase ends the command.
+PASSPHRASE_TRIES: Final = 3
 
 
 # Vaults unlocked by the running command, closed (and unlocked for others) when it ends.
@@ -70,7 +72,15 @@ def _positive(text: str) -> int:
 def _open(args: argparse.Namespace) -> vault.Vault:
     if not args.vault:
         raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
-    v = vault.unlock(args.vault, _read_passphrase(args), user=args.user)
+    for attempt in range(1, PASSPHRASE_TRIES + 1):
+        try:
+            v = vault.unlock(args.vault, _read_passphrase(args), user=args.user)
+            break
+        except vault.WrongVaultPassphrase:
+            # At a terminal a typo deserves another go; a passphrase file will not change.
+            if args.passphrase_file or attempt == PASSPHRASE_TRIES:
+                raise
+            print("Wrong passphrase, try again.", file=sys.stderr)
     _OPENED.append(v)
     if triage.refresh_search_index(v):
         v.save()

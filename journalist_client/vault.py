@@ -47,7 +47,7 @@ import sqlite_utils
 from journalist_client import search
 from keys import fs
 from keys.age import AgeError, Encryptor, decrypt, parse_recipient
-from keys.identity import DeskError, DeskKeys, generate_desk, load_desk
+from keys.identity import DeskError, DeskKeys, WrongPassphrase, generate_desk, load_desk
 from keys.keyring import Keyring, KeyringError
 from keys.signing import CONTEXT_VAULT, BadSignature, KeyFormatError, VerifyKey
 
@@ -55,6 +55,7 @@ __all__ = [
     "SCRYPT_WORK_FACTOR",
     "Vault",
     "VaultError",
+    "WrongVaultPassphrase",
     "create_vault",
     "now",
     "today",
@@ -80,6 +81,10 @@ _MAX_META: Final = 4096
 
 class VaultError(Exception):
     """The vault cannot be created, unlocked or saved; the message says what to do."""
+
+
+class WrongVaultPassphrase(VaultError):
+    """The passphrase does not open the vault's keys (worth another try at a terminal)."""
 
 
 def now() -> str:
@@ -290,9 +295,12 @@ def _take_lock(root: Path) -> int:
     return fd
 
 
-def _load_keys(keys_dir: Path, passphrase: str) -> DeskKeys:
+def _load_keys(keys_dir: Path, passphrase: str, *, what: str) -> DeskKeys:
     try:
         return load_desk(keys_dir, passphrase)
+    except WrongPassphrase:
+        # The key file's name means nothing to a triager; say what did not open.
+        raise WrongVaultPassphrase(f"wrong passphrase for {what}") from None
     except DeskError as e:
         raise VaultError(str(e)) from None
 
@@ -343,7 +351,7 @@ def create_vault(
             raise VaultError(f"server key: {e}") from None
     if import_keys is not None:
         # Check the keys open with this passphrase before copying anything.
-        keys = _load_keys(Path(import_keys), passphrase)
+        keys = _load_keys(Path(import_keys), passphrase, what=f"the desk keys in {import_keys}")
 
     try:
         fs.private_dir(root)
@@ -359,7 +367,7 @@ def create_vault(
                           root / "keys", passphrase, work_factor=SCRYPT_WORK_FACTOR)
     except (DeskError, fs.FsError, NotADirectoryError, OSError) as e:
         raise VaultError(str(e)) from None
-    keys = _load_keys(root / "keys", passphrase)
+    keys = _load_keys(root / "keys", passphrase, what="this vault")
 
     desk = keys.desk
     if keyring is None:
@@ -405,7 +413,7 @@ def unlock(path: str | os.PathLike[str], passphrase: str, *, user: str | None = 
 
 def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
             lock: int) -> Vault:
-    keys = _load_keys(root / "keys", passphrase)
+    keys = _load_keys(root / "keys", passphrase, what="this vault")
     if keys.desk.id != meta.get("desk"):
         raise VaultError(f"{META_FILE} names desk {meta.get('desk')!r} but the keys are "
                          f"{keys.desk.id!r}")

@@ -48,6 +48,7 @@ __all__ = [
     "SIGNING_FILE",
     "DeskError",
     "DeskKeys",
+    "WrongPassphrase",
     "generate_desk",
     "load_desk",
     "read_identities",
@@ -66,6 +67,10 @@ _SCRYPT_WORK_FACTOR: Final = 18  # what `age -p` uses
 
 class DeskError(Exception):
     """The desk directory cannot be created or opened."""
+
+
+class WrongPassphrase(DeskError):
+    """A key file did not open with the passphrase given (the one failure worth a retry)."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -155,7 +160,9 @@ def _unlock(path: Path, passphrase: str) -> str:
     try:
         plain = decrypt(_read_small(path), [ScryptIdentity(passphrase)])
     except NoMatchError:
-        raise DeskError(f"{path.name}: wrong passphrase (or not passphrase-encrypted)") from None
+        raise WrongPassphrase(
+            f"{path.name}: wrong passphrase (or not passphrase-encrypted)"
+        ) from None
     except AgeError as e:
         raise DeskError(f"{path.name}: {e}") from None
     try:

@@ -276,3 +276,56 @@ def test_refer_with_a_damaged_attachment_queues_nothing(run: Run, server: Server
     assert "The outbox is empty." in run("outbox")[1]
     assert not list((vault_dir / "outbox").iterdir())
     assert "status: new" in run("show", it.id)[1]
+
+
+def _at_a_terminal(argv: list[str], answers: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run the real journalist-client with a pseudo-terminal as its controlling terminal
+    (getpass reads /dev/tty), answering each passphrase prompt in turn."""
+    import fcntl
+    import os
+    import pty
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    main_fd, tty_fd = pty.openpty()
+
+    def own_the_tty() -> None:  # runs in the child, after setsid (start_new_session)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-m", "journalist_client.cli", *argv],
+                            stdin=tty_fd, stdout=tty_fd, stderr=tty_fd,
+                            start_new_session=True, preexec_fn=own_the_tty)
+    os.close(tty_fd)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    pending = list(answers)
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if pending and seen.rstrip().endswith(b"passphrase:"):
+            os.write(main_fd, pending.pop(0).encode() + b"\n")
+            seen += b"<answered>"
+    os.close(main_fd)
+    return proc.wait(timeout=timeout), seen.decode("utf-8", "replace")
+
+
+def test_a_wrong_passphrase_at_a_terminal_gets_two_more_tries(vault_dir: Path,
+                                                               desk_vault: Vault) -> None:
+    desk_vault.close()
+    code, screen = _at_a_terminal(["--vault", str(vault_dir), "list"],
+                                  ["not it at all", "still not it", PASSPHRASE])
+    assert code == 0, screen
+    assert screen.count("Wrong passphrase, try again.") == 2
+    assert "identity.age" not in screen
+    code, screen = _at_a_terminal(["--vault", str(vault_dir), "list"], ["no"] * 3)
+    assert code == 1
+    assert screen.count("Vault passphrase:") == 3
+    assert "wrong passphrase for this vault" in screen
+    assert "identity.age" not in screen
