@@ -360,7 +360,9 @@ def cmd_outbox(args: argparse.Namespace) -> None:
         return
     for e in entries:
         to = f"desk {e.to_desk}" if e.type == "referral" else "the source"
-        sent = f"  (sent in bundle {e.bundle_id[:12]})" if e.bundle_id else ""
+        # The air-gapped machine knows the item went into a bundle, not that the bundle
+        # was pushed: push runs on the transfer machine.
+        sent = f"  (in outbox bundle {e.bundle_id[:12]})" if e.bundle_id else ""
         _out(f"{_short(e.id)}  {e.type:8}  report {_short(e.item_id)} → {to}  "
              f"{e.at} by {inert(e.author)}{sent}")
 

@@ -53,6 +53,9 @@ __all__ = [
     "show_item",
 ]
 
+# What a triager calls a field (the column names are the store's).
+_FIELD_LABELS: Final = {"triage_category": "category"}
+
 MAX_NOTE_CHARS: Final = 64 * 1024
 _TAG_RE: Final = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,64}")
 _NAME_RE: Final = re.compile(r"[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]{1,64}")
@@ -191,7 +194,8 @@ def set_fields(
         vault.conn.execute(f"UPDATE items SET {column} = ? WHERE n = ?",  # noqa: S608 - fixed names
                            (value, item["n"]))
         _record(vault, item["id"], column, item[column], value)
-        changes.append(f"{column}: {item[column] or '-'} → {value or '-'}")
+        changes.append(f"{_FIELD_LABELS.get(column, column)}: {item[column] or '-'} → "
+                       f"{value or '-'}")
         item[column] = value
     for tag in tags:
         if not _TAG_RE.fullmatch(tag):

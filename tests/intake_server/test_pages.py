@@ -13,6 +13,8 @@ async def test_language_choice_offers_all_three(client) -> None:
     resp = await client.get("/")
     assert resp.status == 200
     html = await resp.text()
+    # The name once per spelling (English and French share one).
+    assert re.search(r"<title>(.*?)</title>", html).group(1) == "أمانة · Amana"
     for code in LANGS:
         assert f'href="/{code}/"' in html
     assert 'lang="ar" dir="rtl"' in html

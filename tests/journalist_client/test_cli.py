@@ -148,6 +148,11 @@ def test_reply_refer_and_outbox_bundle(run: Run, imported: dict[str, str], desks
     code, out, err = run("outbox", "bundle", "--out", str(bundle_path))
     assert code == 0, err
     assert "The outbox is empty." in run("outbox")[1]
+    # --all lists what went into a bundle, without claiming it was pushed: push runs on
+    # another machine.
+    listed = run("outbox", "--all")[1]
+    assert listed.count("(in outbox bundle ") == 3  # two replies and the referral
+    assert "sent" not in listed
     assert run("outbox", "bundle", "--out", str(tmp_path / "again"))[0] == 1
 
     b = open_bundle(bundle_path, {"triage": desk_vault.keys.signing_key.verify_key},

@@ -39,7 +39,7 @@ def test_set_records_history(desk_vault: Vault, server: Server) -> None:
                                 category="seized.border_checkpoint", assign="Rania K.",
                                 tags=["border"], untags=["absent"])
     assert changes == ["status: new → in-progress", "severity: - → S1",
-                       "triage_category: - → seized.border_checkpoint",
+                       "category: - → seized.border_checkpoint",
                        "assignee: - → Rania K.", "tag added: border"]
     triage.set_fields(desk_vault, rid, untags=["border"], assign="")
     fields = [(h.who, h.field, h.old, h.new) for h in triage.history(desk_vault, rid)]
