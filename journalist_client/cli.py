@@ -136,8 +136,8 @@ def cmd_import(args: argparse.Namespace) -> None:
         _out(f"  ack for the server: {r.ack_path}")
         if not r.checked:
             _warn(f"{path}: an export of index version 1 states nothing about what the "
-                  "server holds for this desk: whether anything was kept from this vault "
-                  "cannot be checked for it.")
+                  "server holds for this desk, so its continuity cannot be checked: "
+                  "whether the transfer machine kept anything from this vault is unknown.")
         if r.losses:
             _warn(_losses_line(r.losses, "this bundle says that "))
     if failed:
