@@ -140,10 +140,12 @@ def cmd_import(args: argparse.Namespace) -> None:
                   "whether the transfer machine kept anything from this vault is unknown.")
         if r.losses:
             _warn(_losses_line(r.losses, "this bundle says that "))
-    if failed:
-        raise CLIError(f"{failed} bundle(s) refused; see above")
     # Checked once every bundle given is in: bundles fetched in turn may come in any order.
     state = continuity.check(v)
+    if failed:
+        if state.missing:
+            print(f"error: {_missing_line(v.desk_id, state.missing)}", file=sys.stderr)
+        raise CLIError(f"{failed} bundle(s) refused; see above")
     if state.missing:
         raise CLIError(_missing_line(v.desk_id, state.missing))
 
