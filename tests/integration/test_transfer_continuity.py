@@ -51,6 +51,7 @@ class Desk:
         self.transfer = root / "transfer"
         self.usb = root / "usb"
         self.staff_url = f"http://127.0.0.1:{server.staff_port}"
+        self.said = ""
         config = server.demo_dir / "intake-server.toml"
         server_key = (server.demo_dir / "server-verify.key").read_text().split()[-1]
         keyring = str(server.demo_dir / "keyring.json")
@@ -68,8 +69,8 @@ class Desk:
     def fetch(self) -> list[Path]:
         """Fetch into a fresh directory; the bundles it kept."""
         out = self.usb / str(len(list(self.usb.glob("*"))) if self.usb.exists() else 0)
-        run("journalist-transfer", "fetch", "--dir", str(self.transfer), "--server",
-            self.staff_url, "--out", str(out), cwd=self.root)
+        self.said = run("journalist-transfer", "fetch", "--dir", str(self.transfer),
+                        "--server", self.staff_url, "--out", str(out), cwd=self.root).stdout
         return sorted(out.glob("export-*.bundle"))
 
     @property
@@ -133,6 +134,7 @@ def test_a_cursor_edited_to_skip_reports_raises_the_alarm(site) -> None:
     submit(server, "third report")
     desk.set_cursor("999999999")
     (statement,) = desk.fetch()  # nothing new after that cursor: the server says so, signed
+    assert desk.said.startswith("Nothing new for desk triage, but the server lists items")
     result = desk.import_([statement], ok=False)
     assert result.returncode == 1
     assert "2 item(s)" in result.stderr
