@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from journalist_client import attachments, importer, records, replies, triage, vault
+from journalist_client import attachments, continuity, importer, records, replies, triage, vault
 from journalist_client._cli import CLIError, Command, add_command, run_command
 from journalist_client.display import inert, inert_block
 from journalist_client.draft import ram_draft
@@ -146,8 +146,43 @@ def cmd_import(args: argparse.Namespace) -> None:
         for item_id, reason in r.quarantined:
             _out(f"  quarantined {_short(item_id)}: {inert(reason)}")
         _out(f"  ack for the server: {r.ack_path}")
+        if not r.checked:
+            _warn(f"{path}: an export of index version 1 states nothing about what the "
+                  "server holds for this desk, so its continuity cannot be checked: "
+                  "whether the transfer machine kept anything from this vault is unknown.")
+        if r.losses:
+            _warn(_losses_line(r.losses, "this bundle says that "))
+    # Checked once every bundle given is in: bundles fetched in turn may come in any order.
+    state = continuity.check(v)
     if failed:
+        if state.missing:
+            print(f"error: {_missing_line(v.desk_id, state.missing)}", file=sys.stderr)
         raise CLIError(f"{failed} bundle(s) refused; see above")
+    if state.missing:
+        raise CLIError(_missing_line(v.desk_id, state.missing))
+
+
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def _missing_line(desk: str, missing: Sequence[str]) -> str:
+    shown = ", ".join(_short(i) for i in missing[:5]) + (" …" if len(missing) > 5 else "")
+    return (f"ALARM: the server holds {len(missing)} item(s) for desk {desk} that never "
+            f"reached this vault ({shown}), although the transfer machine's cursor says "
+            "they were fetched. Import every export bundle fetched; if they still do not "
+            "arrive, the transfer machine or its cursor.json may have been tampered with: "
+            "tell the coalition, then delete cursor.json on a trusted transfer machine and "
+            "fetch again (the server keeps them until they are acknowledged or retention "
+            "deletes them).")
+
+
+def _losses_line(losses: Sequence[continuity.Loss], lead: str = "") -> str:
+    received = ", ".join(sorted({loss.received_day for loss in losses})[:5])
+    return (f"{lead}{len(losses)} item(s) for this desk were deleted on the server "
+            f"(retention, or its operator) before they ever reached this vault: received "
+            f"on {received}. Their content is lost; if exports were fetched regularly, the "
+            "transfer machine may have kept them from this desk.")
 
 
 def _severity(s: str) -> str:
@@ -163,6 +198,12 @@ def _print_json(value: object) -> None:
 
 def cmd_list(args: argparse.Namespace) -> None:
     v = _open(args)
+    # On stderr, so that --json stays one document; shown on every listing until settled.
+    state = continuity.check(v)
+    if state.missing:
+        print(_missing_line(v.desk_id, state.missing), file=sys.stderr)
+    if state.losses:
+        _warn(_losses_line(state.losses))
     rows = triage.list_items(v, triage.Filters(
         status=args.status, severity=args.severity, category=args.category,
         country=args.country, desk=args.desk, since=args.since, until=args.until,

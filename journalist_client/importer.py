@@ -12,7 +12,10 @@ Order of operations, each a gate for the next:
    age header must open with the desk identity.
 4. An item that fails any check is *quarantined*: its ciphertext moves to quarantine/ and
    the reason is recorded. Nothing is lost; a desk can retry once the cause is fixed.
-5. The vault is saved; only then is the ack bundle written, listing every item now held
+5. The server's signed statement (index.json version 2) is taken in: items it holds for
+   the desk before the export's cursor that never reached the vault, and items it deleted
+   before they did (journalist_client.continuity, ADR 0007).
+6. The vault is saved; only then is the ack bundle written, listing every item now held
    (imported, quarantined or already present), so the server never deletes ciphertext
    the desk does not durably have.
 
@@ -30,6 +33,7 @@ from typing import Any, Final
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from journalist_client import continuity
 from journalist_client.records import QuarantineEntry
 from journalist_client.schema import (
     MAX_ATTACHMENTS,
@@ -74,6 +78,10 @@ class ImportResult:
     already: list[str] = field(default_factory=list)
     ack_path: Path | None = None
     repeated_bundle: bool = False
+    # False for an index.json of version 1, which states nothing to check continuity by.
+    checked: bool = True
+    # Items the server deleted before they reached this vault, first told by this bundle.
+    losses: list[continuity.Loss] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,18 +108,25 @@ def age_failure(e: AgeError) -> str:
     return f"cannot be decrypted: {e}"
 
 
-def parse_index(raw: bytes, desk: str, names: list[str]) -> tuple[str, list[IndexItem]]:
-    """Validate index.json; return (cursor, items)."""
+# Version 1 (before 0007) states nothing about what the server holds; version 2 adds
+# the server's statement for the desk (journalist_client.continuity).
+_INDEX_V1: Final = frozenset({"format", "version", "desk", "cursor", "items"})
+_INDEX_V2: Final = _INDEX_V1 | {"after", "unacknowledged", "before_cursor",
+                                "deleted_unacknowledged"}
+
+
+def parse_index(raw: bytes, desk: str, names: list[str]
+                ) -> tuple[str, list[IndexItem], continuity.Statement | None]:
+    """Validate index.json; return (cursor, items, the server's statement or None)."""
     try:
         obj = parse_json(raw)
     except DocumentError as e:
         raise ImportRefused(f"index.json: {e}") from None
-    expected = {"format", "version", "desk", "cursor", "items"}
-    if not isinstance(obj, dict) or set(obj) != expected:
-        raise ImportRefused("index.json: must have exactly format, version, desk, cursor, items")
-    if obj["format"] != "amana-desk-export" or type(obj["version"]) is not int \
-            or obj["version"] != 1:
-        raise ImportRefused("index.json: not an amana-desk-export version 1")
+    if not isinstance(obj, dict) or obj.get("format") != "amana-desk-export" \
+            or type(obj.get("version")) is not int or obj["version"] not in (1, 2):
+        raise ImportRefused("index.json: not an amana-desk-export version 1 or 2")
+    if set(obj) != (_INDEX_V1 if obj["version"] == 1 else _INDEX_V2):
+        raise ImportRefused(f"index.json: wrong members for version {obj['version']}")
     if obj["desk"] != desk:
         shown = obj["desk"] if ids.is_desk_id(obj["desk"]) else "?"
         raise ImportRefused(f"this bundle is for desk {shown!r}, not {desk!r}: "
@@ -149,7 +164,11 @@ def parse_index(raw: bytes, desk: str, names: list[str]) -> tuple[str, list[Inde
             f"index.json and the bundle disagree: {len(carried - listed)} file(s) not listed, "
             f"{len(listed - carried)} listed file(s) missing"
         )
-    return obj["cursor"], items
+    try:
+        statement = continuity.parse_statement(obj) if obj["version"] == 2 else None
+    except continuity.StatementError as e:
+        raise ImportRefused(str(e)) from None
+    return obj["cursor"], items, statement
 
 
 def _known(vault: Vault, item_id: str) -> bool:
@@ -315,10 +334,11 @@ def _write_ack(vault: Vault, path: Path, ids: list[str]) -> None:
 
 
 def _import_items(vault: Vault, b: VerifiedBundle, result: ImportResult,
-                  progress: bool | None) -> tuple[str, list[IndexItem]]:
+                  progress: bool | None
+                  ) -> tuple[str, list[IndexItem], continuity.Statement | None]:
     if "index.json" not in b.names:
         raise ImportRefused("refused: the bundle has no index.json")
-    cursor, items = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
+    cursor, items, statement = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
                                 vault.desk_id, b.names)
     # disable=None: a progress bar on a terminal, none in a pipe or a log.
     for it in tqdm(items, desc="importing", unit="item", disable=progress is False or None,
@@ -332,7 +352,7 @@ def _import_items(vault: Vault, b: VerifiedBundle, result: ImportResult,
         except _Quarantine as q:
             _quarantine(vault, b, it, str(q))
             result.quarantined.append((it.id, str(q)))
-    return cursor, items
+    return cursor, items, statement
 
 
 def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = None,
@@ -361,15 +381,21 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
                 # Saved, then interrupted before the ack was written (or the ack was
                 # lost): write it again, it only lists what the vault already holds.
                 try:
-                    _, items = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
-                                           vault.desk_id, b.names)
+                    _, items, _ = parse_index(
+                        b.read("index.json", max_size=MAX_DOCUMENT_BYTES), vault.desk_id,
+                        b.names)
                 except BundleError as e:
                     raise ImportRefused(f"refused {Path(path).name}: {e}") from None
                 _write_ack(vault, result.ack_path, [it.id for it in items])
             return result
         vault.conn.commit()  # what came before this import is not ours to roll back
         try:
-            cursor, items = _import_items(vault, b, result, progress)
+            cursor, items, statement = _import_items(vault, b, result, progress)
+            # After this bundle's own items are stored: they count as held.
+            if statement is None:
+                result.checked = False
+            else:
+                result.losses = continuity.record(vault, b.id, statement)
         except BundleError as e:
             # The file changed on disk after it was verified (a failing USB stick, or
             # tampering): nothing of this bundle is kept.

@@ -115,7 +115,12 @@ _SCHEMA: Final[list[tuple[str, dict[str, Any], str | tuple[str, ...]]]] = [
     ("replies", {"id": str, "item_id": str, "at": str, "author": str, "body": str}, "id"),
     ("outbox", {"id": str, "type": str, "item_id": str, "to_recipient": str, "to_desk": str,
                 "files": str, "note": str, "at": str, "author": str, "bundle_id": str}, "id"),
+    # What the server's signed statements say this desk should hold (continuity.py).
+    ("expected", {"id": str, "bundle_id": str, "day": str}, "id"),
+    ("losses", {"id": str, "received_day": str, "deleted_day": str, "bundle_id": str}, "id"),
 ]
+# Tables added after the first release: a vault made before them gets them at unlock.
+_LATER_TABLES: Final = ("expected", "losses")
 
 
 def _new_database() -> sqlite3.Connection:
@@ -428,6 +433,10 @@ def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
         raise VaultError(f"{DB_FILE}: the database image is damaged: {e}") from None
     del image
     _harden(conn)
+    db = sqlite_utils.Database(conn)
+    for name, columns, pk in _SCHEMA:
+        if name in _LATER_TABLES and not db.table(name).exists():
+            db.table(name).create(columns, pk=pk)
     vault = Vault(path=root, keys=keys, conn=conn, user="", _lock=lock)
     if vault.meta("desk") != keys.desk.id:
         raise VaultError(f"{DB_FILE} belongs to another desk")

@@ -161,8 +161,10 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
     # The database is read here, on the loop's thread; only the file copying goes to a
     # worker thread (SQLite's connection is not shared across threads mid-transaction).
     items = store.pending(desk, int(after))
+    statement = store.statement(desk, int(after))
     path, cursor, _ = await asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(build_export, store, desk, int(after), signing_key, items=items)
+        None, functools.partial(build_export, store, desk, int(after), signing_key,
+                                items=items, statement=statement)
     )
     response = web.FileResponse(path, chunk_size=256 * 1024)
     response.headers["Content-Type"] = "application/octet-stream"

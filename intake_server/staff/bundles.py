@@ -20,7 +20,7 @@ from keys.ids import is_hex_id
 from keys.keyring import Keyring
 from keys.signing import SigningKey, VerifyKey
 
-from .store import ExportItem, StaffStore, index_document
+from .store import DeskStatement, ExportItem, StaffStore, index_document
 
 __all__ = [
     "BundleRefused",
@@ -65,22 +65,27 @@ def build_export(
     *,
     out: Path | None = None,
     items: list[ExportItem] | None = None,
+    statement: DeskStatement | None = None,
 ) -> tuple[Path, int, list[ExportItem]]:
     """The desk-export bundle of everything after ``after``; returns (path, cursor, items).
 
     Without ``out`` the bundle is cached in outgoing/ under (desk, after, upto), so that
     fetching it again, or resuming, gets the very same bytes. Pass ``items`` (from
-    ``store.pending``) to build it on another thread: then this touches files only,
-    never the database connection, which belongs to the event loop's thread.
+    ``store.pending``) and ``statement`` (from ``store.statement``) to build it on
+    another thread: then this touches files only, never the database connection, which
+    belongs to the event loop's thread.
     """
     if items is None:
         items = store.pending(desk, after)
+    if statement is None:
+        statement = store.statement(desk, after)
     upto = items[-1].seq if items else after
     path = out or fs.safe_join(store.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
     if out is not None or not path.exists():
         storage = store.storage
         files: list[tuple[str, Any]] = [
-            ("index.json", _BytesSource(index_document(desk, str(upto), items)))
+            ("index.json",
+             _BytesSource(index_document(desk, str(after), str(upto), items, statement)))
         ]
         for item in items:
             files.append((f"{item.id}.json.age", storage.store_path(item.report_file)))

@@ -26,7 +26,7 @@ from keys.bundle import MAX_FILES
 from keys.ids import is_desk_id, is_hex_id
 from keys.signing import VerifyKey
 
-__all__ = ["ExportItem", "StaffStore", "StaffStoreError"]
+__all__ = ["DeskStatement", "ExportItem", "StaffStore", "StaffStoreError"]
 
 log = logging.getLogger("intake_server.staff")
 
@@ -38,6 +38,12 @@ log = logging.getLogger("intake_server.staff")
 EXPORT_MAX_BYTES = 1024 * 1024 * 1024
 # ... and at most this many submissions (and MAX_FILES files, index.json included).
 EXPORT_MAX_ITEMS = 500
+
+
+# How many ids a statement lists (docs/transfer-format.md, ``before_cursor`` and
+# ``deleted_unacknowledged``): enough for months of a desk that never pushes its acks,
+# small enough (about 350 KB) for index.json beside 500 items.
+STATEMENT_MAX_IDS = 5000
 
 
 class StaffStoreError(ValueError):
@@ -54,6 +60,23 @@ class ExportItem:
     # "report" or "followup" (submissions.type); index.json carries it to the desk.
     type: str = "report"
 
+
+@dataclass(frozen=True)
+class DeskStatement:
+    """What the server holds for a desk when it builds an export: signed in index.json so
+    that the air-gapped client can check that nothing was kept from it (ADR 0007).
+
+    ``before_cursor`` are the ids of the desk's unacknowledged submissions at or before
+    the cursor the export was asked for (oldest first, at most STATEMENT_MAX_IDS of
+    ``before_cursor_count``): the export does not carry them because the cursor says the
+    desk has them already. ``deleted`` are (id, received day, deleted day) of submissions
+    deleted before the desk acknowledged them, over the last retention period.
+    """
+
+    unacknowledged: int
+    before_cursor_count: int
+    before_cursor: tuple[str, ...]
+    deleted: tuple[tuple[str, str, str], ...]
 
 
 def _stage(write: Callable[[Path], None], name: str, staging: Path, final: Path,
@@ -179,6 +202,36 @@ class StaffStore:
             items.append(ExportItem(seq, sid, day, reports[0], attachments, kind))
         return items
 
+    def statement(self, desk: str, after: int) -> DeskStatement:
+        """What this desk's export from cursor ``after`` states (see DeskStatement)."""
+        self._assign_sequence()
+        db = self.storage.db
+        unacked = (
+            " FROM export_seq e JOIN submission_desks d"
+            "  ON d.submission_id = e.submission_id AND d.desk_id = ?"
+            " WHERE NOT EXISTS (SELECT 1 FROM acks a"
+            "  WHERE a.submission_id = e.submission_id AND a.desk_id = ?)"
+        )
+        total = db.execute(f"SELECT COUNT(*){unacked}", (desk, desk)).fetchone()[0]  # noqa: S608
+        before = db.execute(
+            f"SELECT COUNT(*){unacked} AND e.seq <= ?", (desk, desk, after)  # noqa: S608
+        ).fetchone()[0]
+        ids = db.execute(
+            f"SELECT e.submission_id{unacked} AND e.seq <= ? ORDER BY e.seq LIMIT ?",  # noqa: S608
+            (desk, desk, after, STATEMENT_MAX_IDS),
+        ).fetchall()
+        deleted = db.execute(
+            "SELECT submission_id, received_day, deleted_day FROM unacknowledged_deletions"
+            " WHERE desk_id = ? ORDER BY deleted_day, submission_id LIMIT ?",
+            (desk, STATEMENT_MAX_IDS),
+        ).fetchall()
+        return DeskStatement(
+            unacknowledged=int(total),
+            before_cursor_count=int(before),
+            before_cursor=tuple(str(r[0]) for r in ids),
+            deleted=tuple((str(a), str(b), str(c)) for a, b, c in deleted),
+        )
+
     # -- acknowledgements --------------------------------------------------
 
     def acknowledge(self, desk: str, ids: Iterable[str]) -> tuple[int, int]:
@@ -221,7 +274,10 @@ class StaffStore:
         self._after_deletions(submissions=True, replies=False)
 
     def _delete_submission(self, sid: str) -> None:
+        """Delete one submission; a desk that had not acknowledged it is told, in its
+        next exports, that it went (the ``unacknowledged_deletions`` table)."""
         db = self.storage.db
+        today = utc_today().isoformat()
         files = [
             r[0]
             for r in db.execute("SELECT id FROM files WHERE submission_id = ?", (sid,)).fetchall()
@@ -230,6 +286,17 @@ class StaffStore:
             "SELECT COALESCE(SUM(ciphertext_size), 0) FROM files WHERE submission_id = ?", (sid,)
         ).fetchone()[0]
         with immediate_transaction(db.conn) as conn:
+            # A desk that never acknowledged it may never have received it (a transfer
+            # machine can withhold an export): never delete it without a word.
+            conn.execute(
+                "INSERT OR IGNORE INTO unacknowledged_deletions"
+                " (desk_id, submission_id, received_day, deleted_day)"
+                " SELECT d.desk_id, s.id, s.day, ? FROM submissions s"
+                " JOIN submission_desks d ON d.submission_id = s.id WHERE s.id = ?"
+                " AND NOT EXISTS (SELECT 1 FROM acks a"
+                "  WHERE a.submission_id = s.id AND a.desk_id = d.desk_id)",
+                (today, sid),
+            )
             for table, column in (
                 ("acks", "submission_id"),
                 ("export_seq", "submission_id"),
@@ -412,6 +479,9 @@ class StaffStore:
         ]
         for sid in old:
             self._delete_submission(sid)
+        # The record of what went unacknowledged is itself kept one retention period:
+        # a desk that fetches at least that often is told of every such deletion.
+        db.execute("DELETE FROM unacknowledged_deletions WHERE deleted_day <= ?", (cutoff,))
         old_replies = db.execute(
             "SELECT id, reply_recipient FROM replies WHERE day <= ?", (cutoff,)
         ).fetchall()
@@ -434,13 +504,22 @@ class StaffStore:
         return {"submissions": len(old), "replies": len(old_replies) + idle_replies}
 
 
-def index_document(desk: str, cursor: str, items: Sequence[ExportItem]) -> bytes:
-    """index.json of a desk-export bundle (docs/transfer-format.md)."""
+def index_document(desk: str, after: str, cursor: str, items: Sequence[ExportItem],
+                   statement: DeskStatement) -> bytes:
+    """index.json of a desk-export bundle, version 2 (docs/transfer-format.md)."""
     doc = {
         "format": "amana-desk-export",
-        "version": 1,
+        "version": 2,
         "desk": desk,
+        "after": after,
         "cursor": cursor,
+        "unacknowledged": statement.unacknowledged,
+        "before_cursor": {"count": statement.before_cursor_count,
+                          "ids": list(statement.before_cursor)},
+        "deleted_unacknowledged": [
+            {"id": sid, "day": day, "deleted": deleted}
+            for sid, day, deleted in statement.deleted
+        ],
         "items": [
             {
                 "id": item.id,

@@ -31,6 +31,9 @@ Tables of the staff side (``StaffStore``, intake_server/staff/store.py):
 - ``transfer_keys``: the transfer credentials (Ed25519 verify keys) allowed to fetch a
   desk's ciphertext. They can read ciphertext; they can neither ack nor reply.
 - ``replies``: age files for sources, by the source's reply recipient, in ``replies/``.
+- ``unacknowledged_deletions``: submissions deleted before a desk they were addressed
+  to acknowledged them (desk, id, the day received, the day deleted), kept for one
+  retention period so that the desk's next exports say so; nothing else of them.
 - ``applied_bundles``: outbox bundles already applied, by manifest id. The request
   nonce stops a replayed request; this stops a replayed bundle (a stolen transfer
   machine re-posting an old signed outbox to bring back a reply the source deleted, or
@@ -127,8 +130,21 @@ def _to_v1(conn: sqlite3.Connection) -> None:
                      " JOIN submission_desks d ON d.submission_id = s.id")
 
 
+# -- version 2: what retention deleted before a desk acknowledged it ---------------------
+
+def _to_v2(conn: sqlite3.Connection) -> None:
+    """``unacknowledged_deletions``: a submission deleted (by retention, or by the
+    operator) while a desk it was addressed to had not acknowledged it, so that the
+    desk's next export says so (docs/adr/0007-export-continuity.md). Keyed by desk and
+    random id, without a rowid: no order of arrival is kept."""
+    conn.execute(
+        "CREATE TABLE unacknowledged_deletions (desk_id TEXT NOT NULL,"
+        " submission_id TEXT NOT NULL, received_day TEXT NOT NULL,"
+        " deleted_day TEXT NOT NULL, PRIMARY KEY (desk_id, submission_id)) WITHOUT ROWID")
+
+
 # In order: MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

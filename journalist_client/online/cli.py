@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,8 +49,15 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     settings = load_settings(Path(args.dir))
     path = asyncio.run(fetch(settings, server=args.server, out_dir=Path(args.out),
                              tor_socks=args.tor_socks, max_bytes=args.max_mib * _MIB))
-    print(f"Nothing new for desk {settings.desk}." if path is None else
-          f"Verified bundle: {path}. Carry it to the offline machine and run import.")
+    if path is None:
+        print(f"Nothing new for desk {settings.desk}.")
+    elif re.fullmatch(r"export-.+-([0-9]+)-\1\.bundle", path.name):
+        print(f"Nothing new for desk {settings.desk}, but the server lists items this desk "
+              "should hold already and has not acknowledged, or items it deleted before "
+              f"they were acknowledged: carry {path} to the offline machine and run "
+              "import, which checks them; push the acks it writes.")
+    else:
+        print(f"Verified bundle: {path}. Carry it to the offline machine and run import.")
 
 
 def cmd_push(args: argparse.Namespace) -> None:

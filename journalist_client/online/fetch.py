@@ -1,7 +1,9 @@
 """fetch: download the desk's new ciphertext as one export bundle, resumable, verified.
 
 The cursor of the last complete fetch is kept in the transfer directory
-(``cursor.json``); each fetch asks for what came after it. A partial download is kept
+(``cursor.json``); each fetch asks for what came after it. The cursor is unsigned local
+state: the offline client does not trust it, but checks the server's signed statement
+in every export (journalist_client.continuity). A partial download is kept
 beside the output and resumed with an HTTP range; the finished bundle must verify
 against the server key before it is renamed into place and the cursor advanced.
 """
@@ -21,7 +23,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from journalist_client.online._http import base_url, connector, server_said
 from journalist_client.online.credential import TransferError, TransferSettings
-from keys import fs
+from keys import fs, strict_json
 from keys.bundle import BundleError, open_bundle
 from keys.request_auth import sign_request
 
@@ -29,6 +31,7 @@ __all__ = ["DEFAULT_MAX_BUNDLE_BYTES", "fetch"]
 
 _CURSOR_RE: Final = re.compile(r"(0|[1-9][0-9]{0,17})")
 _CHUNK: Final = 256 * 1024
+_MAX_INDEX: Final = 1024 * 1024
 _ATTEMPTS: Final = 4
 # The largest export bundle fetch accepts: the server is the other side, and a
 # hostile or broken one must not be able to fill the transfer machine's disk. The
@@ -55,6 +58,25 @@ def _read_cursor(settings: TransferSettings) -> str:
 def _verify_export(path: Path, settings: TransferSettings) -> int:
     with open_bundle(path, {"server": settings.server_key}, kind="desk-export") as bundle:
         return len(bundle.files)
+
+
+def _states_something(path: Path, settings: TransferSettings) -> bool:
+    """Whether an export with no new item is still worth carrying: its signed statement
+    lists items the desk should hold already, or items deleted before it acknowledged
+    them (ADR 0007). The offline client parses it strictly; here any doubt keeps it."""
+    with open_bundle(path, {"server": settings.server_key}, kind="desk-export") as bundle:
+        try:
+            index = strict_json.loads(bundle.read("index.json", max_size=_MAX_INDEX),
+                                      max_bytes=_MAX_INDEX, max_depth=6)
+        except (BundleError, strict_json.StrictJSONError):
+            return True
+    if not isinstance(index, dict):
+        return True
+    if index.get("version") == 1:
+        return False  # from a server older than the statement: there is none
+    before = index.get("before_cursor")
+    count = before.get("count") if isinstance(before, dict) else None
+    return count != 0 or index.get("deleted_unacknowledged") != []
 
 
 class _TooLarge(TransferError):
@@ -129,7 +151,10 @@ async def fetch(
 
     A dropped connection is retried, resuming where it stopped; running the command
     again later also resumes. A bundle larger than ``max_bytes`` is refused and
-    nothing of it kept. Returns the bundle's path, or None if nothing was new.
+    nothing of it kept. Returns the bundle's path, or None if nothing was new and the
+    server's statement in it says nothing the desk must see (ADR 0007): an export with
+    no new item is kept when it names items the desk should already hold and has not
+    acknowledged, or items deleted before it acknowledged them.
     """
     after = _read_cursor(settings)
     path = f"/v1/desks/{settings.desk}/bundle?after={after}"
@@ -174,9 +199,11 @@ async def fetch(
                     await asyncio.sleep(2**attempt)
     finally:
         bar.close()
-    if cursor == after:
+    if cursor == after and not _states_something(partial, settings):
         fs.safe_remove(partial)
         return None
+    # Nothing new, but the server says that items are waiting before this machine's
+    # cursor, or were deleted unacknowledged: the offline client must see that.
     name = f"export-{settings.desk}-{after}-{cursor}.bundle"
     # The same range fetched again (the cursor below was not saved before a crash):
     # the bundle just verified takes the place of the earlier one.

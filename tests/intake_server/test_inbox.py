@@ -116,7 +116,8 @@ async def test_full_check_back(client: Any, install: Any, lang: str) -> None:
     # The desk export says it is a follow-up.
     staff = StaffStore(storage)
     items = staff.pending("forensics", 0)
-    index = json.loads(index_document("forensics", "1", items))
+    index = json.loads(index_document("forensics", "0", "1", items,
+                                      staff.statement("forensics", 0)))
     assert [i["type"] for i in index["items"]] == ["report", "followup"]
 
     # Delete the first reply: row and file gone.

@@ -50,7 +50,7 @@ SCHEMA_0_1_0 = (
 
 TABLES = {"submissions", "submission_desks", "files", "sources", "source_desks",
           "export_seq", "acks", "transfer_keys", "replies", "applied_bundles",
-          "sqlite_sequence"}
+          "sqlite_sequence", "unacknowledged_deletions"}
 
 SID1, SID2 = "1" * 32, "2" * 32
 FILE1, FILE2, FILE3 = "a" * 32, "b" * 32, "c" * 32
@@ -167,7 +167,9 @@ def test_a_0_1_0_database_is_migrated_without_loss(tmp_path: Path) -> None:
     storage, store = _open(inst)
     conn = storage.db.conn
     assert schema.schema_version(conn) == schema.SCHEMA_VERSION
-    assert _dump(conn) == rows_before
+    migrated = _dump(conn)
+    assert {t: rows for t, rows in migrated.items() if t in rows_before} == rows_before
+    assert migrated["unacknowledged_deletions"] == []  # version 2's table, empty
     (tmp_path / "fresh").mkdir()
     fresh_inst = make_install(tmp_path / "fresh")
     fresh, _ = _open(fresh_inst)
@@ -243,7 +245,9 @@ def test_a_database_from_a_newer_version_is_refused_and_left_alone(tmp_path: Pat
 
     for _ in range(2):  # the refusal released the data directory's lock
         storage = Storage(inst.config)
-        with pytest.raises(SchemaError, match=r"schema version 2, newer than .* knows \(1\)"):
+        newer = rf"schema version {schema.SCHEMA_VERSION + 1}, newer than .*" \
+            rf" knows \({schema.SCHEMA_VERSION}\)"
+        with pytest.raises(SchemaError, match=newer):
             storage.open()
         assert not storage.is_open
         assert not storage.serving
@@ -254,11 +258,12 @@ def test_a_database_from_a_newer_version_is_refused_and_left_alone(tmp_path: Pat
 def test_migrations_run_in_order_in_one_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A version-1 database gets only the migrations after 1; a migration that fails
+    """A database at version N gets only the migrations after N; a migration that fails
     leaves the database at the version it had, with nothing of the others applied."""
     inst = make_install(tmp_path)
     storage, _ = _open(inst)
     storage.close()
+    n = schema.SCHEMA_VERSION
     ran: list[str] = []
 
     def to_v2(conn: sqlite3.Connection) -> None:
@@ -270,19 +275,19 @@ def test_migrations_run_in_order_in_one_transaction(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, to_v2, to_v3))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", n + 2)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         Storage(inst.config).open()
     assert ran == ["v2", "v3"]
     with closing(sqlite3.connect(inst.config.db_path)) as conn:
-        assert schema.schema_version(conn) == 1
+        assert schema.schema_version(conn) == n
         assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'added_in_v2'"
                             ).fetchone() is None
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS[:2],))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS[:n + 1],))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", n + 1)
     ran.clear()
     storage, _ = _open(inst)
     assert ran == ["v2"]
-    assert schema.schema_version(storage.db.conn) == 2
+    assert schema.schema_version(storage.db.conn) == n + 1
     storage.close()

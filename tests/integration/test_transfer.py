@@ -66,14 +66,23 @@ async def test_fetch_then_push_ack(site: Site, server: Any, tmp_path: Path) -> N
         index = json.loads(b.read("index.json"))
         assert decrypt(b.read(f"{sid}.a1.age"), [site.identities["triage"]]) == b"A" * 300_000
     assert [i["id"] for i in index["items"]] == [sid]
-    # Nothing new: no empty bundle is written, and the cursor moved on.
-    assert await fetch(settings, server=url, out_dir=tmp_path / "usb", show_progress=False) is None
+    # Nothing new, but the item is not acknowledged yet: the server's signed statement
+    # says so, and that is kept for the offline client (ADR 0007).
+    again = await fetch(settings, server=url, out_dir=tmp_path / "usb", show_progress=False)
+    assert again is not None
+    assert again.name == f"export-triage-{index['cursor']}-{index['cursor']}.bundle"
+    with open_bundle(again, {"server": site.server_key.verify_key}) as b:
+        statement = json.loads(b.read("index.json"))
+    assert statement["items"] == []
+    assert statement["before_cursor"] == {"count": 1, "ids": [sid]}
 
     ack = tmp_path / "usb" / "ack.bundle"
     ack.write_bytes(ack_bundle(site, "triage", [sid]))
     (result,) = await push(settings, [ack], server=url, show_progress=False)
     assert result["deleted"] == 1
     assert site.storage.submissions() == []
+    # Acknowledged: nothing new and nothing to say, so no bundle is written.
+    assert await fetch(settings, server=url, out_dir=tmp_path / "usb", show_progress=False) is None
 
 
 async def test_push_refuses_a_bundle_not_signed_by_the_desk(
