@@ -179,6 +179,8 @@ def _show_report(r: records.Report) -> None:
     if r.referral is not None:
         _out(f"  referred by desk {r.referral.from_desk} on {r.referral.day}:")
         _out(inert_block(r.referral.note, "      "))
+    for o in r.consent_overrides:
+        _out(f"  consent overridden: referred {o.at} by {inert(o.who)} to {inert(o.new)}")
     _out("Answers")
     secondary = ", ".join(a.secondary_categories) or "-"
     _out(f"  category (reporter): {a.category}   also: {secondary}")
@@ -322,7 +324,8 @@ def cmd_reply(args: argparse.Namespace) -> None:
 
 def cmd_refer(args: argparse.Namespace) -> None:
     v = _open(args)
-    ref_id = replies.refer(v, args.id, args.to, args.note)
+    ref_id = replies.refer(v, args.id, args.to, args.note,
+                           override_consent=args.override_consent)
     v.save()
     _out(f"Referral {_short(ref_id)} to desk {args.to} is in the outbox.")
 
@@ -494,6 +497,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("id")
     sp.add_argument("--to", required=True, metavar="DESK")
     sp.add_argument("--note", required=True)
+    sp.add_argument("--override-consent", metavar="REASON",
+                    help="refer although the source declined sharing, for this reason "
+                         "(recorded in the history and shown with the report)")
 
     sp = add("outbox", cmd_outbox, "list pending replies and referrals, or bundle them",
              "journalist-client outbox bundle --out /media/usb/outbox.bundle")

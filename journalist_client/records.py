@@ -144,6 +144,9 @@ class Report:
     thread: tuple[ThreadEntry, ...]
     notes: tuple[Note, ...]
     history: tuple[HistoryEntry, ...]
+    # Referrals made although the source declined sharing (``refer --override-consent``),
+    # from the history; shown with the report whether or not the history is.
+    consent_overrides: tuple[HistoryEntry, ...]
 
 
 @dataclass(frozen=True)
