@@ -11,10 +11,8 @@ program, journalist-transfer, in journalist_client.online).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -25,9 +23,10 @@ from typing import Final
 from journalist_client import attachments, importer, records, replies, triage, vault
 from journalist_client._cli import CLIError, Command, add_command, run_command
 from journalist_client.display import inert, inert_block
-from journalist_client.draft import ram_draft
+from journalist_client.draft import edit_draft
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
+from keys import fs, process
 
 __all__ = ["CLIError", "main", "parser"]
 
@@ -309,9 +308,12 @@ def _reply_text(args: argparse.Namespace) -> str:
     if not sys.stdin.isatty():
         return sys.stdin.read(replies.MAX_REPLY_CHARS * 4 + 1)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
-    with ram_draft("reply-") as draft:
-        subprocess.run([*shlex.split(editor), str(draft)], check=True)  # noqa: S603 - user's editor
-        return draft.read_text(encoding="utf-8")
+    try:
+        return edit_draft(shlex.split(editor))
+    except subprocess.CalledProcessError:
+        raise CLIError("the editor failed; nothing was queued") from None
+    except UnicodeDecodeError:
+        raise CLIError("the draft is not UTF-8 text; nothing was queued") from None
 
 
 def cmd_reply(args: argparse.Namespace) -> None:
@@ -517,14 +519,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _no_core_dumps() -> None:
-    # A crash dump of this process would hold decrypted reports and keys; never write one.
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _no_core_dumps()
+    # A crash dump of this process would hold decrypted reports and keys (keys.process).
+    process.harden_process()
     args = parser().parse_args(argv)
     try:
         return _run(args)
@@ -535,7 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     return run_command(args, (vault.VaultError, triage.TriageError, importer.ImportRefused,
-                              attachments.ExportError, replies.OutboxError, SearchError))
+                              attachments.ExportError, replies.OutboxError, SearchError,
+                              fs.FsError))
 
 
 if __name__ == "__main__":

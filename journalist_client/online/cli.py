@@ -20,6 +20,7 @@ from journalist_client._cli import CLIError, add_command, run_command
 from journalist_client.online.credential import TransferError, init_transfer, load_settings
 from journalist_client.online.fetch import DEFAULT_MAX_BUNDLE_BYTES, fetch
 from journalist_client.online.push import push
+from keys import process
 
 __all__ = ["CLIError", "main", "parser"]
 
@@ -103,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    process.harden_process()  # the transfer credential is in memory: no core dumps
     return run_command(parser().parse_args(argv), (TransferError,))
 
 

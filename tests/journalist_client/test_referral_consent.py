@@ -31,7 +31,8 @@ def test_refer_is_refused_when_the_source_declined_sharing(
     item = _declined(run, server)
     code, _, err = run("refer", item[:8], "--to", "lawyers", "--note", "needs a lawyer")
     assert code == 1
-    assert "declined sharing" in err and "--override-consent" in err
+    assert "declined sharing" in err
+    assert "--override-consent" in err
     assert run("outbox", "--json")[1].strip() == "[]"
     assert list((desk_vault.path / "outbox").iterdir()) == []
     assert "referred" not in run("show", item[:8])[1]
@@ -45,7 +46,9 @@ def test_an_override_is_recorded_and_shown(run: Run, server: Server, desk_vault:
     assert code == 0, err
     assert len(list((desk_vault.path / "outbox").iterdir())) == 2
     text = run("show", item[:8])[1]  # without --history: an override is always shown
-    assert "consent overridden" in text and reason in text and "lawyers" in text
+    assert "consent overridden" in text
+    assert reason in text
+    assert "lawyers" in text
     shown = json.loads(run("show", item[:8], "--json")[1])
     (override,) = shown["consent_overrides"]
     assert override["who"] == "rania"
