@@ -358,8 +358,49 @@ def cmd_outbox(args: argparse.Namespace) -> None:
              f"{e.at} by {inert(e.author)}{sent}")
 
 
+def _quarantine_show(v: vault.Vault, args: argparse.Namespace) -> None:
+    q = importer.describe_quarantined(v, args.id)
+    if args.json:
+        _print_json(q)
+        return
+    _out(f"Quarantined {q.type} {q.item_id}, from bundle {q.bundle_id[:12]}, {q.at}")
+    _out(f"  reason: {inert(q.reason)}")
+    _out("  kept (export with `quarantine export ID [--file N] --out FILE`; never shown here):")
+    for f in q.files:
+        what = "document" if f.n == 0 else f"attachment {f.n}"
+        state = "opens with this desk's key" if f.opens else inert(f.problem)
+        _out(f"    {f.n}. {what}: quarantine/{f.file}, {f.size} bytes, {state}")
+
+
+def _quarantine_export(v: vault.Vault, args: argparse.Namespace) -> None:
+    if args.json:
+        raise CLIError("--json lists or shows the quarantine; `quarantine export` prints "
+                       "no records")
+    if not args.out:
+        raise CLIError("give --out FILE: a new file for the exported content")
+    path, size = importer.export_quarantined(v, args.id, args.out, number=args.file,
+                                             ciphertext=args.ciphertext)
+    what = "ciphertext" if args.ciphertext else "decrypted bytes"
+    _out(f"Wrote {size} {what} to {path}.")
+    print("It failed a check on import: treat it as hostile. " + attachments.WARNING,
+          file=sys.stderr)
+
+
 def cmd_quarantine(args: argparse.Namespace) -> None:
+    if (args.action is None) != (args.id is None):
+        raise CLIError("give both an action and an id: `quarantine show ID` or "
+                       "`quarantine export ID --out FILE`")
+    if args.action is None and (args.out or args.file or args.ciphertext):
+        raise CLIError("--out, --file and --ciphertext go with `quarantine export ID`")
+    if args.action is not None and args.retry:
+        raise CLIError("--retry goes alone: `quarantine --retry`")
     v = _open(args)
+    if args.action == "show":
+        _quarantine_show(v, args)
+        return
+    if args.action == "export":
+        _quarantine_export(v, args)
+        return
     if args.retry:
         done, still = importer.retry_quarantined(v)
         if not args.json:
@@ -510,10 +551,21 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="also list items already bundled")
     json_option(sp)
 
-    sp = add("quarantine", cmd_quarantine, "list items refused on import and why, or retry them",
-             "journalist-client quarantine --retry")
+    sp = add("quarantine", cmd_quarantine, "list items refused on import and why, retry "
+             "them, or show and export one",
+             "journalist-client quarantine export 3f9a0c11 --out /media/usb/q-doc.json")
+    sp.add_argument("action", nargs="?", choices=["show", "export"],
+                    help="show ID: what was kept and why; export ID --out FILE: write a "
+                         "kept file, decrypted, to a new file (never shown)")
+    sp.add_argument("id", nargs="?", help="the quarantined item's id (the start is enough)")
     sp.add_argument("--retry", action="store_true",
                     help="check every quarantined item again (after a key or client update)")
+    sp.add_argument("--out", metavar="FILE", help="export: the new file to write (0600)")
+    sp.add_argument("--file", type=int, default=0, metavar="N",
+                    help="export: 0 the document (default), 1… the attachments")
+    sp.add_argument("--ciphertext", action="store_true",
+                    help="export the file as kept, encrypted (when this desk cannot "
+                         "decrypt it)")
     json_option(sp)
 
     return p
@@ -533,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     return run_command(args, (vault.VaultError, triage.TriageError, importer.ImportRefused,
                               attachments.ExportError, replies.OutboxError, SearchError,
+                              importer.QuarantineError,
                               fs.FsError))
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "Note",
     "OutboxEntry",
     "QuarantineEntry",
+    "QuarantinedFile",
+    "QuarantinedItem",
     "Referral",
     "Report",
     "SearchHit",
@@ -190,6 +192,29 @@ class QuarantineEntry:
     at: str
     reason: str
     files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QuarantinedFile:
+    """One ciphertext file of a quarantined item, as ``quarantine show`` describes it."""
+
+    n: int  # 0 the document, 1… the attachments in order
+    file: str  # its name in quarantine/
+    size: int  # ciphertext bytes
+    opens: bool  # its age header opens with this desk's key (the payload is not read)
+    problem: str  # why it does not open, else empty
+
+
+@dataclass(frozen=True)
+class QuarantinedItem:
+    """Everything ``quarantine show`` tells about one quarantined item; never its content."""
+
+    item_id: str
+    type: str
+    at: str
+    reason: str
+    bundle_id: str
+    files: tuple[QuarantinedFile, ...]
 
 
 def to_json(value: Any) -> str:
