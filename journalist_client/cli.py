@@ -11,6 +11,7 @@ program, journalist-transfer, in journalist_client.online).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import os
 import shlex
@@ -74,6 +75,10 @@ def _open(args: argparse.Namespace) -> vault.Vault:
     return v
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def _short(item_id: str) -> str:
     return item_id[:12]
 
@@ -133,6 +138,8 @@ def cmd_import(args: argparse.Namespace) -> None:
         for item_id, reason in r.quarantined:
             _out(f"  quarantined {_short(item_id)}: {inert(reason)}")
         _out(f"  ack for the server: {r.ack_path}")
+        if r.ack_path is not None and r.ack_path.exists():
+            fs.set_day(r.ack_path, _today())  # it may be outside the vault (--ack-out)
     if failed:
         raise CLIError(f"{failed} bundle(s) refused; see above")
 
@@ -340,6 +347,7 @@ def cmd_outbox(args: argparse.Namespace) -> None:
         if not args.out:
             raise CLIError("give --out FILE for the outbox bundle")
         path, count = replies.bundle_outbox(v, args.out)
+        fs.set_day(path, _today())  # outside the vault: dated here, not by Vault.close
         v.save()
         _out(f"Wrote {count} item(s) to {path}, signed by desk {v.desk_id}. "
              "Carry it to the transfer machine and run push.")
