@@ -321,6 +321,8 @@ def _reply_text(args: argparse.Namespace) -> str:
         raise CLIError("the editor failed; nothing was queued") from None
     except UnicodeDecodeError:
         raise CLIError("the draft is not UTF-8 text; nothing was queued") from None
+    except ValueError as e:
+        raise CLIError(str(e)) from None
 
 
 def cmd_reply(args: argparse.Namespace) -> None:

@@ -85,7 +85,9 @@ def edit_draft(editor: Sequence[str], prefix: str = "reply-") -> str:
     replaced the draft by something other than a regular file, or made it too large.
     """
     argv = list(editor)
-    options = _NO_SIDE_FILES.get(Path(argv[0]).name, ()) if argv else ()
+    if not argv:
+        raise ValueError("no editor command: set $VISUAL or $EDITOR")
+    options = _NO_SIDE_FILES.get(Path(argv[0]).name, ())
     with ram_workspace(prefix) as work:
         fs.create_exclusive(work, DRAFT_NAME).close()
         draft = work / DRAFT_NAME
