@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from keys import process
+
 if TYPE_CHECKING:
     from keys.signing import SigningKey
 
@@ -330,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Plaintext reports pass through this process's memory: no core dumps (keys.process).
+    process.harden_process()
     args = build_parser().parse_args(argv)  # a usage error exits 2 here
     _configure_logging()
     try:

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage
 
+from keys import media
 from keys.age import Recipient, parse_recipient
 from keys.keyring import Keyring
 
@@ -284,11 +285,8 @@ async def receive_file(part: BodyPartReader, txn: Transaction,
 
 
 def _media_type(part: BodyPartReader) -> str:
-    value = part.headers.get("Content-Type", "application/octet-stream")
-    value = value.split(";", 1)[0].strip().lower()
-    if len(value) > 100 or not value.isascii() or "/" not in value:
-        return "application/octet-stream"
-    return value
+    # The one rule both sides share (keys.media): the client checks the same on import.
+    return media.media_type_of_part(part.headers.get("Content-Type"))
 
 
 def recipients(keyring: Keyring, desk_ids: list[str]) -> list[Recipient]:

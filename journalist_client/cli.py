@@ -11,10 +11,9 @@ program, journalist-transfer, in journalist_client.online).
 from __future__ import annotations
 
 import argparse
-import contextlib
+import datetime as dt
 import getpass
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -25,9 +24,10 @@ from typing import Final
 from journalist_client import attachments, continuity, importer, records, replies, triage, vault
 from journalist_client._cli import CLIError, Command, add_command, run_command
 from journalist_client.display import inert, inert_block
-from journalist_client.draft import ram_draft
+from journalist_client.draft import edit_draft
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
+from keys import fs, process
 
 __all__ = ["CLIError", "main", "parser"]
 
@@ -85,6 +85,10 @@ def _open(args: argparse.Namespace) -> vault.Vault:
     if triage.refresh_search_index(v):
         v.save()
     return v
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
 
 
 def _short(item_id: str) -> str:
@@ -146,6 +150,8 @@ def cmd_import(args: argparse.Namespace) -> None:
         for item_id, reason in r.quarantined:
             _out(f"  quarantined {_short(item_id)}: {inert(reason)}")
         _out(f"  ack for the server: {r.ack_path}")
+        if r.ack_path is not None and r.ack_path.exists():
+            fs.set_day(r.ack_path, _today())  # it may be outside the vault (--ack-out)
         if not r.checked:
             _warn(f"{path}: an export of index version 1 states nothing about what the "
                   "server holds for this desk, so its continuity cannot be checked: "
@@ -232,6 +238,8 @@ def _show_report(r: records.Report) -> None:
     if r.referral is not None:
         _out(f"  referred by desk {r.referral.from_desk} on {r.referral.day}:")
         _out(inert_block(r.referral.note, "      "))
+    for o in r.consent_overrides:
+        _out(f"  consent overridden: referred {o.at} by {inert(o.who)} to {inert(o.new)}")
     _out("Answers")
     secondary = ", ".join(a.secondary_categories) or "-"
     _out(f"  category (reporter): {a.category}   also: {secondary}")
@@ -360,9 +368,14 @@ def _reply_text(args: argparse.Namespace) -> str:
     if not sys.stdin.isatty():
         return sys.stdin.read(replies.MAX_REPLY_CHARS * 4 + 1)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "nano"
-    with ram_draft("reply-") as draft:
-        subprocess.run([*shlex.split(editor), str(draft)], check=True)  # noqa: S603 - user's editor
-        return draft.read_text(encoding="utf-8")
+    try:
+        return edit_draft(shlex.split(editor))
+    except subprocess.CalledProcessError:
+        raise CLIError("the editor failed; nothing was queued") from None
+    except UnicodeDecodeError:
+        raise CLIError("the draft is not UTF-8 text; nothing was queued") from None
+    except ValueError as e:
+        raise CLIError(str(e)) from None
 
 
 def cmd_reply(args: argparse.Namespace) -> None:
@@ -375,7 +388,8 @@ def cmd_reply(args: argparse.Namespace) -> None:
 
 def cmd_refer(args: argparse.Namespace) -> None:
     v = _open(args)
-    ref_id = replies.refer(v, args.id, args.to, args.note)
+    ref_id = replies.refer(v, args.id, args.to, args.note,
+                           override_consent=args.override_consent)
     v.save()
     _out(f"Referral {_short(ref_id)} to desk {args.to} is in the outbox.")
 
@@ -388,6 +402,7 @@ def cmd_outbox(args: argparse.Namespace) -> None:
         if not args.out:
             raise CLIError("give --out FILE for the outbox bundle")
         path, count = replies.bundle_outbox(v, args.out)
+        fs.set_day(path, _today())  # outside the vault: dated here, not by Vault.close
         v.save()
         _out(f"Wrote {count} item(s) to {path}, signed by desk {v.desk_id}. "
              "Carry it to the transfer machine and run push.")
@@ -408,8 +423,49 @@ def cmd_outbox(args: argparse.Namespace) -> None:
              f"{e.at} by {inert(e.author)}{sent}")
 
 
+def _quarantine_show(v: vault.Vault, args: argparse.Namespace) -> None:
+    q = importer.describe_quarantined(v, args.id)
+    if args.json:
+        _print_json(q)
+        return
+    _out(f"Quarantined {q.type} {q.item_id}, from bundle {q.bundle_id[:12]}, {q.at}")
+    _out(f"  reason: {inert(q.reason)}")
+    _out("  kept (export with `quarantine export ID [--file N] --out FILE`; never shown here):")
+    for f in q.files:
+        what = "document" if f.n == 0 else f"attachment {f.n}"
+        state = "opens with this desk's key" if f.opens else inert(f.problem)
+        _out(f"    {f.n}. {what}: quarantine/{f.file}, {f.size} bytes, {state}")
+
+
+def _quarantine_export(v: vault.Vault, args: argparse.Namespace) -> None:
+    if args.json:
+        raise CLIError("--json lists or shows the quarantine; `quarantine export` prints "
+                       "no records")
+    if not args.out:
+        raise CLIError("give --out FILE: a new file for the exported content")
+    path, size = importer.export_quarantined(v, args.id, args.out, number=args.file,
+                                             ciphertext=args.ciphertext)
+    what = "ciphertext" if args.ciphertext else "decrypted bytes"
+    _out(f"Wrote {size} {what} to {path}.")
+    print("It failed a check on import: treat it as hostile. " + attachments.WARNING,
+          file=sys.stderr)
+
+
 def cmd_quarantine(args: argparse.Namespace) -> None:
+    if (args.action is None) != (args.id is None):
+        raise CLIError("give both an action and an id: `quarantine show ID` or "
+                       "`quarantine export ID --out FILE`")
+    if args.action is None and (args.out or args.file or args.ciphertext):
+        raise CLIError("--out, --file and --ciphertext go with `quarantine export ID`")
+    if args.action is not None and args.retry:
+        raise CLIError("--retry goes alone: `quarantine --retry`")
     v = _open(args)
+    if args.action == "show":
+        _quarantine_show(v, args)
+        return
+    if args.action == "export":
+        _quarantine_export(v, args)
+        return
     if args.retry:
         done, still = importer.retry_quarantined(v)
         if not args.json:
@@ -549,6 +605,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("id")
     sp.add_argument("--to", required=True, metavar="DESK")
     sp.add_argument("--note", required=True)
+    sp.add_argument("--override-consent", metavar="REASON",
+                    help="refer although the source declined sharing, for this reason "
+                         "(recorded in the history and shown with the report)")
 
     sp = add("outbox", cmd_outbox, "list pending replies and referrals, or bundle them",
              "journalist-client outbox bundle --out /media/usb/outbox.bundle")
@@ -557,23 +616,29 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="also list items already bundled")
     json_option(sp)
 
-    sp = add("quarantine", cmd_quarantine, "list items refused on import and why, or retry them",
-             "journalist-client quarantine --retry")
+    sp = add("quarantine", cmd_quarantine, "list items refused on import and why, retry "
+             "them, or show and export one",
+             "journalist-client quarantine export 3f9a0c11 --out /media/usb/q-doc.json")
+    sp.add_argument("action", nargs="?", choices=["show", "export"],
+                    help="show ID: what was kept and why; export ID --out FILE: write a "
+                         "kept file, decrypted, to a new file (never shown)")
+    sp.add_argument("id", nargs="?", help="the quarantined item's id (the start is enough)")
     sp.add_argument("--retry", action="store_true",
                     help="check every quarantined item again (after a key or client update)")
+    sp.add_argument("--out", metavar="FILE", help="export: the new file to write (0600)")
+    sp.add_argument("--file", type=int, default=0, metavar="N",
+                    help="export: 0 the document (default), 1… the attachments")
+    sp.add_argument("--ciphertext", action="store_true",
+                    help="export the file as kept, encrypted (when this desk cannot "
+                         "decrypt it)")
     json_option(sp)
 
     return p
 
 
-def _no_core_dumps() -> None:
-    # A crash dump of this process would hold decrypted reports and keys; never write one.
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _no_core_dumps()
+    # A crash dump of this process would hold decrypted reports and keys (keys.process).
+    process.harden_process()
     args = parser().parse_args(argv)
     try:
         return _run(args)
@@ -584,7 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     return run_command(args, (vault.VaultError, triage.TriageError, importer.ImportRefused,
-                              attachments.ExportError, replies.OutboxError, SearchError))
+                              attachments.ExportError, replies.OutboxError, SearchError,
+                              importer.QuarantineError,
+                              fs.FsError))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ Order of operations, each a gate for the next:
    decrypted in memory only and validated (journalist_client.schema); each attachment's
    age header must open with the desk identity.
 4. An item that fails any check is *quarantined*: its ciphertext moves to quarantine/ and
-   the reason is recorded. Nothing is lost; a desk can retry once the cause is fixed.
+   the reason is recorded. Nothing is lost: the server deletes its copy on the ack, so a
+   quarantined item can always be described (:func:`describe_quarantined`), decrypted to
+   a file or copied as ciphertext (:func:`export_quarantined`), and retried once the
+   cause is fixed (:func:`retry_quarantined`).
 5. The server's signed statement (index.json version 2) is taken in: items it holds for
    the desk before the export's cursor that never reached the vault, and items it deleted
    before they did (journalist_client.continuity, ADR 0007).
@@ -34,7 +37,7 @@ from typing import Any, Final
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from journalist_client import continuity
-from journalist_client.records import QuarantineEntry
+from journalist_client.records import QuarantinedFile, QuarantinedItem, QuarantineEntry
 from journalist_client.schema import (
     MAX_ATTACHMENTS,
     MAX_DOCUMENT_BYTES,
@@ -57,7 +60,8 @@ from keys.age import (
 )
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 
-__all__ = ["ImportRefused", "ImportResult", "age_failure", "import_bundle", "parse_index",
+__all__ = ["ImportRefused", "ImportResult", "QuarantineError", "age_failure",
+           "describe_quarantined", "export_quarantined", "import_bundle", "parse_index",
            "quarantined", "retry_quarantined", "store_item"]
 
 SERVER_ID: Final = "server"
@@ -68,6 +72,10 @@ _MAX_DOC_CIPHERTEXT: Final = MAX_DOCUMENT_BYTES + 64 * 1024
 
 class ImportRefused(Exception):
     """The bundle was refused as a whole; nothing was imported or acknowledged."""
+
+
+class QuarantineError(Exception):
+    """A quarantined item could not be found, described or exported; nothing was written."""
 
 
 @dataclass
@@ -284,6 +292,80 @@ def quarantined(vault: Vault) -> list[QuarantineEntry]:
     return [QuarantineEntry(item_id=item_id, type=kind, at=at, reason=reason,
                             files=tuple(json.loads(files)))
             for item_id, kind, at, reason, files in rows]
+
+
+def _quarantine_row(vault: Vault, item_id: str) -> tuple[str, str, str, str, str, list[str]]:
+    """(item id, type, at, reason, bundle id, kept files) of the item ``item_id`` names,
+    whole or by its start (at least 6 hex characters)."""
+    if not isinstance(item_id, str) or not (6 <= len(item_id) <= 32) \
+            or not ids.is_hex_id(item_id.ljust(32, "0")):
+        raise QuarantineError("an id is 6 to 32 lower-case hex characters (the start is enough)")
+    rows = vault.conn.execute(
+        "SELECT item_id, type, at, reason, bundle_id, files FROM quarantine "
+        "WHERE item_id LIKE ? ORDER BY n LIMIT 2", (item_id + "%",)).fetchall()
+    if not rows:
+        raise QuarantineError(f"nothing quarantined has id {item_id}")
+    if len(rows) > 1:
+        raise QuarantineError(f"id {item_id} is ambiguous: type more of it")
+    iid, kind, at, reason, bundle_id, files = rows[0]
+    return iid, kind, at, reason, bundle_id, json.loads(files)
+
+
+def describe_quarantined(vault: Vault, item_id: str) -> QuarantinedItem:
+    """What is known of a quarantined item without showing any of its content: the
+    reason, and for each kept file its size and whether its age header opens."""
+    iid, kind, at, reason, bundle_id, kept = _quarantine_row(vault, item_id)
+    files = []
+    for n, name in enumerate(kept):
+        path = fs.safe_join(vault.dir("quarantine"), name)
+        problem = ""
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                decrypt_stream(f, [vault.keys.identity], armored=False)
+        except AgeError as e:
+            problem = age_failure(e)
+        except FileNotFoundError:
+            size, problem = 0, "the file is missing from quarantine/"
+        files.append(QuarantinedFile(n=n, file=name, size=size, opens=not problem,
+                                     problem=problem))
+    return QuarantinedItem(item_id=iid, type=kind, at=at, reason=reason, bundle_id=bundle_id,
+                           files=tuple(files))
+
+
+def export_quarantined(vault: Vault, item_id: str, out: str | os.PathLike[str], *,
+                       number: int = 0, ciphertext: bool = False) -> tuple[Path, int]:
+    """Write file ``number`` (0 the document, 1… the attachments) of a quarantined item
+    to the new file ``out`` (0600): decrypted, or with ``ciphertext`` as kept (for a
+    file this desk cannot decrypt). Returns (path, bytes written).
+
+    The content failed a check on import, so it is only ever written out, never parsed
+    or shown; a payload that does not authenticate leaves nothing behind.
+    """
+    iid, _, _, _, _, kept = _quarantine_row(vault, item_id)
+    if not 0 <= number < len(kept):
+        raise QuarantineError(f"item {iid[:12]} kept {len(kept)} file(s): the document (0) "
+                              f"and {len(kept) - 1} attachment(s); there is no number {number}")
+    out_path = Path(out)
+    if os.path.lexists(out_path):
+        raise QuarantineError(f"{out_path} already exists: choose a new file name")
+    written = 0
+    try:
+        with open(fs.safe_join(vault.dir("quarantine"), kept[number]), "rb") as src, \
+                fs.AtomicWriter(out_path) as w:
+            chunks = iter(lambda: src.read(1 << 20), b"") if ciphertext else \
+                decrypt_stream(src, [vault.keys.identity], armored=False)
+            for chunk in chunks:
+                w.write(chunk)
+                written += len(chunk)
+    except AgeError as e:
+        raise QuarantineError(f"file {number}: {age_failure(e)}; nothing was written "
+                              "(--ciphertext exports it as kept)") from None
+    except fs.FileExistsRefused:
+        raise QuarantineError(f"{out_path} already exists: choose a new file name") from None
+    except FileNotFoundError as e:
+        raise QuarantineError(f"{e.filename}: {e.strerror}") from None
+    return out_path, written
 
 
 def retry_quarantined(vault: Vault) -> tuple[list[str], list[tuple[str, str]]]:

@@ -29,6 +29,8 @@ __all__ = [
     "Note",
     "OutboxEntry",
     "QuarantineEntry",
+    "QuarantinedFile",
+    "QuarantinedItem",
     "Referral",
     "Report",
     "SearchHit",
@@ -144,6 +146,9 @@ class Report:
     thread: tuple[ThreadEntry, ...]
     notes: tuple[Note, ...]
     history: tuple[HistoryEntry, ...]
+    # Referrals made although the source declined sharing (``refer --override-consent``),
+    # from the history; shown with the report whether or not the history is.
+    consent_overrides: tuple[HistoryEntry, ...]
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,29 @@ class QuarantineEntry:
     at: str
     reason: str
     files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QuarantinedFile:
+    """One ciphertext file of a quarantined item, as ``quarantine show`` describes it."""
+
+    n: int  # 0 the document, 1… the attachments in order
+    file: str  # its name in quarantine/
+    size: int  # ciphertext bytes
+    opens: bool  # its age header opens with this desk's key (the payload is not read)
+    problem: str  # why it does not open, else empty
+
+
+@dataclass(frozen=True)
+class QuarantinedItem:
+    """Everything ``quarantine show`` tells about one quarantined item; never its content."""
+
+    item_id: str
+    type: str
+    at: str
+    reason: str
+    bundle_id: str
+    files: tuple[QuarantinedFile, ...]
 
 
 def to_json(value: Any) -> str:

@@ -19,13 +19,19 @@ from typing import Any, Final
 
 from journalist_client.importer import age_failure
 from journalist_client.records import OutboxEntry
-from journalist_client.triage import TriageError, get_item, set_fields
+from journalist_client.triage import (
+    TriageError,
+    get_item,
+    record_consent_override,
+    set_fields,
+)
 from journalist_client.vault import Vault, now, today
 from keys import fs
 from keys.age import AgeError, Encryptor, decrypt, decrypt_stream, encrypt, parse_recipient
 from keys.bundle import write_bundle_file
 
 __all__ = [
+    "MAX_OVERRIDE_REASON_CHARS",
     "MAX_REPLY_CHARS",
     "OutboxError",
     "add_reply",
@@ -36,6 +42,8 @@ __all__ = [
 ]
 
 MAX_REPLY_CHARS: Final = 64 * 1024
+#: An override's reason is one line in the history, shown with the report.
+MAX_OVERRIDE_REASON_CHARS: Final = 1000
 
 
 class OutboxError(Exception):
@@ -79,8 +87,36 @@ def add_reply(vault: Vault, item_id: str, body: str) -> str:
     return reply_id
 
 
-def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
-    """Re-encrypt a report and its attachments to another desk; return the referral id."""
+def _consent_override(item: dict[str, Any], reason: str | None) -> str | None:
+    """The override to record, or None when the source consented to sharing.
+
+    A source who declined "share within the coalition" did not agree to their report,
+    their attachments and their reply key going to another desk. The triager can still
+    refer (a source may have asked for it by other means), but only by saying why; the
+    reason is kept in the history and shown with the report.
+    """
+    consent = json.loads(item["doc"])["answers"]["consent"]
+    if consent["share_within_coalition"] is True:
+        return None
+    if reason is None:
+        raise OutboxError(
+            "the source declined sharing within the coalition: this report is not referred. "
+            "If the source has since agreed, or the law requires it, refer with "
+            "--override-consent REASON (recorded in the history and shown with the report)")
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_OVERRIDE_REASON_CHARS or not reason.isprintable():
+        raise OutboxError(f"the override's reason must be one line of 1 to "
+                          f"{MAX_OVERRIDE_REASON_CHARS} printable characters")
+    return reason
+
+
+def refer(vault: Vault, item_id: str, to_desk: str, note: str, *,
+          override_consent: str | None = None) -> str:
+    """Re-encrypt a report and its attachments to another desk; return the referral id.
+
+    Refused when the source declined sharing, unless ``override_consent`` gives the
+    reason to do it anyway (see :func:`_consent_override`).
+    """
     item = _item_report(vault, item_id)
     if to_desk == vault.desk_id:
         raise OutboxError("a report cannot be referred to its own desk")
@@ -90,6 +126,7 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
         raise OutboxError(f"desk {to_desk!r} is not in the keyring (known: {known})")
     if len(note) > MAX_REPLY_CHARS:
         raise OutboxError(f"a note is at most {MAX_REPLY_CHARS} characters")
+    override = _consent_override(item, override_consent)
     recipient = [parse_recipient(desk.recipient)]
     ref_id = secrets.token_hex(16)
     outbox = vault.dir("outbox")
@@ -127,6 +164,8 @@ def refer(vault: Vault, item_id: str, to_desk: str, note: str) -> str:
         "bundle_id) VALUES (?, 'referral', ?, '', ?, ?, ?, ?, ?, '')",
         (ref_id, item["id"], to_desk, json.dumps(names), note, now(), vault.user),
     )
+    if override is not None:
+        record_consent_override(vault, item["id"], to_desk, override)
     set_fields(vault, item["id"], status="referred")
     vault.changed()
     return ref_id

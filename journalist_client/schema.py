@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from journalist_client.taxonomy import CATEGORIES
-from keys import ids, strict_json
+from keys import ids, media, strict_json
 from keys.age import parse_recipient
 
 __all__ = [
@@ -43,9 +43,6 @@ FOLLOWUP_SCHEMA: Final = "amana.followup"
 
 _COUNTRY_RE: Final = re.compile(r"[A-Z]{2}")
 _SHA_RE: Final = re.compile(r"[0-9a-f]{64}")
-# What the server keeps of a browser's Content-Type (docs/report-format.md): lower-case
-# printable ASCII with a slash, at most 100 characters. A claim, shown, never acted on.
-_MEDIA_RE: Final = re.compile(r"(?=[ -~]{1,100}\Z)[^A-Z]*/[^A-Z]*")
 _LANGS: Final = frozenset({"en", "ar", "fr"})
 # The closed choices of docs/report-format.md ("" is "not answered").
 _TARGETS: Final = frozenset({"", "self", "other_person", "organisation"})
@@ -171,7 +168,9 @@ def _attachment(v: Any, where: str) -> dict[str, Any]:
     name = _str(a["name"], f"{where}.name", 255)
     if not name or len(name.encode("utf-8")) > 255:
         raise DocumentError(f"{where}.name must be 1 to 255 bytes")
-    _match(a["media_type"], f"{where}.media_type", _MEDIA_RE, "a media type like text/plain")
+    # The rule the server records types by (keys.media): a claim, shown, never acted on.
+    _match(a["media_type"], f"{where}.media_type", media.MEDIA_TYPE_RE,
+           "a media type like text/plain (keys.media)")
     _int(a["size"], f"{where}.size")
     _match(a["sha256"], f"{where}.sha256", _SHA_RE, "64 lower-case hex digits")
     return a

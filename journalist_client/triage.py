@@ -38,6 +38,7 @@ from journalist_client.vault import SEARCH_RULES_KEY, Vault, now
 from keys import ids
 
 __all__ = [
+    "CONSENT_OVERRIDE",
     "Filters",
     "TriageError",
     "add_note",
@@ -46,6 +47,7 @@ __all__ = [
     "history",
     "item_fields",
     "list_items",
+    "record_consent_override",
     "refresh_search_index",
     "reindex_item",
     "run_search",
@@ -152,6 +154,16 @@ def _record(vault: Vault, item_id: str, field: str, old: str | None, new: str | 
         (item_id, now(), vault.user, field, old or "", new or ""),
     )
     vault.changed()
+
+
+#: The history field of a referral made against the source's declined consent.
+CONSENT_OVERRIDE: Final = "consent_override"
+
+
+def record_consent_override(vault: Vault, item_id: str, to_desk: str, reason: str) -> None:
+    """Record that ``item_id`` was referred to ``to_desk`` although its source declined
+    sharing, and why (journalist_client.replies.refer); ``show`` always shows it."""
+    _record(vault, item_id, CONSENT_OVERRIDE, None, f"{to_desk}: {reason}")
 
 
 def _check_name(value: str, what: str) -> str:
@@ -297,6 +309,7 @@ def show_item(vault: Vault, item_id: str) -> Report | FollowUp:
                                             (item["id"],)))
     notes = tuple(Note(at=at, author=author, text=text) for at, author, text in conn.execute(
         "SELECT at, author, text FROM notes WHERE item_id = ? ORDER BY n", (item["id"],)))
+    history = tuple(_history(conn, item["id"]))
     return Report(
         id=item["id"], type="report", received_day=item["received_day"],
         language=item["language"], desks=tuple(json.loads(item["desks"])),
@@ -306,7 +319,8 @@ def show_item(vault: Vault, item_id: str) -> Report | FollowUp:
         referral=Referral(from_desk=ref["from_desk"], day=ref["day"], note=ref["note"])
         if ref else None,
         attachments=_attachments(conn, item["id"]), thread=_thread(conn, item), notes=notes,
-        history=tuple(_history(conn, item["id"])),
+        history=history,
+        consent_overrides=tuple(h for h in history if h.field == CONSENT_OVERRIDE),
     )
 
 

@@ -155,6 +155,7 @@ class Vault:
     conn: sqlite3.Connection
     user: str
     _changed: bool = field(default=False, repr=False)
+    _saved: bool = field(default=False, repr=False)
     _lock: int = field(default=-1, repr=False)
 
     @property
@@ -221,9 +222,20 @@ class Vault:
         image = self.conn.serialize()
         _write_image(self.path / DB_FILE, image, self.keys)
         self._changed = False
+        self._saved = True
 
     def close(self) -> None:
+        """Release the vault; if it was saved, date everything in it to today first.
+
+        Every save comes with files written (ciphertext in files/ or quarantine/, acks,
+        outbox items) whose times would otherwise say to the nanosecond when the desk
+        worked; the whole directory is dated to the day instead (keys.fs.set_day_tree),
+        before the lock is released.
+        """
         self.conn.close()
+        if self._saved:
+            fs.set_day_tree(self.path, dt.datetime.now(dt.UTC).date())
+            self._saved = False
         if self._lock >= 0:
             os.close(self._lock)  # releases the flock
             self._lock = -1
@@ -401,6 +413,8 @@ def create_vault(
     vault.save()
     fs.atomic_write_bytes(root / META_FILE, json.dumps(
         {"format": FORMAT, "version": VERSION, "desk": desk.id}).encode("ascii") + b"\n")
+    # vault.json was written after the save: dated now, for a caller that never closes.
+    fs.set_day_tree(root, dt.datetime.now(dt.UTC).date())
     return vault
 
 

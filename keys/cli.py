@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from keys import fs, ids
+from keys import fs, ids, process
 from keys.age import (
     AgeError,
     ArmorError,
@@ -604,6 +604,7 @@ def _fail(message: str, status: int = 1) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    process.harden_process()  # it generates and holds desk keys: no core dumps
     args = _parser().parse_args(argv)
     try:
         args.func(args)

@@ -65,6 +65,7 @@ __all__ = [
     "safe_remove",
     "safe_unlink",
     "set_day",
+    "set_day_tree",
     "sync_all",
     "write_unsynced",
 ]
@@ -423,6 +424,24 @@ def set_day(path: StrPath, day: dt.date) -> None:
     """
     ts = day_timestamp(day)
     os.utime(path, (ts, ts), follow_symlinks=False)
+
+
+def set_day_tree(root: StrPath, day: dt.date) -> None:
+    """:func:`set_day` on ``root`` and on every file and directory below it.
+
+    Symbolic links are neither followed nor changed. For a program's own directory
+    after it wrote there (the offline vault, the transfer directory): every name in it
+    then shows the same day, the last day it was used, and not when each file arrived.
+    Setting the times also sets every inode's change time (ctime) to now, which no one
+    can set back: the ctimes too tell only when the tree was last dated.
+    """
+    top = Path(root)
+    for parent, dirs, files in os.walk(top, topdown=False):
+        for name in files + dirs:
+            path = Path(parent, name)
+            if not stat.S_ISLNK(os.lstat(path).st_mode):
+                set_day(path, day)
+    set_day(top, day)
 
 
 def lock_exclusive(path: StrPath) -> int | None:

@@ -54,18 +54,24 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
         "`intake-keys demo`: a private (0700) directory for throw-away keys, removed "
         "when the demo ends",
     ),
-    ("journalist_client/draft.py", "tempfile.mkstemp"): (
+    ("journalist_client/draft.py", "tempfile.mkdtemp"): (
         1,
-        "the reply draft: a 0600 file in /dev/shm (RAM) that the triager's editor writes; "
-        "it must be a real path the editor can open, and never on a disk",
+        "the reply draft's private directory in /dev/shm (RAM), made 0700 with "
+        "fs.private_dir: the triager's editor writes the draft and its side files there",
     ),
-    ("journalist_client/draft.py", "open(..., write mode)"): (
+    ("journalist_client/draft.py", "os.open"): (
         1,
-        "overwrites the RAM draft with zeros before removing it",
+        "overwrites each file the editor left in the RAM directory with zeros (O_NOFOLLOW) "
+        "before removing it",
     ),
     ("journalist_client/draft.py", ".unlink()"): (
         1,
-        "removes the RAM draft (in /dev/shm, where fsync of a directory means nothing)",
+        "removes what the editor left in the RAM directory (in /dev/shm, where fsync of a "
+        "directory means nothing)",
+    ),
+    ("journalist_client/draft.py", ".rmdir()"): (
+        1,
+        "removes the RAM directory and any directory the editor made in it",
     ),
 }
 

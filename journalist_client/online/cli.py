@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import re
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from journalist_client._cli import CLIError, add_command, run_command
 from journalist_client.online.credential import TransferError, init_transfer, load_settings
 from journalist_client.online.fetch import DEFAULT_MAX_BUNDLE_BYTES, fetch
 from journalist_client.online.push import push
+from keys import fs, process
 
 __all__ = ["CLIError", "main", "parser"]
 
@@ -38,9 +40,14 @@ def _mebibytes(text: str) -> int:
     return value
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def cmd_init(args: argparse.Namespace) -> None:
     public = init_transfer(Path(args.dir), desk=args.desk, server_key=args.server_key,
                            keyring_path=Path(args.keyring))
+    fs.set_day_tree(args.dir, _today())
     print(f"Transfer credential for desk {args.desk} written to {args.dir}.")
     print(f"Register its public key on the server: {public}")
 
@@ -49,6 +56,12 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     settings = load_settings(Path(args.dir))
     path = asyncio.run(fetch(settings, server=args.server, out_dir=Path(args.out),
                              tor_socks=args.tor_socks, max_bytes=args.max_mib * _MIB))
+    # What this machine keeps is dated to the day: the transfer directory (cursor.json)
+    # and, on the stick, the bundle and the directory it was renamed into.
+    fs.set_day_tree(settings.directory, _today())
+    fs.set_day(args.out, _today())
+    if path is not None:
+        fs.set_day(path, _today())
     if path is None:
         print(f"Nothing new for desk {settings.desk}.")
     elif re.fullmatch(r"export-.+-([0-9]+)-\1\.bundle", path.name):
@@ -111,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    process.harden_process()  # the transfer credential is in memory: no core dumps
     return run_command(parser().parse_args(argv), (TransferError,))
 
 

@@ -78,7 +78,7 @@ async def submit(port: int) -> str:
             csrf = CSRF_RE.search(await resp.text()).group(1)
         form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
         for name, value in (("csrf", csrf), ("category", "spyware"), ("desks", "triage"),
-                            ("desks", "forensics"),
+                            ("desks", "forensics"), ("consent_share", "yes"),
                             ("description", "A link arrived by WhatsApp from an unknown number.")):
             form.add_field(name, value)
         form.add_field("files", b"screenshot bytes", filename="shot.png",

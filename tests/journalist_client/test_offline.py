@@ -98,7 +98,9 @@ def test_every_triage_command_runs_with_sockets_disabled(
 
 
 def test_the_cli_refuses_core_dumps() -> None:
-    code = ("import resource, journalist_client.cli as c; c._no_core_dumps(); "
+    # main() hardens the process first thing (keys.process; the dumpable flag is
+    # tested in tests/test_process_hygiene.py); `list` without a vault then fails.
+    code = ("import resource, journalist_client.cli as c; c.main(['list']); "
             "print(resource.getrlimit(resource.RLIMIT_CORE))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)

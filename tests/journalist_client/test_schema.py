@@ -24,7 +24,7 @@ def test_a_valid_report_parses() -> None:
 
 @pytest.mark.parametrize("media_type", [
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/octet-stream", "image/svg+xml", "a/b/c",
+    "application/octet-stream", "image/svg+xml", "text/x-c++src", "model/vnd.usdz+zip",
 ])
 def test_any_media_type_the_server_keeps_parses(media_type: str) -> None:
     doc = report_doc()
@@ -121,6 +121,13 @@ CASES: dict[str, tuple[bytes, str]] = {
     "media type control": (_mutate("attachments",
                                    [{**attachment_meta(b"x"), "media_type": "text/\x1b[2J"}]),
                            "media type"),
+    # keys.media's rule, which the server now records by: the TAB it once kept, two
+    # slashes, upper case, parameters, a leading symbol, and over 100 characters.
+    **{f"media type {v!r}": (_mutate("attachments",
+                                     [{**attachment_meta(b"x"), "media_type": v}]),
+                             "media type")
+       for v in ("image/png\tjunk", "a/b/c", "Image/PNG", "text/plain; charset=utf-8",
+                 "+x/y", "x/" + "y" * 99)},
     "media type upper": (_mutate("attachments",
                                  [{**attachment_meta(b"x"), "media_type": "Text/Plain"}]),
                          "media type"),

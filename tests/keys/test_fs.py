@@ -35,6 +35,7 @@ from keys.fs import (
     safe_remove,
     safe_unlink,
     set_day,
+    set_day_tree,
     write_unsynced,
 )
 
@@ -407,6 +408,23 @@ def test_set_day_sets_midnight_utc_without_following(tmp_path: Path) -> None:
     set_day(tmp_path, day)
     fsync_dir(tmp_path)
     assert tmp_path.stat().st_mtime == day_timestamp(day)
+
+
+def test_set_day_tree_dates_everything_below_but_no_link_target(tmp_path: Path) -> None:
+    day = dt.date(2025, 1, 2)
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"")
+    before = outside.lstat().st_mtime_ns
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f").write_bytes(b"x")
+    (root / "g").write_bytes(b"y")
+    (root / "link").symlink_to(outside)
+    set_day_tree(root, day)
+    for p in (root, root / "a", root / "a" / "b", root / "a" / "b" / "f", root / "g"):
+        assert p.lstat().st_mtime == day_timestamp(day), p
+    assert outside.lstat().st_mtime_ns == before
+    assert (root / "link").lstat().st_mtime != day_timestamp(day)
 
 
 def test_lock_is_exclusive_until_closed(tmp_path: Path) -> None:
