@@ -55,7 +55,8 @@ def cmd_init(args: argparse.Namespace) -> None:
 def cmd_fetch(args: argparse.Namespace) -> None:
     settings = load_settings(Path(args.dir))
     path = asyncio.run(fetch(settings, server=args.server, out_dir=Path(args.out),
-                             tor_socks=args.tor_socks, max_bytes=args.max_mib * _MIB))
+                             tor_socks=args.tor_socks, max_bytes=args.max_mib * _MIB,
+                             show_progress=None))
     # What this machine keeps is dated to the day: the transfer directory (cursor.json)
     # and, on the stick, the bundle and the directory it was renamed into.
     fs.set_day_tree(settings.directory, _today())
@@ -75,10 +76,27 @@ def cmd_fetch(args: argparse.Namespace) -> None:
 
 def cmd_push(args: argparse.Namespace) -> None:
     settings = load_settings(Path(args.dir))
-    results = asyncio.run(push(settings, [Path(f) for f in args.files],
-                               server=args.server, tor_socks=args.tor_socks))
-    for r in results:
-        print(f"{r['file']}: accepted by the server")
+    outcomes = asyncio.run(push(settings, [Path(f) for f in args.files],
+                                server=args.server, tor_socks=args.tor_socks,
+                                show_progress=None))
+    for o in outcomes:
+        if o.accepted:
+            print(f"{o.file}: accepted by the server{_summary(o.summary)}")
+        else:
+            print(f"{o.file}: {o.problem}", file=sys.stderr)
+    refused = sum(not o.accepted for o in outcomes)
+    if refused:
+        raise CLIError(f"{refused} of {len(outcomes)} file(s) not accepted; see above. "
+                       "The accepted ones need not be pushed again.")
+
+
+def _summary(summary: dict[str, object]) -> str:
+    # The server's own counts (an ack: how many items it deleted); numbers only, so
+    # nothing the server says can reach the terminal but digits and fixed words.
+    counts = [f"{k} {v}" for k, v in sorted(summary.items())
+              if isinstance(v, int) and not isinstance(v, bool)
+              and re.fullmatch(r"[a-z_]{1,32}", k)]
+    return f" ({', '.join(counts)})" if counts else ""
 
 
 def parser() -> argparse.ArgumentParser:

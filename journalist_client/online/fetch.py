@@ -144,7 +144,7 @@ async def fetch(
     server: str,
     out_dir: Path,
     tor_socks: str | None = None,
-    show_progress: bool = True,
+    show_progress: bool | None = True,
     max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
 ) -> Path | None:
     """Download every new item for the desk into one verified bundle in ``out_dir``.
@@ -166,7 +166,8 @@ async def fetch(
         unit="B",
         unit_scale=True,
         desc="fetch",
-        disable=not show_progress,
+        # show_progress None: tqdm draws only on a terminal, never into a file or a pipe.
+        disable=None if show_progress is None else not show_progress,
         initial=partial.stat().st_size if partial.exists() else 0,
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=120)

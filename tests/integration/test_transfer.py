@@ -28,7 +28,7 @@ from journalist_client.online.fetch import DEFAULT_MAX_BUNDLE_BYTES, fetch
 from journalist_client.online.push import push
 from keys.age import decrypt
 from keys.bundle import open_bundle
-from support.staff import Site, ack_bundle, make_site, submit
+from support.staff import Site, ack_bundle, bundle_bytes, make_site, submit
 
 
 @pytest.fixture
@@ -79,7 +79,8 @@ async def test_fetch_then_push_ack(site: Site, server: Any, tmp_path: Path) -> N
     ack = tmp_path / "usb" / "ack.bundle"
     ack.write_bytes(ack_bundle(site, "triage", [sid]))
     (result,) = await push(settings, [ack], server=url, show_progress=False)
-    assert result["deleted"] == 1
+    assert result.accepted
+    assert result.summary["deleted"] == 1
     assert site.storage.submissions() == []
     # Acknowledged: nothing new and nothing to say, so no bundle is written.
     assert await fetch(settings, server=url, out_dir=tmp_path / "usb", show_progress=False) is None
@@ -92,9 +93,58 @@ async def test_push_refuses_a_bundle_not_signed_by_the_desk(
     settings = load_settings(transfer_dir(site, server, tmp_path))
     forged = tmp_path / "forged.bundle"
     forged.write_bytes(ack_bundle(site, "triage", [sid], key=site.signing["forensics"]))
-    with pytest.raises(TransferError, match="not a bundle signed by this desk"):
-        await push(settings, [forged], server=str(server.make_url("/")), show_progress=False)
+    (outcome,) = await push(settings, [forged], server=str(server.make_url("/")),
+                            show_progress=False)
+    assert not outcome.accepted
+    assert outcome.problem.startswith("not sent: not a bundle signed by this desk")
     assert len(site.storage.submissions()) == 1
+
+
+async def test_push_reports_every_file_and_goes_on_after_a_refusal(
+    site: Site, server: Any, tmp_path: Path
+) -> None:
+    """One refused file neither hides the ones accepted before it nor stops the ones
+    after it; the server's refusal reads as a sentence, not as raw JSON."""
+    first = await submit(site, ("triage",), b"one")
+    second = await submit(site, ("triage",), b"two")
+    settings = load_settings(transfer_dir(site, server, tmp_path))
+    url = str(server.make_url("/"))
+    acks = [tmp_path / f"{name}.bundle" for name in ("first", "stranger", "forged", "second")]
+    acks[0].write_bytes(ack_bundle(site, "triage", [first]))
+    # Signed by the desk, so it leaves this machine, but its ack names no real id: the
+    # server refuses it.
+    bad = {"format": "amana-ack", "version": 1, "desk": "triage", "ids": ["not-an-id"]}
+    acks[1].write_bytes(bundle_bytes("ack", "triage", {"ack.json": json.dumps(bad).encode()},
+                                     site.signing["triage"]))
+    acks[2].write_bytes(b"not a bundle at all")
+    acks[3].write_bytes(ack_bundle(site, "triage", [second]))
+    outcomes = await push(settings, acks, server=url, show_progress=False)
+    assert [o.accepted for o in outcomes] == [True, False, False, True]
+    assert [o.file for o in outcomes] == [str(a) for a in acks]
+    assert outcomes[1].problem.startswith("the server refused it: ")
+    assert "{" not in outcomes[1].problem
+    assert outcomes[2].problem.startswith("not sent: ")
+    assert site.storage.submissions() == []
+
+
+async def test_push_on_the_command_line_says_what_became_of_each_file(
+    site: Site, server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid = await submit(site, ("triage",), b"one")
+    directory = transfer_dir(site, server, tmp_path)
+    good, junk = tmp_path / "ack.bundle", tmp_path / "junk.bundle"
+    good.write_bytes(ack_bundle(site, "triage", [sid]))
+    junk.write_bytes(b"junk")
+    argv = ["push", "--dir", str(directory), "--server", str(server.make_url("/")),
+            str(junk), str(good)]
+    # main runs its own event loop: give it a thread of its own.
+    assert await asyncio.to_thread(cli.main, argv) == 1
+    out, err = capsys.readouterr()
+    assert f"{good}: accepted by the server (acknowledged 1, deleted 1)" in out
+    assert f"{junk}: not sent: " in err
+    assert "1 of 2 file(s) not accepted" in err
+    assert "\r" not in out + err  # no progress bar drawn into a pipe
+    assert site.storage.submissions() == []
 
 
 async def test_unregistered_credential_gets_a_clear_error(
@@ -229,8 +279,9 @@ async def test_a_hostile_server_cannot_redirect_or_confuse_fetch_and_push(
     if answer == "redirect":
         ack = tmp_path / "ack.bundle"
         ack.write_bytes(ack_bundle(site, "triage", ["0" * 32]))
-        with pytest.raises(TransferError, match="307"):
-            await push(settings, [ack], server=url, show_progress=False)
+        (outcome,) = await push(settings, [ack], server=url, show_progress=False)
+        assert not outcome.accepted
+        assert "307" in outcome.problem
     assert visited == []
 
 
