@@ -28,6 +28,7 @@ from journalist_client.draft import edit_draft
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
 from keys import fs, process
+from keys.identity import MIN_PASSPHRASE_CHARS
 
 __all__ = ["CLIError", "main", "parser"]
 
@@ -41,7 +42,8 @@ PASSPHRASE_TRIES: Final = 3
 _OPENED: list[vault.Vault] = []
 
 
-def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
+def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False,
+                     min_chars: int = 0) -> str:
     if args.passphrase_file:
         with open(args.passphrase_file, "rb") as f:
             raw = f.read(MAX_PASSPHRASE_FILE + 1)
@@ -57,6 +59,10 @@ def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
     if not sys.stdin.isatty():
         raise CLIError("no terminal to ask for the passphrase: use --passphrase-file FILE")
     first = getpass.getpass("Vault passphrase: ")
+    if len(first) < min_chars:
+        # Said before the second prompt: typing a refused passphrase twice helps nobody.
+        raise CLIError(f"the passphrase is too short: use at least {min_chars} characters "
+                       "(six or more diceware words)")
     if confirm and getpass.getpass("Same passphrase again: ") != first:
         raise CLIError("the two passphrases differ")
     return first
@@ -104,7 +110,9 @@ def _out(line: str = "") -> None:
 def cmd_init(args: argparse.Namespace) -> None:
     if not args.vault:
         raise CLIError("give --vault DIR: the new vault's directory")
-    passphrase = _read_passphrase(args, confirm=True)
+    # New keys need a long passphrase; imported keys open with the one they have.
+    passphrase = _read_passphrase(args, confirm=True,
+                                  min_chars=MIN_PASSPHRASE_CHARS if args.desk else 0)
     v = vault.create_vault(
         args.vault, passphrase, desk_id=args.desk, import_keys=args.import_keys,
         keyring_path=args.keyring, server_key=args.server_key, user=args.user,

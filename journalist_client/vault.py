@@ -368,10 +368,41 @@ def create_vault(
             raise VaultError(f"server key: {e}") from None
     if import_keys is not None:
         # Check the keys open with this passphrase before copying anything.
-        keys = _load_keys(Path(import_keys), passphrase, what=f"the desk keys in {import_keys}")
+        _load_keys(Path(import_keys), passphrase, what=f"the desk keys in {import_keys}")
 
+    # Built whole in a hidden staging directory beside the vault and renamed into place
+    # at the end: a failure (a short passphrase, a keyring conflict, a full disk) leaves
+    # no half-made vault, and no copy of the keys, behind.
+    if root.exists() and not root.is_dir():
+        raise VaultError(f"{root} exists and is not a directory")
     try:
-        fs.private_dir(root)
+        staging = fs.private_staging_dir(root)
+    except (fs.FsError, OSError) as e:
+        raise VaultError(f"cannot create the vault beside {root}: {e}") from None
+    try:
+        vault = _build_vault(staging, passphrase, desk_id=desk_id, names=names,
+                             import_keys=import_keys, keyring=keyring, server_vk=server_vk,
+                             user=user)
+        fs.move_tree_into_place(staging, root)
+    except BaseException:
+        fs.remove_staging_dir(staging)
+        raise
+    vault.path = root
+    return vault
+
+
+def _build_vault(
+    root: Path,
+    passphrase: str,
+    *,
+    desk_id: str | None,
+    names: Mapping[str, str] | None,
+    import_keys: str | os.PathLike[str] | None,
+    keyring: Keyring | None,
+    server_vk: VerifyKey | None,
+    user: str | None,
+) -> Vault:
+    try:
         for sub in SUBDIRS:
             fs.safe_mkdir(root / sub, exist_ok=True)
         if import_keys is not None:

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import os
 import re
 import secrets
+import shutil
 import stat
 from pathlib import Path
 from types import TracebackType
@@ -55,11 +57,14 @@ __all__ = [
     "list_names",
     "lock_exclusive",
     "move_durable",
+    "move_tree_into_place",
     "open_resumable",
     "open_stream_sink",
     "private_dir",
+    "private_staging_dir",
     "read_nofollow",
     "read_quietly",
+    "remove_staging_dir",
     "safe_join",
     "safe_mkdir",
     "safe_remove",
@@ -370,6 +375,47 @@ def move_durable(src: StrPath, dst_dir: StrPath, name: str) -> Path:
     os.unlink(src)
     fsync_dir(dst_dir)
     return dst
+
+
+def private_staging_dir(final: StrPath) -> Path:
+    """A new, empty 0700 directory beside ``final`` (hidden, random name) in which to
+    build something whole, then :func:`move_tree_into_place`; a failure midway leaves
+    nothing at ``final`` (:func:`remove_staging_dir` clears the staging directory)."""
+    final = Path(final)
+    staging = final.parent / f".{final.name}.{secrets.token_hex(8)}.partial"
+    return safe_mkdir(staging)
+
+
+def move_tree_into_place(staging: StrPath, final: StrPath) -> Path:
+    """Rename the directory ``staging`` to ``final`` (same file system) and fsync the
+    parent. ``final`` may be missing or an empty directory (the kernel refuses to
+    replace one that is not empty); anything else is refused."""
+    final = Path(final)
+    try:
+        st = os.lstat(final)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise FileExistsRefused(f"{final} exists and is not a directory")
+    try:
+        os.rename(staging, final)
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise FileExistsRefused(f"{final} exists and is not empty") from None
+        raise
+    fsync_dir(final.parent)
+    return final
+
+
+def remove_staging_dir(staging: StrPath) -> None:
+    """Remove a directory tree that :func:`private_staging_dir` made and a failed build
+    left behind. Symlinks inside are removed, never followed; a name that does not look
+    like a staging directory is refused, so this never removes anything else."""
+    staging = Path(staging)
+    if not (staging.name.startswith(".") and staging.name.endswith(".partial")):
+        raise FsError(f"{staging} is not a staging directory")
+    if os.path.lexists(staging):
+        shutil.rmtree(staging)
 
 
 def safe_unlink(directory: StrPath, name: str) -> bool:

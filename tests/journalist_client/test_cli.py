@@ -290,6 +290,7 @@ def _at_a_terminal(argv: list[str], answers: list[str], timeout: float = 60) -> 
     import fcntl
     import os
     import pty
+    import select
     import subprocess
     import sys
     import termios
@@ -308,6 +309,11 @@ def _at_a_terminal(argv: list[str], answers: list[str], timeout: float = 60) -> 
     deadline = time.monotonic() + timeout
     pending = list(answers)
     while time.monotonic() < deadline:
+        # Never block past the deadline: a prompt nobody answers must fail the test, not
+        # hang it.
+        ready, _, _ = select.select([main_fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
         try:
             chunk = os.read(main_fd, 4096)
         except OSError:  # EIO: the child closed the terminal
@@ -319,6 +325,8 @@ def _at_a_terminal(argv: list[str], answers: list[str], timeout: float = 60) -> 
             os.write(main_fd, pending.pop(0).encode() + b"\n")
             seen += b"<answered>"
     os.close(main_fd)
+    if proc.poll() is None:  # still waiting for an answer that will not come
+        proc.kill()
     return proc.wait(timeout=timeout), seen.decode("utf-8", "replace")
 
 
@@ -335,3 +343,40 @@ def test_a_wrong_passphrase_at_a_terminal_gets_two_more_tries(vault_dir: Path,
     assert screen.count("Vault passphrase:") == 3
     assert "wrong passphrase for this vault" in screen
     assert "identity.age" not in screen
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_a_failed_init_leaves_nothing_and_the_retry_works(
+        tmp_path: Path, passfile: Path, desks: Desks, fast_scrypt: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    parent = tmp_path / "vaults"
+    parent.mkdir()
+    target = parent / "smex"
+    short = tmp_path / "short.txt"
+    short.write_text("too short\n")
+    base = ["--vault", str(target), "--passphrase-file"]
+    # A short passphrase for new keys.
+    assert main([*base, str(short), "init", "--desk", "smex"]) == 1
+    assert "too short" in capsys.readouterr().err
+    # A keyring that lists this desk with other keys: refused after the keys were made.
+    assert main([*base, str(passfile), "init", "--desk", "lawyers",
+                 "--keyring", str(desks.keyring_path)]) == 1
+    assert "other keys" in capsys.readouterr().err
+    assert not target.exists()
+    assert _leftovers(parent) == []  # no staging directory, no copy of any key
+    # The retry is not told that the directory "exists and is not empty".
+    assert main([*base, str(passfile), "init", "--desk", "smex"]) == 0
+    assert (target / "vault.json").is_file()
+    assert _leftovers(parent) == []
+
+
+def test_init_says_a_passphrase_is_short_before_asking_it_again(tmp_path: Path) -> None:
+    code, screen = _at_a_terminal(["--vault", str(tmp_path / "v"), "init", "--desk", "smex"],
+                                  ["short"], timeout=20)
+    assert code == 1
+    assert "too short" in screen
+    assert "Same passphrase again" not in screen
+    assert not (tmp_path / "v").exists()

@@ -25,11 +25,14 @@ from keys.fs import (
     list_names,
     lock_exclusive,
     move_durable,
+    move_tree_into_place,
     open_resumable,
     open_stream_sink,
     private_dir,
+    private_staging_dir,
     read_nofollow,
     read_quietly,
+    remove_staging_dir,
     safe_join,
     safe_mkdir,
     safe_remove,
@@ -468,3 +471,46 @@ def test_read_quietly_leaves_the_access_time(tmp_path: Path) -> None:
     os.utime(path, (old, old))
     assert read_quietly(path, 100) == b"ciphertext"
     assert path.stat().st_atime == old
+
+
+def test_a_tree_is_built_in_staging_and_moved_into_place_whole(tmp_path: Path) -> None:
+    final = tmp_path / "vault"
+    staging = private_staging_dir(final)
+    assert staging.parent == tmp_path
+    assert staging.name.startswith(".vault.")
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o700
+    atomic_write_bytes(staging / "a", b"x")
+    assert move_tree_into_place(staging, final) == final
+    assert (final / "a").read_bytes() == b"x"
+    assert not staging.exists()
+
+
+def test_a_tree_never_replaces_anything_but_an_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    move_tree_into_place(private_staging_dir(tmp_path / "empty"), tmp_path / "empty")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep").write_bytes(b"mine")
+    staging = private_staging_dir(full)
+    with pytest.raises(FileExistsRefused, match="not empty"):
+        move_tree_into_place(staging, full)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(FileExistsRefused, match="not a directory"):
+        move_tree_into_place(staging, tmp_path / "file")
+    assert (full / "keep").read_bytes() == b"mine"
+    remove_staging_dir(staging)
+    assert not staging.exists()
+
+
+def test_only_a_staging_directory_is_ever_removed(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    with pytest.raises(FsError, match="not a staging directory"):
+        remove_staging_dir(precious)
+    assert precious.is_dir()
+    # A symlink inside a staging tree is removed, its target is not.
+    staging = private_staging_dir(tmp_path / "x")
+    (staging / "link").symlink_to(precious)
+    remove_staging_dir(staging)
+    assert precious.is_dir()
+    assert not staging.exists()
