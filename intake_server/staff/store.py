@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from intake_server.storage import Storage, immediate_transaction, new_id, utc_today
+from intake_server.storage import DiskFull, Storage, immediate_transaction, new_id, utc_today
 from keys import fs
 from keys.age import parse_recipient
 from keys.bundle import MAX_FILES
@@ -38,6 +39,15 @@ log = logging.getLogger("intake_server.staff")
 EXPORT_MAX_BYTES = 1024 * 1024 * 1024
 # ... and at most this many submissions (and MAX_FILES files, index.json included).
 EXPORT_MAX_ITEMS = 500
+
+# A cached export bundle in outgoing/: <desk>-<after>-<upto>.bundle. The cache keeps ONE
+# bundle per desk, the last one built: enough for a dropped download to resume byte for
+# byte, and a bound a stolen transfer credential cannot push (asking for every cursor
+# value in turn used to cache a full bundle for each). Its bytes count in the disk quota.
+_CACHE_SUFFIX = re.compile(r"-(0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})\.bundle")
+# What a bundle adds to its ciphertext: index.json and the manifest, with room to spare.
+_BUNDLE_OVERHEAD = 64 * 1024
+_BUNDLE_OVERHEAD_PER_FILE = 1024
 
 
 # How many ids a statement lists (docs/transfer-format.md, ``before_cursor`` and
@@ -104,6 +114,9 @@ class StaffStore:
     def open(self) -> None:
         for d in (self.replies_dir, self.outgoing_dir, self.upload_dir):
             fs.private_dir(d, parents=True)
+        # Cached bundles left by the last run count in the quota like any new one.
+        for name in fs.list_names(self.outgoing_dir):
+            self.storage.used_bytes += fs.safe_join(self.outgoing_dir, name).stat().st_size
         serving = self.storage.serving
         if serving:
             for name in list(fs.list_names(self.upload_dir)):
@@ -116,6 +129,27 @@ class StaffStore:
             for name in list(fs.list_names(self.replies_dir)):
                 if name not in known:
                     fs.safe_unlink(self.replies_dir, name)
+
+    def date_touched(self, paths: Sequence[Path] = ()) -> None:
+        """After a staff request, date to the day what it may have touched: the staff
+        directories, store/, the database files and the data directory, and ``paths``.
+
+        Every write stamps a time to the second or finer on the file and its directory,
+        and, with relatime, so does the first read after one (the atime left at
+        midnight is older than the ctime). The source side dates what it writes; this
+        is the same for fetches, acks and replies. It runs after the request's work, so
+        it must not fail it: a path that has gone meanwhile is skipped.
+        """
+        today = utc_today()
+        dirs = (self.upload_dir, self.replies_dir, self.outgoing_dir, self.storage.store_dir)
+        for path in (*dirs, *paths):
+            try:
+                fs.set_day(path, today)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("could not reset a timestamp to the day: %s", type(exc).__name__)
+        self.storage.date_db_files(today)
 
     # -- transfer credentials ----------------------------------------------
 
@@ -232,6 +266,45 @@ class StaffStore:
             deleted=tuple((str(a), str(b), str(c)) for a, b, c in deleted),
         )
 
+    # -- the export cache (outgoing/) ----------------------------------------
+    # Called on the event loop's thread, which owns the counters; the bundle itself is
+    # written on a worker thread in between (bundles.write_export).
+
+    def cached_export(self, desk: str, after: int, upto: int) -> Path:
+        """The path of the cached bundle of ``desk`` from ``after`` to ``upto``."""
+        return fs.safe_join(self.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
+
+    def make_room_for_export(self, desk: str, keep: Path, items: Sequence[ExportItem]) -> None:
+        """Before building ``keep``: drop ``desk``'s other cached bundles, then check that
+        the bundle fits above the free-space floor (DiskFull if not, nothing written).
+
+        The quota is not checked: it counts the cache, but exporting is how a desk gets
+        reports acknowledged and deleted, so a full quota must never stop it.
+        """
+        for name in fs.list_names(self.outgoing_dir):
+            if name != keep.name and _is_cached_bundle_of(desk, name):
+                self._drop_cached(name)
+        need = _BUNDLE_OVERHEAD
+        for item in items:
+            for file_id in (item.report_file, *item.attachment_files):
+                need += _BUNDLE_OVERHEAD_PER_FILE
+                need += self.storage.store_path(file_id).stat().st_size
+        if self.storage.free_bytes() - need < self.storage.config.min_free_bytes:
+            raise DiskFull("no room for the export bundle above the free-space floor")
+
+    def count_cached_export(self, path: Path) -> None:
+        """A bundle was added to the cache: its bytes count in the quota."""
+        self.storage.used_bytes += path.stat().st_size
+
+    def _drop_cached(self, name: str) -> None:
+        path = fs.safe_join(self.outgoing_dir, name)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        if fs.safe_unlink(self.outgoing_dir, name):
+            self.storage.used_bytes -= size
+
     # -- acknowledgements --------------------------------------------------
 
     def acknowledge(self, desk: str, ids: Iterable[str]) -> tuple[int, int]:
@@ -327,7 +400,7 @@ class StaffStore:
         dirs = []
         if submissions:
             for name in list(fs.list_names(self.outgoing_dir)):
-                fs.safe_unlink(self.outgoing_dir, name)
+                self._drop_cached(name)
             dirs += [self.storage.store_dir, self.outgoing_dir]
         if replies:
             dirs.append(self.replies_dir)
@@ -502,6 +575,12 @@ class StaffStore:
         # The sources' count is not reported: the staff app's log line and its
         # callers know submissions and replies only.
         return {"submissions": len(old), "replies": len(old_replies) + idle_replies}
+
+
+def _is_cached_bundle_of(desk: str, name: str) -> bool:
+    # Desk ids may hold "-", but a cached name has exactly two numbers after its desk:
+    # "a-1-2-3.bundle" is desk a-1's, never desk a's.
+    return name.startswith(desk) and _CACHE_SUFFIX.fullmatch(name[len(desk):]) is not None
 
 
 def index_document(desk: str, after: str, cursor: str, items: Sequence[ExportItem],

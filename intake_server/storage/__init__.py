@@ -119,6 +119,8 @@ class Storage:
             if self._lock_fd is None:
                 raise StorageError(
                     f"another intake-server is already serving {self.data_dir}")
+            # Created at the first start, it would keep that moment to the second.
+            fs.set_day(self.data_dir / ".server.lock", utc_today())
         try:
             conn = open_database(self.config.db_path)
         except BaseException:
@@ -164,6 +166,10 @@ class Storage:
         return removed
 
     # -- writing -----------------------------------------------------------
+
+    def free_bytes(self) -> int:
+        """Free space on the data directory's file system, for whoever must fit a file."""
+        return self._free_space(self.data_dir)
 
     def check_free_space(self) -> None:
         if self._free_space(self.data_dir) < self.config.min_free_bytes:
