@@ -177,11 +177,13 @@ class StaffStore:
     # -- export ------------------------------------------------------------
 
     def _assign_sequence(self) -> None:
-        # Numbers are handed out lazily, in arrival order; AUTOINCREMENT guarantees each
-        # is larger than any number a desk has already seen.
+        # Numbers are handed out lazily, at fetch time, by day and then by random id:
+        # the database keeps no order of arrival within a day (schema version 2), and
+        # these numbers add none. AUTOINCREMENT guarantees each is larger than any
+        # number a desk has already seen, so a cursor never skips a later submission.
         self.storage.db.execute(
             "INSERT INTO export_seq (submission_id) SELECT s.id FROM submissions s"
-            " WHERE s.id NOT IN (SELECT submission_id FROM export_seq) ORDER BY s.rowid"
+            " WHERE s.id NOT IN (SELECT submission_id FROM export_seq) ORDER BY s.day, s.id"
         )
 
     def pending(
@@ -216,7 +218,7 @@ class StaffStore:
         for seq, sid, day, kind in rows:
             files = self.storage.db.execute(
                 "SELECT id, kind, ciphertext_size FROM files WHERE submission_id = ?"
-                " ORDER BY rowid", (sid,)
+                " ORDER BY position", (sid,)
             ).fetchall()
             reports = [f for f, kind, _ in files if kind == "report"]
             attachments = tuple(f for f, kind, _ in files if kind == "attachment")
@@ -470,9 +472,9 @@ class StaffStore:
                     (sid, to_desk),
                 )
                 conn.executemany(
-                    "INSERT INTO files (id, submission_id, kind, ciphertext_size)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(f, sid, k, s) for f, k, s in stored],
+                    "INSERT INTO files (id, submission_id, kind, ciphertext_size, position)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(f, sid, k, s, n) for n, (f, k, s) in enumerate(stored)],
                 )
         except BaseException:
             for file_id, _, _ in stored:
@@ -501,16 +503,19 @@ class StaffStore:
         day = day or utc_today()
         reply_id = new_id()
         size = _stage(write, f"{reply_id}.age", self.upload_dir, self.replies_dir, day)
+        # position: this source's replies in order (there is no rowid to give it).
         self.storage.db.execute(
-            "INSERT INTO replies (id, reply_recipient, desk_id, day, ciphertext_size)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (reply_id, reply_recipient, desk, day.isoformat(), size),
+            "INSERT INTO replies (id, reply_recipient, desk_id, day, ciphertext_size, position)"
+            " SELECT ?, ?, ?, ?, ?, COALESCE(MAX(position) + 1, 0) FROM replies"
+            " WHERE reply_recipient = ?",
+            (reply_id, reply_recipient, desk, day.isoformat(), size, reply_recipient),
         )
         return reply_id
 
     def replies_for(self, reply_recipient: str) -> list[dict[str, Any]]:
         rows = self.storage.db.execute(
-            "SELECT id, desk_id, day FROM replies WHERE reply_recipient = ? ORDER BY rowid DESC",
+            "SELECT id, desk_id, day FROM replies WHERE reply_recipient = ?"
+            " ORDER BY position DESC",
             (reply_recipient,),
         ).fetchall()
         return [{"id": r[0], "desk": r[1], "day": r[2]} for r in rows]

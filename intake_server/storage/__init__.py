@@ -205,9 +205,10 @@ class Storage:
                          (source_id, reply_recipient, day.isoformat()))
             conn.executemany("INSERT OR IGNORE INTO source_desks (source_id, desk_id)"
                              " VALUES (?, ?)", [(source_id, d) for d in desks])
-            conn.executemany("INSERT INTO files (id, submission_id, kind, ciphertext_size) "
-                             "VALUES (?, ?, ?, ?)",
-                             [(f.id, submission_id, f.kind, f.ciphertext_size) for f in files])
+            conn.executemany("INSERT INTO files (id, submission_id, kind, ciphertext_size,"
+                             " position) VALUES (?, ?, ?, ?, ?)",
+                             [(f.id, submission_id, f.kind, f.ciphertext_size, n)
+                              for n, f in enumerate(files)])
         self.date_db_files(day)
 
     def date_db_files(self, day: _dt.date) -> None:
@@ -241,7 +242,7 @@ class Storage:
 
     def source_desks(self, source_id: str) -> list[str]:
         rows = self.db.execute("SELECT desk_id FROM source_desks WHERE source_id = ?"
-                               " ORDER BY rowid", (source_id,)).fetchall()
+                               " ORDER BY desk_id", (source_id,)).fetchall()
         return [str(r[0]) for r in rows]
 
     # -- reading (tests, staff app) ---------------------------------------
