@@ -129,6 +129,8 @@ class StaffStore:
             for name in list(fs.list_names(self.replies_dir)):
                 if name not in known:
                     fs.safe_unlink(self.replies_dir, name)
+        # Made, listed or cleaned just now: dated to the day like everything else.
+        self.date_touched()
 
     def date_touched(self, paths: Sequence[Path] = ()) -> None:
         """After a staff request, date to the day what it may have touched: the staff

@@ -136,6 +136,11 @@ class Storage:
         if self._db is not None:
             self._db.conn.close()
             self._db = None
+            # Closing checkpointed intake.db and removed the WAL and SHM: both files and
+            # data/ would keep the moment of a clean stop.
+            self.date_db_files(utc_today())
+            if self._lock_fd is not None:
+                fs.set_day(self.data_dir / ".server.lock", utc_today())
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None

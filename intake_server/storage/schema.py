@@ -53,9 +53,12 @@ of day. Nothing else.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from keys import fs
 
 from .errors import SchemaError
 
@@ -246,6 +249,7 @@ def _refuse_newer(version: int) -> None:
 def open_database(path: Path) -> sqlite3.Connection:
     """Connect to the database at ``path`` (created if missing) and migrate it to
     SCHEMA_VERSION. Raises SchemaError, having written nothing, if it is newer."""
+    _private_database_files(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         # Before any pragma: journal_mode=WAL would already write to the file.
@@ -261,6 +265,28 @@ def open_database(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _private_database_files(path: Path) -> None:
+    """The database and its WAL and SHM 0600, whatever the umask.
+
+    SQLite creates them with the umask's mode (0644 under the usual 022), but creates
+    the WAL and SHM with the database file's own mode: so the database file is created
+    here, 0600, before SQLite opens it. Files an older version left 0644 are closed.
+    """
+    with contextlib.suppress(fs.FileExistsRefused):  # another process made it first
+        if not path.exists():
+            fs.create_exclusive(path.parent, path.name).close()
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            # Read-only and never through a link: only the mode is changed.
+            fd = os.open(f"{path}{suffix}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fchmod(fd, fs.FILE_MODE)
+        finally:
+            os.close(fd)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

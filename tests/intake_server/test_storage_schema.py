@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
+import stat
 from contextlib import closing
 from pathlib import Path
 
@@ -349,3 +351,25 @@ def test_a_version_1_database_is_rebuilt_without_rowid_keeping_every_row(
     assert _shape(conn) == _shape(fresh.db.conn)
     fresh.close()
     storage.close()
+
+
+def test_database_files_are_0600_whatever_the_umask(tmp_path: Path) -> None:
+    """SQLite creates intake.db, -wal and -shm with the umask's mode; they must be 0600
+    (issue 13, item 17), and an older install's 0644 files are closed at open."""
+    inst = make_install(tmp_path)
+    old_umask = os.umask(0o022)
+    try:
+        storage, _ = _open(inst)
+        storage.insert_submission(submission_id=SID1, day=dt.date(2026, 1, 7), desks=["triage"],
+                                  source_id=SOURCE, reply_recipient=RECIPIENT, files=[])
+        paths = sorted(inst.data_dir.glob("intake.db*"))
+        assert [p.name for p in paths] == ["intake.db", "intake.db-shm", "intake.db-wal"]
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths} == \
+            {p.name: 0o600 for p in paths}
+        storage.close()
+        inst.config.db_path.chmod(0o644)  # as an older version left it
+        storage, _ = _open(inst)
+        assert stat.S_IMODE(inst.config.db_path.stat().st_mode) == 0o600
+        storage.close()
+    finally:
+        os.umask(old_umask)
