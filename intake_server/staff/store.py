@@ -180,7 +180,7 @@ class StaffStore:
 
     def _assign_sequence(self) -> None:
         # Numbers are handed out lazily, at fetch time, by day and then by random id:
-        # the database keeps no order of arrival within a day (schema version 2), and
+        # the database keeps no order of arrival within a day (schema version 3), and
         # these numbers add none. AUTOINCREMENT guarantees each is larger than any
         # number a desk has already seen, so a cursor never skips a later submission.
         self.storage.db.execute(

@@ -83,7 +83,7 @@ async def test_usb_export_says_when_more_is_waiting(
         with open_bundle(out, {"server": site.server_key.verify_key}) as b:
             seen += [i["id"] for i in json.loads(b.read("index.json"))["items"]]
     # Each exactly once. Within a day the order is the random ids', not the order of
-    # arrival, which the database no longer keeps (schema version 2).
+    # arrival, which the database no longer keeps (schema version 3).
     assert sorted(seen) == sorted(ids)
 
 
