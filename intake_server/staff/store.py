@@ -114,10 +114,16 @@ class StaffStore:
     def open(self) -> None:
         for d in (self.replies_dir, self.outgoing_dir, self.upload_dir):
             fs.private_dir(d, parents=True)
-        # Cached bundles left by the last run count in the quota like any new one.
-        for name in fs.list_names(self.outgoing_dir):
-            self.storage.used_bytes += fs.safe_join(self.outgoing_dir, name).stat().st_size
         serving = self.storage.serving
+        # Cached bundles left by the last run count in the quota like any new one. A
+        # bundle whose build a crash interrupted is a hidden ".<name>.partial" file
+        # (keys.fs.AtomicWriter): the server removes it.
+        for name in fs.list_names(self.outgoing_dir):
+            path = self.outgoing_dir / name  # a listed entry, not a name from outside
+            if fs.NAME_RE.fullmatch(name):
+                self.storage.used_bytes += path.stat().st_size
+            elif serving:
+                fs.safe_remove(path)
         if serving:
             for name in list(fs.list_names(self.upload_dir)):
                 fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
@@ -301,6 +307,8 @@ class StaffStore:
         self.storage.used_bytes += path.stat().st_size
 
     def _drop_cached(self, name: str) -> None:
+        if not fs.NAME_RE.fullmatch(name):
+            return  # a bundle being built (its hidden partial file), or a crash's: open()
         path = fs.safe_join(self.outgoing_dir, name)
         try:
             size = path.stat().st_size

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from intake_server.staff.app import STAFF_STORE
-from support.staff import Site, fetch, signed, submit
+from intake_server.staff.store import StaffStore
+from keys import fs
+from support.staff import Site, fetch, make_site, signed, submit
 
 
 def _cached(site: Site, desk: str) -> list[Path]:
@@ -76,3 +78,22 @@ async def test_no_bundle_is_built_onto_a_disk_without_room_for_it(
     raw, cursor = await fetch(staff, site, "triage")
     assert cursor == "1"
     assert raw
+
+
+async def test_a_bundle_build_a_crash_interrupted_is_removed_at_start(tmp_path: Path) -> None:
+    """AtomicWriter's hidden partial file, left in outgoing/ by a crash mid-build, is
+    neither counted nor fatal: the server removes it at start, and deleting
+    submissions meanwhile steps over it."""
+    site = make_site(tmp_path)
+    outgoing = site.config.data_dir / "outgoing"
+    fs.private_dir(outgoing)
+    partial = outgoing / ".triage-0-1.bundle.0123456789abcdef.partial"
+    partial.write_bytes(b"x" * 1000)
+    store = StaffStore(site.storage)
+    store.open()
+    assert not partial.exists()
+    partial.write_bytes(b"x" * 1000)  # a build in progress while a deletion runs
+    sid = await submit(site, ("triage",), b"report")
+    store.delete_submission(sid)
+    assert partial.exists()
+    site.storage.close()
