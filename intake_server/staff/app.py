@@ -11,6 +11,7 @@ request cannot by itself acknowledge (and so delete) anything or speak to a sour
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as _dt
 import functools
@@ -26,7 +27,7 @@ from aiohttp import web
 
 from intake_server.config import Config
 from intake_server.protocol_errors import install, secure
-from intake_server.storage import Storage, new_id
+from intake_server.storage import DiskFull, Storage, new_id
 from keys import fs
 from keys.ids import DESK_ID_PATTERN
 from keys.keyring import Keyring
@@ -37,8 +38,8 @@ from .bundles import (
     BundleRefused,
     apply_ack_bundle,
     apply_outbox_bundle,
-    build_export,
     desk_keys,
+    write_export,
 )
 from .store import StaffStore
 
@@ -53,6 +54,8 @@ _SIGNING_KEY = web.AppKey("signing_key", SigningKey)
 _VERIFIER = web.AppKey("verifier", RequestVerifier)
 _RETENTION_DAYS = web.AppKey("retention_days", int)
 _CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+_EXPORT_LOCKS: web.AppKey[collections.defaultdict[str, asyncio.Lock]] = web.AppKey(
+    "export_locks")
 
 _CURSOR_RE = re.compile(r"(0|[1-9][0-9]{0,17})")
 _MAX_BODY = 64 * 1024 * 1024
@@ -158,18 +161,49 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(reason="malformed cursor")
     store = request.app[STAFF_STORE]
     signing_key = request.app[_SIGNING_KEY]
-    # The database is read here, on the loop's thread; only the file copying goes to a
-    # worker thread (SQLite's connection is not shared across threads mid-transaction).
-    items = store.pending(desk, int(after))
-    statement = store.statement(desk, int(after))
-    path, cursor, _ = await asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(build_export, store, desk, int(after), signing_key,
-                                items=items, statement=statement)
-    )
-    response = web.FileResponse(path, chunk_size=256 * 1024)
+    # One export at a time per desk, so that concurrent requests build a bundle once
+    # (they used to race each other to the same name in outgoing/). The database and
+    # the counters are used here, on the loop's thread; only the file copying goes to
+    # a worker thread (SQLite's connection is not shared across threads mid-transaction).
+    async with request.app[_EXPORT_LOCKS][desk]:
+        items = store.pending(desk, int(after))
+        statement = store.statement(desk, int(after))
+        cursor = items[-1].seq if items else int(after)
+        path = store.cached_export(desk, int(after), cursor)
+        if not path.exists():
+            try:
+                store.make_room_for_export(desk, path, items)
+            except DiskFull:
+                log.warning("export refused: no room for the bundle above the floor")
+                raise web.HTTPServiceUnavailable(reason="no room for the bundle") from None
+            built = await asyncio.get_running_loop().run_in_executor(
+                None,
+                functools.partial(write_export, store, path, desk, int(after), cursor, items,
+                                  statement, signing_key),
+            )
+            if built:
+                store.count_cached_export(path)
+        store.date_touched([path])
+    response = _DatedFileResponse(path, store, chunk_size=256 * 1024)
     response.headers["Content-Type"] = "application/octet-stream"
     response.headers["Amana-Cursor"] = str(cursor)
     return response
+
+
+class _DatedFileResponse(web.FileResponse):
+    """A cached bundle, dated to the day again once sent: reading it for sending set its
+    atime to the second (relatime)."""
+
+    def __init__(self, path: Path, store: StaffStore, *, chunk_size: int) -> None:
+        super().__init__(path, chunk_size=chunk_size)
+        self._dated_path = path
+        self._store = store
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        try:
+            return await super().prepare(request)
+        finally:
+            self._store.date_touched([self._dated_path])
 
 
 async def _apply(
@@ -186,6 +220,7 @@ async def _apply(
         raise web.HTTPBadRequest(reason=f"bundle refused: {exc}") from None
     finally:
         fs.safe_unlink(store.upload_dir, path.name)
+        store.date_touched()
     result.pop("desk", None)
     return _json(200, result)
 
@@ -246,6 +281,7 @@ def create_staff_app(
     app[_RETENTION_DAYS] = retention_days
     app[_CLOCK] = clock
     app[_VERIFIER] = RequestVerifier(clock=clock)
+    app[_EXPORT_LOCKS] = collections.defaultdict(asyncio.Lock)
     app.on_response_prepare.append(_on_prepare)
     install()
     app.cleanup_ctx.append(_lifecycle)

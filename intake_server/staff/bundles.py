@@ -8,11 +8,11 @@ any JSON inside is parsed, and every item is checked before anything is changed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from intake_server.storage import utc_today
 from keys import fs, strict_json
 from keys.age import parse_recipient
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
@@ -29,6 +29,7 @@ __all__ = [
     "apply_outbox_bundle",
     "build_export",
     "desk_keys",
+    "write_export",
 ]
 
 _MAX_ACK_IDS = 10_000
@@ -63,41 +64,74 @@ def build_export(
     after: int,
     signing_key: SigningKey,
     *,
-    out: Path | None = None,
-    items: list[ExportItem] | None = None,
-    statement: DeskStatement | None = None,
+    out: Path,
 ) -> tuple[Path, int, list[ExportItem]]:
-    """The desk-export bundle of everything after ``after``; returns (path, cursor, items).
-
-    Without ``out`` the bundle is cached in outgoing/ under (desk, after, upto), so that
-    fetching it again, or resuming, gets the very same bytes. Pass ``items`` (from
-    ``store.pending``) and ``statement`` (from ``store.statement``) to build it on
-    another thread: then this touches files only, never the database connection, which
-    belongs to the event loop's thread.
-    """
-    if items is None:
-        items = store.pending(desk, after)
-    if statement is None:
-        statement = store.statement(desk, after)
+    """The desk-export bundle of everything after ``after``, written to ``out`` (for the
+    operator's USB export); returns (path, cursor, items). The staff app serves from the
+    cache in outgoing/ instead (StaffStore.cached_export, write_export)."""
+    items = store.pending(desk, after)
+    statement = store.statement(desk, after)
     upto = items[-1].seq if items else after
-    path = out or fs.safe_join(store.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
-    if out is not None or not path.exists():
-        storage = store.storage
-        files: list[tuple[str, Any]] = [
-            ("index.json",
-             _BytesSource(index_document(desk, str(after), str(upto), items, statement)))
-        ]
+    write_export(store, out, desk, after, upto, items, statement, signing_key)
+    return out, upto, items
+
+
+def write_export(
+    store: StaffStore,
+    path: Path,
+    desk: str,
+    after: int,
+    upto: int,
+    items: list[ExportItem],
+    statement: DeskStatement,
+    signing_key: SigningKey,
+) -> bool:
+    """Write the bundle of ``items`` to ``path``; False if it already exists there.
+
+    Touches files only, never the database connection or the counters, which belong to
+    the event loop's thread: the staff app runs this on a worker thread. The store's
+    ciphertext is read without updating its access time (see :func:`_read_quietly`).
+    A bundle that appears at ``path`` meanwhile (a concurrent builder won) is kept and
+    this one discarded: every requester then gets the same bytes.
+    """
+    files: list[tuple[str, Any]] = [
+        ("index.json",
+         _BytesSource(index_document(desk, str(after), str(upto), items, statement)))
+    ]
+    opened: list[BinaryIO] = []
+    try:
         for item in items:
-            files.append((f"{item.id}.json.age", storage.store_path(item.report_file)))
-            for n, file_id in enumerate(item.attachment_files, start=1):
-                files.append((f"{item.id}.a{n}.age", storage.store_path(file_id)))
-        write_bundle_file(path, "desk-export", "server", files, signing_key)
-        if out is None:
-            # Cached in outgoing/: dated to the day like everything the server keeps.
-            today = utc_today()
-            fs.set_day(path, today)
-            fs.set_day(store.outgoing_dir, today)
-    return path, upto, items
+            for name, file_id in _export_names(item):
+                opened.append(_read_quietly(store.storage.store_path(file_id)))
+                files.append((name, opened[-1]))
+        try:
+            write_bundle_file(path, "desk-export", "server", files, signing_key)
+        except fs.FileExistsRefused:
+            return False
+    finally:
+        for f in opened:
+            f.close()
+    return True
+
+
+def _export_names(item: ExportItem) -> list[tuple[str, str]]:
+    names = [(f"{item.id}.json.age", item.report_file)]
+    for n, file_id in enumerate(item.attachment_files, start=1):
+        names.append((f"{item.id}.a{n}.age", file_id))
+    return names
+
+
+def _read_quietly(path: Path) -> BinaryIO:
+    """Open a store file for reading without updating its access time.
+
+    Its atime is midnight of its day, older than its ctime, so with relatime the first
+    read would set it to the second of the fetch. O_NOATIME needs the file's owner,
+    which the server is; where it is refused this falls back to a normal read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.fdopen(fd, "rb")
 
 
 def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from intake_server.storage import Storage, immediate_transaction, new_id, utc_today
+from intake_server.storage import DiskFull, Storage, immediate_transaction, new_id, utc_today
 from keys import fs
 from keys.age import parse_recipient
 from keys.bundle import MAX_FILES
@@ -38,6 +39,15 @@ log = logging.getLogger("intake_server.staff")
 EXPORT_MAX_BYTES = 1024 * 1024 * 1024
 # ... and at most this many submissions (and MAX_FILES files, index.json included).
 EXPORT_MAX_ITEMS = 500
+
+# A cached export bundle in outgoing/: <desk>-<after>-<upto>.bundle. The cache keeps ONE
+# bundle per desk, the last one built: enough for a dropped download to resume byte for
+# byte, and a bound a stolen transfer credential cannot push (asking for every cursor
+# value in turn used to cache a full bundle for each). Its bytes count in the disk quota.
+_CACHE_SUFFIX = re.compile(r"-(0|[1-9][0-9]{0,17})-(0|[1-9][0-9]{0,17})\.bundle")
+# What a bundle adds to its ciphertext: index.json and the manifest, with room to spare.
+_BUNDLE_OVERHEAD = 64 * 1024
+_BUNDLE_OVERHEAD_PER_FILE = 1024
 
 
 # How many ids a statement lists (docs/transfer-format.md, ``before_cursor`` and
@@ -105,6 +115,15 @@ class StaffStore:
         for d in (self.replies_dir, self.outgoing_dir, self.upload_dir):
             fs.private_dir(d, parents=True)
         serving = self.storage.serving
+        # Cached bundles left by the last run count in the quota like any new one. A
+        # bundle whose build a crash interrupted is a hidden ".<name>.partial" file
+        # (keys.fs.AtomicWriter): the server removes it.
+        for name in fs.list_names(self.outgoing_dir):
+            path = self.outgoing_dir / name  # a listed entry, not a name from outside
+            if fs.NAME_RE.fullmatch(name):
+                self.storage.used_bytes += path.stat().st_size
+            elif serving:
+                fs.safe_remove(path)
         if serving:
             for name in list(fs.list_names(self.upload_dir)):
                 fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
@@ -116,6 +135,29 @@ class StaffStore:
             for name in list(fs.list_names(self.replies_dir)):
                 if name not in known:
                     fs.safe_unlink(self.replies_dir, name)
+        # Made, listed or cleaned just now: dated to the day like everything else.
+        self.date_touched()
+
+    def date_touched(self, paths: Sequence[Path] = ()) -> None:
+        """After a staff request, date to the day what it may have touched: the staff
+        directories, store/, the database files and the data directory, and ``paths``.
+
+        Every write stamps a time to the second or finer on the file and its directory,
+        and, with relatime, so does the first read after one (the atime left at
+        midnight is older than the ctime). The source side dates what it writes; this
+        is the same for fetches, acks and replies. It runs after the request's work, so
+        it must not fail it: a path that has gone meanwhile is skipped.
+        """
+        today = utc_today()
+        dirs = (self.upload_dir, self.replies_dir, self.outgoing_dir, self.storage.store_dir)
+        for path in (*dirs, *paths):
+            try:
+                fs.set_day(path, today)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("could not reset a timestamp to the day: %s", type(exc).__name__)
+        self.storage.date_db_files(today)
 
     # -- transfer credentials ----------------------------------------------
 
@@ -143,11 +185,13 @@ class StaffStore:
     # -- export ------------------------------------------------------------
 
     def _assign_sequence(self) -> None:
-        # Numbers are handed out lazily, in arrival order; AUTOINCREMENT guarantees each
-        # is larger than any number a desk has already seen.
+        # Numbers are handed out lazily, at fetch time, by day and then by random id:
+        # the database keeps no order of arrival within a day (schema version 3), and
+        # these numbers add none. AUTOINCREMENT guarantees each is larger than any
+        # number a desk has already seen, so a cursor never skips a later submission.
         self.storage.db.execute(
             "INSERT INTO export_seq (submission_id) SELECT s.id FROM submissions s"
-            " WHERE s.id NOT IN (SELECT submission_id FROM export_seq) ORDER BY s.rowid"
+            " WHERE s.id NOT IN (SELECT submission_id FROM export_seq) ORDER BY s.day, s.id"
         )
 
     def pending(
@@ -182,7 +226,7 @@ class StaffStore:
         for seq, sid, day, kind in rows:
             files = self.storage.db.execute(
                 "SELECT id, kind, ciphertext_size FROM files WHERE submission_id = ?"
-                " ORDER BY rowid", (sid,)
+                " ORDER BY position", (sid,)
             ).fetchall()
             reports = [f for f, kind, _ in files if kind == "report"]
             attachments = tuple(f for f, kind, _ in files if kind == "attachment")
@@ -231,6 +275,47 @@ class StaffStore:
             before_cursor=tuple(str(r[0]) for r in ids),
             deleted=tuple((str(a), str(b), str(c)) for a, b, c in deleted),
         )
+
+    # -- the export cache (outgoing/) ----------------------------------------
+    # Called on the event loop's thread, which owns the counters; the bundle itself is
+    # written on a worker thread in between (bundles.write_export).
+
+    def cached_export(self, desk: str, after: int, upto: int) -> Path:
+        """The path of the cached bundle of ``desk`` from ``after`` to ``upto``."""
+        return fs.safe_join(self.outgoing_dir, f"{desk}-{after}-{upto}.bundle")
+
+    def make_room_for_export(self, desk: str, keep: Path, items: Sequence[ExportItem]) -> None:
+        """Before building ``keep``: drop ``desk``'s other cached bundles, then check that
+        the bundle fits above the free-space floor (DiskFull if not, nothing written).
+
+        The quota is not checked: it counts the cache, but exporting is how a desk gets
+        reports acknowledged and deleted, so a full quota must never stop it.
+        """
+        for name in fs.list_names(self.outgoing_dir):
+            if name != keep.name and _is_cached_bundle_of(desk, name):
+                self._drop_cached(name)
+        need = _BUNDLE_OVERHEAD
+        for item in items:
+            for file_id in (item.report_file, *item.attachment_files):
+                need += _BUNDLE_OVERHEAD_PER_FILE
+                need += self.storage.store_path(file_id).stat().st_size
+        if self.storage.free_bytes() - need < self.storage.config.min_free_bytes:
+            raise DiskFull("no room for the export bundle above the free-space floor")
+
+    def count_cached_export(self, path: Path) -> None:
+        """A bundle was added to the cache: its bytes count in the quota."""
+        self.storage.used_bytes += path.stat().st_size
+
+    def _drop_cached(self, name: str) -> None:
+        if not fs.NAME_RE.fullmatch(name):
+            return  # a bundle being built (its hidden partial file), or a crash's: open()
+        path = fs.safe_join(self.outgoing_dir, name)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        if fs.safe_unlink(self.outgoing_dir, name):
+            self.storage.used_bytes -= size
 
     # -- acknowledgements --------------------------------------------------
 
@@ -327,7 +412,7 @@ class StaffStore:
         dirs = []
         if submissions:
             for name in list(fs.list_names(self.outgoing_dir)):
-                fs.safe_unlink(self.outgoing_dir, name)
+                self._drop_cached(name)
             dirs += [self.storage.store_dir, self.outgoing_dir]
         if replies:
             dirs.append(self.replies_dir)
@@ -397,9 +482,9 @@ class StaffStore:
                     (sid, to_desk),
                 )
                 conn.executemany(
-                    "INSERT INTO files (id, submission_id, kind, ciphertext_size)"
-                    " VALUES (?, ?, ?, ?)",
-                    [(f, sid, k, s) for f, k, s in stored],
+                    "INSERT INTO files (id, submission_id, kind, ciphertext_size, position)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(f, sid, k, s, n) for n, (f, k, s) in enumerate(stored)],
                 )
         except BaseException:
             for file_id, _, _ in stored:
@@ -428,16 +513,19 @@ class StaffStore:
         day = day or utc_today()
         reply_id = new_id()
         size = _stage(write, f"{reply_id}.age", self.upload_dir, self.replies_dir, day)
+        # position: this source's replies in order (there is no rowid to give it).
         self.storage.db.execute(
-            "INSERT INTO replies (id, reply_recipient, desk_id, day, ciphertext_size)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (reply_id, reply_recipient, desk, day.isoformat(), size),
+            "INSERT INTO replies (id, reply_recipient, desk_id, day, ciphertext_size, position)"
+            " SELECT ?, ?, ?, ?, ?, COALESCE(MAX(position) + 1, 0) FROM replies"
+            " WHERE reply_recipient = ?",
+            (reply_id, reply_recipient, desk, day.isoformat(), size, reply_recipient),
         )
         return reply_id
 
     def replies_for(self, reply_recipient: str) -> list[dict[str, Any]]:
         rows = self.storage.db.execute(
-            "SELECT id, desk_id, day FROM replies WHERE reply_recipient = ? ORDER BY rowid DESC",
+            "SELECT id, desk_id, day FROM replies WHERE reply_recipient = ?"
+            " ORDER BY position DESC",
             (reply_recipient,),
         ).fetchall()
         return [{"id": r[0], "desk": r[1], "day": r[2]} for r in rows]
@@ -502,6 +590,12 @@ class StaffStore:
         # The sources' count is not reported: the staff app's log line and its
         # callers know submissions and replies only.
         return {"submissions": len(old), "replies": len(old_replies) + idle_replies}
+
+
+def _is_cached_bundle_of(desk: str, name: str) -> bool:
+    # Desk ids may hold "-", but a cached name has exactly two numbers after its desk:
+    # "a-1-2-3.bundle" is desk a-1's, never desk a's.
+    return name.startswith(desk) and _CACHE_SUFFIX.fullmatch(name[len(desk):]) is not None
 
 
 def index_document(desk: str, after: str, cursor: str, items: Sequence[ExportItem],

@@ -119,6 +119,8 @@ class Storage:
             if self._lock_fd is None:
                 raise StorageError(
                     f"another intake-server is already serving {self.data_dir}")
+            # Created at the first start, it would keep that moment to the second.
+            fs.set_day(self.data_dir / ".server.lock", utc_today())
         try:
             conn = open_database(self.config.db_path)
         except BaseException:
@@ -134,6 +136,11 @@ class Storage:
         if self._db is not None:
             self._db.conn.close()
             self._db = None
+            # Closing checkpointed intake.db and removed the WAL and SHM: both files and
+            # data/ would keep the moment of a clean stop.
+            self.date_db_files(utc_today())
+            if self._lock_fd is not None:
+                fs.set_day(self.data_dir / ".server.lock", utc_today())
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
@@ -164,6 +171,10 @@ class Storage:
         return removed
 
     # -- writing -----------------------------------------------------------
+
+    def free_bytes(self) -> int:
+        """Free space on the data directory's file system, for whoever must fit a file."""
+        return self._free_space(self.data_dir)
 
     def check_free_space(self) -> None:
         if self._free_space(self.data_dir) < self.config.min_free_bytes:
@@ -199,9 +210,10 @@ class Storage:
                          (source_id, reply_recipient, day.isoformat()))
             conn.executemany("INSERT OR IGNORE INTO source_desks (source_id, desk_id)"
                              " VALUES (?, ?)", [(source_id, d) for d in desks])
-            conn.executemany("INSERT INTO files (id, submission_id, kind, ciphertext_size) "
-                             "VALUES (?, ?, ?, ?)",
-                             [(f.id, submission_id, f.kind, f.ciphertext_size) for f in files])
+            conn.executemany("INSERT INTO files (id, submission_id, kind, ciphertext_size,"
+                             " position) VALUES (?, ?, ?, ?, ?)",
+                             [(f.id, submission_id, f.kind, f.ciphertext_size, n)
+                              for n, f in enumerate(files)])
         self.date_db_files(day)
 
     def date_db_files(self, day: _dt.date) -> None:
@@ -235,7 +247,7 @@ class Storage:
 
     def source_desks(self, source_id: str) -> list[str]:
         rows = self.db.execute("SELECT desk_id FROM source_desks WHERE source_id = ?"
-                               " ORDER BY rowid", (source_id,)).fetchall()
+                               " ORDER BY desk_id", (source_id,)).fetchall()
         return [str(r[0]) for r in rows]
 
     # -- reading (tests, staff app) ---------------------------------------

@@ -39,6 +39,11 @@ Tables of the staff side (``StaffStore``, intake_server/staff/store.py):
   machine re-posting an old signed outbox to bring back a reply the source deleted, or
   to fill the disk).
 
+Since version 3 every table but ``export_seq`` is keyed by its random ids WITHOUT
+ROWID: a rowid would keep the order in which rows were inserted, the order of arrival
+within a day. A submission's files keep their order in ``files.position``, a source's
+replies in ``replies.position``.
+
 What is stored in plaintext: random ids, the desks a submission is for, the
 ciphertext sizes, the UTC day, whether it is a first report or a follow-up, the source
 id and the source's reply recipient, transfer verify keys. Only UTC days, never a time
@@ -48,9 +53,12 @@ of day. Nothing else.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from keys import fs
 
 from .errors import SchemaError
 
@@ -143,8 +151,86 @@ def _to_v2(conn: sqlite3.Connection) -> None:
         " deleted_day TEXT NOT NULL, PRIMARY KEY (desk_id, submission_id)) WITHOUT ROWID")
 
 
+# -- version 3: no rowid, so no arrival order -----------------------------------------
+
+# A rowid table numbers its rows in insertion order, and that number stays in the file:
+# a seized database would give the order in which reports arrived within a day (and
+# which ones came from one source, in turn). Keyed by their random ids WITHOUT ROWID,
+# the rows are stored in id order, which says nothing. export_seq keeps its number:
+# it is the desks' cursor, handed out at fetch time (see StaffStore.pending).
+# ``files.position`` keeps a submission's files in their order (the report first,
+# then the attachments as the source gave them), and ``replies.position`` a source's
+# replies in theirs (one source's conversation, not an order across sources): the
+# rowid used to give both.
+_V3_TABLES = {
+    "submissions": "CREATE TABLE submissions (id TEXT NOT NULL PRIMARY KEY, day TEXT,"
+    " source_id TEXT, reply_recipient TEXT,"
+    " type TEXT NOT NULL DEFAULT 'report' CHECK (type IN ('report', 'followup')))"
+    " WITHOUT ROWID",
+    "submission_desks": "CREATE TABLE submission_desks ("
+    " submission_id TEXT NOT NULL REFERENCES submissions (id), desk_id TEXT NOT NULL,"
+    " PRIMARY KEY (submission_id, desk_id)) WITHOUT ROWID",
+    "files": "CREATE TABLE files (id TEXT NOT NULL PRIMARY KEY,"
+    " submission_id TEXT REFERENCES submissions (id), kind TEXT, ciphertext_size INTEGER,"
+    " position INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+    "sources": "CREATE TABLE sources (source_id TEXT NOT NULL PRIMARY KEY,"
+    " reply_recipient TEXT NOT NULL, last_seen_day TEXT NOT NULL) WITHOUT ROWID",
+    "source_desks": "CREATE TABLE source_desks (source_id TEXT NOT NULL"
+    " REFERENCES sources (source_id) ON DELETE CASCADE,"
+    " desk_id TEXT NOT NULL, PRIMARY KEY (source_id, desk_id)) WITHOUT ROWID",
+    "acks": "CREATE TABLE acks (submission_id TEXT NOT NULL, desk_id TEXT NOT NULL,"
+    " PRIMARY KEY (submission_id, desk_id)) WITHOUT ROWID",
+    "transfer_keys": "CREATE TABLE transfer_keys (desk_id TEXT NOT NULL,"
+    " verify_key TEXT NOT NULL, PRIMARY KEY (desk_id, verify_key)) WITHOUT ROWID",
+    "replies": "CREATE TABLE replies (id TEXT NOT NULL PRIMARY KEY,"
+    " reply_recipient TEXT NOT NULL, desk_id TEXT NOT NULL, day TEXT NOT NULL,"
+    " ciphertext_size INTEGER NOT NULL, position INTEGER NOT NULL DEFAULT 0)"
+    " WITHOUT ROWID",
+    "applied_bundles": "CREATE TABLE applied_bundles (id TEXT NOT NULL PRIMARY KEY)"
+    " WITHOUT ROWID",
+}
+# Parents before children (the foreign keys are checked as rows are copied).
+_V3_COPY = {
+    "files": "INSERT INTO files (id, submission_id, kind, ciphertext_size, position)"
+    " SELECT id, submission_id, kind, ciphertext_size,"
+    " ROW_NUMBER() OVER (PARTITION BY submission_id ORDER BY rowid) - 1 FROM old_files",
+    "replies": "INSERT INTO replies (id, reply_recipient, desk_id, day, ciphertext_size,"
+    " position) SELECT id, reply_recipient, desk_id, day, ciphertext_size,"
+    " ROW_NUMBER() OVER (PARTITION BY reply_recipient ORDER BY rowid) - 1"
+    " FROM old_replies",
+}
+_V3_INDEXES = (
+    "CREATE INDEX idx_files_submission_id ON files (submission_id)",
+    "CREATE INDEX replies_by_recipient ON replies (reply_recipient)",
+)
+
+
+def _to_v3(conn: sqlite3.Connection) -> None:
+    """Version 3: every table made before version 2 but export_seq rebuilt WITHOUT ROWID,
+    every row kept.
+
+    The old tables are renamed away first (SQLite points the children's foreign keys
+    at the renamed parents, so nothing dangles while both exist), the new ones made
+    under the old names and filled, then the old ones dropped, children first. The
+    old pages are zeroed as they are freed (secure_delete).
+    """
+    for index in ("idx_files_submission_id", "replies_by_recipient"):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")  # noqa: S608
+    for table in _V3_TABLES:
+        conn.execute(f"ALTER TABLE {table} RENAME TO old_{table}")  # noqa: S608
+    for table, ddl in _V3_TABLES.items():
+        conn.execute(ddl)
+        # Table names from _V3_TABLES, never from outside.
+        copy = _V3_COPY.get(table, f"INSERT INTO {table} SELECT * FROM old_{table}")  # noqa: S608
+        conn.execute(copy)
+    for table in reversed(_V3_TABLES):
+        conn.execute(f"DROP TABLE old_{table}")  # noqa: S608
+    for ddl in _V3_INDEXES:
+        conn.execute(ddl)
+
+
 # In order: MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2, _to_v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -163,6 +249,7 @@ def _refuse_newer(version: int) -> None:
 def open_database(path: Path) -> sqlite3.Connection:
     """Connect to the database at ``path`` (created if missing) and migrate it to
     SCHEMA_VERSION. Raises SchemaError, having written nothing, if it is newer."""
+    _private_database_files(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         # Before any pragma: journal_mode=WAL would already write to the file.
@@ -178,6 +265,28 @@ def open_database(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _private_database_files(path: Path) -> None:
+    """The database and its WAL and SHM 0600, whatever the umask.
+
+    SQLite creates them with the umask's mode (0644 under the usual 022), but creates
+    the WAL and SHM with the database file's own mode: so the database file is created
+    here, 0600, before SQLite opens it. Files an older version left 0644 are closed.
+    """
+    with contextlib.suppress(fs.FileExistsRefused):  # another process made it first
+        if not path.exists():
+            fs.create_exclusive(path.parent, path.name).close()
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            # Read-only and never through a link: only the mode is changed.
+            fd = os.open(f"{path}{suffix}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fchmod(fd, fs.FILE_MODE)
+        finally:
+            os.close(fd)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

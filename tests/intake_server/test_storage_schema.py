@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import sqlite3
+import stat
 from contextlib import closing
 from pathlib import Path
 
@@ -167,6 +169,11 @@ def test_a_0_1_0_database_is_migrated_without_loss(tmp_path: Path) -> None:
     storage, store = _open(inst)
     conn = storage.db.conn
     assert schema.schema_version(conn) == schema.SCHEMA_VERSION
+    # Every row kept; files and replies gained their position (version 3).
+    rows_before["files"] = sorted(
+        [(*row, {FILE1: 0, FILE2: 1, FILE3: 0}[str(row[0])]) for row in rows_before["files"]],
+        key=repr)
+    rows_before["replies"] = [(*row, 0) for row in rows_before["replies"]]
     migrated = _dump(conn)
     assert {t: rows for t, rows in migrated.items() if t in rows_before} == rows_before
     assert migrated["unacknowledged_deletions"] == []  # version 2's table, empty
@@ -181,7 +188,7 @@ def test_a_0_1_0_database_is_migrated_without_loss(tmp_path: Path) -> None:
     assert [(i.seq, i.id, i.type) for i in store.pending("forensics", 0)] == \
         [(1, SID1, "report"), (2, SID2, "followup")]
     assert [i.id for i in store.pending("triage", 0)] == []
-    assert storage.source_desks(SOURCE) == ["triage", "forensics"]
+    assert storage.source_desks(SOURCE) == ["forensics", "triage"]
     assert [r["id"] for r in store.replies_for(RECIPIENT)] == [REPLY]
     assert store.claim_bundle("f" * 32) is False
     storage.insert_submission(submission_id="3" * 32, day=dt.date(2026, 1, 7),
@@ -258,36 +265,111 @@ def test_a_database_from_a_newer_version_is_refused_and_left_alone(tmp_path: Pat
 def test_migrations_run_in_order_in_one_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A database at version N gets only the migrations after N; a migration that fails
-    leaves the database at the version it had, with nothing of the others applied."""
+    """A database at the current version gets only the migrations after it; a migration
+    that fails leaves the database at the version it had, with nothing of the others
+    applied."""
     inst = make_install(tmp_path)
     storage, _ = _open(inst)
     storage.close()
-    n = schema.SCHEMA_VERSION
+    current = schema.SCHEMA_VERSION
     ran: list[str] = []
 
-    def to_v2(conn: sqlite3.Connection) -> None:
-        ran.append("v2")
-        conn.execute("CREATE TABLE added_in_v2 (x)")
+    def to_next(conn: sqlite3.Connection) -> None:
+        ran.append("next")
+        conn.execute("CREATE TABLE added_next (x)")
 
-    def to_v3(conn: sqlite3.Connection) -> None:
-        ran.append("v3")
+    def to_failing(conn: sqlite3.Connection) -> None:
+        ran.append("failing")
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, to_v2, to_v3))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", n + 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, to_next, to_failing))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 2)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         Storage(inst.config).open()
-    assert ran == ["v2", "v3"]
+    assert ran == ["next", "failing"]
     with closing(sqlite3.connect(inst.config.db_path)) as conn:
-        assert schema.schema_version(conn) == n
-        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'added_in_v2'"
+        assert schema.schema_version(conn) == current
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'added_next'"
                             ).fetchone() is None
 
-    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS[:n + 1],))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", n + 1)
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS[:current + 1],))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
     ran.clear()
     storage, _ = _open(inst)
-    assert ran == ["v2"]
-    assert schema.schema_version(storage.db.conn) == n + 1
+    assert ran == ["next"]
+    assert schema.schema_version(storage.db.conn) == current + 1
     storage.close()
+
+
+def test_a_version_1_database_is_rebuilt_without_rowid_keeping_every_row(
+    tmp_path: Path,
+) -> None:
+    """Version 3 (issue 13, item 17): a rowid records the order rows were inserted in,
+    that is the order of arrival. Every table keyed by a random id is rebuilt WITHOUT
+    ROWID from a version-1 database, every row kept, each submission's files in their
+    order."""
+    inst = make_install(tmp_path)
+    db_path = inst.config.db_path
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(db_path, isolation_level=None)) as old:
+        schema.MIGRATIONS[0](old)  # exactly what version 1 made
+        old.execute("PRAGMA user_version = 1")
+        # Inserted out of id order, and the attachment's id sorts before its report's:
+        # only the rowid knew the report came first.
+        for sql, values in ROWS_0_1_0:
+            old.executemany(sql, list(reversed(values)) if "files" not in sql else
+                            [(FILE2, SID1, "report", 300), (FILE1, SID1, "attachment", 7000),
+                             (FILE3, SID2, "report", 250)])
+        # A later reply to the same source, whose id sorts first.
+        old.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?)",
+                    ("0" * 32, RECIPIENT, "forensics", "2026-01-06", 500))
+        rows_before = _dump(old)
+    _ciphertext((inst.config.store_dir, (FILE1, 7000)),
+                (inst.config.store_dir, (FILE2, 300)), (inst.config.store_dir, (FILE3, 250)),
+                (inst.data_dir / "replies", (REPLY, 400)))
+
+    storage, store = _open(inst)
+    conn = storage.db.conn
+    assert schema.schema_version(conn) == schema.SCHEMA_VERSION >= 3
+    rows_before["files"] = sorted(
+        [(*row, {FILE2: 0, FILE1: 1, FILE3: 0}[str(row[0])]) for row in rows_before["files"]],
+        key=repr)
+    rows_before["replies"] = sorted(
+        [(*row, 0 if row[0] == REPLY else 1) for row in rows_before["replies"]], key=repr)
+    migrated = _dump(conn)
+    assert {t: rows for t, rows in migrated.items() if t in rows_before} == rows_before
+    assert [r["id"] for r in store.replies_for(RECIPIENT)] == ["0" * 32, REPLY]  # newest first
+    for table in TABLES - {"export_seq", "sqlite_sequence"}:
+        with pytest.raises(sqlite3.OperationalError, match="no such column: rowid"):
+            conn.execute(f"SELECT rowid FROM {table}")  # noqa: S608
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    item = {i.id: i for i in store.pending("forensics", 0)}[SID1]
+    assert (item.id, item.report_file, item.attachment_files) == (SID1, FILE2, (FILE1,))
+    (tmp_path / "fresh").mkdir()
+    fresh, _ = _open(make_install(tmp_path / "fresh"))
+    assert _shape(conn) == _shape(fresh.db.conn)
+    fresh.close()
+    storage.close()
+
+
+def test_database_files_are_0600_whatever_the_umask(tmp_path: Path) -> None:
+    """SQLite creates intake.db, -wal and -shm with the umask's mode; they must be 0600
+    (issue 13, item 17), and an older install's 0644 files are closed at open."""
+    inst = make_install(tmp_path)
+    old_umask = os.umask(0o022)
+    try:
+        storage, _ = _open(inst)
+        storage.insert_submission(submission_id=SID1, day=dt.date(2026, 1, 7), desks=["triage"],
+                                  source_id=SOURCE, reply_recipient=RECIPIENT, files=[])
+        paths = sorted(inst.data_dir.glob("intake.db*"))
+        assert [p.name for p in paths] == ["intake.db", "intake.db-shm", "intake.db-wal"]
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths} == \
+            {p.name: 0o600 for p in paths}
+        storage.close()
+        inst.config.db_path.chmod(0o644)  # as an older version left it
+        storage, _ = _open(inst)
+        assert stat.S_IMODE(inst.config.db_path.stat().st_mode) == 0o600
+        storage.close()
+    finally:
+        os.umask(old_umask)

@@ -247,7 +247,8 @@ async def test_an_export_never_exceeds_the_bundle_file_limit(
     site: Site, staff: Any, tmp_path: Path
 ) -> None:
     store = staff.server.app[STAFF_STORE]
-    ids = [await submit(site, ("triage",), b"r", (b"a", b"b")) for _ in range(4)]
+    # All of today: exported in the order of their random ids, not of arrival.
+    ids = sorted([await submit(site, ("triage",), b"r", (b"a", b"b")) for _ in range(4)])
     first = store.pending("triage", 0, max_files=7)  # room for two items of three files
     assert [i.id for i in first] == ids[:2]
     rest = store.pending("triage", first[-1].seq, max_files=7)
@@ -258,9 +259,12 @@ async def test_an_export_is_split_by_ciphertext_size(
     site: Site, staff: Any, tmp_path: Path
 ) -> None:
     store = staff.server.app[STAFF_STORE]
-    small = [await submit(site, ("triage",), b"r", (b"x" * 100_000,)) for _ in range(3)]
-    large = await submit(site, ("triage",), b"r", (b"y" * 900_000,))
-    last = await submit(site, ("triage",), b"r", (b"z",))
+    # One a day: exports go by day, and within a day by random id.
+    days = [utc_today() - dt.timedelta(days=5 - n) for n in range(5)]
+    small = [await submit(site, ("triage",), b"r", (b"x" * 100_000,), day=days[n])
+             for n in range(3)]
+    large = await submit(site, ("triage",), b"r", (b"y" * 900_000,), day=days[3])
+    last = await submit(site, ("triage",), b"r", (b"z",), day=days[4])
     batches, after = [], 0
     while items := store.pending("triage", after, max_bytes=250_000):
         batches.append([i.id for i in items])
