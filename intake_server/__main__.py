@@ -125,6 +125,9 @@ def _configure_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # A handler that fails to write must not fall back to logging's own report on
+    # stderr, which prints the record's arguments and a full traceback.
+    logging.raiseExceptions = False
     for name in ("aiohttp.access", "aiohttp.server", "aiohttp.web", "aiohttp.internal",
                  "aiohttp.client", "aiohttp.websocket"):
         quiet = logging.getLogger(name)
