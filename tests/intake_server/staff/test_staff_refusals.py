@@ -61,7 +61,9 @@ async def test_errors_are_answered_without_their_text(
         assert await resp.json() == {"error": "the server's disk is full"}
     resp = await client.post("/test/gone")
     assert resp.status == 400
-    assert caplog.records == []  # neither a full disk nor a lost client is a bug
+    # Neither a full disk nor a lost client is a bug. (The test server's own access
+    # log may record here, depending on what ran before; the server has none.)
+    assert [r for r in caplog.records if r.name.startswith("intake_server")] == []
     resp = await client.post("/test/bug")
     assert resp.status == 500
     assert "staff request failed: ValueError at test_staff_refusals.py:" in caplog.text
