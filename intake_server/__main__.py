@@ -14,10 +14,12 @@ import asyncio
 import logging
 import signal
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from keys import process
 
@@ -103,19 +105,78 @@ example:
 """
 
 
+class _NoDetailFormatter(logging.Formatter):
+    """A record's own message, and for an exception its type and the code locations of
+    its traceback: never the exception's text, which may quote what a client sent."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        exc_type, _, tb = ei
+        where = ", ".join(f"{Path(f.filename).name}:{f.lineno}"
+                          for f in traceback.extract_tb(tb))
+        return f"  {getattr(exc_type, '__name__', 'exception')} at {where or '?'}"
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+        return ""
+
+
 def _configure_logging() -> None:
     # Our own messages only, no timestamps (the journal adds its own). aiohttp's
     # loggers are silenced: its error logger quotes the peer address.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_NoDetailFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # A handler that fails to write must not fall back to logging's own report on
+    # stderr, which prints the record's arguments and a full traceback.
+    logging.raiseExceptions = False
     for name in ("aiohttp.access", "aiohttp.server", "aiohttp.web", "aiohttp.internal",
                  "aiohttp.client", "aiohttp.websocket"):
         quiet = logging.getLogger(name)
         quiet.handlers[:] = [logging.NullHandler()]
         quiet.propagate = False
+    _route_warnings()
+
+
+# Python warnings, by (category, file, line): each is logged once per process.
+_warned: set[tuple[type[Warning], str, int]] = set()
+
+
+def _route_warnings() -> None:
+    """Send Python warnings to our log, by type and code location only.
+
+    aiohttp warns with what a client sent as the message: its multipart parser's
+    ``BadContentDispositionHeader`` carries a part's header verbatim, and Python's
+    default printed it on stderr once per distinct value. "always" keeps the warnings
+    module from remembering each message it has shown (a registry that a flood of
+    distinct values would grow without bound); _log_warning remembers places instead,
+    of which there are few.
+    """
+    warnings.simplefilter("always")
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(message: Warning | str, category: type[Warning], filename: str,
+                 lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+    where = (category, filename, lineno)
+    if where in _warned:
+        return
+    _warned.add(where)
+    logging.getLogger("intake_server").warning(
+        "%s at %s:%d (its text is not logged)", category.__name__, Path(filename).name, lineno)
+
+
+def _on_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's default handler prints the context: the exception's text and the repr
+    of the task or future, either of which may quote a request. Type and place only."""
+    exc = context.get("exception")
+    if exc is None:
+        logging.getLogger("intake_server").error("event loop error without an exception")
+        return
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    logging.getLogger("intake_server").error("event loop error: %s at %s",
+                                             type(exc).__name__, where)
 
 
 def serve(config_path: Path, *, port: int | None = None,
@@ -147,17 +208,21 @@ async def _serve(config: Config, signing_key: SigningKey) -> None:
                              retention_days=config.retention_days)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_on_loop_exception)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runners: list[web.AppRunner] = []
     try:
         # The source app first: it opens the storage the staff app shares.
         for app, app_port in ((source, config.port), (staff, config.staff_port)):
-            # 127.0.0.1 only, no access log.
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            # 127.0.0.1 only, no access log. auto_decompress=False: a body is never
+            # inflated below the application, which refuses coded bodies anyway
+            # (content_coding.py); every limit counts the bytes on the wire.
+            runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                   shutdown_timeout=5, auto_decompress=False)
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, "127.0.0.1", app_port, shutdown_timeout=5).start()
+            await web.TCPSite(runner, "127.0.0.1", app_port).start()
         print(f"Amana intake server listening on http://127.0.0.1:{config.port}/", flush=True)
         print(f"Amana staff app listening on http://127.0.0.1:{config.staff_port}/", flush=True)
         await stop.wait()

@@ -11,7 +11,9 @@ installed here because they must apply to every response:
   pages and 404s get them too, and on the answers aiohttp gives requests it cannot
   parse (protocol_errors.py);
 - errors: every HTTP error and every unexpected exception becomes a translated
-  error page (rendering.error_middleware).
+  error page (rendering.error_middleware);
+- content codings: a request body declared compressed is refused before it is read
+  (415, content_coding.py), so that every limit counts the bytes on the wire.
 
 Nothing here reads request.remote, the peer address, X-Forwarded-For or
 User-Agent, and the server runs with access_log=None.
@@ -27,11 +29,13 @@ from aiohttp import web
 
 from keys.keyring import Keyring
 
+from . import report as rpt
 from .config import Config
+from .content_coding import refuse_content_codings
 from .i18n import load_environments
 from .protocol_errors import install, secure
 from .ratelimit import TokenBucket, UploadSlots
-from .rendering import error_middleware
+from .rendering import error_middleware, error_page
 from .routes import setup_routes
 from .sessions import SessionStore
 from .sources import LoginDeriver, SourceFactory
@@ -60,13 +64,17 @@ log = logging.getLogger("intake_server")
 # aiohttp's 5 s for the handlers, inside systemd's TimeoutStopSec=15s (deploy/).
 UPLOADS_END_SECONDS = 5.0
 
+R_CODED = rpt.N_("This server accepts only uncompressed uploads. Nothing was kept. "
+                 "Please send it again from Tor Browser.")
+
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     secure(response)
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[error_middleware],
+    coded = refuse_content_codings(lambda request: error_page(request, 415, R_CODED))
+    app = web.Application(middlewares=[error_middleware, coded],
                           # request.post()/read() are never used; this caps anything else.
                           client_max_size=64 * 1024)
     app[CONFIG] = config

@@ -1,11 +1,13 @@
 """The staff aiohttp application: signed bundles out, signed acks and replies in.
 
-Every /v1/desks/ request is authenticated from its headers alone (keys.request_auth)
-before a byte of its body is read; refusals are 401 with no detail, logged with the
-reason and nothing about the request. Bodies are bundles, streamed to disk under a size
-limit, hashed against the signed hash, and then verified as bundles (keys.bundle) with
-the desk's *signing* key from the keyring: the transfer credential that authorises the
-request cannot by itself acknowledge (and so delete) anything or speak to a source.
+A request that declares a compressed body is refused (415) before anything else
+(intake_server.content_coding). Every /v1/desks/ request is authenticated from its
+headers alone (keys.request_auth) before a byte of its body is read; refusals are 401
+with no detail, logged with the reason and nothing about the request. Bodies are
+bundles, streamed to disk under a size limit, hashed against the signed hash, and then
+verified as bundles (keys.bundle) with the desk's *signing* key from the keyring: the
+transfer credential that authorises the request cannot by itself acknowledge (and so
+delete) anything or speak to a source.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import logging
 import re
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,9 @@ from typing import Any
 from aiohttp import web
 
 from intake_server.config import Config
+from intake_server.content_coding import refuse_content_codings
 from intake_server.protocol_errors import install, secure
-from intake_server.storage import DiskFull, Storage, new_id
+from intake_server.storage import DiskFull, Storage, is_out_of_space, new_id
 from keys import fs
 from keys.ids import DESK_ID_PATTERN
 from keys.keyring import Keyring
@@ -83,9 +87,26 @@ async def _errors(
         if exc.status >= 400:
             return _json(exc.status, {"error": exc.reason})
         raise
-    except Exception:
-        log.exception("staff request failed")
+    except ConnectionError:
+        # The transfer machine went away mid-body: not a failure of the server.
+        return _closing(_json(400, {"error": "connection lost"}))
+    except Exception as exc:
+        if is_out_of_space(exc):
+            return _closing(_json(503, {"error": "the server's disk is full"}))
+        # Type and location only, as on the source side: a message may quote a body.
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("staff request failed: %s at %s:%s", type(exc).__name__,
+                  Path(frame.filename).name, frame.lineno)
         return _json(500, {"error": "internal error"})
+
+
+def _closing(response: web.Response) -> web.Response:
+    response.force_close()  # the rest of the body, if any, was not read
+    return response
+
+
+def _refuse_coded(request: web.Request) -> web.Response:
+    return _json(415, {"error": "compressed bodies are not accepted"})
 
 
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
@@ -274,7 +295,8 @@ def create_staff_app(
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The staff app. Pass the source app's Storage to share one database connection."""
-    app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY)
+    app = web.Application(middlewares=[_errors, refuse_content_codings(_refuse_coded)],
+                          client_max_size=_MAX_BODY)
     app[_STORAGE] = storage or Storage(config)
     app[_KEYRING] = Keyring.load(config.keyring)
     app[_SIGNING_KEY] = signing_key

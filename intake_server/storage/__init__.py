@@ -32,7 +32,14 @@ import sqlite_utils
 from intake_server.config import Config
 from keys import fs
 
-from .errors import DiskFull, QuotaExceeded, SchemaError, StorageError
+from .errors import (
+    DiskFull,
+    QuotaExceeded,
+    SchemaError,
+    StorageError,
+    disk_full_on_error,
+    is_out_of_space,
+)
 from .pipeline import BATCHES_AHEAD, WRITE_BATCH, PendingFile, Transaction, new_id, utc_today
 from .schema import immediate_transaction, open_database
 
@@ -47,6 +54,7 @@ __all__ = [
     "StorageError",
     "Transaction",
     "immediate_transaction",
+    "is_out_of_space",
     "new_id",
     "utc_today",
 ]
@@ -197,7 +205,8 @@ class Storage:
         conn = self.db.conn
         # Plain SQL in one explicit transaction: sqlite-utils' insert() would commit
         # each table on its own, and a crash in between would half-record the report.
-        with immediate_transaction(conn):
+        # A full disk (SQLITE_FULL, most often on COMMIT) rolls it all back: DiskFull.
+        with disk_full_on_error(), immediate_transaction(conn):
             conn.execute("INSERT INTO submissions (id, day, source_id, reply_recipient, type) "
                          "VALUES (?, ?, ?, ?, ?)",
                          (submission_id, day.isoformat(), source_id, reply_recipient, kind))
@@ -241,8 +250,9 @@ class Storage:
     def touch_source(self, source_id: str, day: _dt.date | None = None) -> None:
         """Record that the source logged in today (the UTC day, never a time)."""
         day = day or utc_today()
-        self.db.execute("UPDATE sources SET last_seen_day = ? WHERE source_id = ?",
-                        (day.isoformat(), source_id))
+        with disk_full_on_error():
+            self.db.execute("UPDATE sources SET last_seen_day = ? WHERE source_id = ?",
+                            (day.isoformat(), source_id))
         self.date_db_files(day)
 
     def source_desks(self, source_id: str) -> list[str]:

@@ -42,7 +42,7 @@ from intake_server.config import Config
 from keys import fs, ids
 from keys.age import Encryptor
 
-from .errors import QuotaExceeded
+from .errors import QuotaExceeded, disk_full_on_error
 
 __all__ = ["BATCHES_AHEAD", "WRITE_BATCH", "PendingFile", "Transaction", "new_id",
            "utc_today"]
@@ -155,7 +155,9 @@ class _Lane:
     async def _oldest(self) -> None:
         job = self._jobs[0]
         try:
-            await asyncio.shield(job)
+            # Every write, flush, fsync and rename runs here: a full disk is DiskFull.
+            with disk_full_on_error():
+                await asyncio.shield(job)
         finally:
             if job.done() and self._jobs and self._jobs[0] is job:
                 self._jobs.popleft()
@@ -324,7 +326,8 @@ class Transaction:
 
     def new_file(self, kind: str) -> PendingFile:
         file_id = new_id()
-        raw = fs.create_exclusive(self._storage.incoming_dir, f"{file_id}.age")
+        with disk_full_on_error():
+            raw = fs.create_exclusive(self._storage.incoming_dir, f"{file_id}.age")
         out = _Sealed(self._account)
         try:
             enc = Encryptor(out, self._recipients)
