@@ -138,6 +138,7 @@ async def _serve(config: Config, signing_key: SigningKey) -> None:
     from .app import create_app
     from .staff import create_staff_app
     from .state import STORAGE
+    from .upload import LINGER_SECONDS, REQUEST_HEAD_SECONDS
 
     source = create_app(config)
     # One Storage for both apps: deletions by the staff side free quota at once.
@@ -151,8 +152,17 @@ async def _serve(config: Config, signing_key: SigningKey) -> None:
     try:
         # The source app first: it opens the storage the staff app shares.
         for app, app_port in ((source, config.port), (staff, config.staff_port)):
-            # 127.0.0.1 only, no access log.
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            # 127.0.0.1 only, no access log. On the source app, a connection must
+            # send a complete request head within REQUEST_HEAD_SECONDS of opening (or
+            # of its previous answer): aiohttp's keep-alive timeout is what closes a
+            # connection still waiting for one; and after an answer to a body not
+            # read to its end, the rest is read and discarded for LINGER_SECONDS at
+            # most, not aiohttp's 10 s (upload.py).
+            runner = (web.AppRunner(app, access_log=None, handle_signals=False,
+                                    keepalive_timeout=REQUEST_HEAD_SECONDS,
+                                    lingering_time=LINGER_SECONDS)
+                      if app is source else
+                      web.AppRunner(app, access_log=None, handle_signals=False))
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, "127.0.0.1", app_port, shutdown_timeout=5).start()
