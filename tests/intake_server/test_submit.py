@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from intake_server import upload
 from intake_server.state import SOURCES, UPLOADS
 from keys.age import AgeError, decrypt
 from support.intake import (
@@ -373,7 +374,10 @@ class _Collector:
 
 
 @pytest.mark.parametrize("lang", LANGS)
-async def test_concurrent_upload_limit_gives_429(tmp_path, make_client, lang) -> None:
+async def test_concurrent_upload_limit_gives_429(tmp_path, make_client, lang,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every slot taken for longer than an upload may wait in the queue: 429.
+    monkeypatch.setattr(upload, "QUEUE_SECONDS", 0.5)
     inst = make_install(tmp_path, max_concurrent_uploads=1)
     client = await make_client(inst)
     csrf = await get_csrf(client, lang)
@@ -386,6 +390,26 @@ async def test_concurrent_upload_limit_gives_429(tmp_path, make_client, lang) ->
     finally:
         slots.release()
     assert_nothing_stored(inst)
+
+
+async def test_an_upload_waits_in_the_queue_for_a_slot(tmp_path, make_client) -> None:
+    # A slot given back while an upload waits goes to it: received, not 429.
+    inst = make_install(tmp_path, max_concurrent_uploads=1)
+    client = await make_client(inst)
+    csrf = await get_csrf(client)
+    slots = client.server.app[UPLOADS]
+    assert slots.try_acquire()  # another upload is in progress
+    post = asyncio.ensure_future(client.post(
+        "/en/submit", data=form(base_fields(csrf), [("a.bin", b"w" * 1000)])))
+    await eventually(lambda: slots.waiting == 1)
+    assert slots.waiting == 1
+    assert not post.done()
+    slots.release()
+    resp = await post
+    assert resp.status == 200
+    assert slots.active == 0
+    assert slots.waiting == 0
+    assert len(inst.stored_names()) == 2
 
 
 async def test_server_stays_up_after_refusals(client, install) -> None:
