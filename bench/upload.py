@@ -113,7 +113,7 @@ def write_config(demo: Path, port: int, size: int, rounds: int) -> Path:
         f'[desks]\ndefault_desk = "triage"\n[limits]\nmax_file_bytes = {limit}\n'
         f"max_submission_bytes = {limit}\nmax_concurrent_uploads = 64\n"
         f"max_concurrent_derivations = {os.cpu_count() or 2}\n"
-        f"disk_quota_bytes = {(rounds + 2) * limit}\nmin_free_bytes = {256 * MiB}\n")
+        f"disk_quota_bytes = {(rounds + 2) * limit}\nmin_free_bytes = {512 * MiB}\n")
     return config
 
 

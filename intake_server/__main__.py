@@ -201,6 +201,7 @@ async def _serve(config: Config, signing_key: SigningKey) -> None:
     from .app import create_app
     from .staff import create_staff_app
     from .state import STORAGE
+    from .upload import LINGER_SECONDS, REQUEST_HEAD_SECONDS
 
     source = create_app(config)
     # One Storage for both apps: deletions by the staff side free quota at once.
@@ -217,9 +218,18 @@ async def _serve(config: Config, signing_key: SigningKey) -> None:
         for app, app_port in ((source, config.port), (staff, config.staff_port)):
             # 127.0.0.1 only, no access log. auto_decompress=False: a body is never
             # inflated below the application, which refuses coded bodies anyway
-            # (content_coding.py); every limit counts the bytes on the wire.
-            runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                   shutdown_timeout=5, auto_decompress=False)
+            # (content_coding.py); every limit counts the bytes on the wire. On the
+            # source app, a connection must send a complete request head within
+            # REQUEST_HEAD_SECONDS of opening (or of its previous answer): aiohttp's
+            # keep-alive timeout is what closes a connection still waiting for one; and
+            # after an answer to a body not read to its end, the rest is read and
+            # discarded for LINGER_SECONDS at most, not aiohttp's 10 s (upload.py).
+            runner = web.AppRunner(
+                app, access_log=None, handle_signals=False, shutdown_timeout=5,
+                auto_decompress=False,
+                # aiohttp's own defaults (75 s, 10 s) on the staff app.
+                keepalive_timeout=REQUEST_HEAD_SECONDS if app is source else 75.0,
+                lingering_time=LINGER_SECONDS if app is source else 10.0)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, "127.0.0.1", app_port).start()

@@ -54,6 +54,7 @@ from .state import (
     UPLOADS,
 )
 from .storage import Storage
+from .upload import QUEUE_LENGTH
 
 __all__ = ["create_app"]
 
@@ -80,7 +81,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[JINJA] = load_environments()
     app[CSS] = (Path(__file__).parent / "static" / "style.css").read_bytes()
-    app[UPLOADS] = UploadSlots(config.max_concurrent_uploads)
+    app[UPLOADS] = UploadSlots(config.max_concurrent_uploads, queue=QUEUE_LENGTH)
     keyring = Keyring.load(config.keyring)
     if not keyring.desks:
         raise RuntimeError(f"{config.keyring}: the keyring lists no desk")

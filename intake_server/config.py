@@ -13,10 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_TEMPLATE", "Config", "ConfigError", "SETTINGS"]
+__all__ = ["CONFIG_TEMPLATE", "FREE_SPACE_CHECK_BYTES", "Config", "ConfigError", "SETTINGS"]
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+# An upload reads the free space again after every this many bytes of ciphertext
+# (storage.pipeline). Between two readings, each upload in flight can write that
+# much that no check saw, beyond what it reserved: the floor must cover one such
+# stretch per upload slot.
+FREE_SPACE_CHECK_BYTES = 8 * MiB
 
 
 class ConfigError(Exception):
@@ -77,6 +82,13 @@ class Config:
             raise ConfigError("retention_days must be between 1 and 3650")
         if self.read_timeout_seconds <= 0:
             raise ConfigError("read_timeout_seconds must be positive")
+        floor = self.max_concurrent_uploads * FREE_SPACE_CHECK_BYTES
+        if 0 < self.min_free_bytes < floor:
+            # Refused rather than raised quietly: the operator chose this number.
+            raise ConfigError(
+                f"min_free_bytes must be 0 (no floor) or at least {floor} "
+                f"({FREE_SPACE_CHECK_BYTES // MiB} MiB per upload slot, "
+                f"max_concurrent_uploads = {self.max_concurrent_uploads})")
 
     @property
     def incoming_dir(self) -> Path:

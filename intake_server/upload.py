@@ -6,8 +6,24 @@ desk, straight into incoming/ (storage.Transaction). Text fields are read up to
 their limit and kept in memory only until the report JSON is encrypted.
 
 Limits bound what a client can make the server do: the whole body, each file, each
-field, the number of parts, the pace (a client that trickles cannot keep an upload
-slot), each read's wait, and the uploads in progress (ratelimit.UploadSlots).
+field, the number of parts, each read's wait, the pace, and the uploads writing at
+once. Every Tor client arrives from 127.0.0.1, so a slow client must cost nothing
+that a real source needs (issue 13, item 14):
+
+- the request head must be complete REQUEST_HEAD_SECONDS after the connection
+  opened (or after its previous answer): the runner's keep-alive timeout, set where
+  the source app is served (__main__), as is LINGER_SECONDS;
+- from the head on, the body must keep MIN_BYTES_PER_SECOND on average, after a
+  grace of PACE_GRACE_SECONDS, counted in bytes the client has sent (received by the
+  server, read or not) and checked by a timer, so that a client that sends nothing
+  is dropped as surely as one that trickles;
+- an upload slot (ratelimit.UploadSlots) is taken only when the upload is about to
+  write: at its first file, or at the end for a report without one. With the slot,
+  disk space for the whole declared body is reserved against the quota and the
+  free-space floor (storage.Storage.begin), so that concurrent uploads cannot
+  overshoot them together: an upload that would not fit is refused (503) before its
+  files are read. An upload that finds every slot taken waits in a short queue
+  (QUEUE_SECONDS at most), its pace still checked.
 
 Order matters: the CSRF token comes first, and a file part needs its recipients
 before its first byte can be encrypted.
@@ -30,6 +46,7 @@ from keys.keyring import Keyring
 from . import report as rpt
 from .config import Config
 from .forms import csrf_matches
+from .ratelimit import UploadSlots
 from .rendering import error_page
 from .report import FILE_FIELD, FormError
 from .state import CONFIG, UPLOADS
@@ -38,10 +55,14 @@ from .storage import WRITE_BATCH, DiskFull, QuotaExceeded, StorageError, Transac
 __all__ = [
     "CHUNK",
     "FILE_CHUNK",
+    "LINGER_SECONDS",
     "MAX_TEXT_PARTS",
     "MIN_BYTES_PER_SECOND",
     "PACE_CREDIT_SECONDS",
     "PACE_GRACE_SECONDS",
+    "QUEUE_LENGTH",
+    "QUEUE_SECONDS",
+    "REQUEST_HEAD_SECONDS",
     "R_BUSY",
     "R_FIELD_TOO_LARGE",
     "R_FULL",
@@ -62,13 +83,30 @@ CHUNK = 64 * 1024
 # 256 KiB per upload in flight is still a small, fixed bound. The encryptor cuts
 # them into 64 KiB age chunks.
 FILE_CHUNK = 256 * 1024
-# The pace an upload must keep: MIN_BYTES_PER_SECOND, far below any working Tor
-# circuit. An upload starts with PACE_GRACE_SECONDS of credit, and can bank at most
-# PACE_CREDIT_SECONDS (the read timeout's default): enough to ride out a stalled
-# circuit, not enough to send a lot at first and then trickle for days.
+# The pace a request body must keep: MIN_BYTES_PER_SECOND, far below any working Tor
+# circuit. A body starts with PACE_GRACE_SECONDS of credit (a browser sends the
+# first bytes with the head), and can bank at most PACE_CREDIT_SECONDS (the read
+# timeout's default): enough to ride out a stalled circuit, not enough to send a
+# lot at first and then trickle for days.
 MIN_BYTES_PER_SECOND = 1024
-PACE_GRACE_SECONDS = 60.0
+PACE_GRACE_SECONDS = 5.0
 PACE_CREDIT_SECONDS = 120.0
+# The request line and headers: one Tor cell or two, so a few seconds are plenty.
+REQUEST_HEAD_SECONDS = 10.0
+# After answering a body that was not read to its end (refused, too slow), how long
+# the rest is still read and discarded before the connection is closed: long enough
+# for the answer to be read, not long enough to keep a dropped client around.
+LINGER_SECONDS = 2.0
+# Uploads that may wait for a slot, and for how long, before "busy, try later".
+QUEUE_LENGTH = 32
+QUEUE_SECONDS = 30.0
+# What an upload reserves beyond its declared body: the age headers and the report
+# JSON's own keys (a report's text is in the body already). The age stream adds 16
+# bytes per 64 KiB chunk, which the reservation covers with 1/1024 of the body. An
+# upload that writes more than it reserved is still held to the quota, byte by byte.
+RESERVE_OVERHEAD = 64 * 1024
+# How often, at least, the pace timer looks at a body that is keeping up.
+_PACE_RECHECK_SECONDS = 0.25
 # Text parts a well-formed form can produce (multi-valued fields included), with
 # room to spare; file parts are bounded by max_files on top.
 MAX_TEXT_PARTS = 200
@@ -88,9 +126,17 @@ R_SLOW = rpt.N_("The connection was too slow and the upload stopped. Nothing was
 
 
 class Limits:
-    """What one upload has used so far, checked against the config as it grows."""
+    """What one upload has used so far, checked against the config as it grows: its
+    size, its pace (a leaky bucket over the bytes the client has sent), and its slot.
 
-    def __init__(self, config: Config) -> None:
+    Credit drains at MIN_BYTES_PER_SECOND and bytes received refill it, up to a cap;
+    a body out of credit is dropped (408). ``add`` checks it as the body is read, and
+    a timer (``watch``) checks it while the handler waits, for a part that never
+    comes as much as for a slot.
+    """
+
+    def __init__(self, config: Config, request: web.Request,
+                 slots: UploadSlots | None = None) -> None:
         self.cfg = config
         self.timeout = config.read_timeout_seconds
         self.total = 0
@@ -98,6 +144,17 @@ class Limits:
         self.parts = 0
         self.credit = MIN_BYTES_PER_SECOND * PACE_GRACE_SECONDS
         self.checked = time.monotonic()
+        self._content = request.content
+        self._received = self._content.total_bytes
+        self._slots = slots
+        self.admitted = False
+        # Disk space reserved with the slot: the declared body (chunked: the most a
+        # body may be), bounded by the limits, as ciphertext.
+        declared = request.content_length
+        body = config.max_submission_bytes if declared is None \
+            else min(declared, config.max_submission_bytes)
+        self.expected = body + body // 1024 + RESERVE_OVERHEAD
+        self._timer: asyncio.TimerHandle | None = None
 
     def add(self, n: int) -> None:
         """Count ``n`` bytes of the body (0 at a part boundary) and check the pace."""
@@ -105,41 +162,96 @@ class Limits:
         if self.total > self.cfg.max_submission_bytes:
             raise FormError(413, R_TOO_LARGE)
         # The read timeout bounds the wait for each piece, not the pace: a client that
-        # drips a few bytes (or empty parts) just inside it could hold an upload slot
-        # for ever, and a handful of them every slot. A leaky bucket: credit drains at
-        # the minimum pace, bytes refill it up to a cap, and an upload out of credit
-        # is dropped.
-        now = time.monotonic()
-        drained = MIN_BYTES_PER_SECOND * (now - self.checked)
-        self.credit = min(self.credit - drained + n, MIN_BYTES_PER_SECOND * PACE_CREDIT_SECONDS)
-        self.checked = now
-        if self.credit < 0:
+        # drips a few bytes (or empty parts) just inside it could hold a connection
+        # and its slot for ever, and a handful of them every slot.
+        if self.standing() < 0:
             raise FormError(408, R_SLOW)
+
+    def standing(self) -> float:
+        """The pace credit now, in bytes: below zero, the body has fallen behind."""
+        now = time.monotonic()
+        received = self._content.total_bytes
+        self.credit = min(self.credit - MIN_BYTES_PER_SECOND * (now - self.checked)
+                          + (received - self._received),
+                          MIN_BYTES_PER_SECOND * PACE_CREDIT_SECONDS)
+        self.checked, self._received = now, received
+        return self.credit
+
+    def watch(self, timeout: asyncio.Timeout) -> None:
+        """Enforce the pace while the handler waits: when the credit runs out,
+        ``timeout`` fires (the handler's TimeoutError, answered 408). Stops once the
+        client has sent the whole body, so that a report is never dropped while it
+        waits for its codename or the disk."""
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            self._timer = None
+            if self._content.is_eof():
+                return
+            credit = self.standing()
+            if credit < 0:
+                timeout.reschedule(loop.time())
+                return
+            wait = max(credit / MIN_BYTES_PER_SECOND, _PACE_RECHECK_SECONDS)
+            self._timer = loop.call_later(wait, check)
+
+        check()
+
+    async def admit(self) -> None:
+        """Take an upload slot before the first write, waiting in the queue for one
+        at most QUEUE_SECONDS (busy: 429)."""
+        if self.admitted or self._slots is None:
+            self.admitted = True
+            return
+        ticket = self._slots.request(self.standing)
+        try:
+            async with asyncio.timeout(QUEUE_SECONDS):
+                self.admitted = await asyncio.shield(ticket)
+        except TimeoutError:
+            pass
+        finally:
+            if not self.admitted:
+                self._slots.withdraw(ticket)
+        if not self.admitted:
+            raise FormError(429, R_BUSY)
+
+    def end(self) -> None:
+        """The upload is over: stop the timer and give the slot back."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.admitted and self._slots is not None:
+            self._slots.release()
+        self.admitted = False
 
 
 async def guarded_upload(
-    request: web.Request, receive: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    request: web.Request,
+    receive: Callable[[web.Request, Limits], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """Admit an upload (a report or a follow-up) and turn its failures into pages.
 
     Refused before a byte is read: a declared length over the limit (413), a body that
-    is not multipart (400), no free upload slot (429). Then every failure of ``receive``
-    becomes its translated page, the connection is closed (the rest of the body is not
-    read), and the slot is given back.
+    is not multipart (400). Then ``receive`` reads it under ``Limits`` (which takes
+    the upload slot when the upload is about to write, and enforces the pace), every
+    failure becomes its translated page, the connection is closed (the rest of the
+    body is not read), and the slot is given back.
     """
     cfg = request.app[CONFIG]
     if request.content_length is not None and request.content_length > cfg.max_submission_bytes:
         return error_page(request, 413, R_TOO_LARGE, headers={"Connection": "close"})
     if request.content_type != "multipart/form-data":
         return error_page(request, 400, rpt.R_MALFORMED)
-    slots = request.app[UPLOADS]
-    if not slots.try_acquire():
-        return error_page(request, 429, R_BUSY,
-                          headers={"Retry-After": "300", "Connection": "close"})
+    limits = Limits(cfg, request, request.app[UPLOADS])
     try:
-        return await receive(request)
+        async with asyncio.timeout(None) as pace:
+            limits.watch(pace)
+            return await receive(request, limits)
     except FormError as e:
-        return error_page(request, e.status, e.reason, headers={"Connection": "close"})
+        headers = {"Connection": "close"}
+        if e.status == 429:
+            headers["Retry-After"] = "300"
+        return error_page(request, e.status, e.reason, headers=headers)
     except (QuotaExceeded, DiskFull):
         return error_page(request, 503, R_FULL, headers={"Retry-After": "3600",
                                                          "Connection": "close"})
@@ -152,7 +264,7 @@ async def guarded_upload(
     except StorageError:
         return error_page(request, 503, R_FULL, headers={"Connection": "close"})
     finally:
-        slots.release()
+        limits.end()
 
 
 async def read_upload(
@@ -169,8 +281,10 @@ async def read_upload(
     ``csrf`` is the secret the token field must match. For every other text part,
     ``field_limit(name)`` gives its limit in bytes (raising FormError for a name the
     form does not have) and ``on_field(name, value)`` takes its value; before every
-    file part, ``transaction()`` gives the transaction the file is encrypted into
-    (beginning it the first time). Returns the attachments' metadata, in order.
+    file's first byte, the upload takes its slot (``limits.admit()``) and
+    ``transaction()`` gives the transaction the file is encrypted into (beginning it
+    the first time, with ``limits.expected`` reserved). Returns the attachments'
+    metadata, in order.
     """
     csrf_ok = False
     attachments: list[dict[str, Any]] = []
@@ -179,7 +293,7 @@ async def read_upload(
         if name == FILE_FIELD:
             if not csrf_ok:
                 raise FormError(403, rpt.R_CSRF)
-            meta = await receive_file(part, transaction(), limits)
+            meta = await receive_file(part, transaction, limits)
             if meta is not None:
                 attachments.append(meta)
             continue
@@ -247,20 +361,25 @@ async def read_text(part: BodyPartReader, limit: int, limits: Limits) -> bytes:
             raise FormError(413, R_FIELD_TOO_LARGE)
 
 
-async def receive_file(part: BodyPartReader, txn: Transaction,
+async def receive_file(part: BodyPartReader, transaction: Callable[[], Transaction],
                        limits: Limits) -> dict[str, Any] | None:
-    """Encrypt a file part into ``txn``; its metadata, or None for an empty file input."""
+    """Encrypt a file part into ``transaction()``; its metadata, or None for an empty
+    file input. The upload's slot and disk space are taken before the file's bytes
+    are read: an upload that cannot have them is refused before it sends them."""
     cfg = limits.cfg
-    first = await _read(part, limits.timeout, FILE_CHUNK)
-    if not first and not part.filename:
+    first: bytes | None = None
+    if not part.filename:
         # An <input type=file> left empty still sends an empty, unnamed part.
-        return None
+        first = await _read(part, limits.timeout, FILE_CHUNK)
+        if not first:
+            return None
     limits.files += 1
     if limits.files > cfg.max_files:
         raise FormError(413, R_TOO_MANY_FILES)
-    pending = txn.new_file("attachment")
+    await limits.admit()
+    pending = transaction().new_file("attachment")
     size = 0
-    chunk = first
+    chunk = first if first is not None else await _read(part, limits.timeout, FILE_CHUNK)
     while chunk:
         limits.add(len(chunk))
         size += len(chunk)

@@ -304,19 +304,30 @@ async def followup(request: web.Request) -> web.StreamResponse:
         resp.headers["Connection"] = "close"  # the body was not read
         return resp
 
-    async def receive(request: web.Request) -> web.StreamResponse:
-        await _receive_followup(request, session)
+    async def receive(request: web.Request, limits: Limits) -> web.StreamResponse:
+        await _receive_followup(request, session, limits)
         return _see_other(f"/{lang}/inbox?done=sent")
 
     return await guarded_upload(request, receive)
 
 
-async def _receive_followup(request: web.Request, session: Session) -> None:
+async def _receive_followup(request: web.Request, session: Session, limits: Limits) -> None:
     lang = request.match_info["lang"]
     cfg = request.app[CONFIG]
     desks = _followup_desks(request, session)
-    # Recipients are known before the first byte: the transaction starts at once.
-    txn: Transaction = request.app[STORAGE].begin(recipients(request.app[KEYRING], desks))
+    request.app[STORAGE].check_quota()  # already full: refused before reading
+    request.app[STORAGE].check_free_space()
+    # Recipients are known before the first byte, but the transaction (and the space
+    # it reserves) begins only when the upload takes its slot: at the first file, or
+    # at the end for a message alone.
+    began: list[Transaction] = []
+
+    def transaction() -> Transaction:
+        if not began:
+            began.append(request.app[STORAGE].begin(recipients(request.app[KEYRING], desks),
+                                                    expected=limits.expected))
+        return began[0]
+
     message: list[str] = []
 
     def field_limit(name: str) -> int:
@@ -332,12 +343,14 @@ async def _receive_followup(request: web.Request, session: Session) -> None:
         message.append(value)
 
     try:
-        attachments = await read_upload(request, Limits(cfg), csrf=session.csrf,
+        attachments = await read_upload(request, limits, csrf=session.csrf,
                                         field_limit=field_limit, on_field=on_field,
-                                        transaction=lambda: txn)
+                                        transaction=transaction)
         text = message[0] if message else ""
         if not text.strip() and not attachments:
             raise FormError(400, R_EMPTY_FOLLOWUP)
+        await limits.admit()
+        txn = transaction()
         submission_id = new_id()
         doc = rpt.build_followup(
             submission_id=submission_id, day=txn.day.isoformat(), lang=lang,
@@ -351,5 +364,6 @@ async def _receive_followup(request: web.Request, session: Session) -> None:
                          source_id=session.source_id,
                          reply_recipient=session.reply_recipient, kind="followup")
     except BaseException:
-        txn.abort()
+        if began:
+            began[0].abort()
         raise

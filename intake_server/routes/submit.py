@@ -66,15 +66,15 @@ async def receive(request: web.Request) -> web.StreamResponse:
         request.app[SOURCES].refill()
 
 
-async def _receive(request: web.Request) -> web.StreamResponse:
+async def _receive(request: web.Request, limits: Limits) -> web.StreamResponse:
     lang = request.match_info["lang"]
     storage = request.app[STORAGE]
     storage.check_quota()
     storage.check_free_space()
-    report = _Report(request)
+    report = _Report(request, limits)
     try:
         attachments = await read_upload(
-            request, Limits(request.app[CONFIG]), csrf=request.cookies.get(CSRF_COOKIE, ""),
+            request, limits, csrf=request.cookies.get(CSRF_COOKIE, ""),
             field_limit=report.field_limit, on_field=report.answer,
             transaction=report.transaction)
         source = await report.commit(lang, attachments)
@@ -88,13 +88,16 @@ async def _receive(request: web.Request) -> web.StreamResponse:
 class _Report:
     """One report being received: its answers, its transaction, its new source."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, limits: Limits) -> None:
         self.app = request.app
+        self.limits = limits
         self.keyring = request.app[KEYRING]
         self.answers: dict[str, Any] = {}
         self.txn: Transaction | None = None
-        # The codename derivation (about a second in a worker process) starts with
-        # the first attachment and runs while the files stream in.
+        # The codename (from the reserve, or else derived: about a second of a
+        # worker's CPU) is taken only once the whole report has arrived. Taken at the
+        # first attachment, it let anyone who starts uploads and drops them spend a
+        # derivation each, and empty the reserve real sources rely on.
         self.source_task: asyncio.Future[NewSource] | None = None
 
     def field_limit(self, name: str) -> int:
@@ -112,11 +115,13 @@ class _Report:
         _store_answer(self.answers, FIELDS[name], value, self.keyring)
 
     def transaction(self) -> Transaction:
+        """The report's transaction, begun the first time (the upload holds its slot:
+        limits.admit()), with the space the upload declared reserved."""
         if not self.answers.get("desks"):
             raise FormError(400, rpt.R_DESKS)
         if self.txn is None:
-            self.txn = self.app[STORAGE].begin(recipients(self.keyring, self.answers["desks"]))
-        self._source()
+            self.txn = self.app[STORAGE].begin(recipients(self.keyring, self.answers["desks"]),
+                                               expected=self.limits.expected)
         return self.txn
 
     def _source(self) -> asyncio.Future[NewSource]:
@@ -128,6 +133,7 @@ class _Report:
         """Check the answers are complete, encrypt the report, commit; the new source."""
         if not self.answers.get("category"):
             raise FormError(400, rpt.R_CATEGORY)
+        await self.limits.admit()  # a report without attachments writes only now
         txn = self.transaction()
         source = await self._source()
         desks = self.answers["desks"]

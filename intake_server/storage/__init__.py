@@ -9,7 +9,8 @@ The package has three rooms:
   side's), the migrations between versions, and what is stored in plaintext;
 - this module: ``Storage``, the data directory (``incoming/``, ``store/``,
   ``intake.db``) as a whole: opening it, removing what a crash left behind, the
-  quota and free-space checks, and the source side's rows.
+  quota and free-space checks (with the space reserved for uploads in flight), and
+  the source side's rows.
 
 A crash before a submission's rows are committed leaves files in ``incoming/`` or
 unreferenced files in ``store/``: ``Storage.open()`` deletes both before the server
@@ -71,9 +72,14 @@ class Storage:
         self.data_dir = config.data_dir
         self.incoming_dir = config.incoming_dir
         self.store_dir = config.store_dir
+        # Ciphertext committed in store/.
         self.used_bytes = 0
-        # Both only ever change on the event loop.
+        # Held for uploads in flight, against the quota: for each, the space it
+        # reserved at begin() or what it has sealed, whichever is more.
         self.reserved_bytes = 0
+        # Of that, what they may still write, against the free-space floor: the disk
+        # already shows what they wrote. All three only change on the event loop.
+        self.pending_bytes = 0
         self._free_space = free_space or _statvfs_free
         self._db: sqlite_utils.Database | None = None
         self._lock_fd: int | None = None
@@ -184,18 +190,29 @@ class Storage:
         """Free space on the data directory's file system, for whoever must fit a file."""
         return self._free_space(self.data_dir)
 
-    def check_free_space(self) -> None:
-        if self._free_space(self.data_dir) < self.config.min_free_bytes:
+    def check_free_space(self, more: int = 0) -> None:
+        """Refuse (DiskFull) if the uploads in flight, once written, and ``more``
+        bytes would leave less than the floor free."""
+        free = self._free_space(self.data_dir) - self.pending_bytes - more
+        if free < self.config.min_free_bytes:
             raise DiskFull("free space below the configured floor")
 
-    def check_quota(self) -> None:
-        if self.used_bytes + self.reserved_bytes >= self.config.disk_quota_bytes:
+    def check_quota(self, more: int = 0) -> None:
+        """Refuse (QuotaExceeded) if the store, the uploads in flight and ``more``
+        bytes would reach the quota."""
+        held = self.used_bytes + self.reserved_bytes
+        if held >= self.config.disk_quota_bytes or held + more > self.config.disk_quota_bytes:
             raise QuotaExceeded("disk quota reached")
 
-    def begin(self, recipients: Sequence[Any], day: _dt.date | None = None) -> Transaction:
-        self.check_quota()
-        self.check_free_space()
-        return Transaction(self, recipients, day or utc_today())
+    def begin(self, recipients: Sequence[Any], day: _dt.date | None = None, *,
+              expected: int = 0) -> Transaction:
+        """A new transaction, with ``expected`` bytes of ciphertext reserved for it
+        against the quota and the free-space floor, or QuotaExceeded/DiskFull if they
+        do not fit beside the uploads already in flight. Concurrent uploads each
+        checking only for themselves would all pass and all fail together."""
+        self.check_quota(expected)
+        self.check_free_space(expected)
+        return Transaction(self, recipients, day or utc_today(), expected=expected)
 
     def insert_submission(self, *, submission_id: str, day: _dt.date, desks: Sequence[str],
                           source_id: str, reply_recipient: str,

@@ -20,8 +20,15 @@ submission's day, never finer: a seized disk must not tell when a report came.
 
 The event loop encrypts; each upload has a lane of its own (a thread) that hashes
 the plaintext and writes the ciphertext, in order, so a stalled disk holds up that
-upload only. The quota is counted as ciphertext is sealed, on the event loop,
-before any of it reaches the disk.
+upload only.
+
+Space is reserved before anything is written: a transaction begins with the space
+its upload declared (``expected``) held against the quota and the free-space floor,
+so that concurrent uploads cannot each pass a check for themselves and overshoot
+together. As ciphertext is sealed (on the event loop, before any of it reaches the
+disk) it is counted against that reservation; beyond it, byte by byte against the
+quota. Free space is read again every _FREE_SPACE_CHECK_EVERY bytes, in case
+something else fills the disk.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from intake_server.config import Config
+from intake_server.config import FREE_SPACE_CHECK_BYTES, Config
 from keys import fs, ids
 from keys.age import Encryptor
 
@@ -47,8 +54,9 @@ from .errors import QuotaExceeded, disk_full_on_error
 __all__ = ["BATCHES_AHEAD", "WRITE_BATCH", "PendingFile", "Transaction", "new_id",
            "utc_today"]
 
-# Check free space every this many bytes written, not on every chunk.
-_FREE_SPACE_CHECK_EVERY = 8 * 1024 * 1024
+# Check free space every this many bytes written, not on every chunk (config.py
+# requires a floor of at least this much per upload slot).
+_FREE_SPACE_CHECK_EVERY = FREE_SPACE_CHECK_BYTES
 # Start writing a file's ciphertext out to disk every this many bytes.
 _WRITEBACK_EVERY = 8 * 1024 * 1024
 # Hand an upload's ciphertext to its thread in batches of at least this much:
@@ -76,8 +84,9 @@ class _Owner(Protocol):
     store_dir: Path
     used_bytes: int
     reserved_bytes: int
+    pending_bytes: int
 
-    def check_free_space(self) -> None: ...
+    def check_free_space(self, more: int = ...) -> None: ...
 
     def insert_submission(self, *, submission_id: str, day: _dt.date, desks: Sequence[str],
                           source_id: str, reply_recipient: str,
@@ -298,16 +307,24 @@ def _start_writeback(fd: int, start: int, end: int) -> None:
 class Transaction:
     """The files of one submission, committed together or not at all."""
 
-    def __init__(self, storage: _Owner, recipients: Sequence[Any], day: _dt.date) -> None:
+    def __init__(self, storage: _Owner, recipients: Sequence[Any], day: _dt.date, *,
+                 expected: int = 0) -> None:
+        """``expected``: ciphertext bytes to hold for this transaction from the start
+        (Storage.begin checked that they fit)."""
         self._storage = storage
         self._recipients = list(recipients)
         self.day = day
         self.files: list[PendingFile] = []
         self._moved: list[str] = []
-        self._reserved = 0
+        self._expected = expected
+        # Held against the quota: max(expected, sealed). Sealed: ciphertext counted.
+        self._reserved = expected
+        self._sealed = 0
         self._since_check = 0
         self._lane = _Lane()
         self._done = False
+        storage.reserved_bytes += expected
+        storage.pending_bytes += expected
         storage._track(self)
 
     def _account(self, n: int) -> None:
@@ -315,10 +332,15 @@ class Transaction:
         # (the encryptor writes there), as does every change to the storage's
         # counters, so the check and the reservation are one step without a lock.
         s = self._storage
-        if s.used_bytes + s.reserved_bytes + n > s.config.disk_quota_bytes:
-            raise QuotaExceeded("disk quota reached")
-        s.reserved_bytes += n
-        self._reserved += n
+        within = max(0, min(n, self._expected - self._sealed))
+        beyond = n - within
+        if beyond:
+            if s.used_bytes + s.reserved_bytes + beyond > s.config.disk_quota_bytes:
+                raise QuotaExceeded("disk quota reached")
+            s.reserved_bytes += beyond
+            self._reserved += beyond
+        s.pending_bytes -= within
+        self._sealed += n
         self._since_check += n
         if self._since_check >= _FREE_SPACE_CHECK_EVERY:
             self._since_check = 0
@@ -354,7 +376,7 @@ class Transaction:
             reply_recipient=reply_recipient, files=self.files, kind=kind)
         # Committed: from here on, abort() must never delete these files.
         self._done = True
-        self._storage.used_bytes += self._reserved
+        self._storage.used_bytes += self._sealed
         self._release()
 
     def _make_durable(self) -> None:
@@ -369,8 +391,10 @@ class Transaction:
         fs.set_day(s.incoming_dir, self.day)
 
     def _release(self) -> None:
-        self._storage.reserved_bytes -= self._reserved
-        self._reserved = 0
+        s = self._storage
+        s.reserved_bytes -= self._reserved
+        s.pending_bytes -= max(0, self._expected - self._sealed)
+        self._reserved = self._expected = 0
 
     def abort(self) -> None:
         """Delete every file of this transaction, wherever it got to.

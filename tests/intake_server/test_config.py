@@ -50,3 +50,25 @@ def test_bad_config_is_refused(tmp_path, text) -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(ConfigError):
         Config.load(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(("uploads", "floor", "ok"), [
+    (8, 2 * 1024**3, True),        # the defaults
+    (8, 0, True),                  # no floor: only the disk's end stops uploads
+    (8, 64 * 1024**2, True),       # 8 MiB per slot, exactly
+    (8, 64 * 1024**2 - 1, False),  # a byte short
+    (64, 256 * 1024**2, False),    # what bench/upload.py used to configure
+])
+def test_a_floor_too_small_for_the_upload_slots_is_refused(tmp_path, uploads: int,
+                                                           floor: int, ok: bool) -> None:
+    # Each upload reads the free space again only every 8 MiB it writes: a floor
+    # smaller than that per slot lets concurrent uploads reach a full disk between two
+    # readings. Refused at start-up (Config.load), not quietly raised.
+    path = tmp_path / "intake-server.toml"
+    path.write_text(f"[limits]\nmax_concurrent_uploads = {uploads}\n"
+                    f"min_free_bytes = {floor}\n")
+    if ok:
+        assert Config.load(path).min_free_bytes == floor
+    else:
+        with pytest.raises(ConfigError, match="min_free_bytes must be 0 .no floor. or at least"):
+            Config.load(path)

@@ -375,3 +375,51 @@ def test_a_failed_commit_is_rolled_back(tmp_path) -> None:
     with immediate_transaction(real):
         real.execute("INSERT INTO t VALUES (2)")
     assert real.execute("SELECT x FROM t").fetchall() == [(2,)]
+
+
+async def test_reservations_share_the_free_space_above_the_floor(tmp_path) -> None:
+    # Uploads in flight hold what they declared against the floor: a second one that
+    # would take the disk below it is refused at begin(), before it writes; the space
+    # comes back when the first ends, and what it wrote is no longer counted twice.
+    mib = 1024 * 1024
+    floor = 64 * mib
+    free = {"bytes": floor + 10 * mib}
+    inst = make_install(tmp_path, min_free_bytes=floor)
+    s = Storage(inst.config, free_space=lambda _: free["bytes"])
+    s.open()
+    recipients = [parse_recipient(inst.keyring.desks[0].recipient)]
+    first = s.begin(recipients, expected=6 * mib)
+    assert s.pending_bytes == 6 * mib
+    with pytest.raises(DiskFull):
+        s.begin(recipients, expected=6 * mib)
+    s.begin(recipients, expected=3 * mib).abort()  # what is left above the floor fits
+    f = first.new_file("attachment")
+    f.write(b"d" * (2 * mib))
+    await f.finish()
+    # Written ciphertext no longer counts as pending (the disk shows it).
+    assert s.pending_bytes <= 4 * mib
+    first.abort()
+    await eventually(lambda: not s._live)  # noqa: SLF001
+    assert s.pending_bytes == 0
+    assert s.reserved_bytes == 0
+    s.begin(recipients, expected=6 * mib).abort()
+    s.close()
+
+
+def test_reservations_share_the_quota(tmp_path) -> None:
+    inst = make_install(tmp_path, disk_quota_bytes=10_000_000)
+    s = Storage(inst.config)
+    s.open()
+    recipients = [parse_recipient(inst.keyring.desks[0].recipient)]
+    first = s.begin(recipients, expected=6_000_000)
+    with pytest.raises(QuotaExceeded):
+        s.begin(recipients, expected=6_000_000)
+    second = s.begin(recipients, expected=4_000_000)  # exactly the rest
+    # Beyond its reservation, an upload is held to the quota byte by byte.
+    f = second.new_file("attachment")
+    f.write(b"z" * 3_900_000)  # within its reservation
+    with pytest.raises(QuotaExceeded):
+        f.write(b"z" * 300_000)
+    second.abort()
+    first.abort()
+    s.close()
