@@ -224,12 +224,16 @@ async def _serve(config: Config, signing_key: SigningKey) -> None:
             # keep-alive timeout is what closes a connection still waiting for one; and
             # after an answer to a body not read to its end, the rest is read and
             # discarded for LINGER_SECONDS at most, not aiohttp's 10 s (upload.py).
-            runner = web.AppRunner(
-                app, access_log=None, handle_signals=False, shutdown_timeout=5,
-                auto_decompress=False,
-                # aiohttp's own defaults (75 s, 10 s) on the staff app.
-                keepalive_timeout=REQUEST_HEAD_SECONDS if app is source else 75.0,
-                lingering_time=LINGER_SECONDS if app is source else 10.0)
+            if app is source:
+                runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                       shutdown_timeout=5, auto_decompress=False,
+                                       keepalive_timeout=REQUEST_HEAD_SECONDS,
+                                       lingering_time=LINGER_SECONDS)
+            else:
+                # aiohttp's own connection timing: the staff app's requests are signed,
+                # and checked before any body is read.
+                runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                       shutdown_timeout=5, auto_decompress=False)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, "127.0.0.1", app_port).start()
