@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from integration.test_transfer_e2e import BIN, PASSPHRASE, read_inbox, run, submit
 
@@ -24,7 +25,7 @@ from keys.age import HybridRecipient, X25519Identity, decrypt, parse_recipient
 from keys.codename import derive_source
 from keys.identity import generate_desk
 from keys.keyring import Keyring
-from support.server_process import free_port
+from support.server_process import CSRF_RE, free_port
 
 NAMES = {"triage": "Triage", "forensics": "Forensics"}
 
@@ -110,6 +111,8 @@ async def test_pq_desk_receives_replies_and_source_reads(pq_site: dict) -> None:
     listing = run(*vault, "list", cwd=root)
     report_id = re.search(r"\b([0-9a-f]{8,32})\b", listing).group(1)
     assert "A link arrived by WhatsApp" in run(*vault, "show", report_id, cwd=root)
+    run("journalist-transfer", "push", "--dir", str(transfer), "--server", staff_url,
+        str(root / "usb" / "ack.bundle"), cwd=root)
 
     (root / "reply.txt").write_text("Thank you. Which phone model is it?\n")
     run(*vault, "reply", report_id, "--file", str(root / "reply.txt"), cwd=root)
@@ -132,3 +135,35 @@ async def test_pq_desk_receives_replies_and_source_reads(pq_site: dict) -> None:
     with pytest.raises(Exception, match="none of the given identities"):
         decrypt(ciphertext, [source.reply_identity, X25519Identity.generate()])
     assert "Which phone model is it?" in await read_inbox(pq_site["port"], codename)
+
+    # The source answers with a follow-up: it carries the post-quantum reply recipient the
+    # server derived at login, and the desk's second reply goes to it.
+    await followup(pq_site["port"], codename, "It is an iPhone 13.")
+    run("journalist-transfer", "fetch", "--dir", str(transfer), "--server", staff_url,
+        "--out", str(root / "usb2"), cwd=root)
+    (bundle,) = (root / "usb2").glob("export-*.bundle")
+    run(*vault, "import", "--no-progress", "--ack-out", str(root / "usb2" / "ack.bundle"),
+        str(bundle), cwd=root)
+    assert "It is an iPhone 13." in run(*vault, "show", report_id, cwd=root)
+    (root / "reply2.txt").write_text("Thank you, we will check it.\n")
+    run(*vault, "reply", report_id, "--file", str(root / "reply2.txt"), cwd=root)
+    run(*vault, "outbox", "bundle", "--out", str(root / "usb2" / "outbox.bundle"), cwd=root)
+    run("journalist-transfer", "push", "--dir", str(transfer), "--server", staff_url,
+        str(root / "usb2" / "outbox.bundle"), cwd=root)
+    assert "we will check it" in await read_inbox(pq_site["port"], codename)
+
+
+async def followup(port: int, codename: str, message: str) -> None:
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", cookie_jar=jar) as http:
+        async with http.get("/en/login") as resp:
+            csrf = CSRF_RE.search(await resp.text()).group(1)
+        async with http.post("/en/login", data={"csrf": csrf, "codename": codename}) as resp:
+            assert resp.url.path == "/en/inbox"
+            csrf = CSRF_RE.search(await resp.text()).group(1)
+        data = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+        data.add_field("csrf", csrf)
+        data.add_field("message", message)
+        async with http.post("/en/followup", data=data) as resp:
+            assert resp.status == 200
+            assert resp.url.path == "/en/inbox"
