@@ -90,10 +90,13 @@ def create_app(config: Config) -> web.Application:
     app[KEYRING] = keyring
     # Created here, opened in cleanup_ctx: the app's state is fixed before start-up.
     app[STORAGE] = Storage(config)
-    app[SOURCES] = SourceFactory(config.max_concurrent_derivations, config.codename_reserve)
+    # A post-quantum keyring gives every source a post-quantum reply key as well.
+    app[SOURCES] = SourceFactory(config.max_concurrent_derivations, config.codename_reserve,
+                                 post_quantum=keyring.post_quantum)
     app[REPLIES] = StaffStore(app[STORAGE])
     app[SESSIONS] = SessionStore()
-    app[LOGINS] = LoginDeriver(config.max_concurrent_logins, config.max_waiting_logins)
+    app[LOGINS] = LoginDeriver(config.max_concurrent_logins, config.max_waiting_logins,
+                               post_quantum=keyring.post_quantum)
     app[LOGIN_BUCKET] = TokenBucket(rate_per_second=config.logins_per_minute / 60,
                                     burst=config.login_burst)
     app.on_response_prepare.append(_on_prepare)

@@ -197,9 +197,15 @@ def clean_filename(name: str | None) -> str:
 
 
 def _document(schema: str, *, submission_id: str, day: str, lang: str, desks: list[str],
-              reply_recipient: str, attachments: list[dict[str, Any]],
-              **body: Any) -> dict[str, Any]:
-    """The top level that reports and follow-ups share, around their own ``body``."""
+              reply_recipient: str, reply_recipient_pq: str | None,
+              attachments: list[dict[str, Any]], **body: Any) -> dict[str, Any]:
+    """The top level that reports and follow-ups share, around their own ``body``.
+
+    ``reply_recipient_pq`` (age1pq1…) is there with a post-quantum keyring only: the
+    key post-quantum desks reply to, while ``reply_recipient`` stays the source's
+    address for threading and on the server (docs/adr/0008-post-quantum-desks.md).
+    """
+    pq = {} if reply_recipient_pq is None else {"reply_recipient_pq": reply_recipient_pq}
     return {
         "schema": schema,
         "version": SCHEMA_VERSION,
@@ -208,6 +214,7 @@ def _document(schema: str, *, submission_id: str, day: str, lang: str, desks: li
         "language": lang,
         "desks": desks,
         "reply_recipient": reply_recipient,
+        **pq,
         **body,
         "attachments": attachments,
     }
@@ -215,15 +222,16 @@ def _document(schema: str, *, submission_id: str, day: str, lang: str, desks: li
 
 def build_report(*, submission_id: str, day: str, lang: str, answers: dict[str, Any],
                  desks: list[str], reply_recipient: str,
-                 attachments: list[dict[str, Any]]) -> dict[str, Any]:
+                 attachments: list[dict[str, Any]],
+                 reply_recipient_pq: str | None = None) -> dict[str, Any]:
     """The JSON document encrypted as the report file (docs/report-format.md)."""
     def text(name: str) -> str:
         return str(answers.get(name, ""))
 
     return _document(
         SCHEMA, submission_id=submission_id, day=day, lang=lang, desks=desks,
-        reply_recipient=reply_recipient, attachments=attachments,
-        answers={
+        reply_recipient=reply_recipient, reply_recipient_pq=reply_recipient_pq,
+        attachments=attachments, answers={
             "category": answers["category"],
             "secondary_categories": answers.get("secondary", []),
             "country": answers.get("country", ""),
@@ -246,7 +254,8 @@ def build_report(*, submission_id: str, day: str, lang: str, answers: dict[str, 
 
 
 def build_followup(*, submission_id: str, day: str, lang: str, message: str, desks: list[str],
-                   reply_recipient: str, attachments: list[dict[str, Any]]) -> dict[str, Any]:
+                   reply_recipient: str, attachments: list[dict[str, Any]],
+                   reply_recipient_pq: str | None = None) -> dict[str, Any]:
     """The follow-up document: a report's top level with ``message`` for ``answers``.
 
     The desk's client threads it onto the report by ``reply_recipient``
@@ -254,4 +263,5 @@ def build_followup(*, submission_id: str, day: str, lang: str, message: str, des
     """
     return _document(
         FOLLOWUP_SCHEMA, submission_id=submission_id, day=day, lang=lang, desks=desks,
-        reply_recipient=reply_recipient, attachments=attachments, message=message)
+        reply_recipient=reply_recipient, reply_recipient_pq=reply_recipient_pq,
+        attachments=attachments, message=message)

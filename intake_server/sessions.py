@@ -1,7 +1,8 @@
 """Source sessions: in server memory only, opaque tokens, idle expiry, wiped on logout.
 
 A session holds what a logged-in source's requests need: the source id and the
-reply identity derived from the codename (to decrypt replies in memory). None of it
+reply identity derived from the codename (to decrypt replies in memory), and with a
+post-quantum keyring the post-quantum reply identity too. None of it
 is written anywhere: a restart logs every source out, which is the point.
 
 The cookie carries a random token (256 bits from ``secrets``) and nothing else. The
@@ -18,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from keys.age import X25519Identity
+from keys.age import HybridIdentity, Identity, X25519Identity
 
 __all__ = ["IDLE_SECONDS", "Session", "SessionStore"]
 
@@ -29,12 +30,25 @@ IDLE_SECONDS = 30 * 60
 class Session:
     source_id: str
     reply_identity: X25519Identity
+    reply_pq_identity: HybridIdentity | None = None
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_used: float = 0.0
 
     @property
     def reply_recipient(self) -> str:
+        """The X25519 reply recipient: the source's reply address on the server as well."""
         return str(self.reply_identity.recipient())
+
+    @property
+    def reply_recipient_pq(self) -> str | None:
+        pq = self.reply_pq_identity
+        return str(pq.recipient()) if pq is not None else None
+
+    @property
+    def reply_identities(self) -> list[Identity]:
+        """What opens this source's replies: a classic desk's and a post-quantum desk's."""
+        pq = self.reply_pq_identity
+        return [self.reply_identity] if pq is None else [self.reply_identity, pq]
 
     def __repr__(self) -> str:
         return "Session(<secret>)"
@@ -57,10 +71,12 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, source_id: str, reply_identity: X25519Identity) -> tuple[str, Session]:
+    def create(self, source_id: str, reply_identity: X25519Identity,
+               reply_pq_identity: HybridIdentity | None = None) -> tuple[str, Session]:
         self._expire()
         token = secrets.token_urlsafe(32)
-        session = Session(source_id, reply_identity, last_used=self._clock())
+        session = Session(source_id, reply_identity, reply_pq_identity,
+                          last_used=self._clock())
         self._sessions[_key(token)] = session
         while len(self._sessions) > self._max:
             self._sessions.popitem(last=False)

@@ -1,6 +1,8 @@
 """New source codenames, derived in a separate worker process.
 
-derive_source() runs Argon2id twice over 256 MiB (about a second of CPU). It runs
+derive_source() runs Argon2id twice over 256 MiB (about a second of CPU), three times
+when the keyring is post-quantum (the source's post-quantum reply key, for every source
+alike: keys/codename.py, docs/adr/0008-post-quantum-desks.md). It runs
 in a small process pool rather than a thread:
 - the 256 MiB work area never inflates the server process, whose memory stays
   bounded by a few 64 KiB upload chunks per connection;
@@ -9,7 +11,7 @@ in a small process pool rather than a thread:
 
 The codename is generated in the worker too; it crosses back to the server over
 the pool's pipe, is shown once in the response, and is never stored or logged.
-For a new source the worker returns the public reply recipient, never the reply
+For a new source the worker returns the public reply recipient(s), never a reply
 secret key.
 
 Logins (LoginDeriver) run the same derivation on the codename a source typed, in
@@ -27,6 +29,7 @@ import collections
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import multiprocessing
 import os
@@ -48,36 +51,43 @@ class NewSource:
     codename: str
     source_id: str
     reply_recipient: str
+    #: The age1pq1… reply recipient, with a post-quantum keyring only.
+    reply_recipient_pq: str | None = None
 
     def __repr__(self) -> str:
         return f"NewSource(source_id={self.source_id!r}, codename=<secret>)"
 
 
-def new_source() -> NewSource:
-    """Generate a codename and derive the source id and reply recipient from it."""
+def new_source(post_quantum: bool = False) -> NewSource:
+    """Generate a codename and derive the source id and reply recipient(s) from it."""
     from keys.codename import derive_source, generate_codename
 
     codename = generate_codename()
-    keys = derive_source(codename)
+    keys = derive_source(codename, post_quantum=post_quantum)
+    pq = keys.reply_pq_identity
     return NewSource(codename=codename, source_id=keys.source_id,
-                     reply_recipient=str(keys.reply_identity.recipient()))
+                     reply_recipient=str(keys.reply_identity.recipient()),
+                     reply_recipient_pq=str(pq.recipient()) if pq is not None else None)
 
 
 @dataclass(frozen=True, repr=False)
 class LoginKeys:
     source_id: str
     reply_identity: str  # "AGE-SECRET-KEY-1…": text crosses the pool's pipe simply
+    reply_pq_identity: str | None = None  # "AGE-SECRET-KEY-PQ-1…", post-quantum keyring
 
     def __repr__(self) -> str:
         return f"LoginKeys(source_id={self.source_id!r}, reply_identity=<secret>)"
 
 
-def derive_login(codename: str) -> LoginKeys:
-    """Worker side of a login: both Argon2id derivations for a normalised codename."""
+def derive_login(codename: str, post_quantum: bool = False) -> LoginKeys:
+    """Worker side of a login: the Argon2id derivations for a normalised codename."""
     from keys.codename import derive_source
 
-    keys = derive_source(codename)
-    return LoginKeys(source_id=keys.source_id, reply_identity=str(keys.reply_identity))
+    keys = derive_source(codename, post_quantum=post_quantum)
+    pq = keys.reply_pq_identity
+    return LoginKeys(source_id=keys.source_id, reply_identity=str(keys.reply_identity),
+                     reply_pq_identity=str(pq) if pq is not None else None)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -124,8 +134,9 @@ class SourceFactory:
     core from the very upload that took it.
     """
 
-    def __init__(self, workers: int, reserve: int = 0) -> None:
+    def __init__(self, workers: int, reserve: int = 0, *, post_quantum: bool = False) -> None:
         self._workers = workers
+        self._derive = functools.partial(new_source, post_quantum)
         self._reserve_size = reserve
         self._ready: collections.deque[NewSource] = collections.deque()
         self._refilling = 0
@@ -148,7 +159,7 @@ class SourceFactory:
         loop = asyncio.get_running_loop()
         while not self._closed and len(self._ready) + self._refilling < self._reserve_size:
             try:
-                job = loop.run_in_executor(self._executor(), new_source)
+                job = loop.run_in_executor(self._executor(), self._derive)
             except BrokenProcessPool:
                 # A worker died while the pool was idle (the OOM killer): the next
                 # refill or create() starts a new pool.
@@ -182,13 +193,13 @@ class SourceFactory:
             return self._ready.popleft()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor(), new_source)
+            return await loop.run_in_executor(self._executor(), self._derive)
         except BrokenProcessPool:
             # A worker died (the OOM killer takes a 256 MiB Argon2id worker first): a
             # broken pool never recovers by itself, so start a new one and retry once.
             log.error("codename worker died; starting a new pool")
             self._drop_pool()
-            return await loop.run_in_executor(self._executor(), new_source)
+            return await loop.run_in_executor(self._executor(), self._derive)
 
     def _drop_pool(self) -> None:
         _shut_down(self._pool, wait=False)
@@ -214,8 +225,9 @@ class LoginDeriver:
     really finishes it, even when the request that asked for it has gone.
     """
 
-    def __init__(self, workers: int, queue: int) -> None:
+    def __init__(self, workers: int, queue: int, *, post_quantum: bool = False) -> None:
         self._workers = workers
+        self._post_quantum = post_quantum
         self._limit = workers + queue
         self._in_flight = 0
         self._pool: ProcessPoolExecutor | None = None
@@ -231,7 +243,7 @@ class LoginDeriver:
             self._pool = _spawn_pool(self._workers)
         loop = asyncio.get_running_loop()
         try:
-            fut = self._pool.submit(derive_login, codename)
+            fut = self._pool.submit(derive_login, codename, self._post_quantum)
         except BrokenProcessPool:
             self._broken()
         self._in_flight += 1

@@ -27,7 +27,15 @@ from journalist_client.triage import (
 )
 from journalist_client.vault import Vault, now, today
 from keys import fs
-from keys.age import AgeError, Encryptor, decrypt, decrypt_stream, encrypt, parse_recipient
+from keys.age import (
+    AgeError,
+    Encryptor,
+    Recipient,
+    decrypt,
+    decrypt_stream,
+    encrypt,
+    parse_recipient,
+)
 from keys.bundle import write_bundle_file
 
 __all__ = [
@@ -67,9 +75,7 @@ def add_reply(vault: Vault, item_id: str, body: str) -> str:
     reply_id = secrets.token_hex(16)
     doc = {"format": "amana-reply", "version": 1, "desk": vault.desk_id, "day": today(),
            "body": body}
-    # The desk is a recipient too, so that it can read its own thread later.
-    recipients = [parse_recipient(item["reply_recipient"]),
-                  parse_recipient(vault.keys.desk.recipient)]
+    recipients = _reply_recipients(vault, item)
     try:
         ciphertext = encrypt(json.dumps(doc, ensure_ascii=False).encode("utf-8"), recipients)
     except ValueError as e:
@@ -85,6 +91,32 @@ def add_reply(vault: Vault, item_id: str, body: str) -> str:
     )
     vault.changed()
     return reply_id
+
+
+def _reply_recipients(vault: Vault, item: dict[str, Any]) -> list[Recipient]:
+    """The source's reply recipient of this desk's kind, and the desk itself.
+
+    The desk is a recipient so that it can read its own thread later. A post-quantum
+    desk encrypts to the source's post-quantum reply recipient: age refuses to mix the
+    kinds in one file, and a classic stanza would open the reply to an adversary who
+    records it now and has a quantum computer later. A post-quantum keyring's server
+    puts that recipient in every report and follow-up; the newest in the thread is used.
+    """
+    desk = parse_recipient(vault.keys.desk.recipient)
+    if desk.label != "postquantum":
+        return [parse_recipient(item["reply_recipient"]), desk]
+    rows = vault.conn.execute(
+        "SELECT doc FROM items WHERE reply_recipient = ? ORDER BY n DESC",
+        (item["reply_recipient"],)).fetchall()
+    for (doc,) in rows:
+        # Validated at import (schema.parse_document): age1pq1… when present.
+        pq = json.loads(doc).get("reply_recipient_pq")
+        if pq is not None:
+            return [parse_recipient(pq), desk]
+    raise OutboxError(
+        "this source's reports carry no post-quantum reply key (they were sent while the "
+        "keyring was classic), and this desk's key is post-quantum: a reply can go once "
+        "the source sends a follow-up; nothing was queued")
 
 
 def _consent_override(item: dict[str, Any], reason: str | None) -> str | None:

@@ -184,6 +184,8 @@ _COMMON: Final = frozenset({
     "schema", "version", "submission_id", "received_day", "language", "desks",
     "reply_recipient", "attachments",
 })
+# Written by a server whose keyring is post-quantum (docs/report-format.md).
+_OPTIONAL: Final = frozenset({"reply_recipient_pq"})
 
 
 def _answers(v: Any, where: str) -> None:
@@ -222,14 +224,14 @@ def parse_document(raw: bytes, *, expected_type: str) -> dict[str, Any]:
         raise DocumentError("document must be a JSON object")
     schema = doc.get("schema")
     if expected_type == "report":
-        _fields(doc, "document", _COMMON | {"answers"}, frozenset({"referral"}))
+        _fields(doc, "document", _COMMON | {"answers"}, _OPTIONAL | {"referral"})
         if schema != REPORT_SCHEMA:
             raise DocumentError(f"schema must be {REPORT_SCHEMA!r} for a report")
         _answers(doc["answers"], "answers")
         if "referral" in doc:
             _referral(doc["referral"], "referral")
     elif expected_type == "followup":
-        _fields(doc, "document", _COMMON | {"message"})
+        _fields(doc, "document", _COMMON | {"message"}, _OPTIONAL)
         if schema != FOLLOWUP_SCHEMA:
             raise DocumentError(f"schema must be {FOLLOWUP_SCHEMA!r} for a follow-up")
         _str(doc["message"], "message")
@@ -245,6 +247,10 @@ def parse_document(raw: bytes, *, expected_type: str) -> dict[str, Any]:
                   lambda v, w: _match(v, w, ids.DESK_ID_RE, "a desk id"), 256)
     if not desks:
         raise DocumentError("desks must name at least one desk")
-    _recipient(doc["reply_recipient"], "reply_recipient")
+    if _recipient(doc["reply_recipient"], "reply_recipient").startswith("age1pq1"):
+        raise DocumentError("reply_recipient must be an X25519 recipient (age1…)")
+    if "reply_recipient_pq" in doc and not _recipient(
+            doc["reply_recipient_pq"], "reply_recipient_pq").startswith("age1pq1"):
+        raise DocumentError("reply_recipient_pq must be a post-quantum recipient (age1pq1…)")
     _list(doc["attachments"], "attachments", _attachment, MAX_ATTACHMENTS)
     return doc

@@ -7,9 +7,17 @@ server keeps nothing from which it can be recovered except these Argon2id output
 * ``source_id``: Argon2id(codename, salt ``SALT_SOURCE_ID``) as 64 hex digits, the
   source's stable, unlinkable identifier;
 * ``reply_identity``: Argon2id(codename, salt ``SALT_REPLY_KEY``) taken as an X25519
-  secret; its public half is the recipient that desks encrypt replies to.
+  secret; its public half is the recipient that classic desks encrypt replies to, and
+  the source's stable reply address (the server files replies under it);
+* ``reply_pq_identity``: Argon2id(codename, salt ``SALT_REPLY_PQ_KEY``) taken as the
+  32-byte seed of an mlkem768x25519 identity; post-quantum desks encrypt replies to its
+  public half. Derived only where the keyring is post-quantum (a third Argon2id run).
 
-The two salts differ, so the server's copy of a source id says nothing about the reply key.
+The salts differ, so the server's copy of a source id says nothing about either reply
+key. The post-quantum seed has its own Argon2id run rather than a hash of the X25519
+secret: the X25519 reply recipient is stored on the server in the clear, and an
+adversary with a quantum computer recovers its secret from it; a seed computed from
+that secret would fall with it.
 Parameters, salts and the attacker model are in docs/codenames.md.
 
 Error messages never quote a word of the codename: they may reach a log.
@@ -27,7 +35,7 @@ from typing import Final
 
 from nacl.pwhash import argon2id as _nacl_argon2id
 
-from keys.age import X25519Identity
+from keys.age import HybridIdentity, X25519Identity
 
 __all__ = [
     "ARGON2_MEMLIMIT",
@@ -36,11 +44,13 @@ __all__ = [
     "CODENAME_WORDS",
     "DEFAULT_PARAMS",
     "SALT_REPLY_KEY",
+    "SALT_REPLY_PQ_KEY",
     "SALT_SOURCE_ID",
     "Argon2Params",
     "InvalidCodename",
     "SourceKeys",
     "derive_reply_identity",
+    "derive_reply_pq_identity",
     "derive_source",
     "derive_source_id",
     "generate_codename",
@@ -53,8 +63,9 @@ _WORDLIST_SIZE: Final = 7776
 CODENAME_BITS: Final = CODENAME_WORDS * math.log2(_WORDLIST_SIZE)
 
 #: libsodium's "moderate" Argon2id level: 3 passes over 256 MiB. One derivation takes
-#: about 0.5 s on one core of a 2020s server; a login needs two (id and reply key), so a
-#: server should run at most (free memory / 256 MiB) derivations at once.
+#: about 0.5 s on one core of a 2020s server; a login needs two (id and reply key), three
+#: with a post-quantum keyring, so a server should run at most (free memory / 256 MiB)
+#: derivations at once.
 ARGON2_OPSLIMIT: Final = 3
 ARGON2_MEMLIMIT: Final = 256 * 1024 * 1024
 
@@ -62,6 +73,7 @@ ARGON2_MEMLIMIT: Final = 256 * 1024 * 1024
 #: and the same for everyone: the codename's 90 bits, not the salt, are the secret.
 SALT_SOURCE_ID: Final = b"AmanaSourceID-v1"
 SALT_REPLY_KEY: Final = b"AmanaReplyKey-v1"
+SALT_REPLY_PQ_KEY: Final = b"AmanaReplyPQK-v1"
 
 _OUTPUT_BYTES: Final = 32
 
@@ -88,6 +100,8 @@ DEFAULT_PARAMS: Final = Argon2Params(ARGON2_OPSLIMIT, ARGON2_MEMLIMIT)
 class SourceKeys:
     source_id: str
     reply_identity: X25519Identity
+    #: None unless derive_source() was asked for it (``post_quantum=True``).
+    reply_pq_identity: HybridIdentity | None = None
 
     def __repr__(self) -> str:
         return f"SourceKeys(source_id={self.source_id!r}, reply_identity=<secret>)"
@@ -180,9 +194,26 @@ def derive_reply_identity(
     return X25519Identity.from_bytes(_argon2id(codename, SALT_REPLY_KEY, params))
 
 
-def derive_source(codename: str, *, params: Argon2Params = DEFAULT_PARAMS) -> SourceKeys:
-    """Both derivations: two Argon2id runs one after the other (twice the time, same memory)."""
+def derive_reply_pq_identity(
+    codename: str, *, params: Argon2Params = DEFAULT_PARAMS
+) -> HybridIdentity:
+    """The source's post-quantum reply identity (mlkem768x25519), for post-quantum desks."""
+    return HybridIdentity(_argon2id(codename, SALT_REPLY_PQ_KEY, params))
+
+
+def derive_source(
+    codename: str, *, post_quantum: bool = False, params: Argon2Params = DEFAULT_PARAMS
+) -> SourceKeys:
+    """The source id and reply identities: Argon2id runs one after the other (same memory).
+
+    ``post_quantum`` adds the third run, for the post-quantum reply identity; a server
+    asks for it for every source or for none (its keyring decides), so the time a
+    derivation takes says nothing about the source.
+    """
     return SourceKeys(
         source_id=derive_source_id(codename, params=params),
         reply_identity=derive_reply_identity(codename, params=params),
+        reply_pq_identity=(
+            derive_reply_pq_identity(codename, params=params) if post_quantum else None
+        ),
     )

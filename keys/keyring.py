@@ -13,6 +13,13 @@ A desk's own ``desk.json`` (written by ``intake-keys generate``) is one entry of
 Everything is validated before a :class:`Keyring` exists: exact key sets, types, bounded
 sizes, parseable and canonical keys, a fingerprint that matches the keys, no duplicate
 ids, recipients or verify keys. Errors name the desk and the field.
+
+A keyring is all classic (X25519) or all post-quantum (mlkem768x25519) desks, never both
+(docs/adr/0008-post-quantum-desks.md): a report goes to every desk it names in one age
+file, and age refuses to mix the two kinds in a file, rightly, since a classic stanza
+beside a post-quantum one would let a recording adversary with a future quantum
+computer open the file. Refusing the mix here refuses it everywhere a keyring is read:
+``intake-keys keyring check``, the server's start-up, and the desks' clients.
 """
 
 from __future__ import annotations
@@ -97,6 +104,11 @@ class Desk:
         if lang not in LANGUAGES:
             raise ValueError(f"unknown language {lang!r}; expected one of {LANGUAGES}")
         return self.names[lang]
+
+    @property
+    def post_quantum(self) -> bool:
+        """True for an mlkem768x25519 (age1pq1…) recipient, False for X25519."""
+        return parse_recipient(self.recipient).label == "postquantum"
 
     def verify_key_obj(self) -> VerifyKey:
         return VerifyKey.from_text(self.verify_key)
@@ -197,7 +209,7 @@ def load_desk_entry(path: str | os.PathLike[str]) -> Desk:
 class Keyring:
     """A validated, immutable list of desks."""
 
-    __slots__ = ("_by_id", "_desks")
+    __slots__ = ("_by_id", "_desks", "_post_quantum")
 
     def __init__(self, desks: Iterable[Desk]) -> None:
         desks = tuple(desks)
@@ -222,6 +234,15 @@ class Keyring:
             by_id[desk.id] = desk
             recipients[desk.recipient] = desk.id
             verify_keys[desk.verify_key] = desk.id
+        quantum = [d.id for d in desks if d.post_quantum]
+        if quantum and len(quantum) != len(desks):
+            classic = [d.id for d in desks if d.id not in quantum]
+            raise KeyringError(
+                f"keyring: desk(s) {', '.join(quantum)} have post-quantum keys and desk(s) "
+                f"{', '.join(classic)} classic ones; a keyring must be all one kind, since a "
+                "report to both would leave a classic copy (docs/adr/0008-post-quantum-desks.md)"
+            )
+        self._post_quantum = bool(quantum)
         self._desks = desks
         self._by_id = by_id
 
@@ -262,6 +283,11 @@ class Keyring:
     @property
     def desks(self) -> tuple[Desk, ...]:
         return self._desks
+
+    @property
+    def post_quantum(self) -> bool:
+        """Every desk is post-quantum (the keyring cannot mix kinds); False when empty."""
+        return self._post_quantum
 
     def get(self, desk_id: str) -> Desk | None:
         return self._by_id.get(desk_id)

@@ -13,7 +13,8 @@ the source id and the reply identity stay in this process's memory, for 30
 minutes of idleness at most, and logout wipes them.
 
 Inbox: each reply is read from replies/ (the staff side stores them there),
-decrypted in memory with the session's reply identity, checked against the
+decrypted in memory with the session's reply identities (X25519, and mlkem768x25519
+with a post-quantum keyring), checked against the
 amana-reply format (docs/transfer-format.md) and rendered autoescaped. A reply
 that fails any of that is shown as "could not be read", never as an error.
 
@@ -56,7 +57,7 @@ from intake_server.state import (
 from intake_server.storage import Transaction, new_id
 from intake_server.upload import Limits, guarded_upload, read_upload, recipients
 from keys import fs, ids, strict_json
-from keys.age import AgeError, X25519Identity, decrypt
+from keys.age import AgeError, HybridIdentity, X25519Identity, decrypt
 from keys.codename import InvalidCodename, normalize_codename
 
 from .submit import default_desk
@@ -175,6 +176,8 @@ async def login(request: web.Request) -> web.Response:
             del codename
     storage = request.app[STORAGE]
     identity = X25519Identity.parse(keys.reply_identity) if keys is not None else None
+    pq_identity = (HybridIdentity.parse(keys.reply_pq_identity)
+                   if keys is not None and keys.reply_pq_identity is not None else None)
     known = storage.find_source(keys.source_id) if keys is not None else None
     if identity is None or keys is None or known != str(identity.recipient()):
         # The same page, no sooner than FAILURE_SECONDS after the request arrived,
@@ -186,8 +189,8 @@ async def login(request: web.Request) -> web.Response:
     # A session this browser had before is ended, not left to idle out: one login,
     # one live token.
     sessions.delete(request.cookies.get(SESSION_COOKIE))
-    token, _ = sessions.create(keys.source_id, identity)
-    del keys, identity
+    token, _ = sessions.create(keys.source_id, identity, pq_identity)
+    del keys, identity, pq_identity
     resp = _see_other(f"/{lang}/inbox")
     _set_session_cookie(resp, token)
     return resp
@@ -200,7 +203,7 @@ def _read_reply(request: web.Request, session: Session, row: dict[str, Any]) -> 
     try:
         path = request.app[REPLIES].reply_path(row["id"])
         ciphertext = fs.read_quietly(path, MAX_REPLY_CIPHERTEXT)
-        plain = decrypt(ciphertext, [session.reply_identity])
+        plain = decrypt(ciphertext, session.reply_identities)
         doc = strict_json.loads(plain, max_bytes=MAX_REPLY_CIPHERTEXT, max_depth=2)
     except (OSError, fs.FsError, AgeError, ValueError):
         # FsError: a file over MAX_REPLY_CIPHERTEXT. ValueError (StrictJSONError is
@@ -355,7 +358,7 @@ async def _receive_followup(request: web.Request, session: Session, limits: Limi
         doc = rpt.build_followup(
             submission_id=submission_id, day=txn.day.isoformat(), lang=lang,
             message=text, desks=desks, reply_recipient=session.reply_recipient,
-            attachments=attachments)
+            reply_recipient_pq=session.reply_recipient_pq, attachments=attachments)
         body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         txn.new_file("report").write(body)
         del body, doc, text

@@ -141,7 +141,8 @@ class _Report:
         doc = rpt.build_report(
             submission_id=submission_id, day=txn.day.isoformat(), lang=lang,
             answers=self.answers, desks=desks,
-            reply_recipient=source.reply_recipient, attachments=attachments)
+            reply_recipient=source.reply_recipient,
+            reply_recipient_pq=source.reply_recipient_pq, attachments=attachments)
         body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         txn.new_file("report").write(body)
         del body, doc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from intake_server.sources import NewSource, SourceFactory, new_source
+from intake_server.sources import LoginDeriver, NewSource, SourceFactory, new_source
 from keys.codename import derive_source, normalize_codename
 from support.intake import eventually
 
@@ -16,6 +16,23 @@ def test_new_source_matches_the_keys_derivation() -> None:
     assert str(keys.reply_identity.recipient()) == src.reply_recipient
     # A log line or traceback that prints the object must not print the codename.
     assert src.codename not in repr(src)
+
+
+async def test_post_quantum_keyring_derives_the_pq_reply_key_in_the_workers() -> None:
+    factory = SourceFactory(1, post_quantum=True)
+    logins = LoginDeriver(1, 0, post_quantum=True)
+    try:
+        src = await factory.create()
+        login = await logins.derive(src.codename)
+    finally:
+        factory.close()
+        logins.close()
+    keys = derive_source(src.codename, post_quantum=True)
+    assert keys.reply_pq_identity is not None
+    assert src.reply_recipient_pq == str(keys.reply_pq_identity.recipient())
+    assert src.reply_recipient == str(keys.reply_identity.recipient())
+    assert login.reply_pq_identity == str(keys.reply_pq_identity)
+    assert login.reply_pq_identity not in repr(login)
 
 
 async def test_factory_runs_in_a_worker_process_and_closes() -> None:

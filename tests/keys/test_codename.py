@@ -9,17 +9,19 @@ from importlib import resources
 
 import pytest
 
-from keys.age import X25519Identity, decrypt, encrypt
+from keys.age import HybridIdentity, HybridRecipient, X25519Identity, _bech32, decrypt, encrypt
 from keys.codename import (
     ARGON2_MEMLIMIT,
     ARGON2_OPSLIMIT,
     CODENAME_BITS,
     DEFAULT_PARAMS,
     SALT_REPLY_KEY,
+    SALT_REPLY_PQ_KEY,
     SALT_SOURCE_ID,
     Argon2Params,
     InvalidCodename,
     derive_reply_identity,
+    derive_reply_pq_identity,
     derive_source,
     derive_source_id,
     generate_codename,
@@ -150,6 +152,29 @@ def test_reply_identity_decrypts_what_is_sent_to_its_recipient() -> None:
     assert decrypt(ciphertext, [again]) == b"a reply from the desk"
 
 
+def test_post_quantum_reply_identity_only_when_asked_and_separated() -> None:
+    classic = derive_source(CODENAME, params=FAST)
+    assert classic.reply_pq_identity is None
+    keys = derive_source(CODENAME, post_quantum=True, params=FAST)
+    assert keys.reply_pq_identity is not None
+    assert (keys.source_id, str(keys.reply_identity)) == (
+        classic.source_id, str(classic.reply_identity))
+    assert isinstance(keys.reply_pq_identity.recipient(), HybridRecipient)
+    assert str(keys.reply_pq_identity) not in repr(keys)
+    # Its own salt: the seed is neither the source id's bytes nor the X25519 secret's.
+    assert len(SALT_REPLY_PQ_KEY) == 16
+    assert len({SALT_SOURCE_ID, SALT_REPLY_KEY, SALT_REPLY_PQ_KEY}) == 3
+    x25519_secret = _bech32.decode_key(str(keys.reply_identity), "age-secret-key-", upper=True,
+                                       kind="identity", expected="an X25519 identity")
+    for seed in (bytes.fromhex(keys.source_id), x25519_secret):
+        assert str(HybridIdentity(seed)) != str(keys.reply_pq_identity)
+    ciphertext = encrypt(b"a reply from a post-quantum desk",
+                         [derive_reply_pq_identity(CODENAME, params=FAST).recipient()])
+    assert decrypt(ciphertext, [keys.reply_pq_identity]) == b"a reply from a post-quantum desk"
+    other = derive_reply_pq_identity(generate_codename(), params=FAST)
+    assert str(other.recipient()) != str(keys.reply_pq_identity.recipient())
+
+
 @pytest.mark.slow
 def test_real_parameters_known_answer_and_cost() -> None:
     assert (ARGON2_OPSLIMIT, ARGON2_MEMLIMIT) == (3, 256 * 1024 * 1024)
@@ -165,5 +190,11 @@ def test_real_parameters_known_answer_and_cost() -> None:
         bytes.fromhex("2f6d81ce4fae5a1da54501234de4d05a4c0059ec11d6e04a6b81ebf3c21ed3ba")
     )
     assert str(reply.recipient()) == str(expected.recipient())
+    # The same independent computation with salt SALT_REPLY_PQ_KEY, as the hybrid seed.
+    pq = derive_reply_pq_identity(CODENAME)
+    expected_pq = HybridIdentity(
+        bytes.fromhex("20b972e82195b5837a69ecf20bee399944e97ed12fab10089789afa0f89948fa")
+    )
+    assert str(pq) == str(expected_pq)
     # Cost is a design parameter (docs/codenames.md); a generous bound, since CI is shared.
     assert 0.05 < elapsed < 10

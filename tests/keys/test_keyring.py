@@ -37,9 +37,10 @@ def _load(doc: object) -> Keyring:
 
 
 def test_valid_keyring_round_trip(tmp_path: Path) -> None:
-    doc = _doc(_entry("smex"), _entry("gchr"), _entry("pq-desk", pq=True))
+    doc = _doc(_entry("smex"), _entry("gchr"), _entry("lab"))
     keyring = _load(doc)
-    assert [d.id for d in keyring.desks] == ["smex", "gchr", "pq-desk"]
+    assert [d.id for d in keyring.desks] == ["smex", "gchr", "lab"]
+    assert not keyring.post_quantum
     smex = keyring.get("smex")
     assert smex is not None
     assert smex.name("ar") == "مكتب"
@@ -183,3 +184,19 @@ def test_desk_entry_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps(entry))
     with pytest.raises(KeyringError, match="fingerprint"):
         load_desk_entry(tmp_path / "bad.json")
+
+
+def test_post_quantum_keyring_accepted() -> None:
+    keyring = _load(_doc(_entry("smex", pq=True), _entry("gchr", pq=True)))
+    assert keyring.post_quantum
+    assert all(d.post_quantum for d in keyring)
+    assert not Keyring(()).post_quantum
+
+
+def test_mixed_keyring_refused_naming_both_kinds() -> None:
+    doc = _doc(_entry("smex"), _entry("pq-desk", pq=True), _entry("gchr"))
+    with pytest.raises(KeyringError, match=r"pq-desk have post-quantum keys .* smex, gchr"):
+        _load(doc)
+    classic = _load(_doc(_entry("smex")))
+    with pytest.raises(KeyringError, match="all one kind"):
+        classic.with_desk(Desk.from_dict(_entry("pq-desk", pq=True)))
