@@ -58,6 +58,8 @@ _TEXT_KINDS = DEVICE_KINDS - {Kind.APP_CERT}
 # A hit in free text must not continue a longer token on either side.
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
 _PROCESS_CUT = 16
+# MVT compares process and file names exactly, everything else ignoring case.
+_CASE_SENSITIVE = frozenset({Kind.PROCESS, Kind.FILE_NAME})
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,8 @@ class IndicatorIndex:
         elif kind is Kind.FILE_PATH:
             _add(self.paths, value.rstrip("/") or "/", indicator)
         else:
-            _add(self.exact.setdefault(kind, {}), value, indicator)
+            key = value if kind in _CASE_SENSITIVE else value.lower()
+            _add(self.exact.setdefault(kind, {}), key, indicator)
             if kind is Kind.PROCESS and len(value) > _PROCESS_CUT:
                 _add(self.process_prefixes, value[:_PROCESS_CUT], indicator)
 
@@ -179,7 +182,7 @@ class IndicatorIndex:
         if not table:
             return []
         key = value.strip()
-        if kind not in (Kind.PROCESS, Kind.FILE_NAME):
+        if kind not in _CASE_SENSITIVE:
             key = key.lower()
         return [Match(i, key, where) for i in table.get(key, ())]
 

@@ -9,9 +9,9 @@ has its own A-label and matches only an indicator for that A-label.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import re
 
-__all__ = ["normalise_domain", "normalise_url"]
+__all__ = ["normalise_domain", "normalise_url", "url_host"]
 
 _MAX_HOST = 253
 
@@ -30,30 +30,44 @@ def normalise_domain(host: str) -> str | None:
     return encoded if len(encoded) <= _MAX_HOST else None
 
 
+# scheme://authority then the rest. urllib.parse would do, but the offline client
+# imports nothing from urllib (tests/journalist_client/test_offline.py).
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
+_AUTHORITY = re.compile(r"(?:(.*)@)?(\[[0-9A-Fa-f:.]+\]|[^:@]*)(?::([0-9]{1,5}))?")
+
+
+def _split(url: str) -> tuple[str, str | None, str, str | None, str] | None:
+    """(scheme, userinfo, host, port, rest) of an absolute URL, or None."""
+    whole = _URL.fullmatch(url)
+    if whole is None:
+        return None
+    scheme, authority, rest = whole.groups()
+    parts = _AUTHORITY.fullmatch(authority)
+    if parts is None:
+        return None
+    userinfo, host, port = parts.groups()
+    return scheme, userinfo, host, port, rest
+
+
 def normalise_url(url: str) -> str | None:
     """``url`` with scheme and host normalised (case, A-label); the rest as given."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+    parts = _split(url.strip())
+    if parts is None:
         return None
-    if not parts.scheme or not parts.hostname:
+    scheme, userinfo, raw_host, port, rest = parts
+    host = raw_host.lower() if raw_host.startswith("[") else normalise_domain(raw_host)
+    if not host:
         return None
-    host = normalise_domain(parts.hostname)
-    if host is None:
-        return None
-    userinfo = parts.netloc.rpartition("@")[0]
     netloc = host if port is None else f"{host}:{port}"
-    if userinfo:
+    if userinfo is not None:
         netloc = f"{userinfo}@{netloc}"
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, parts.fragment))
+    return f"{scheme.lower()}://{netloc}{rest}"
 
 
 def url_host(url: str) -> str | None:
-    """The normalised host of a normalised URL."""
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
+    """The normalised host of a URL."""
+    parts = _split(url.strip())
+    if parts is None:
         return None
-    return normalise_domain(host) if host else None
+    host = parts[2]
+    return host.lower() if host.startswith("[") else normalise_domain(host)

@@ -230,10 +230,10 @@ def _normalise_value(kind: Kind, raw: str) -> str | None:
             return value.lower()
         host = normalise_domain(domain)
         return f"{local.lower()}@{host}" if host else None
-    if kind in (Kind.MD5, Kind.SHA1, Kind.SHA256, Kind.APP_CERT, Kind.APP_ID,
-                Kind.ANDROID_PROPERTY, Kind.PROFILE_ID):
-        # MVT compares these ignoring case.
+    if kind in (Kind.MD5, Kind.SHA1, Kind.SHA256, Kind.APP_CERT):
         return value.lower()
+    # App ids, properties and profile ids keep the published spelling for display; the
+    # index compares them ignoring case, as MVT does.
     return value
 
 
