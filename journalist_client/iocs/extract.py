@@ -101,7 +101,8 @@ def _prepare(text: str) -> str:
 
 
 def _phone(raw: str) -> str | None:
-    digits = "".join(str(unicodedata.digit(c)) for c in raw if c.isdecimal())
+    raw = "".join(str(unicodedata.digit(c)) if c.isdecimal() else c for c in raw.strip())
+    digits = "".join(c for c in raw if c.isdecimal())
     if raw.startswith("+"):
         international = digits
     elif raw.startswith("00"):
