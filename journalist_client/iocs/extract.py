@@ -86,7 +86,9 @@ _TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
 _HOST = rf"(?:{_LABEL}\.)+{_TLD}"
 _DOMAIN = re.compile(rf"(?<![\w.-])({_HOST})(?![\w-])", re.IGNORECASE)
 _EMAIL = re.compile(rf"(?<![\w.+-])([\w.+-]{{1,64}})@({_HOST})(?![\w-])", re.IGNORECASE)
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])", re.ASCII)
+# Not glued to a longer token ("not1.2.3.4", "1.2.3.4.5", "1.2.3.4.evil.net");
+# a full stop may end it.
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)", re.ASCII)
 _HASH = re.compile(
     r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32})(?![0-9A-Fa-f])")
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d \u00a0().-]{6,20}\d(?!\w)")
