@@ -38,7 +38,7 @@ import json
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from typing import Any
 
@@ -214,6 +214,8 @@ def _strings(value: Any, limit: int) -> Iterator[tuple[str, str]]:
 
 # --- the scanner ---------------------------------------------------------------
 
+# Strings searched together in one extraction (see _Scanner.text_batch).
+_BATCH_CHARS = 256 * 1024
 _DERIVED = ("timeline.csv", "timeline_detected.csv", "alerts_timeline.csv", "command.log")
 
 
@@ -324,13 +326,44 @@ class _Scanner:
     def records(self, document: Any, where: Location) -> None:
         """Re-match structured data: each string whole, then as text."""
         try:
-            for pointer, value in _strings(document, self.limits.max_json_nodes):
-                at = where.inside(pointer or "/")
-                self.result.matches += self.index.match_value(value, at)
-                if len(value) <= MAX_TEXT_CHARS:
-                    self.result.matches += self.index.scan_text(value, at)
+            strings = [(pointer or "/", value)
+                       for pointer, value in _strings(document, self.limits.max_json_nodes)]
         except _JsonError as exc:
             self.problem(where, str(exc))
+            return
+        for pointer, value in strings:
+            self.result.matches += self.index.match_value(value, where.inside(pointer))
+        batch: list[tuple[str, str]] = []
+        size = 0
+        for pointer, value in strings:
+            if size + len(value) >= _BATCH_CHARS and batch:
+                self.text_batch(batch, where)
+                batch, size = [], 0
+            if len(value) > MAX_TEXT_CHARS:
+                self.problem(where.inside(pointer), "string longer than the text limit")
+                continue
+            batch.append((pointer, value))
+            size += len(value) + 1
+        if batch:
+            self.text_batch(batch, where)
+
+    def text_batch(self, batch: list[tuple[str, str]], where: Location) -> None:
+        """Free-text search of many strings at once, then each match pinned to its string.
+
+        One extraction over the joined strings costs far less than one per string
+        (MVT files hold thousands). A candidate never spans the newline that joins two
+        strings, so the joined search finds what separate ones would. Each match is then
+        placed at the strings that contain its candidate (ignoring case); one written
+        in a form that does not contain it (defanged, Unicode) stays at the file.
+        """
+        matches = self.index.scan_text("\n".join(v for _, v in batch), where)
+        for match in matches:
+            needle = match.candidate.lower()
+            pointers = [p for p, v in batch if needle in v.lower()]
+            if not pointers:
+                self.result.matches.append(match)
+            for pointer in pointers:
+                self.result.matches.append(replace(match, location=where.inside(pointer)))
 
     def claims(self, basename: str, document: Any, where: Location, *, rematch: bool) -> None:
         module = basename.removesuffix(".json").removesuffix("_detected")

@@ -25,6 +25,7 @@ STIX key MVT understands holds one, so the matcher does not look them up.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 import unicodedata
@@ -116,6 +117,15 @@ def _phone(raw: str) -> str | None:
     return "+" + international if 8 <= len(international) <= 15 else None
 
 
+def _inside(spans: list[tuple[int, int]], position: int) -> bool:
+    """Whether ``position`` falls in one of the sorted, disjoint ``spans``."""
+    at = bisect.bisect_right(spans, (position, _END)) - 1
+    return at >= 0 and spans[at][0] <= position < spans[at][1]
+
+
+_END = 2**63
+
+
 def extract(text: str) -> list[Candidate]:
     """Every candidate in ``text``, in order of kind then position, without repeats."""
     if len(text) > MAX_TEXT_CHARS:
@@ -127,13 +137,17 @@ def extract(text: str) -> list[Candidate]:
         if value is not None:
             found.setdefault((kind, value), Candidate(kind, value, raw))
 
+    url_spans: list[tuple[int, int]] = []
     for m in _URL.finditer(prepared):
         raw = m.group().rstrip(_URL_TRAILING)
         add(CandidateKind.URL, normalise_url(raw), raw)
+        url_spans.append(m.span())
     for m in _EMAIL.finditer(prepared):
         domain = normalise_domain(m.group(2))
         add(CandidateKind.EMAIL, f"{m.group(1).lower()}@{domain}" if domain else None, m.group())
     for m in _DOMAIN.finditer(prepared):
+        if _inside(url_spans, m.start()):
+            continue  # a URL's host: the matcher checks it as part of the URL
         add(CandidateKind.DOMAIN, normalise_domain(m.group(1)), m.group(1))
     for m in _IPV4.finditer(prepared):
         try:

@@ -122,6 +122,9 @@ class IndicatorIndex:
     paths: dict[str, tuple[Indicator, ...]] = field(default_factory=dict)
     process_prefixes: dict[str, tuple[Indicator, ...]] = field(default_factory=dict)
     _automaton: ahocorasick.Automaton | None = None
+    # Every exact-kind value, as published and lower-cased, plus 16-character process
+    # prefixes: the pre-check of match_value.
+    _whole_values: set[str] = field(default_factory=set)
     size: int = 0
 
     @classmethod
@@ -144,8 +147,10 @@ class IndicatorIndex:
         else:
             key = value if kind in _CASE_SENSITIVE else value.lower()
             _add(self.exact.setdefault(kind, {}), key, indicator)
+            self._whole_values.add(key)
             if kind is Kind.PROCESS and len(value) > _PROCESS_CUT:
                 _add(self.process_prefixes, value[:_PROCESS_CUT], indicator)
+                self._whole_values.add(value[:_PROCESS_CUT])
 
     # --- one kind at a time ------------------------------------------------------
 
@@ -154,26 +159,36 @@ class IndicatorIndex:
         name = normalise_domain(host)
         if name is None or not self.hosts:
             return []
-        found = [Match(i, name, where) for i in self.hosts.get(name, ())]
-        registrable = _psl().privatesuffix(name)
-        if registrable is None or registrable == name:
-            return found
+        return self._match_name(name, name, where, "exact")
+
+    def _match_name(self, name: str, candidate: str, where: Location,
+                    how: MatchHow) -> list[Match]:
+        found = [Match(i, candidate, where, how) for i in self.hosts.get(name, ())]
         labels = name.split(".")
-        stop = len(registrable.split("."))
-        for start in range(1, len(labels) - stop + 1):
+        registrable: str | None = None
+        for start in range(1, len(labels) - 1):
             parent = ".".join(labels[start:])
-            found.extend(Match(i, name, where, "subdomain") for i in self.hosts.get(parent, ()))
+            hits = self.hosts.get(parent)
+            if not hits:
+                continue
+            # Only now ask the PSL (hits on parents are rare): a parent at or above the
+            # public suffix ("co.uk", "duckdns.org") is not this name's owner.
+            registrable = registrable or _psl().privatesuffix(name) or name
+            if len(parent) < len(registrable):
+                break
+            found.extend(Match(i, candidate, where, "subdomain" if how == "exact" else how)
+                         for i in hits)
         return found
 
     def match_url(self, url: str, where: Location) -> list[Match]:
         normalised = normalise_url(url)
-        if normalised is None:
-            return []
+        return [] if normalised is None else self._match_url(normalised, where)
+
+    def _match_url(self, normalised: str, where: Location) -> list[Match]:
         found = [Match(i, normalised, where) for i in self.urls.get(normalised, ())]
         host = url_host(normalised)
-        if host is not None:
-            found.extend(Match(m.indicator, normalised, where, "url-host")
-                         for m in self.match_host(host, where))
+        if host is not None and self.hosts:
+            found += self._match_name(host, normalised, where, "url-host")
         return found
 
     def match_exact(self, kind: Kind, value: str, where: Location) -> list[Match]:
@@ -220,10 +235,11 @@ class IndicatorIndex:
 
     def match_candidate(self, candidate: Candidate, where: Location) -> list[Match]:
         kind = candidate.kind
+        # Candidate values are already normalised (extract.py).
         if kind is CandidateKind.URL:
-            return self.match_url(candidate.value, where)
+            return self._match_url(candidate.value, where)
         if kind is CandidateKind.DOMAIN or kind is CandidateKind.IPV4:
-            return self.match_host(candidate.value, where)
+            return self._match_name(candidate.value, candidate.value, where, "exact")
         if kind is CandidateKind.EMAIL:
             return self.match_exact(Kind.EMAIL, candidate.value, where)
         if kind is CandidateKind.HASH:
@@ -234,6 +250,11 @@ class IndicatorIndex:
         """A whole field value from structured data (an MVT record): every exact kind."""
         value = value.strip()
         if not value or len(value) > 4096:
+            return []
+        # Most values of a record (dates, counters, message text) match nothing: one set
+        # probe says so before the per-kind lookups.
+        if (value[0] != "/" and value not in self._whole_values
+                and value.lower() not in self._whole_values):
             return []
         found: list[Match] = []
         if value.startswith("/"):
