@@ -66,17 +66,17 @@ _BIDI = dict.fromkeys(
     [0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], " "
 )
 _ZERO_WIDTH = dict.fromkeys([0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD], None)
-_TRANSLATE = {**_BIDI, **_ZERO_WIDTH, 0x3002: ".", 0xFF61: "."}
+_TRANSLATE: dict[int, str | None] = {**_BIDI, **_ZERO_WIDTH, 0x3002: ".", 0xFF61: "."}
+# str.translate looks up every character; a character class finds the few to change.
+_SPECIAL = re.compile("[" + "".join(re.escape(chr(c)) for c in _TRANSLATE) + "]")
 
 _ARABIC = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
-_SCRIPT_BREAK = re.compile(rf"(?<=[{_ARABIC}])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[{_ARABIC}])")
+# Written without look-behind so the engine can skip ahead to a candidate character.
+_SCRIPT_BREAK = re.compile(rf"([{_ARABIC}])(?=[A-Za-z0-9])|([A-Za-z0-9])(?=[{_ARABIC}])")
 
-_REFANG = [
-    (re.compile(r"\bh(?:xx|XX|\*\*|tt)p(s?)(?:\[:\]|:)//", re.IGNORECASE), r"http\1://"),
-    (re.compile(r"\s?[\[({]\s*(?:\.|dot)\s*[\])}]\s?", re.IGNORECASE), "."),
-    (re.compile(r"\s?[\[({]\s*(?:@|at)\s*[\])}]\s?", re.IGNORECASE), "@"),
-    (re.compile(r"\[:\]"), ":"),
-]
+_SCHEME = re.compile(r"\bh(?:xx|\*\*|tt)p(s?)(?:\[:\]|:)//", re.IGNORECASE)
+_BRACKETED = re.compile(r"\s?[\[({]\s*(\.|dot|@|at|:)\s*[\])}]\s?", re.IGNORECASE)
+_UNBRACKET = {".": ".", "dot": ".", "@": "@", "at": "@", ":": ":"}
 
 # Characters that end a URL in running text: whitespace, quotes, brackets, French
 # guillemets, Arabic comma/semicolon/question mark.
@@ -90,16 +90,20 @@ _EMAIL = re.compile(rf"(?<![\w.+-])([\w.+-]{{1,64}})@({_HOST})(?![\w-])", re.IGN
 # Not glued to a longer token ("not1.2.3.4", "1.2.3.4.5", "1.2.3.4.evil.net");
 # a full stop may end it.
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)", re.ASCII)
-_HASH = re.compile(
-    r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{32})(?![0-9A-Fa-f])")
+# A whole word of hex digits (the three lengths are checked after the match).
+_HASH = re.compile(r"\b[0-9A-Fa-f]{32,64}\b")
+_HASH_LENGTHS = frozenset({32, 40, 64})
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d \u00a0().-]{6,20}\d(?!\w)")
 
 
 def _prepare(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text.translate(_TRANSLATE))
-    text = _SCRIPT_BREAK.sub(" ", text)
-    for pattern, replacement in _REFANG:
-        text = pattern.sub(replacement, text)
+    text = _SPECIAL.sub(lambda m: _TRANSLATE[ord(m.group())] or "", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _SCRIPT_BREAK.sub(r"\1\2 ", text)
+    if "//" in text:
+        text = _SCHEME.sub(r"http\1://", text)
+    if "[" in text or "(" in text or "{" in text:
+        text = _BRACKETED.sub(lambda m: _UNBRACKET[m.group(1).lower()], text)
     return text
 
 
@@ -142,7 +146,7 @@ def extract(text: str) -> list[Candidate]:
         raw = m.group().rstrip(_URL_TRAILING)
         add(CandidateKind.URL, normalise_url(raw), raw)
         url_spans.append(m.span())
-    for m in _EMAIL.finditer(prepared):
+    for m in _EMAIL.finditer(prepared) if "@" in prepared else ():
         domain = normalise_domain(m.group(2))
         add(CandidateKind.EMAIL, f"{m.group(1).lower()}@{domain}" if domain else None, m.group())
     for m in _DOMAIN.finditer(prepared):
@@ -156,7 +160,8 @@ def extract(text: str) -> list[Candidate]:
             continue
         add(CandidateKind.IPV4, address, m.group())
     for m in _HASH.finditer(prepared):
-        add(CandidateKind.HASH, m.group().lower(), m.group())
+        if len(m.group()) in _HASH_LENGTHS:
+            add(CandidateKind.HASH, m.group().lower(), m.group())
     for m in _PHONE.finditer(prepared):
         raw = m.group()
         if _IPV4.fullmatch(raw.strip()):
