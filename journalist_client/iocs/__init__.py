@@ -29,8 +29,9 @@ Each :class:`Match` has ``indicator`` (``kind``, ``value``, ``family``,
 ``source_file``, ``indicator_id``, ``stix_key``, ``references``), the ``candidate``
 found, its :class:`Location` (``field``, ``attachment``, ``path`` inside it,
 ``device_output``) and ``how`` it matched (exact, subdomain, url-host, path-prefix,
-basename, process-prefix16, in-text). Everything is a frozen dataclass of plain
-values, so the importer can store it as JSON rows.
+basename, process-prefix16, in-text). Everything is an immutable record of plain
+values (frozen dataclasses; ``Indicator`` is a named tuple, for import speed), so the
+importer can store it as JSON rows.
 """
 
 from journalist_client.iocs.attachments import (

@@ -464,4 +464,15 @@ def scan_attachment(index: IndicatorIndex, name: str, data: bytes, where: Locati
     except ZipLimitError as exc:  # the total budget, hit in a nested part
         scanner.problem(where, str(exc))
     scanner.result.matches = dedupe(scanner.result.matches)
+    scanner.result.claims = _dedupe_claims(scanner.result.claims)
     return scanner.result
+
+
+def _dedupe_claims(claims: list[Claim]) -> list[Claim]:
+    """One claim per detection: v3 writes each alert to ``<slug>_detected.json`` and
+    again to ``alerts.json``; the first place it was read is kept."""
+    seen: dict[tuple[str, ...], Claim] = {}
+    for c in claims:
+        seen.setdefault((c.module, c.level, c.message, c.indicator_value, c.indicator_type,
+                         c.family, c.stix2_file_name, c.mvt_format), c)
+    return list(seen.values())
