@@ -42,7 +42,7 @@ from publicsuffixlist import PublicSuffixList
 
 from journalist_client.iocs.extract import Candidate, CandidateKind, extract
 from journalist_client.iocs.normalise import normalise_domain, normalise_url, url_host
-from journalist_client.iocs.stix import Indicator, Kind
+from journalist_client.iocs.stix import Indicator, Kind, pause_cyclic_gc
 
 __all__ = ["DEVICE_KINDS", "IndicatorIndex", "Location", "Match", "MatchHow"]
 
@@ -130,8 +130,9 @@ class IndicatorIndex:
     @classmethod
     def build(cls, indicators: Iterable[Indicator]) -> IndicatorIndex:
         index = cls()
-        for indicator in indicators:
-            index.add(indicator)
+        with pause_cyclic_gc():
+            for indicator in indicators:
+                index.add(indicator)
         return index
 
     def add(self, indicator: Indicator) -> None:
