@@ -357,9 +357,10 @@ class _Scanner:
         in a form that does not contain it (defanged, Unicode) stays at the file.
         """
         matches = self.index.scan_text("\n".join(v for _, v in batch), where)
+        lowered = [(p, v.lower()) for p, v in batch] if matches else []
         for match in matches:
             needle = match.candidate.lower()
-            pointers = [p for p, v in batch if needle in v.lower()]
+            pointers = [p for p, v in lowered if needle in v]
             if not pointers:
                 self.result.matches.append(match)
             for pointer in pointers:
