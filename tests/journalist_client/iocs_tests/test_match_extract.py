@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -163,3 +166,21 @@ def test_scan_text_on_pasted_fragments(parts: list[str]) -> None:
     for match in DOMAINS.scan_text("".join(parts), HERE):
         assert match.indicator.kind in (Kind.DOMAIN, Kind.IPV4)
         assert match.location == HERE
+
+
+def test_public_suffix_list_comes_from_the_wheel_without_network() -> None:
+    # publicsuffixlist fetches a fresh list only from its separate update module (which
+    # imports requests); the matcher must never load it, nor any HTTP client. (socket
+    # itself is loaded by the standard library's email.utils, for message ids.)
+    code = (
+        "import sys\n"
+        "from journalist_client.iocs import IndicatorIndex, Location, load_bundle\n"
+        "from journalist_client.iocs.match import _psl\n"
+        "assert _psl().privatesuffix('a.b.example.co.uk') == 'example.co.uk'\n"
+        "loaded = [m for m in ('publicsuffixlist.update', 'requests', 'urllib.request',"
+        " 'http.client') if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
