@@ -15,6 +15,8 @@ The API the importer and CLI call::
     bundle = load_bundle(data, "pegasus.stix2")   # BundleError if unusable
     bundle.indicators, bundle.unsupported, bundle.families()   # `iocs import` / `list`
     index = IndicatorIndex.build(i for b in bundles for i in b.indicators)
+    # Build once per run (import, rescan) and reuse for every report. With a million
+    # indicators, gc.freeze() after building keeps full collections from walking it.
 
     where = Location("description")
     matches = index.scan_text(report_text, where)                 # every text field
