@@ -26,6 +26,10 @@ it over ``triage.vault`` and fsyncs the directory (keys.fs.AtomicWriter), so ``k
 at any instant leaves either the previous vault or the new one. SQLite is told to keep
 temporary tables and sorts in memory, so no plaintext page ever reaches the disk.
 
+The database's schema version is SQLite's ``PRAGMA user_version``: ``MIGRATIONS[n]``
+takes an image from version n to n + 1, run at unlock, so a vault saved by an older
+client gains the tables added since; an image newer than this client is refused.
+
 What this does not protect against: a thief with the disk can put back an *older*
 signed vault (a rollback), and an attacker who has the passphrase has everything.
 """
