@@ -418,8 +418,15 @@ def cmd_quarantine(args: argparse.Namespace) -> None:
 def cmd_iocs(args: argparse.Namespace) -> None:
     v = _open(args)
     if args.action == "import":
+        failed = 0
         for path in args.files:
-            r = indicators.import_file(v, path)
+            try:
+                r = indicators.import_file(v, path)
+            except indicators.IndicatorError as e:
+                # The other files are still imported (and saved): say which one failed.
+                failed += 1
+                print(f"error: {inert(str(e))}", file=sys.stderr)
+                continue
             f = r.info
             if r.status == "unchanged":
                 _out(f"{inert(f.name)}: already imported with this content; nothing changed.")
@@ -431,6 +438,8 @@ def cmd_iocs(args: argparse.Namespace) -> None:
                 _out(f"    {inert(fam.family)}: {fam.indicators}")
         v.save()
         _out("Run `journalist-client iocs rescan` to match the reports already here.")
+        if failed:
+            raise CLIError(f"{failed} indicator file(s) not imported; see above")
     elif args.action == "remove":
         f = indicators.remove_file(v, args.name)
         v.save()

@@ -76,6 +76,7 @@ __all__ = [
     "remove_file",
     "rescan",
     "set_decision",
+    "sightings",
     "suggestion_of",
 ]
 
@@ -437,6 +438,28 @@ def suggestion_of(conn: sqlite3.Connection, item_id: str) -> SeveritySuggestion 
 
 def set_decision(conn: sqlite3.Connection, item_id: str, decision: str) -> None:
     conn.execute("UPDATE ioc_scans SET decision = ? WHERE item_id = ?", (decision, item_id))
+
+
+def sightings(vault: Vault, *, since: str, until: str
+              ) -> list[tuple[Indicator, int, str, str]]:
+    """The published indicators seen in items received from ``since`` to ``until``
+    (days, inclusive): ``(indicator, items it was found in, first day, last day)``.
+
+    For ``iocs export`` (journalist_client.iocs.share.Seen takes these four fields).
+    Only the indicator and days leave here: no item id, no text, no file name of the
+    reporter's, no date finer than the day the server recorded.
+    """
+    rows = vault.conn.execute(
+        "SELECT m.file, m.indicator_id, m.kind, m.value, m.family, m.stix_key, m.refs, "
+        "count(DISTINCT m.item_id), min(i.received_day), max(i.received_day) "
+        "FROM ioc_matches m JOIN items i ON i.id = m.item_id "
+        "WHERE i.received_day BETWEEN ? AND ? "
+        "GROUP BY m.file, m.indicator_id, m.kind, m.value, m.family "
+        "ORDER BY m.file, m.indicator_id", (since, until))
+    return [(Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key,
+                       tuple(json.loads(refs))), count, first, last)
+            for (file, indicator_id, kind, value, family, stix_key, refs, count, first,
+                 last) in rows]
 
 
 def problems_of(conn: sqlite3.Connection, item_id: str) -> tuple[str, ...]:

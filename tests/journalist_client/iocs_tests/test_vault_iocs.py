@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from iocs_builders import DATA, SHARED_FILES, bundle, defang, mvt_zip, sample, shared_bundle
 
+from journalist_client import indicators
 from journalist_client.iocs import Indicator, IndicatorFile, Kind
 from journalist_client.vault import SCHEMA_VERSION, VaultError, unlock
 
@@ -98,10 +99,12 @@ def test_import_list_replace_and_remove(run: Run, tmp_path: Path) -> None:
 def test_a_bundle_that_is_not_stix_imports_nothing(run: Run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.stix2"
     bad.write_bytes(b'{"type": "bundle", "objects": [], "objects": []}')
-    code, _, err = run("iocs", "import", str(bad))
+    code, out, err = run("iocs", "import", str(bad), str(DATA / "cellebrite.stix2"))
     assert code == 1
-    assert "duplicate key" in err
-    assert _json(run, "iocs", "list")["files"] == []
+    assert "bad.stix2: duplicate key in a JSON object. Nothing was imported." in err
+    # The good file given with it is imported, and saved.
+    assert "cellebrite.stix2: 1 indicator(s)" in out
+    assert [f["name"] for f in _json(run, "iocs", "list")["files"]] == ["cellebrite.stix2"]
 
 
 def _text_report(report: Callable[..., dict[str, Any]], indicators: list[Indicator]
@@ -281,3 +284,27 @@ def test_a_vault_from_before_indicators_is_migrated(vault_dir: Path, passfile: P
     v.close()
     with pytest.raises(VaultError, match="newer than this journalist-client knows"):
         unlock(vault_dir, passphrase)
+
+
+def test_sightings_give_indicators_and_days_only(run: Run, server: Any, vault_dir: Path,
+                                                passfile: Path,
+                                                report: Callable[..., dict[str, Any]]) -> None:
+    _ok(run, "iocs", "import", str(DATA / "pegasus.stix2"))
+    domains = [i for i in shared_bundle("pegasus.stix2").indicators if i.kind is Kind.DOMAIN]
+    first = report(description=f"{domains[0].value} and {domains[1].value}")
+    first["received_day"] = "2026-11-02"
+    second = report(description=f"again hxxps://{domains[0].value.replace('.', '[.]')}/x")
+    second["received_day"] = "2026-11-20"
+    late = report(description=domains[2].value)
+    late["received_day"] = "2026-12-01"
+    _import_reports(run, server, [(first, []), (second, []), (late, [])])
+    v = unlock(vault_dir, passfile.read_text().splitlines()[0])
+    try:
+        seen = indicators.sightings(v, since="2026-11-01", until="2026-11-30")
+    finally:
+        v.close()
+    assert [(i.value, count, a, b) for i, count, a, b in seen] == sorted(
+        [(domains[0].value, 2, "2026-11-02", "2026-11-20"),
+         (domains[1].value, 1, "2026-11-02", "2026-11-02")],
+        key=lambda row: next(d.indicator_id for d in domains if d.value == row[0]))
+    assert all(i.family == "Pegasus" and i.source_file == "pegasus.stix2" for i, *_ in seen)
