@@ -24,6 +24,7 @@ Nothing here opens a network connection or writes attachment bytes anywhere.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -440,14 +441,14 @@ def set_decision(conn: sqlite3.Connection, item_id: str, decision: str) -> None:
     conn.execute("UPDATE ioc_scans SET decision = ? WHERE item_id = ?", (decision, item_id))
 
 
-def sightings(vault: Vault, *, since: str, until: str
-              ) -> list[tuple[Indicator, int, str, str]]:
+def sightings(vault: Vault, *, since: dt.date, until: dt.date
+              ) -> list[tuple[Indicator, int, dt.date, dt.date]]:
     """The published indicators seen in items received from ``since`` to ``until``
-    (days, inclusive): ``(indicator, items it was found in, first day, last day)``.
+    (inclusive): ``(indicator, items it was found in, first day, last day)``.
 
-    For ``iocs export`` (journalist_client.iocs.share.Seen takes these four fields).
-    Only the indicator and days leave here: no item id, no text, no file name of the
-    reporter's, no date finer than the day the server recorded.
+    For ``iocs export``: the four fields of journalist_client.iocs.share.Seen, in its
+    order. Only the indicator and days leave here: no item id, no text, no file name
+    of the reporter's, no date finer than the day the server recorded.
     """
     rows = vault.conn.execute(
         "SELECT m.file, m.indicator_id, m.kind, m.value, m.family, m.stix_key, m.refs, "
@@ -455,9 +456,10 @@ def sightings(vault: Vault, *, since: str, until: str
         "FROM ioc_matches m JOIN items i ON i.id = m.item_id "
         "WHERE i.received_day BETWEEN ? AND ? "
         "GROUP BY m.file, m.indicator_id, m.kind, m.value, m.family "
-        "ORDER BY m.file, m.indicator_id", (since, until))
+        "ORDER BY m.file, m.indicator_id", (since.isoformat(), until.isoformat()))
     return [(Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key,
-                       tuple(json.loads(refs))), count, first, last)
+                       tuple(json.loads(refs))), count, dt.date.fromisoformat(first),
+             dt.date.fromisoformat(last))
             for (file, indicator_id, kind, value, family, stix_key, refs, count, first,
                  last) in rows]
 

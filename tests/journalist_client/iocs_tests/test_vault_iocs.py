@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -300,11 +301,11 @@ def test_sightings_give_indicators_and_days_only(run: Run, server: Any, vault_di
     _import_reports(run, server, [(first, []), (second, []), (late, [])])
     v = unlock(vault_dir, passfile.read_text().splitlines()[0])
     try:
-        seen = indicators.sightings(v, since="2026-11-01", until="2026-11-30")
+        seen = indicators.sightings(v, since=date(2026, 11, 1), until=date(2026, 11, 30))
     finally:
         v.close()
     assert [(i.value, count, a, b) for i, count, a, b in seen] == sorted(
-        [(domains[0].value, 2, "2026-11-02", "2026-11-20"),
-         (domains[1].value, 1, "2026-11-02", "2026-11-02")],
+        [(domains[0].value, 2, date(2026, 11, 2), date(2026, 11, 20)),
+         (domains[1].value, 1, date(2026, 11, 2), date(2026, 11, 2))],
         key=lambda row: next(d.indicator_id for d in domains if d.value == row[0]))
     assert all(i.family == "Pegasus" and i.source_file == "pegasus.stix2" for i, *_ in seen)
