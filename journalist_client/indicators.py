@@ -140,9 +140,13 @@ def import_file(vault: Vault, path: str | os.PathLike[str]) -> ImportOutcome:
         "INSERT INTO ioc_unsupported (file, indicator_id, pattern, reason, family) "
         "VALUES (?, ?, ?, ?, ?)",
         ((name, u.indicator_id, u.pattern, u.reason, u.family) for u in bundle.unsupported))
-    conn.execute("INSERT INTO ioc_files (name, sha256, imported_day, indicators, unsupported) "
-                 "VALUES (?, ?, ?, ?, ?)",
-                 (name, sha256, today(), len(bundle.indicators), len(bundle.unsupported)))
+    families = {family: [count, 0] for family, count in bundle.families().items()}
+    for u in bundle.unsupported:
+        families.setdefault(u.family, [0, 0])[1] += 1
+    conn.execute("INSERT INTO ioc_files (name, sha256, imported_day, indicators, unsupported, "
+                 "families) VALUES (?, ?, ?, ?, ?, ?)",
+                 (name, sha256, today(), len(bundle.indicators), len(bundle.unsupported),
+                  json.dumps(families, ensure_ascii=False)))
     _audit(vault, "iocs import", f"{name} {old[0]}" if old else "", f"{name} {sha256}")
     return ImportOutcome(_file_info(conn, name), "new" if old is None else "replaced",
                          old[0] if old else "")
@@ -174,25 +178,18 @@ def _audit(vault: Vault, what: str, old: str, new: str) -> None:
     vault.changed()
 
 
-def _families(conn: sqlite3.Connection, name: str | None) -> tuple[FamilyCount, ...]:
-    where, args = ("WHERE file = ?", (name,)) if name is not None else ("", ())
-    counts: dict[str, list[int]] = {}
-    for family, n in conn.execute(f"SELECT family, count(*) FROM ioc_indicators {where} "  # noqa: S608
-                                  "GROUP BY family", args):
-        counts.setdefault(family, [0, 0])[0] = n
-    for family, n in conn.execute(f"SELECT family, count(*) FROM ioc_unsupported {where} "  # noqa: S608
-                                  "GROUP BY family", args):
-        counts.setdefault(family, [0, 0])[1] = n
+def _family_counts(counts: dict[str, list[int]]) -> tuple[FamilyCount, ...]:
     return tuple(FamilyCount(family=f, indicators=c[0], unsupported=c[1])
                  for f, c in sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0])))
 
 
 def _file_info(conn: sqlite3.Connection, name: str) -> IndicatorFileInfo:
-    sha256, day, indicators, unsupported = conn.execute(
-        "SELECT sha256, imported_day, indicators, unsupported FROM ioc_files WHERE name = ?",
-        (name,)).fetchone()
+    sha256, day, indicators, unsupported, families = conn.execute(
+        "SELECT sha256, imported_day, indicators, unsupported, families FROM ioc_files "
+        "WHERE name = ?", (name,)).fetchone()
     return IndicatorFileInfo(name=name, sha256=sha256, imported_day=day, indicators=indicators,
-                             unsupported=unsupported, families=_families(conn, name))
+                             unsupported=unsupported,
+                             families=_family_counts(json.loads(families)))
 
 
 def list_files(vault: Vault, *, unsupported: bool = False) -> IndicatorListing:
@@ -207,8 +204,14 @@ def list_files(vault: Vault, *, unsupported: bool = False) -> IndicatorListing:
             for f, i, fam, p, r in conn.execute(
                 "SELECT file, indicator_id, family, pattern, reason FROM ioc_unsupported "
                 "ORDER BY file, rowid"))
-    return IndicatorListing(files=tuple(_file_info(conn, n) for n in names),
-                            families=_families(conn, None), unsupported=patterns)
+    files = tuple(_file_info(conn, n) for n in names)
+    across: dict[str, list[int]] = {}
+    for f in files:
+        for c in f.families:
+            total = across.setdefault(c.family, [0, 0])
+            total[0] += c.indicators
+            total[1] += c.unsupported
+    return IndicatorListing(files=files, families=_family_counts(across), unsupported=patterns)
 
 
 # --- the index ------------------------------------------------------------------------
