@@ -148,6 +148,8 @@ def import_file(vault: Vault, path: str | os.PathLike[str]) -> ImportOutcome:
                  "families) VALUES (?, ?, ?, ?, ?, ?)",
                  (name, sha256, today(), len(bundle.indicators), len(bundle.unsupported),
                   json.dumps(families, ensure_ascii=False)))
+    if old is not None:
+        _refresh_suggestions(conn)  # the replaced file's matches are gone
     _audit(vault, "iocs import", f"{name} {old[0]}" if old else "", f"{name} {sha256}")
     return ImportOutcome(_file_info(conn, name), "new" if old is None else "replaced",
                          old[0] if old else "")

@@ -170,7 +170,7 @@ def test_every_files_indicators_are_found_at_import(run: Run, server: Any, name:
     assert all(listed[i] > 0 for i in ids[:-1])
 
 
-def test_rescan_finds_what_new_indicators_name(run: Run, server: Any,
+def test_rescan_finds_what_new_indicators_name(run: Run, server: Any, tmp_path: Path,
                                                 report: Callable[..., dict[str, Any]]) -> None:
     pegasus = shared_bundle("pegasus.stix2")
     domain = next(i for i in pegasus.indicators if i.kind is Kind.DOMAIN)
@@ -189,6 +189,16 @@ def test_rescan_finds_what_new_indicators_name(run: Run, server: Any,
     (m,) = _json(run, "show", item_id)["matches"]
     assert (m["family"], m["value"], m["field"]) == ("Pegasus", domain.value, "description")
     assert f"{row['id'][:12]}  " in _ok(run, "list", "--matched")
+
+    # A newer file of the same name without that domain: its old matches go with it.
+    newer = tmp_path / "pegasus.stix2"
+    newer.write_bytes(bundle(["[domain-name:value = 'other.example']"], family="Pegasus"))
+    _ok(run, "iocs", "import", str(newer))
+    assert _json(run, "list", "--matched") == []
+    assert _json(run, "show", item_id)["suggestion"] is None
+    _ok(run, "iocs", "import", str(DATA / "pegasus.stix2"))
+    _ok(run, "iocs", "rescan")
+    assert [r["id"] for r in _json(run, "list", "--matched")] == [item_id]
 
     # Removing the file removes its matches and the suggestion they made.
     _ok(run, "iocs", "remove", "pegasus.stix2")
