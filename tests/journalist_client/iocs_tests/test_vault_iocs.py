@@ -8,9 +8,17 @@ them comes from the shared files in tests/data/iocs/.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import pty
 import secrets
+import select
+import struct
+import subprocess
+import sys
+import termios
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -319,3 +327,38 @@ def test_sightings_give_indicators_and_days_only(run: Run, server: Any, vault_di
          (domains[1].value, 1, date(2026, 11, 2), date(2026, 11, 2))],
         key=lambda row: next(d.indicator_id for d in domains if d.value == row[0]))
     assert all(i.family == "Pegasus" and i.source_file == "pegasus.stix2" for i, *_ in seen)
+
+
+def test_rescan_draws_a_progress_bar_on_a_terminal_only(
+        run: Run, server: Any, vault_dir: Path, passfile: Path,
+        report: Callable[..., dict[str, Any]]) -> None:
+    _import_reports(run, server, [(report(), [])])
+    command = [str(Path(sys.executable).parent / "journalist-client"), "--vault",
+               str(vault_dir), "--passphrase-file", str(passfile), "iocs", "rescan"]
+    # stderr is a pseudo-terminal: the bar is drawn there.
+    main_fd, terminal_fd = pty.openpty()
+    # A terminal of 80 columns: tqdm draws nothing on one of width 0 (a bare pty's).
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    drawn = b""
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal_fd)
+        os.close(terminal_fd)
+        # Read while it runs: once the last writer closes, Linux drops what was unread.
+        while True:
+            if select.select([main_fd], [], [], 0.2)[0]:
+                try:
+                    drawn += os.read(main_fd, 65536)
+                except OSError:  # EIO: the terminal's other side is closed
+                    break
+            elif process.poll() is not None:
+                break
+        process.communicate(timeout=60)
+    finally:
+        os.close(main_fd)
+    assert process.returncode == 0
+    assert b"rescanning" in drawn
+    # stderr is a pipe: no bar.
+    piped = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    assert piped.returncode == 0
+    assert b"Rescanned 1 item(s)" in piped.stdout
+    assert b"rescanning" not in piped.stderr
