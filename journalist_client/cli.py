@@ -272,6 +272,8 @@ def cmd_show(args: argparse.Namespace) -> None:
             _out(f"  {t.at} {who}:")
             _out(inert_block(t.body, "      "))
             _show_attachments(t.attachments)
+            if t.matches:
+                _out(f"    {t.matches} spyware indicator match(es): `show {_short(t.id)}`")
     if item.notes:
         _out("Notes")
         for note in item.notes:

@@ -55,7 +55,9 @@ class ItemSummary:
     severity: str
     category: str  # the triager's category, else the reporter's own choice
     country: str
-    matches: int  # published indicators found in it (journalist_client.indicators)
+    # Published indicators found in it (journalist_client.indicators); for a report,
+    # in its follow-ups too.
+    matches: int
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class ThreadEntry:
     author: str  # empty for the source
     body: str
     attachments: tuple[Attachment, ...]
+    matches: int  # published indicators found in a follow-up (see its own `show`)
 
 
 @dataclass(frozen=True)

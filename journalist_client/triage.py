@@ -278,10 +278,11 @@ def _thread(conn: sqlite3.Connection, item: dict[str, Any]) -> tuple[ThreadEntry
                            (item["id"],)).fetchall()
     thread = [ThreadEntry(at=day, kind="followup", id=fid, author="",
                           body=json.loads(doc)["message"],
-                          attachments=_attachments(conn, fid))
+                          attachments=_attachments(conn, fid),
+                          matches=len(indicators.matches_of(conn, fid)))
               for fid, day, doc in followups]
     thread += [ThreadEntry(at=at, kind="reply", id=rid, author=author, body=body,
-                           attachments=())
+                           attachments=(), matches=0)
                for rid, at, author, body in replies]
     # A follow-up carries only its day, a reply its minute: a stable sort keeps a
     # follow-up before the replies of the same day, as they were listed.
@@ -385,10 +386,14 @@ def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
                      "instr(lower(json_extract(doc, '$.answers.indicators.senders')), ?) OR "
                      "instr(lower(json_extract(doc, '$.answers.indicators.messages')), ?))")
         args += [f.indicator.lower()] * 3
+    # A report's matches are those of its case: the MVT output often comes later, in a
+    # follow-up (same reply recipient). A follow-up counts its own.
+    count = ("(SELECT count(*) FROM ioc_matches WHERE ioc_matches.item_id = items.id OR "
+             "(items.type = 'report' AND ioc_matches.item_id IN (SELECT f.id FROM items f "
+             "WHERE f.type = 'followup' AND f.reply_recipient = items.reply_recipient)))")
     if f.matched:
-        where.append("EXISTS (SELECT 1 FROM ioc_matches WHERE ioc_matches.item_id = items.id)")
-    sql = ("SELECT *, (SELECT count(*) FROM ioc_matches WHERE ioc_matches.item_id = items.id) "
-           "AS matches FROM items")
+        where.append(f"{count} > 0")
+    sql = f"SELECT *, {count} AS matches FROM items"  # noqa: S608 - fixed text
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY n DESC LIMIT ?"

@@ -362,3 +362,31 @@ def test_rescan_draws_a_progress_bar_on_a_terminal_only(
     assert piped.returncode == 0
     assert b"Rescanned 1 item(s)" in piped.stdout
     assert b"rescanning" not in piped.stderr
+
+
+def test_mvt_output_sent_in_a_follow_up_counts_for_its_report(
+        run: Run, server: Any, report: Callable[..., dict[str, Any]]) -> None:
+    _ok(run, "iocs", "import", str(DATA / "pegasus.stix2"))
+    process = next(i for i in shared_bundle("pegasus.stix2").indicators
+                   if i.kind is Kind.PROCESS)
+    first = report(description="my phone behaves strangely")
+    data = mvt_zip([process], "v2")
+    followup = report()
+    del followup["answers"]
+    followup.update(schema="amana.followup", message="here is the MVT output",
+                    reply_recipient=first["reply_recipient"],
+                    attachments=[_meta(data, "mvt.zip")])
+    report_item = server.item(first)
+    followup_item = server.item(followup, [data], type="followup")
+    _ok(run, "import", str(server.bundle([report_item, followup_item])))
+    (row,) = _json(run, "list", "--matched")
+    assert (row["id"], row["matches"]) == (report_item.id, 1)
+    assert {r["id"] for r in _json(run, "list", "--matched", "--followups")} == {
+        report_item.id, followup_item.id}
+    shown = _json(run, "show", report_item.id)
+    assert shown["matches"] == []
+    assert [t["matches"] for t in shown["thread"]] == [1]
+    assert f"1 spyware indicator match(es): `show {followup_item.id[:12]}`" in _ok(
+        run, "show", report_item.id)
+    (m,) = _json(run, "show", followup_item.id)["matches"]
+    assert (m["value"], m["family"], m["device_output"]) == (process.value, "Pegasus", True)
