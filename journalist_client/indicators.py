@@ -339,37 +339,51 @@ def _store(conn: sqlite3.Connection, item_id: str, matches: list[Match],
         ((item_id, c.module, c.level, c.message, c.indicator_value, c.indicator_type,
           c.family, c.stix2_file_name, c.mvt_format, *_location(c.location))
          for c in claims))
+    conn.execute("INSERT INTO ioc_scans (item_id, problems, suggestion, confidence, reason, "
+                 "decision) VALUES (?, ?, '', '', '', '') ON CONFLICT (item_id) DO UPDATE "
+                 "SET problems = excluded.problems",
+                 (item_id, json.dumps(problems, ensure_ascii=False)))
+    _suggest(conn, item_id)
+    # A follow-up's matches count for its report (the case): MVT output often comes later.
+    report = conn.execute(
+        "SELECT r.id FROM items f JOIN items r ON r.reply_recipient = f.reply_recipient "
+        "AND r.type = 'report' WHERE f.id = ? AND f.type = 'followup' ORDER BY r.n LIMIT 1",
+        (item_id,)).fetchone()
+    if report is not None and conn.execute("SELECT 1 FROM ioc_scans WHERE item_id = ?",
+                                           report).fetchone():
+        _suggest(conn, report[0])
+
+
+def _suggest(conn: sqlite3.Connection, item_id: str) -> None:
+    """The suggested severity of one item from the stored matches and claims of its case
+    (a report and its follow-ups; a follow-up alone)."""
+    # The item itself, and if it is a report, its follow-ups.
+    case = (item_id, item_id)
+    matches = [_as_match(r) for r in conn.execute(
+        "SELECT file, indicator_id, kind, value, family, stix_key, refs, candidate, how, "
+        "field, attachment, path, device_output FROM ioc_matches WHERE item_id = ? OR "
+        "item_id IN (SELECT f.id FROM items r JOIN items f ON f.reply_recipient = "
+        "r.reply_recipient AND f.type = 'followup' WHERE r.id = ? AND r.type = 'report')",
+        case)]
+    claims = [_as_claim(r) for r in conn.execute(
+        "SELECT module, level, message, indicator_value, indicator_type, family, "
+        "stix2_file_name, mvt_format, field, attachment, path FROM ioc_claims WHERE "
+        "item_id = ? OR item_id IN (SELECT f.id FROM items r JOIN items f ON "
+        "f.reply_recipient = r.reply_recipient AND f.type = 'followup' "
+        "WHERE r.id = ? AND r.type = 'report')", case)]
     suggestion = suggest_severity(matches, claims)
-    level, confidence, reason = ((suggestion.level, suggestion.confidence, suggestion.reason)
-                                 if suggestion else ("", "", ""))
-    old = conn.execute("SELECT suggestion, decision FROM ioc_scans WHERE item_id = ?",
-                       (item_id,)).fetchone()
+    level = suggestion.level if suggestion else ""
     # The triager's decision stands while the suggestion it was about stands.
-    decision = old[1] if old is not None and old[0] == level else ""
-    conn.execute("INSERT OR REPLACE INTO ioc_scans (item_id, problems, suggestion, confidence, "
-                 "reason, decision) VALUES (?, ?, ?, ?, ?, ?)",
-                 (item_id, json.dumps(problems, ensure_ascii=False), level, confidence, reason,
-                  decision))
+    conn.execute("UPDATE ioc_scans SET decision = CASE WHEN suggestion = ? THEN decision "
+                 "ELSE '' END, suggestion = ?, confidence = ?, reason = ? WHERE item_id = ?",
+                 (level, level, suggestion.confidence if suggestion else "",
+                  suggestion.reason if suggestion else "", item_id))
 
 
 def _refresh_suggestions(conn: sqlite3.Connection) -> None:
-    """After matches were deleted (a file removed): the suggestion of each item again."""
+    """After matches were deleted (a file removed or replaced): every suggestion again."""
     for (item_id,) in conn.execute("SELECT item_id FROM ioc_scans").fetchall():
-        matches = [_as_match(r) for r in conn.execute(
-            "SELECT file, indicator_id, kind, value, family, stix_key, refs, candidate, how, "
-            "field, attachment, path, device_output FROM ioc_matches WHERE item_id = ?",
-            (item_id,))]
-        claims = [_as_claim(r) for r in conn.execute(
-            "SELECT module, level, message, indicator_value, indicator_type, family, "
-            "stix2_file_name, mvt_format, field, attachment, path FROM ioc_claims "
-            "WHERE item_id = ?", (item_id,))]
-        suggestion = suggest_severity(matches, claims)
-        level = suggestion.level if suggestion else ""
-        conn.execute("UPDATE ioc_scans SET suggestion = ?, confidence = ?, reason = ?, "
-                      "decision = CASE WHEN suggestion = ? THEN decision ELSE '' END "
-                      "WHERE item_id = ?",
-                      (level, suggestion.confidence if suggestion else "",
-                       suggestion.reason if suggestion else "", level, item_id))
+        _suggest(conn, item_id)
 
 
 def _as_match(row: tuple[Any, ...]) -> Match:

@@ -386,6 +386,8 @@ def test_mvt_output_sent_in_a_follow_up_counts_for_its_report(
     shown = _json(run, "show", report_item.id)
     assert shown["matches"] == []
     assert [t["matches"] for t in shown["thread"]] == [1]
+    # The case's suggestion: device evidence in the follow-up suggests S2 for the report.
+    assert shown["suggestion"]["level"] == "S2"
     assert f"1 spyware indicator match(es): `show {followup_item.id[:12]}`" in _ok(
         run, "show", report_item.id)
     (m,) = _json(run, "show", followup_item.id)["matches"]
