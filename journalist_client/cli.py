@@ -429,6 +429,10 @@ def cmd_iocs(args: argparse.Namespace) -> None:
                 failed += 1
                 print(f"error: {inert(str(e))}", file=sys.stderr)
                 continue
+            except OSError as e:
+                failed += 1
+                print(f"error: {inert(str(path))}: {e.strerror or e}", file=sys.stderr)
+                continue
             f = r.info
             if r.status == "unchanged":
                 _out(f"{inert(f.name)}: already imported with this content; nothing changed.")

@@ -108,9 +108,12 @@ def test_import_list_replace_and_remove(run: Run, tmp_path: Path) -> None:
 def test_a_bundle_that_is_not_stix_imports_nothing(run: Run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.stix2"
     bad.write_bytes(b'{"type": "bundle", "objects": [], "objects": []}')
-    code, out, err = run("iocs", "import", str(bad), str(DATA / "cellebrite.stix2"))
+    code, out, err = run("iocs", "import", str(bad), str(tmp_path / "missing.stix2"),
+                         str(DATA / "cellebrite.stix2"))
     assert code == 1
     assert "bad.stix2: duplicate key in a JSON object. Nothing was imported." in err
+    assert "missing.stix2: No such file or directory" in err
+    assert "2 indicator file(s) not imported" in err
     # The good file given with it is imported, and saved.
     assert "cellebrite.stix2: 1 indicator(s)" in out
     assert [f["name"] for f in _json(run, "iocs", "list")["files"]] == ["cellebrite.stix2"]
