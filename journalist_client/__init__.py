@@ -8,6 +8,8 @@ hostile: strictly validated on import, always shown escaped, never opened or exe
 Modules: vault (the encrypted triage database), schema (the report document),
 importer (desk-export bundles in, ack out, quarantine), triage (list/show/set/note),
 search (Arabic and Latin normalisation, FTS5), attachments (streaming export),
+indicators (spyware indicator files in the vault, matching every item; the offline
+matcher itself is iocs/),
 replies (reply, refer, outbox), records (the typed records the library returns and
 --json prints), display (inert terminal output), cli (argparse, journalist-client).
 online/ is the transfer machine's journalist-transfer (fetch, push); nothing here

@@ -21,7 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from journalist_client import attachments, continuity, importer, records, replies, triage, vault
+from journalist_client import (
+    attachments,
+    continuity,
+    importer,
+    indicators,
+    records,
+    replies,
+    triage,
+    vault,
+)
 from journalist_client._cli import CLIError, Command, add_command, run_command
 from journalist_client.display import inert, inert_block
 from journalist_client.draft import edit_draft
@@ -221,7 +230,8 @@ def cmd_list(args: argparse.Namespace) -> None:
     rows = triage.list_items(v, triage.Filters(
         status=args.status, severity=args.severity, category=args.category,
         country=args.country, desk=args.desk, since=args.since, until=args.until,
-        tag=args.tag, indicator=args.indicator, include_followups=args.followups,
+        tag=args.tag, indicator=args.indicator, matched=args.matched,
+        include_followups=args.followups,
     ), limit=args.limit)
     if args.json:
         _print_json(rows)
@@ -229,11 +239,13 @@ def cmd_list(args: argparse.Namespace) -> None:
     if not rows:
         _out("No reports match.")
         return
-    _out(f"{'id':12}  {'received':10}  {'status':11}  {'sev':3}  {'category':22}  country")
+    _out(f"{'id':12}  {'received':10}  {'status':11}  {'sev':3}  {'iocs':>4}  "
+         f"{'category':22}  country")
     for r in rows:
         kind = "" if r.type == "report" else "  (follow-up)"
         _out(f"{_short(r.id):12}  {r.received_day:10}  {r.status or '-':11}  "
-             f"{r.severity or '-':3}  {inert(r.category):22}  {inert(r.country) or '-'}{kind}")
+             f"{r.severity or '-':3}  {r.matches or '-':>4}  {inert(r.category):22}  "
+             f"{inert(r.country) or '-'}{kind}")
 
 
 def _show_report(r: records.Report) -> None:
@@ -276,6 +288,44 @@ def _show_attachments(attachments: Sequence[records.Attachment]) -> None:
         _out(f"       sha256 {att.sha256}")
 
 
+def _where(field: str, attachment: str | None, path: Sequence[str]) -> str:
+    return inert(" › ".join([field, *([attachment] if attachment else []), *path]))
+
+
+def _show_indicators(matches: Sequence[records.IndicatorMatch],
+                     claims: Sequence[records.MvtClaim], problems: Sequence[str],
+                     suggestion: records.SeveritySuggestion | None = None,
+                     item_id: str = "") -> None:
+    if not (matches or claims or problems or suggestion):
+        return
+    _out("Spyware indicators (published indicators found by this client)")
+    if not matches:
+        _out("  none matched")
+    for m in matches:
+        evidence = "device output" if m.device_output else "as sent"
+        _out(f"  {inert(m.family)}: {m.kind} {inert(m.value)}  [{inert(m.source_file)}, "
+             f"{inert(m.stix_key)}]")
+        _out(f"      found in {_where(m.field, m.attachment, m.path)} ({evidence}, {m.how}): "
+             f"{inert(m.candidate)}")
+    if suggestion is not None:
+        state = {"confirmed": "confirmed by the desk", "overridden": "overridden by the desk"}
+        _out(f"  suggested severity: {_severity(suggestion.level)} ({suggestion.confidence}): "
+             f"{inert(suggestion.reason)}")
+        _out("      " + state.get(suggestion.decision,
+                                  f"confirm with `set {_short(item_id)} --confirm-suggestion`, "
+                                  "or set another severity"))
+    if claims:
+        _out("The reporter's own MVT detections (their run and indicators, not re-checked)")
+        for c in claims:
+            level = f"{inert(c.level)} " if c.level else ""
+            _out(f"  {level}{inert(c.module)}: {inert(c.indicator_type)} "
+                 f"{inert(c.indicator_value)}  [{inert(c.family) or '-'}, "
+                 f"{inert(c.stix2_file_name) or '-'}, MVT {inert(c.mvt_format)}]")
+            _out(f"      in {_where(c.field, c.attachment, c.path)}")
+    for problem in problems:
+        _out(f"  not scanned: {inert(problem)}")
+
+
 def cmd_show(args: argparse.Namespace) -> None:
     v = _open(args)
     item = triage.show_item(v, args.id)
@@ -287,9 +337,11 @@ def cmd_show(args: argparse.Namespace) -> None:
         _out(f"  part of report: {item.report_id or '(report not in this vault)'}")
         _out(inert_block(item.message, "    "))
         _show_attachments(item.attachments)
+        _show_indicators(item.matches, item.claims, item.scan_problems)
         return
     _show_report(item)
     _show_attachments(item.attachments)
+    _show_indicators(item.matches, item.claims, item.scan_problems, item.suggestion, item.id)
     if item.thread:
         _out("Thread")
         for t in item.thread:
@@ -298,6 +350,8 @@ def cmd_show(args: argparse.Namespace) -> None:
             _out(f"  {t.at} {who}:")
             _out(inert_block(t.body, "      "))
             _show_attachments(t.attachments)
+            if t.matches:
+                _out(f"    {t.matches} spyware indicator match(es): `show {_short(t.id)}`")
     if item.notes:
         _out("Notes")
         for note in item.notes:
@@ -326,7 +380,8 @@ def cmd_set(args: argparse.Namespace) -> None:
     v = _open(args)
     changes = triage.set_fields(v, args.id, status=args.status, severity=args.severity,
                                 category=args.category, assign=args.assign,
-                                tags=args.tag or (), untags=args.untag or ())
+                                tags=args.tag or (), untags=args.untag or (),
+                                confirm_suggestion=args.confirm_suggestion)
     if not changes:
         _out("Nothing changed.")
         return
@@ -490,6 +545,69 @@ def cmd_quarantine(args: argparse.Namespace) -> None:
         _out(f"    ciphertext kept in quarantine/: {', '.join(e.files)}")
 
 
+def cmd_iocs(args: argparse.Namespace) -> None:
+    v = _open(args)
+    if args.action == "import":
+        failed = 0
+        for path in args.files:
+            try:
+                r = indicators.import_file(v, path)
+            except indicators.IndicatorError as e:
+                # The other files are still imported (and saved): say which one failed.
+                failed += 1
+                print(f"error: {inert(str(e))}", file=sys.stderr)
+                continue
+            except OSError as e:
+                failed += 1
+                print(f"error: {inert(str(path))}: {e.strerror or e}", file=sys.stderr)
+                continue
+            f = r.info
+            if r.status == "unchanged":
+                _out(f"{inert(f.name)}: already imported with this content; nothing changed.")
+                continue
+            was = f" (replaces sha256 {r.previous_sha256[:16]}…)" if r.status == "replaced" else ""
+            _out(f"{inert(f.name)}: {f.indicators} indicator(s), {f.unsupported} unsupported "
+                 f"pattern(s), sha256 {f.sha256}{was}")
+            for fam in f.families:
+                _out(f"    {inert(fam.family)}: {fam.indicators}")
+        v.save()
+        _out("Run `journalist-client iocs rescan` to match the reports already here.")
+        if failed:
+            raise CLIError(f"{failed} indicator file(s) not imported; see above")
+    elif args.action == "remove":
+        f = indicators.remove_file(v, args.name)
+        v.save()
+        _out(f"Removed {inert(f.name)}: {f.indicators} indicator(s) and their matches.")
+    elif args.action == "rescan":
+        scanned, matched = indicators.rescan(v, progress=None if args.progress else False)
+        v.save()
+        _out(f"Rescanned {scanned} item(s); {matched} with matches (`list --matched`).")
+    else:
+        _iocs_list(indicators.list_files(v, unsupported=args.unsupported), args.json)
+
+
+def _iocs_list(listing: records.IndicatorListing, as_json: bool) -> None:
+    if as_json:
+        _print_json(listing)
+        return
+    if not listing.files:
+        _out("No indicator files. Import some with `journalist-client iocs import FILE`.")
+        return
+    _out("Files")
+    for f in listing.files:
+        _out(f"  {inert(f.name)}  imported {f.imported_day}  {f.indicators} indicator(s), "
+             f"{f.unsupported} unsupported  sha256 {f.sha256}")
+    _out("Families")
+    for fam in listing.families:
+        _out(f"  {inert(fam.family)}: {fam.indicators} indicator(s), "
+             f"{fam.unsupported} unsupported")
+    if listing.unsupported:
+        _out("Unsupported patterns (kept, not matched)")
+        for u in listing.unsupported:
+            _out(f"  {inert(u.file)} {inert(u.indicator_id)}: {inert(u.reason)}")
+            _out(f"      {inert(u.pattern)}")
+
+
 # --- parser ---------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -559,6 +677,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--until", metavar="YYYY-MM-DD")
     sp.add_argument("--tag")
     sp.add_argument("--indicator", help="text contained in the links, senders or messages")
+    sp.add_argument("--matched", action="store_true",
+                    help="only items where a published spyware indicator was found")
     sp.add_argument("--followups", action="store_true", help="list follow-ups too")
     sp.add_argument("--limit", type=_positive, default=100)
     json_option(sp)
@@ -584,6 +704,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--assign", metavar="NAME")
     sp.add_argument("--tag", action="append", help="add a tag (repeatable)")
     sp.add_argument("--untag", action="append", help="remove a tag (repeatable)")
+    sp.add_argument("--confirm-suggestion", action="store_true",
+                    help="set the severity the indicator matches suggest (see `show`)")
 
     sp = add("note", cmd_note, "add a note to a report (kept encrypted in the vault)",
              "journalist-client note 3f9a0c11 'called back, device seized at border'")
@@ -641,6 +763,25 @@ def parser() -> argparse.ArgumentParser:
                          "decrypt it)")
     json_option(sp)
 
+    sp = add("iocs", cmd_iocs, "spyware indicator files: import, list, remove; rescan reports",
+             "journalist-client iocs import /media/usb/iocs/pegasus.stix2")
+    actions = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("import", parents=[common],
+                           help="import STIX 2.1 files (a newer file of the same name "
+                                "replaces the older)")
+    a.add_argument("files", nargs="+", metavar="FILE")
+    a = actions.add_parser("list", parents=[common],
+                           help="files and malware families, with counts")
+    a.add_argument("--unsupported", action="store_true",
+                   help="also list each pattern the matcher cannot evaluate")
+    json_option(a)
+    a = actions.add_parser("remove", parents=[common],
+                           help="remove an indicator file and its matches")
+    a.add_argument("name", metavar="FILE_NAME")
+    a = actions.add_parser("rescan", parents=[common],
+                           help="match every report again (after an import)")
+    a.add_argument("--no-progress", dest="progress", action="store_false")
+
     return p
 
 
@@ -659,7 +800,8 @@ def _run(args: argparse.Namespace) -> int:
     return run_command(args, (vault.VaultError, triage.TriageError, importer.ImportRefused,
                               attachments.ExportError, replies.OutboxError, SearchError,
                               importer.QuarantineError,
-                              fs.FsError))
+                              fs.FsError,
+                              indicators.IndicatorError))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from typing import Any, Final
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from journalist_client import continuity
+from journalist_client.indicators import match_item
 from journalist_client.records import QuarantinedFile, QuarantinedItem, QuarantineEntry
 from journalist_client.schema import (
     MAX_ATTACHMENTS,
@@ -243,7 +244,7 @@ def _import_item(vault: Vault, b: VerifiedBundle, it: IndexItem) -> None:
 
 def store_item(vault: Vault, item_id: str, item_type: str, doc: dict[str, Any], bundle_id: str,
                attachment_files: tuple[str, ...]) -> None:
-    """Add a validated document to the database and the search index."""
+    """Add a validated document to the database, the search index and the indicator matches."""
     a = doc.get("answers", {})
     cur = vault.conn.execute(
         "INSERT INTO items (id, type, received_day, language, category, country, desks, "
@@ -264,6 +265,9 @@ def store_item(vault: Vault, item_id: str, item_type: str, doc: dict[str, Any], 
     row = vault.conn.execute("SELECT * FROM items WHERE n = ?", (cur.lastrowid,)).fetchone()
     cols = [d[1] for d in vault.conn.execute("PRAGMA table_info(items)")]
     reindex_item(vault.conn, dict(zip(cols, row, strict=True)))
+    # Every item is matched against the desk's spyware indicators as it arrives: its
+    # text, its attachments' recorded hashes, and the attachments themselves, in memory.
+    match_item(vault, item_id)
 
 
 def _quarantine(vault: Vault, b: VerifiedBundle, it: IndexItem, reason: str) -> None:

@@ -22,10 +22,15 @@ __all__ = [
     "Answers",
     "Attachment",
     "Consent",
+    "FamilyCount",
     "FollowUp",
     "HistoryEntry",
+    "IndicatorFileInfo",
+    "IndicatorListing",
+    "IndicatorMatch",
     "Indicators",
     "ItemSummary",
+    "MvtClaim",
     "Note",
     "OutboxEntry",
     "QuarantineEntry",
@@ -34,7 +39,9 @@ __all__ = [
     "Referral",
     "Report",
     "SearchHit",
+    "SeveritySuggestion",
     "ThreadEntry",
+    "UnsupportedPattern",
     "to_json",
 ]
 
@@ -50,6 +57,9 @@ class ItemSummary:
     severity: str
     category: str  # the triager's category, else the reporter's own choice
     country: str
+    # Published indicators found in it (journalist_client.indicators); for a report,
+    # in its follow-ups too.
+    matches: int
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class ThreadEntry:
     author: str  # empty for the source
     body: str
     attachments: tuple[Attachment, ...]
+    matches: int  # published indicators found in a follow-up (see its own `show`)
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,103 @@ class HistoryEntry:
     field: str
     old: str
     new: str
+
+
+@dataclass(frozen=True)
+class IndicatorMatch:
+    """A published spyware indicator found in an item, and where (``show``).
+
+    ``field`` is the report field ("description", "links" …, "attachment", or
+    "attachment sha256" for the hash the server recorded); ``attachment`` the
+    attachment's name; ``path`` the steps inside it (zip entries, MIME parts, JSON
+    keys); ``device_output`` is true when it was found in forensic output of a device
+    (MVT records). ``candidate`` is what the report held, raw.
+    """
+
+    value: str
+    kind: str
+    family: str
+    source_file: str
+    indicator_id: str
+    stix_key: str
+    references: tuple[str, ...]
+    candidate: str
+    how: str
+    field: str
+    attachment: str | None
+    path: tuple[str, ...]
+    device_output: bool
+
+
+@dataclass(frozen=True)
+class MvtClaim:
+    """A detection the *reporter's* own MVT run wrote (``*_detected.json``, ``alerts.json``).
+
+    Not ours: their indicators may be other or older ones. Every field is raw text
+    from the attachment.
+    """
+
+    module: str
+    level: str  # the v3 alert level; empty in v2 output
+    message: str
+    indicator_value: str
+    indicator_type: str
+    family: str
+    stix2_file_name: str
+    mvt_format: str
+    field: str
+    attachment: str | None
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SeveritySuggestion:
+    """The severity the matches suggest (taxonomy), for the triager to confirm or override."""
+
+    level: str
+    confidence: str  # weak, strong-indicator or strong-device
+    reason: str
+    decision: str  # empty until decided, then "confirmed" or "overridden"
+
+
+@dataclass(frozen=True)
+class FamilyCount:
+    family: str
+    indicators: int
+    unsupported: int
+
+
+@dataclass(frozen=True)
+class IndicatorFileInfo:
+    """One imported indicator file (``iocs list``)."""
+
+    name: str
+    sha256: str
+    imported_day: str
+    indicators: int
+    unsupported: int
+    families: tuple[FamilyCount, ...]
+
+
+@dataclass(frozen=True)
+class UnsupportedPattern:
+    """An indicator whose pattern the matcher cannot evaluate, kept and listed."""
+
+    file: str
+    indicator_id: str
+    family: str
+    pattern: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IndicatorListing:
+    """Everything ``iocs list`` shows: per file, per family across files, and (with
+    ``--unsupported``) each pattern set aside."""
+
+    files: tuple[IndicatorFileInfo, ...]
+    families: tuple[FamilyCount, ...]
+    unsupported: tuple[UnsupportedPattern, ...]
 
 
 @dataclass(frozen=True)
@@ -149,6 +257,10 @@ class Report:
     # Referrals made although the source declined sharing (``refer --override-consent``),
     # from the history; shown with the report whether or not the history is.
     consent_overrides: tuple[HistoryEntry, ...]
+    matches: tuple[IndicatorMatch, ...]
+    claims: tuple[MvtClaim, ...]
+    suggestion: SeveritySuggestion | None
+    scan_problems: tuple[str, ...]  # what the indicator scan could not read, and why
 
 
 @dataclass(frozen=True)
@@ -161,6 +273,9 @@ class FollowUp:
     report_id: str | None  # None when the report is not in this vault
     message: str
     attachments: tuple[Attachment, ...]
+    matches: tuple[IndicatorMatch, ...]
+    claims: tuple[MvtClaim, ...]
+    scan_problems: tuple[str, ...]
 
 
 @dataclass(frozen=True)

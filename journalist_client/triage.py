@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from journalist_client import search
+from journalist_client import indicators, search
 from journalist_client.records import (
     Answers,
     Attachment,
@@ -182,8 +182,15 @@ def set_fields(
     assign: str | None = None,
     tags: Sequence[str] = (),
     untags: Sequence[str] = (),
+    confirm_suggestion: bool = False,
 ) -> list[str]:
-    """Change triage fields of a report; return a line per change made."""
+    """Change triage fields of a report; return a line per change made.
+
+    When the report's indicator matches suggest a severity, setting the severity is
+    the triager's decision on that suggestion, recorded in the history as confirmed or
+    overridden; ``confirm_suggestion`` sets the suggested severity (or insists that
+    the one given is it).
+    """
     item = get_item(vault, item_id)
     if item["type"] != "report":
         raise TriageError("triage fields belong to the report; set them on the report's id")
@@ -193,6 +200,14 @@ def set_fields(
         severity = severity.upper()
         if severity not in SEVERITIES:
             raise TriageError("severity must be S1 (critical) … S5 (informational)")
+    suggestion = indicators.suggestion_of(vault.conn, item["id"])
+    if confirm_suggestion:
+        if suggestion is None:
+            raise TriageError("this report has no suggested severity to confirm")
+        if severity is not None and severity != suggestion.level:
+            raise TriageError(f"--confirm-suggestion: the suggestion is {suggestion.level}, "
+                              f"not {severity}; drop one of the two options")
+        severity = suggestion.level
     if category is not None and category not in CATEGORY_CODES:
         raise TriageError(f"unknown category {category[:40]!r}: use a code from the taxonomy, "
                           "like spyware or spyware.exploit_link")
@@ -209,6 +224,14 @@ def set_fields(
         changes.append(f"{_FIELD_LABELS.get(column, column)}: {item[column] or '-'} → "
                        f"{value or '-'}")
         item[column] = value
+    if suggestion is not None and severity is not None:
+        decision = "confirmed" if severity == suggestion.level else "overridden"
+        if decision != suggestion.decision or confirm_suggestion:
+            indicators.set_decision(vault.conn, item["id"], decision)
+            said = ("confirmed" if decision == "confirmed"
+                    else f"overrode the suggestion {suggestion.level} with {severity}")
+            _record(vault, item["id"], "severity suggestion", suggestion.level, said)
+            changes.append(f"severity suggestion {suggestion.level}: {said}")
     for tag in tags:
         if not _TAG_RE.fullmatch(tag):
             raise TriageError("a tag is 1 to 64 printable characters without spaces")
@@ -283,10 +306,11 @@ def _thread(conn: sqlite3.Connection, item: dict[str, Any]) -> tuple[ThreadEntry
                            (item["id"],)).fetchall()
     thread = [ThreadEntry(at=day, kind="followup", id=fid, author="",
                           body=json.loads(doc)["message"],
-                          attachments=_attachments(conn, fid))
+                          attachments=_attachments(conn, fid),
+                          matches=len(indicators.matches_of(conn, fid)))
               for fid, day, doc in followups]
     thread += [ThreadEntry(at=at, kind="reply", id=rid, author=author, body=body,
-                           attachments=())
+                           attachments=(), matches=0)
                for rid, at, author, body in replies]
     # A follow-up carries only its day, a reply its minute: a stable sort keeps a
     # follow-up before the replies of the same day, as they were listed.
@@ -303,7 +327,10 @@ def show_item(vault: Vault, item_id: str) -> Report | FollowUp:
         case = case_of(vault, item)
         return FollowUp(id=item["id"], type="followup", received_day=item["received_day"],
                         report_id=case["id"] if case else None, message=doc["message"],
-                        attachments=_attachments(conn, item["id"]))
+                        attachments=_attachments(conn, item["id"]),
+                        matches=indicators.matches_of(conn, item["id"]),
+                        claims=indicators.claims_of(conn, item["id"]),
+                        scan_problems=indicators.problems_of(conn, item["id"]))
     ref = doc.get("referral")
     tags = tuple(t for (t,) in conn.execute("SELECT tag FROM tags WHERE item_id = ?",
                                             (item["id"],)))
@@ -321,6 +348,10 @@ def show_item(vault: Vault, item_id: str) -> Report | FollowUp:
         attachments=_attachments(conn, item["id"]), thread=_thread(conn, item), notes=notes,
         history=history,
         consent_overrides=tuple(h for h in history if h.field == CONSENT_OVERRIDE),
+        matches=indicators.matches_of(conn, item["id"]),
+        claims=indicators.claims_of(conn, item["id"]),
+        suggestion=indicators.suggestion_of(conn, item["id"]),
+        scan_problems=indicators.problems_of(conn, item["id"]),
     )
 
 
@@ -335,6 +366,7 @@ class Filters:
     until: str | None = None
     tag: str | None = None
     indicator: str | None = None
+    matched: bool = False  # only items where a published indicator was found
     include_followups: bool = False
 
 
@@ -342,7 +374,7 @@ def _summary(item: dict[str, Any]) -> ItemSummary:
     return ItemSummary(id=item["id"], type=item["type"], received_day=item["received_day"],
                        status=item["status"], severity=item["severity"],
                        category=item["triage_category"] or item["category"],
-                       country=item["country"])
+                       country=item["country"], matches=item["matches"])
 
 
 def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
@@ -378,18 +410,26 @@ def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
         where.append("EXISTS (SELECT 1 FROM tags WHERE tags.item_id = items.id AND tag = ?)")
         args.append(f.tag)
     if f.indicator is not None:
-        # Literal, case-insensitive containment in the indicator answers; the STIX
-        # matcher (a later issue) will add its own results.
+        # Literal, case-insensitive containment in the indicator answers; the published
+        # indicators found in a report are `matched` (journalist_client.indicators).
         where.append("(instr(lower(json_extract(doc, '$.answers.indicators.links')), ?) OR "
                      "instr(lower(json_extract(doc, '$.answers.indicators.senders')), ?) OR "
                      "instr(lower(json_extract(doc, '$.answers.indicators.messages')), ?))")
         args += [f.indicator.lower()] * 3
-    sql = "SELECT * FROM items"
+    # A report's matches are those of its case: the MVT output often comes later, in a
+    # follow-up (same reply recipient). A follow-up counts its own.
+    count = ("(SELECT count(*) FROM ioc_matches WHERE ioc_matches.item_id = items.id OR "
+             "(items.type = 'report' AND ioc_matches.item_id IN (SELECT f.id FROM items f "
+             "WHERE f.type = 'followup' AND f.reply_recipient = items.reply_recipient)))")
+    if f.matched:
+        where.append(f"{count} > 0")
+    sql = f"SELECT *, {count} AS matches FROM items"  # noqa: S608 - fixed text
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY n DESC LIMIT ?"
-    rows = vault.conn.execute(sql, (*args, limit)).fetchall()
-    return [_summary(_row(vault.conn, r)) for r in rows]
+    cur = vault.conn.execute(sql, (*args, limit))
+    cols = [d[0] for d in cur.description]
+    return [_summary(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
 
 
 def run_search(vault: Vault, text: str, limit: int = 20) -> list[SearchHit]:

@@ -26,6 +26,10 @@ it over ``triage.vault`` and fsyncs the directory (keys.fs.AtomicWriter), so ``k
 at any instant leaves either the previous vault or the new one. SQLite is told to keep
 temporary tables and sorts in memory, so no plaintext page ever reaches the disk.
 
+The database's schema version is SQLite's ``PRAGMA user_version``: ``MIGRATIONS[n]``
+takes an image from version n to n + 1, run at unlock, so a vault saved by an older
+client gains the tables added since; an image newer than this client is refused.
+
 What this does not protect against: a thief with the disk can put back an *older*
 signed vault (a rollback), and an attacker who has the passphrase has everything.
 """
@@ -37,7 +41,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -115,12 +119,77 @@ _SCHEMA: Final[list[tuple[str, dict[str, Any], str | tuple[str, ...]]]] = [
     ("replies", {"id": str, "item_id": str, "at": str, "author": str, "body": str}, "id"),
     ("outbox", {"id": str, "type": str, "item_id": str, "to_recipient": str, "to_desk": str,
                 "files": str, "note": str, "at": str, "author": str, "bundle_id": str}, "id"),
-    # What the server's signed statements say this desk should hold (continuity.py).
-    ("expected", {"id": str, "bundle_id": str, "day": str}, "id"),
-    ("losses", {"id": str, "received_day": str, "deleted_day": str, "bundle_id": str}, "id"),
 ]
-# Tables added after the first release: a vault made before them gets them at unlock.
-_LATER_TABLES: Final = ("expected", "losses")
+
+
+def _add_indicator_tables(conn: sqlite3.Connection) -> None:
+    """Version 1: the spyware indicators (issue 15) and what they matched in reports.
+
+    Indicators are stored as rows, one per indicator, so the index is built from the
+    vault without parsing a STIX bundle again (journalist_client.indicators). A match
+    repeats its indicator's fields: it stays readable when the file is later replaced.
+    """
+    # ioc_indicators has no index: a million rows go in at twice the speed without one,
+    # and the only query by file (replacing or removing a file) is rare. ioc_files keeps
+    # each file's counts per family (JSON), so `iocs list` reads no indicator row.
+    conn.executescript("""
+        CREATE TABLE ioc_files (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL,
+            imported_day TEXT NOT NULL, indicators INTEGER NOT NULL,
+            unsupported INTEGER NOT NULL, families TEXT NOT NULL);
+        CREATE TABLE ioc_indicators (file TEXT NOT NULL, kind TEXT NOT NULL,
+            value TEXT NOT NULL, family TEXT NOT NULL, indicator_id TEXT NOT NULL,
+            stix_key TEXT NOT NULL, refs TEXT NOT NULL);
+        CREATE TABLE ioc_unsupported (file TEXT NOT NULL, indicator_id TEXT NOT NULL,
+            pattern TEXT NOT NULL, reason TEXT NOT NULL, family TEXT NOT NULL);
+        CREATE INDEX ioc_unsupported_file ON ioc_unsupported (file);
+        CREATE TABLE ioc_matches (n INTEGER PRIMARY KEY, item_id TEXT NOT NULL,
+            file TEXT NOT NULL, indicator_id TEXT NOT NULL, kind TEXT NOT NULL,
+            value TEXT NOT NULL, family TEXT NOT NULL, stix_key TEXT NOT NULL,
+            refs TEXT NOT NULL, candidate TEXT NOT NULL, how TEXT NOT NULL,
+            field TEXT NOT NULL, attachment TEXT, path TEXT NOT NULL,
+            device_output INTEGER NOT NULL);
+        CREATE INDEX ioc_matches_item ON ioc_matches (item_id);
+        CREATE TABLE ioc_claims (n INTEGER PRIMARY KEY, item_id TEXT NOT NULL,
+            module TEXT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL,
+            indicator_value TEXT NOT NULL, indicator_type TEXT NOT NULL,
+            family TEXT NOT NULL, stix2_file_name TEXT NOT NULL, mvt_format TEXT NOT NULL,
+            field TEXT NOT NULL, attachment TEXT, path TEXT NOT NULL);
+        CREATE INDEX ioc_claims_item ON ioc_claims (item_id);
+        CREATE TABLE ioc_scans (item_id TEXT PRIMARY KEY, problems TEXT NOT NULL,
+            suggestion TEXT NOT NULL, confidence TEXT NOT NULL, reason TEXT NOT NULL,
+            decision TEXT NOT NULL);
+    """)
+
+
+def _add_continuity_tables(conn: sqlite3.Connection) -> None:
+    """Version 2: what the server's signed statements say this desk should hold, and
+    what it deleted before the desk had it (journalist_client.continuity, ADR 0007)."""
+    conn.executescript("""
+        CREATE TABLE expected (id TEXT PRIMARY KEY, bundle_id TEXT, day TEXT);
+        CREATE TABLE losses (id TEXT PRIMARY KEY, received_day TEXT, deleted_day TEXT,
+            bundle_id TEXT);
+    """)
+
+
+# In order: MIGRATIONS[n] takes a vault database from version n to n + 1 (PRAGMA
+# user_version). Append; never edit one that has shipped, vaults in the field ran it.
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
+    _add_indicator_tables,
+    _add_continuity_tables,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise VaultError(f"{DB_FILE} has schema version {version}, newer than this "
+                         f"journalist-client knows ({SCHEMA_VERSION}): upgrade the client")
+    for migration in MIGRATIONS[version:]:
+        migration(conn)
+    # PRAGMA takes no parameters; SCHEMA_VERSION is an int of ours.
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+    conn.commit()
 
 
 def _new_database() -> sqlite3.Connection:
@@ -136,6 +205,7 @@ def _new_database() -> sqlite3.Connection:
     conn.execute("CREATE VIRTUAL TABLE search USING fts5(body, "
                  "tokenize='unicode61 remove_diacritics 0', detail=none)")
     conn.commit()
+    _migrate(conn)
     return conn
 
 
@@ -157,6 +227,9 @@ class Vault:
     _changed: bool = field(default=False, repr=False)
     _saved: bool = field(default=False, repr=False)
     _lock: int = field(default=-1, repr=False)
+    # Derived data built once per run (the indicator index), dropped when its source
+    # rows change. Never saved.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -478,10 +551,9 @@ def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
         raise VaultError(f"{DB_FILE}: the database image is damaged: {e}") from None
     del image
     _harden(conn)
-    db = sqlite_utils.Database(conn)
-    for name, columns, pk in _SCHEMA:
-        if name in _LATER_TABLES and not db.table(name).exists():
-            db.table(name).create(columns, pk=pk)
+    # A vault saved by an older client gains the tables added since (in memory; the
+    # next save writes them).
+    _migrate(conn)
     vault = Vault(path=root, keys=keys, conn=conn, user="", _lock=lock)
     if vault.meta("desk") != keys.desk.id:
         raise VaultError(f"{DB_FILE} belongs to another desk")

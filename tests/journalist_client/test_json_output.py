@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import pytest
 
 from journalist_client import cli, records
 
-from .conftest import HOSTILE, Run
+from .conftest import HOSTILE, Run, attachment_meta, report_doc
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "client.md"
 RECORDS = [name for name in records.__all__ if name[0].isupper()]
@@ -160,3 +162,44 @@ def test_outbox_bundle_refuses_json(run: Run, imported: dict[str, str], tmp_path
     code, _, err = run("outbox", "bundle", "--out", str(tmp_path / "o.bundle"), "--json")
     assert code == 1
     assert "--json" in err
+
+
+def test_indicator_records_match_the_docs(run: Run, server: Any, tmp_path: Path) -> None:
+    # One indicator file with a domain, a process and a pattern set aside; one report
+    # with the domain in its text and an MVT v3 zip with the process and a claim.
+    patterns = ["[domain-name:value = 'spy-infra.example']", "[process:name = 'spyd']",
+                "[file:size > 10]"]
+    objects: list[dict[str, Any]] = [{"type": "malware", "id": "malware--1", "name": "Spy"}]
+    for n, pattern in enumerate(patterns):
+        objects += [{"type": "indicator", "id": f"indicator--{n}", "pattern": pattern,
+                     "pattern_type": "stix"},
+                    {"type": "relationship", "id": f"relationship--{n}",
+                     "source_ref": f"indicator--{n}", "target_ref": "malware--1"}]
+    stix = tmp_path / "spy.stix2"
+    stix.write_text(json.dumps({"type": "bundle", "id": "bundle--1", "objects": objects}))
+    assert run("iocs", "import", str(stix))[0] == 0
+    listing = _json(run, "iocs", "list", "--unsupported")
+    _check(listing, "`IndicatorListing`", "iocs list")
+    assert len(listing["unsupported"]) == 1
+
+    claim = {"level": "HIGH", "module": "datausage", "message": "Found", "event": {},
+             "matched_indicator": {"value": "spyd", "type": "processes", "name": "Spy",
+                                   "stix2_file_name": "spy.stix2"}}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("r/info.json", json.dumps({"mvt_version": "2026.7.29"}))
+        archive.writestr("r/datausage.json", json.dumps([{"proc_name": "spyd"}]))
+        archive.writestr("r/alerts.json", json.dumps([claim]))
+    data = buffer.getvalue()
+    doc = report_doc(description="open https://spy-infra.example/x")
+    doc["attachments"] = [attachment_meta(data, name="mvt.zip")]
+    item = server.item(doc, [data])
+    assert run("import", str(server.bundle([item])))[0] == 0
+    (row,) = _json(run, "list", "--matched")
+    _check(row, "`ItemSummary`", "list")
+    assert row["matches"] == 2
+    report = _json(run, "show", item.id)
+    _check(report, "`Report`", "show")
+    assert {m["field"] for m in report["matches"]} == {"description", "attachment"}
+    assert [c["indicator_value"] for c in report["claims"]] == ["spyd"]
+    assert report["suggestion"]["level"] == "S2"

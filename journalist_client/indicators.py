@@ -1,0 +1,494 @@
+"""Spyware indicators in the vault: import, list and remove files; match every item.
+
+Scope: the vault side of issue 15. The offline core (journalist_client.iocs) parses
+STIX bundles and finds indicators in text and attachments; this module stores what it
+gives, runs it over the items of the vault, and reads the results back as records
+(journalist_client.records) for ``iocs``, ``list``, ``show`` and ``set``.
+
+* An imported file is stored as rows (``ioc_files``, ``ioc_indicators``,
+  ``ioc_unsupported``; journalist_client.vault, migration 1), one per indicator, so the
+  index is built from the vault without parsing STIX again. A file is known by its
+  name: importing a file of the same name with other content replaces its indicators,
+  the same content again changes nothing.
+* Every item is matched when it is imported (journalist_client.importer calls
+  :func:`match_item`) and again by :func:`rescan` once new indicators arrive: its text
+  fields, the SHA-256 the server recorded for each attachment, and each attachment's
+  content, decrypted in memory only (journalist_client.iocs.scan_attachment). Matches
+  are stored per item with where they were found; the reporter's own MVT detections are
+  stored apart (``ioc_claims``) and always shown as the reporter's.
+* The severity the matches suggest (journalist_client.iocs.suggest_severity) is stored
+  with the item; the triager's decision on it is recorded by journalist_client.triage.
+
+Nothing here opens a network connection or writes attachment bytes anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from journalist_client.iocs import (
+    BundleError,
+    Claim,
+    ExtractError,
+    Indicator,
+    IndicatorIndex,
+    Kind,
+    Location,
+    Match,
+    Problem,
+    load_bundle,
+    scan_attachment,
+    suggest_severity,
+)
+from journalist_client.iocs.match import dedupe
+from journalist_client.iocs.stix import MAX_BUNDLE_BYTES
+from journalist_client.records import (
+    FamilyCount,
+    IndicatorFileInfo,
+    IndicatorListing,
+    IndicatorMatch,
+    MvtClaim,
+    SeveritySuggestion,
+    UnsupportedPattern,
+)
+from journalist_client.vault import Vault, now, today
+from keys import fs
+from keys.age import AgeError, decrypt_stream
+
+__all__ = [
+    "IndicatorError",
+    "ImportOutcome",
+    "claims_of",
+    "import_file",
+    "list_files",
+    "match_item",
+    "matches_of",
+    "problems_of",
+    "remove_file",
+    "rescan",
+    "set_decision",
+    "sightings",
+    "suggestion_of",
+]
+
+# An attachment larger than this is not decrypted for scanning (its hash still is
+# matched): the scan holds it in memory. The server's own limit is lower by default.
+MAX_SCAN_BYTES: Final = 256 * 1024 * 1024
+_INDEX: Final = "ioc_index"
+_KINDS: Final = {k.value: k for k in Kind}
+
+
+class IndicatorError(ValueError):
+    """An indicator file cannot be imported or removed; the message says why."""
+
+
+# --- indicator files ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What :func:`import_file` did."""
+
+    info: IndicatorFileInfo
+    status: Literal["new", "replaced", "unchanged"]
+    previous_sha256: str  # of the file replaced; empty when new
+
+
+def _check_name(name: str) -> str:
+    if not 1 <= len(name) <= 255 or not name.isprintable() or name.startswith("."):
+        raise IndicatorError(f"{name[:60]!r}: an indicator file's name must be 1 to 255 "
+                             "printable characters, not starting with a dot")
+    return name
+
+
+def import_file(vault: Vault, path: str | os.PathLike[str]) -> ImportOutcome:
+    """Store the indicators of one STIX 2.1 bundle under its file name.
+
+    A file of that name already in the vault is replaced, with its matches (run
+    :func:`rescan` to match again); the same bytes again change nothing.
+    """
+    name = _check_name(Path(path).name)
+    with open(path, "rb") as f:
+        data = f.read(MAX_BUNDLE_BYTES + 1)
+    sha256 = hashlib.sha256(data).hexdigest()
+    conn = vault.conn
+    old = conn.execute("SELECT sha256 FROM ioc_files WHERE name = ?", (name,)).fetchone()
+    if old is not None and old[0] == sha256:
+        return ImportOutcome(_file_info(conn, name), "unchanged", sha256)
+    try:
+        bundle = load_bundle(data, name)
+    except BundleError as e:
+        raise IndicatorError(f"{name}: {e}. Nothing was imported.") from None
+    del data
+    _delete_file_rows(conn, name)
+    conn.executemany(
+        "INSERT INTO ioc_indicators (file, kind, value, family, indicator_id, stix_key, refs) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ((name, i.kind.value, i.value, i.family, i.indicator_id, i.stix_key,
+          json.dumps(i.references, ensure_ascii=False) if i.references else "")
+         for i in bundle.indicators))
+    conn.executemany(
+        "INSERT INTO ioc_unsupported (file, indicator_id, pattern, reason, family) "
+        "VALUES (?, ?, ?, ?, ?)",
+        ((name, u.indicator_id, u.pattern, u.reason, u.family) for u in bundle.unsupported))
+    families = {family: [count, 0] for family, count in bundle.families().items()}
+    for u in bundle.unsupported:
+        families.setdefault(u.family, [0, 0])[1] += 1
+    conn.execute("INSERT INTO ioc_files (name, sha256, imported_day, indicators, unsupported, "
+                 "families) VALUES (?, ?, ?, ?, ?, ?)",
+                 (name, sha256, today(), len(bundle.indicators), len(bundle.unsupported),
+                  json.dumps(families, ensure_ascii=False)))
+    if old is not None:
+        _refresh_suggestions(conn)  # the replaced file's matches are gone
+    _audit(vault, "iocs import", f"{name} {old[0]}" if old else "", f"{name} {sha256}")
+    return ImportOutcome(_file_info(conn, name), "new" if old is None else "replaced",
+                         old[0] if old else "")
+
+
+def remove_file(vault: Vault, name: str) -> IndicatorFileInfo:
+    """Remove one indicator file, its indicators and the matches they made."""
+    conn = vault.conn
+    if conn.execute("SELECT 1 FROM ioc_files WHERE name = ?", (name,)).fetchone() is None:
+        raise IndicatorError(f"no indicator file named {name[:80]!r} (see `iocs list`)")
+    info = _file_info(conn, name)
+    _delete_file_rows(conn, name)
+    _refresh_suggestions(conn)
+    _audit(vault, "iocs remove", f"{name} {info.sha256}", "")
+    return info
+
+
+def _delete_file_rows(conn: sqlite3.Connection, name: str) -> None:
+    for table in ("ioc_files", "ioc_indicators", "ioc_unsupported", "ioc_matches"):
+        column = "name" if table == "ioc_files" else "file"
+        conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608 - fixed names
+
+
+def _audit(vault: Vault, what: str, old: str, new: str) -> None:
+    # Vault-wide history (item_id ''), as trust-server records its key.
+    vault.conn.execute("INSERT INTO history (item_id, at, who, field, old, new) "
+                       "VALUES ('', ?, ?, ?, ?, ?)", (now(), vault.user, what, old, new))
+    vault.cache.pop(_INDEX, None)
+    vault.changed()
+
+
+def _family_counts(counts: dict[str, list[int]]) -> tuple[FamilyCount, ...]:
+    return tuple(FamilyCount(family=f, indicators=c[0], unsupported=c[1])
+                 for f, c in sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0])))
+
+
+def _file_info(conn: sqlite3.Connection, name: str) -> IndicatorFileInfo:
+    sha256, day, indicators, unsupported, families = conn.execute(
+        "SELECT sha256, imported_day, indicators, unsupported, families FROM ioc_files "
+        "WHERE name = ?", (name,)).fetchone()
+    return IndicatorFileInfo(name=name, sha256=sha256, imported_day=day, indicators=indicators,
+                             unsupported=unsupported,
+                             families=_family_counts(json.loads(families)))
+
+
+def list_files(vault: Vault, *, unsupported: bool = False) -> IndicatorListing:
+    """Every indicator file with its counts, the families across files and, if asked,
+    every pattern the matcher set aside."""
+    conn = vault.conn
+    names = [n for (n,) in conn.execute("SELECT name FROM ioc_files ORDER BY name")]
+    patterns: tuple[UnsupportedPattern, ...] = ()
+    if unsupported:
+        patterns = tuple(
+            UnsupportedPattern(file=f, indicator_id=i, family=fam, pattern=p, reason=r)
+            for f, i, fam, p, r in conn.execute(
+                "SELECT file, indicator_id, family, pattern, reason FROM ioc_unsupported "
+                "ORDER BY file, rowid"))
+    files = tuple(_file_info(conn, n) for n in names)
+    across: dict[str, list[int]] = {}
+    for f in files:
+        for c in f.families:
+            total = across.setdefault(c.family, [0, 0])
+            total[0] += c.indicators
+            total[1] += c.unsupported
+    return IndicatorListing(files=files, families=_family_counts(across), unsupported=patterns)
+
+
+# --- the index ------------------------------------------------------------------------
+
+def _indicators(conn: sqlite3.Connection) -> Iterator[Indicator]:
+    # Rows straight into named tuples: the family's references are one JSON text shared
+    # by most rows, decoded once.
+    refs_of: dict[str, tuple[str, ...]] = {"": ()}
+    for file, kind, value, family, indicator_id, stix_key, refs in conn.execute(
+            "SELECT file, kind, value, family, indicator_id, stix_key, refs "
+            "FROM ioc_indicators"):
+        references = refs_of.get(refs)
+        if references is None:
+            references = refs_of[refs] = tuple(json.loads(refs))
+        yield Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key, references)
+
+
+def _index(vault: Vault) -> IndicatorIndex:
+    index = vault.cache.get(_INDEX)
+    if not isinstance(index, IndicatorIndex):
+        index = vault.cache[_INDEX] = IndicatorIndex.build(_indicators(vault.conn))
+        # Built once per run and kept (journalist_client.iocs): out of the cyclic GC's
+        # reach, full collections no longer walk a million tuples. Reference counting
+        # still frees it when the index is dropped.
+        gc.freeze()
+    return index
+
+
+# --- matching -------------------------------------------------------------------------
+
+def _text_fields(item_type: str, doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every field a source wrote, labelled as ``show`` labels it."""
+    if item_type != "report":
+        return [("message", doc["message"])]
+    a = doc["answers"]
+    fields = [("description", a["description"]), ("links", a["indicators"]["links"]),
+              ("senders", a["indicators"]["senders"]),
+              ("messages", a["indicators"]["messages"]),
+              ("device details", a["device_details"]), ("incident date", a["incident_date"])]
+    if "referral" in doc:
+        fields.append(("referral note", doc["referral"]["note"]))
+    return fields
+
+
+def _decrypt_attachment(vault: Vault, file: str) -> bytes:
+    # In memory only: nothing decrypted from an attachment reaches the disk.
+    with open(fs.safe_join(vault.dir("files"), file), "rb") as f:
+        return b"".join(decrypt_stream(f, [vault.keys.identity], armored=False))
+
+
+def _scan(vault: Vault, item_id: str, item_type: str, doc: dict[str, Any],
+          index: IndicatorIndex) -> tuple[list[Match], list[Claim], list[str]]:
+    matches: list[Match] = []
+    claims: list[Claim] = []
+    problems: list[str] = []
+    for label, text in _text_fields(item_type, doc):
+        if not text:
+            continue
+        try:
+            matches += index.scan_text(text, Location(label))
+        except ExtractError as e:
+            problems.append(f"{label}: not scanned ({e})")
+    rows = vault.conn.execute("SELECT name, size, sha256, file FROM attachments "
+                              "WHERE item_id = ? ORDER BY n", (item_id,)).fetchall()
+    for name, size, sha256, file in rows:
+        matches += index.match_hash(sha256, Location("attachment sha256", name))
+        if size > MAX_SCAN_BYTES:
+            problems.append(f"attachment {name}: not scanned (larger than "
+                            f"{MAX_SCAN_BYTES >> 20} MiB)")
+            continue
+        try:
+            data = _decrypt_attachment(vault, file)
+        except (AgeError, OSError) as e:
+            problems.append(f"attachment {name}: cannot be decrypted ({type(e).__name__})")
+            continue
+        scan = scan_attachment(index, name, data, Location("attachment", name))
+        matches += scan.matches
+        claims += scan.claims
+        problems += [_problem(p) for p in scan.problems]
+    return dedupe(matches), claims, problems
+
+
+def _problem(p: Problem) -> str:
+    return f"{p.location}: {p.reason}"
+
+
+def match_item(vault: Vault, item_id: str) -> int:
+    """Match one stored item against every indicator; replace what was stored for it.
+
+    Returns the number of matches. Called by the importer for each new item.
+    """
+    conn = vault.conn
+    item_type, raw = conn.execute("SELECT type, doc FROM items WHERE id = ?",
+                                  (item_id,)).fetchone()
+    matches, claims, problems = _scan(vault, item_id, item_type, json.loads(raw),
+                                      _index(vault))
+    _store(conn, item_id, matches, claims, problems)
+    vault.changed()
+    return len(matches)
+
+
+def _location(where: Location) -> tuple[str, str | None, str]:
+    return where.field, where.attachment, json.dumps(where.path, ensure_ascii=False)
+
+
+def _store(conn: sqlite3.Connection, item_id: str, matches: list[Match],
+           claims: list[Claim], problems: list[str]) -> None:
+    conn.execute("DELETE FROM ioc_matches WHERE item_id = ?", (item_id,))
+    conn.execute("DELETE FROM ioc_claims WHERE item_id = ?", (item_id,))
+    conn.executemany(
+        "INSERT INTO ioc_matches (item_id, file, indicator_id, kind, value, family, stix_key, "
+        "refs, candidate, how, field, attachment, path, device_output) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ((item_id, m.indicator.source_file, m.indicator.indicator_id, m.indicator.kind.value,
+          m.indicator.value, m.indicator.family, m.indicator.stix_key,
+          json.dumps(m.indicator.references, ensure_ascii=False), m.candidate, m.how,
+          *_location(m.location), int(m.location.device_output)) for m in matches))
+    conn.executemany(
+        "INSERT INTO ioc_claims (item_id, module, level, message, indicator_value, "
+        "indicator_type, family, stix2_file_name, mvt_format, field, attachment, path) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ((item_id, c.module, c.level, c.message, c.indicator_value, c.indicator_type,
+          c.family, c.stix2_file_name, c.mvt_format, *_location(c.location))
+         for c in claims))
+    conn.execute("INSERT INTO ioc_scans (item_id, problems, suggestion, confidence, reason, "
+                 "decision) VALUES (?, ?, '', '', '', '') ON CONFLICT (item_id) DO UPDATE "
+                 "SET problems = excluded.problems",
+                 (item_id, json.dumps(problems, ensure_ascii=False)))
+    _suggest(conn, item_id)
+    # A follow-up's matches count for its report (the case): MVT output often comes later.
+    report = conn.execute(
+        "SELECT r.id FROM items f JOIN items r ON r.reply_recipient = f.reply_recipient "
+        "AND r.type = 'report' WHERE f.id = ? AND f.type = 'followup' ORDER BY r.n LIMIT 1",
+        (item_id,)).fetchone()
+    if report is not None and conn.execute("SELECT 1 FROM ioc_scans WHERE item_id = ?",
+                                           report).fetchone():
+        _suggest(conn, report[0])
+
+
+def _suggest(conn: sqlite3.Connection, item_id: str) -> None:
+    """The suggested severity of one item from the stored matches and claims of its case
+    (a report and its follow-ups; a follow-up alone)."""
+    # The item itself, and if it is a report, its follow-ups.
+    case = (item_id, item_id)
+    matches = [_as_match(r) for r in conn.execute(
+        "SELECT file, indicator_id, kind, value, family, stix_key, refs, candidate, how, "
+        "field, attachment, path, device_output FROM ioc_matches WHERE item_id = ? OR "
+        "item_id IN (SELECT f.id FROM items r JOIN items f ON f.reply_recipient = "
+        "r.reply_recipient AND f.type = 'followup' WHERE r.id = ? AND r.type = 'report')",
+        case)]
+    claims = [_as_claim(r) for r in conn.execute(
+        "SELECT module, level, message, indicator_value, indicator_type, family, "
+        "stix2_file_name, mvt_format, field, attachment, path FROM ioc_claims WHERE "
+        "item_id = ? OR item_id IN (SELECT f.id FROM items r JOIN items f ON "
+        "f.reply_recipient = r.reply_recipient AND f.type = 'followup' "
+        "WHERE r.id = ? AND r.type = 'report')", case)]
+    suggestion = suggest_severity(matches, claims)
+    level = suggestion.level if suggestion else ""
+    # The triager's decision stands while the suggestion it was about stands.
+    conn.execute("UPDATE ioc_scans SET decision = CASE WHEN suggestion = ? THEN decision "
+                 "ELSE '' END, suggestion = ?, confidence = ?, reason = ? WHERE item_id = ?",
+                 (level, level, suggestion.confidence if suggestion else "",
+                  suggestion.reason if suggestion else "", item_id))
+
+
+def _refresh_suggestions(conn: sqlite3.Connection) -> None:
+    """After matches were deleted (a file removed or replaced): every suggestion again."""
+    for (item_id,) in conn.execute("SELECT item_id FROM ioc_scans").fetchall():
+        _suggest(conn, item_id)
+
+
+def _as_match(row: tuple[Any, ...]) -> Match:
+    (file, indicator_id, kind, value, family, stix_key, refs, candidate, how, field,
+     attachment, path, device) = row
+    indicator = Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key,
+                          tuple(json.loads(refs)))
+    return Match(indicator, candidate, Location(field, attachment, tuple(json.loads(path)),
+                                                bool(device)), how)
+
+
+def _as_claim(row: tuple[Any, ...]) -> Claim:
+    (module, level, message, value, kind, family, stix_file, fmt, field, attachment,
+     path) = row
+    return Claim(Location(field, attachment, tuple(json.loads(path)), True), module, level,
+                 message, value, kind, family, stix_file, fmt)
+
+
+def rescan(vault: Vault, *, progress: bool | None = None) -> tuple[int, int]:
+    """Match every item in the vault again (after indicators changed).
+
+    Returns (items scanned, items with at least one match). The progress bar shows on
+    a terminal only (``progress=None``); ``False`` hides it.
+    """
+    conn = vault.conn
+    index = _index(vault)
+    rows = conn.execute("SELECT id, type, doc FROM items ORDER BY n").fetchall()
+    matched = 0
+    # disable=None: tqdm draws on stderr only when it is a terminal.
+    for item_id, item_type, raw in tqdm(rows, desc="rescanning", unit="item",
+                                        disable=progress is False or None, leave=False):
+        matches, claims, problems = _scan(vault, item_id, item_type, json.loads(raw), index)
+        _store(conn, item_id, matches, claims, problems)
+        matched += bool(matches)
+    vault.changed()
+    return len(rows), matched
+
+
+# --- reading results back -------------------------------------------------------------
+
+def matches_of(conn: sqlite3.Connection, item_id: str) -> tuple[IndicatorMatch, ...]:
+    rows = conn.execute(
+        "SELECT value, kind, family, file, indicator_id, stix_key, refs, candidate, how, "
+        "field, attachment, path, device_output FROM ioc_matches WHERE item_id = ? ORDER BY n",
+        (item_id,))
+    return tuple(
+        IndicatorMatch(value=value, kind=kind, family=family, source_file=file,
+                       indicator_id=indicator_id, stix_key=stix_key,
+                       references=tuple(json.loads(refs)), candidate=candidate, how=how,
+                       field=field, attachment=attachment, path=tuple(json.loads(path)),
+                       device_output=bool(device))
+        for (value, kind, family, file, indicator_id, stix_key, refs, candidate, how, field,
+             attachment, path, device) in rows)
+
+
+def claims_of(conn: sqlite3.Connection, item_id: str) -> tuple[MvtClaim, ...]:
+    rows = conn.execute(
+        "SELECT module, level, message, indicator_value, indicator_type, family, "
+        "stix2_file_name, mvt_format, field, attachment, path FROM ioc_claims "
+        "WHERE item_id = ? ORDER BY n", (item_id,))
+    return tuple(
+        MvtClaim(module=module, level=level, message=message, indicator_value=value,
+                 indicator_type=kind, family=family, stix2_file_name=stix_file,
+                 mvt_format=fmt, field=field, attachment=attachment,
+                 path=tuple(json.loads(path)))
+        for (module, level, message, value, kind, family, stix_file, fmt, field, attachment,
+             path) in rows)
+
+
+def suggestion_of(conn: sqlite3.Connection, item_id: str) -> SeveritySuggestion | None:
+    row = conn.execute("SELECT suggestion, confidence, reason, decision FROM ioc_scans "
+                       "WHERE item_id = ?", (item_id,)).fetchone()
+    if row is None or not row[0]:
+        return None
+    return SeveritySuggestion(level=row[0], confidence=row[1], reason=row[2], decision=row[3])
+
+
+def set_decision(conn: sqlite3.Connection, item_id: str, decision: str) -> None:
+    conn.execute("UPDATE ioc_scans SET decision = ? WHERE item_id = ?", (decision, item_id))
+
+
+def sightings(vault: Vault, *, since: dt.date, until: dt.date
+              ) -> list[tuple[Indicator, int, dt.date, dt.date]]:
+    """The published indicators seen in items received from ``since`` to ``until``
+    (inclusive): ``(indicator, items it was found in, first day, last day)``.
+
+    For ``iocs export``: the four fields of journalist_client.iocs.share.Seen, in its
+    order. Only the indicator and days leave here: no item id, no text, no file name
+    of the reporter's, no date finer than the day the server recorded.
+    """
+    rows = vault.conn.execute(
+        "SELECT m.file, m.indicator_id, m.kind, m.value, m.family, m.stix_key, m.refs, "
+        "count(DISTINCT m.item_id), min(i.received_day), max(i.received_day) "
+        "FROM ioc_matches m JOIN items i ON i.id = m.item_id "
+        "WHERE i.received_day BETWEEN ? AND ? "
+        "GROUP BY m.file, m.indicator_id, m.kind, m.value, m.family "
+        "ORDER BY m.file, m.indicator_id", (since.isoformat(), until.isoformat()))
+    return [(Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key,
+                       tuple(json.loads(refs))), count, dt.date.fromisoformat(first),
+             dt.date.fromisoformat(last))
+            for (file, indicator_id, kind, value, family, stix_key, refs, count, first,
+                 last) in rows]
+
+
+def problems_of(conn: sqlite3.Connection, item_id: str) -> tuple[str, ...]:
+    row = conn.execute("SELECT problems FROM ioc_scans WHERE item_id = ?",
+                       (item_id,)).fetchone()
+    return () if row is None else tuple(json.loads(row[0]))

@@ -1,0 +1,170 @@
+"""Find indicator candidates in text people paste: Arabic, French and English.
+
+Scope: a string in, :class:`Candidate` values out (URLs, domains, emails, IPv4
+addresses, phone numbers, md5/sha1/sha256 hashes). Nothing is looked up, resolved or
+expanded: a shortened link is a candidate as given.
+
+Before searching, a copy of the text is prepared:
+
+* bidirectional marks (LRM, RLM, ALM, embeddings, isolates) become spaces, so the
+  marks an Arabic editor puts around a Latin link delimit it; zero-width characters
+  are removed;
+* NFKC folds full-width letters and the ideographic full stops that IDNA treats as dots;
+* a space is put between Arabic-script and Latin letters, which IDNA never lets share a
+  label (``الرابطevil.com`` → ``الرابط evil.com``);
+* defanging is undone: ``hxxp(s)``, ``[.]``, ``(.)``, ``{.}``, ``[dot]``, ``(dot)``,
+  ``[at]``, ``(at)``, ``[@]``, ``[:]``.
+
+Hosts are returned as A-labels (:func:`normalise_domain`). Phone numbers: every Unicode
+decimal digit (Arabic-Indic too) becomes ASCII; a number written with ``+`` or ``00``
+is returned as ``+`` and its digits (the country prefix as given); a local number
+(starting with one ``0``) is returned as its digits, with no country assumed, because
+the text does not say which country. Phone numbers are candidates for the triager; no
+STIX key MVT understands holds one, so the matcher does not look them up.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+from journalist_client.iocs.normalise import normalise_domain, normalise_url
+
+__all__ = ["MAX_TEXT_CHARS", "Candidate", "CandidateKind", "ExtractError", "extract"]
+
+# Report fields are bounded by the server; attachments are cut to this by the caller.
+MAX_TEXT_CHARS = 4 * 1024 * 1024
+
+
+class ExtractError(ValueError):
+    """The text is larger than :data:`MAX_TEXT_CHARS`."""
+
+
+class CandidateKind(StrEnum):
+    URL = "url"
+    DOMAIN = "domain"
+    EMAIL = "email"
+    IPV4 = "ipv4"
+    PHONE = "phone"
+    HASH = "hash"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A normalised value found in text, with the text it came from."""
+
+    kind: CandidateKind
+    value: str
+    raw: str
+
+
+_BIDI = dict.fromkeys(
+    [0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], " "
+)
+_ZERO_WIDTH = dict.fromkeys([0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD], None)
+_TRANSLATE: dict[int, str | None] = {**_BIDI, **_ZERO_WIDTH, 0x3002: ".", 0xFF61: "."}
+# str.translate looks up every character; a character class finds the few to change.
+_SPECIAL = re.compile("[" + "".join(re.escape(chr(c)) for c in _TRANSLATE) + "]")
+
+_ARABIC = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"
+# Written without look-behind so the engine can skip ahead to a candidate character.
+_SCRIPT_BREAK = re.compile(rf"([{_ARABIC}])(?=[A-Za-z0-9])|([A-Za-z0-9])(?=[{_ARABIC}])")
+
+_SCHEME = re.compile(r"\bh(?:xx|\*\*|tt)p(s?)(?:\[:\]|:)//", re.IGNORECASE)
+_BRACKETED = re.compile(r"\s?[\[({]\s*(\.|dot|@|at|:)\s*[\])}]\s?", re.IGNORECASE)
+_UNBRACKET = {".": ".", "dot": ".", "@": "@", "at": "@", ":": ":"}
+
+# Characters that end a URL in running text: whitespace, quotes, brackets, French
+# guillemets, Arabic comma/semicolon/question mark.
+_URL = re.compile(r"""\b(?:https?|ftp)://[^\s<>"'`«»“”‘’()\[\]{}،؛؟|\\^]+""", re.IGNORECASE)
+_URL_TRAILING = ".,;:!?*~'\"-_"
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+_TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
+_HOST = rf"(?:{_LABEL}\.)+{_TLD}"
+_DOMAIN = re.compile(rf"(?<![\w.-])({_HOST})(?![\w-])", re.IGNORECASE)
+_EMAIL = re.compile(rf"(?<![\w.+-])([\w.+-]{{1,64}})@({_HOST})(?![\w-])", re.IGNORECASE)
+# Not glued to a longer token ("not1.2.3.4", "1.2.3.4.5", "1.2.3.4.evil.net");
+# a full stop may end it.
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)", re.ASCII)
+# A whole word of hex digits (the three lengths are checked after the match).
+_HASH = re.compile(r"\b[0-9A-Fa-f]{32,64}\b")
+_HASH_LENGTHS = frozenset({32, 40, 64})
+_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d \u00a0().-]{6,20}\d(?!\w)")
+
+
+def _prepare(text: str) -> str:
+    text = _SPECIAL.sub(lambda m: _TRANSLATE[ord(m.group())] or "", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = _SCRIPT_BREAK.sub(r"\1\2 ", text)
+    if "//" in text:
+        text = _SCHEME.sub(r"http\1://", text)
+    if "[" in text or "(" in text or "{" in text:
+        text = _BRACKETED.sub(lambda m: _UNBRACKET[m.group(1).lower()], text)
+    return text
+
+
+def _phone(raw: str) -> str | None:
+    raw = "".join(str(unicodedata.digit(c)) if c.isdecimal() else c for c in raw.strip())
+    digits = "".join(c for c in raw if c.isdecimal())
+    if raw.startswith("+"):
+        international = digits
+    elif raw.startswith("00"):
+        international = digits[2:]
+    elif raw.startswith("0"):
+        return digits if 8 <= len(digits) <= 12 else None
+    else:
+        return None
+    return "+" + international if 8 <= len(international) <= 15 else None
+
+
+def _inside(spans: list[tuple[int, int]], position: int) -> bool:
+    """Whether ``position`` falls in one of the sorted, disjoint ``spans``."""
+    at = bisect.bisect_right(spans, (position, _END)) - 1
+    return at >= 0 and spans[at][0] <= position < spans[at][1]
+
+
+_END = 2**63
+
+
+def extract(text: str) -> list[Candidate]:
+    """Every candidate in ``text``, in order of kind then position, without repeats."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ExtractError(f"text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+    prepared = _prepare(text)
+    found: dict[tuple[CandidateKind, str], Candidate] = {}
+
+    def add(kind: CandidateKind, value: str | None, raw: str) -> None:
+        if value is not None:
+            found.setdefault((kind, value), Candidate(kind, value, raw))
+
+    url_spans: list[tuple[int, int]] = []
+    for m in _URL.finditer(prepared):
+        raw = m.group().rstrip(_URL_TRAILING)
+        add(CandidateKind.URL, normalise_url(raw), raw)
+        url_spans.append(m.span())
+    for m in _EMAIL.finditer(prepared) if "@" in prepared else ():
+        domain = normalise_domain(m.group(2))
+        add(CandidateKind.EMAIL, f"{m.group(1).lower()}@{domain}" if domain else None, m.group())
+    for m in _DOMAIN.finditer(prepared):
+        if _inside(url_spans, m.start()):
+            continue  # a URL's host: the matcher checks it as part of the URL
+        add(CandidateKind.DOMAIN, normalise_domain(m.group(1)), m.group(1))
+    for m in _IPV4.finditer(prepared):
+        try:
+            address = str(ipaddress.IPv4Address(m.group()))
+        except ValueError:
+            continue
+        add(CandidateKind.IPV4, address, m.group())
+    for m in _HASH.finditer(prepared):
+        if len(m.group()) in _HASH_LENGTHS:
+            add(CandidateKind.HASH, m.group().lower(), m.group())
+    for m in _PHONE.finditer(prepared):
+        raw = m.group()
+        if _IPV4.fullmatch(raw.strip()):
+            continue
+        add(CandidateKind.PHONE, _phone(raw), raw)
+    return list(found.values())

@@ -1,0 +1,26 @@
+"""Fixtures for the iocs tests: the shared indicator files, loaded once and indexed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# The builders sit beside the tests (as tests/staff does with staff_helpers). The folder
+# is not called "iocs": pytest's importlib mode names modules from tests/ down, and
+# tests/journalist_client/iocs/ would shadow the real journalist_client.iocs.
+sys.path.insert(0, str(Path(__file__).parent))
+from iocs_builders import SHARED_FILES, shared_bundle  # noqa: E402
+
+from journalist_client.iocs import IndicatorFile, IndicatorIndex  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared() -> dict[str, IndicatorFile]:
+    return {name: shared_bundle(name) for name in SHARED_FILES}
+
+
+@pytest.fixture(scope="session")
+def index(shared: dict[str, IndicatorFile]) -> IndicatorIndex:
+    return IndicatorIndex.build(i for f in shared.values() for i in f.indicators)

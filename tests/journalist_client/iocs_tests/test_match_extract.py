@@ -1,0 +1,186 @@
+"""Matching semantics (domains, PSL, IDN, URLs, paths, processes) and text extraction."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from iocs_builders import bundle
+
+from journalist_client.iocs import (
+    CandidateKind,
+    ExtractError,
+    IndicatorIndex,
+    Kind,
+    Location,
+    extract,
+    load_bundle,
+)
+from journalist_client.iocs.extract import MAX_TEXT_CHARS
+
+HERE = Location("description")
+
+
+def _index(*patterns: str) -> IndicatorIndex:
+    return IndicatorIndex.build(load_bundle(bundle(list(patterns)), "t.stix2").indicators)
+
+
+def _hits(index: IndicatorIndex, text: str) -> set[str]:
+    return {m.indicator.value for m in index.scan_text(text, HERE)}
+
+
+CYRILLIC = "pegаsus-domain.com"  # the second letter "a" is U+0430, a homograph
+CYRILLIC_A_LABEL = CYRILLIC.encode("idna").decode("ascii")
+DOMAINS = _index("[domain-name:value = 'pegasus-domain.com']",
+                 "[domain-name:value = 'duckdns.org']",
+                 "[domain-name:value = 'c2.example.co.uk']",
+                 f"[domain-name:value = '{CYRILLIC_A_LABEL}']")
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("pegasus-domain.com", True),
+    ("a.b.pegasus-domain.com", True),
+    ("PEGASUS-DOMAIN.COM.", True),
+    ("notpegasus-domain.com", False),
+    ("pegasus-domain.com.evil.net", False),
+    ("pegasus-domain.co", False),
+    ("pegasus-domain-com.net", False),
+])
+def test_domain_semantics(text: str, found: bool) -> None:
+    assert ("pegasus-domain.com" in _hits(DOMAINS, f"see {text} now")) is found
+
+
+def test_public_suffix_indicator_matches_only_itself() -> None:
+    # duckdns.org is a public suffix (PSL private section): every customer's name is
+    # under it, so an indicator for it must not flag them all.
+    assert "duckdns.org" in _hits(DOMAINS, "duckdns.org")
+    assert "duckdns.org" not in _hits(DOMAINS, "someone.duckdns.org")
+    assert "c2.example.co.uk" in _hits(DOMAINS, "x.c2.example.co.uk")
+    assert not _hits(DOMAINS, "example.co.uk")
+
+
+def test_idn_homograph_matches_only_its_own_a_label() -> None:
+    assert CYRILLIC_A_LABEL.startswith("xn--")
+    assert _hits(DOMAINS, f"visit {CYRILLIC}/login") == {CYRILLIC_A_LABEL}
+    assert _hits(DOMAINS, f"visit {CYRILLIC_A_LABEL}") == {CYRILLIC_A_LABEL}
+    assert _hits(DOMAINS, "visit pegasus-domain.com") == {"pegasus-domain.com"}
+    assert _hits(DOMAINS, "visit pegäsus-domain.com") == set()
+
+
+def test_url_exact_and_host() -> None:
+    index = _index("[url:value = 'https://short.example/AbC?x=1']",
+                   "[domain-name:value = 'evil.example']")
+    matches = index.scan_text("got HTTPS://SHORT.EXAMPLE/AbC?x=1 and https://evil.example/p", HERE)
+    assert {(m.indicator.value, m.how) for m in matches} == {
+        ("https://short.example/AbC?x=1", "exact"), ("evil.example", "url-host")}
+    # A shortened link is matched as given, never expanded: another path is another URL.
+    assert _hits(index, "https://short.example/abc?x=1") == set()
+
+
+def test_email_ignores_case_and_is_exact() -> None:
+    index = _index("[email-addr:value = 'Bekker.Fredi@gmail.com']")
+    assert _hits(index, "from BEKKER.FREDI@GMAIL.COM") == {"bekker.fredi@gmail.com"}
+    assert _hits(index, "from xbekker.fredi@gmail.com") == set()
+
+
+def test_paths_processes_and_names() -> None:
+    index = _index("[file:path = '/data/local/tmp/wd/']", "[file:path = '/private/var/a/b']",
+                   "[process:name = 'ReminderIntentsUIExtension']", "[process:name = 'bh']",
+                   "[file:name = 'pe_main.js']")
+    here = Location("attachment", device_output=True)
+    assert {m.how for m in index.match_path("/data/local/tmp/wd/x/y", here)} == {"path-prefix"}
+    assert index.match_path("/data/local/tmp/wdx", here) == []
+    assert index.match_path("/private/var/a/bc", here) == []
+    assert [m.how for m in index.match_path("/tmp/pe_main.js", here)] == ["basename"]
+    assert [m.how for m in index.match_process("ReminderIntents", here)] == []
+    assert [m.how for m in index.match_process("ReminderIntentsU", here)] == ["process-prefix16"]
+    assert [m.how for m in index.match_process("bh", here)] == ["exact"]
+    assert index.match_process("BH", here) == []  # MVT compares process names exactly
+    # In free text, device artefacts are found on token boundaries only.
+    assert _hits(index, "ps shows bh running") == {"bh"}
+    assert _hits(index, "the bhx and abh and bh.y tokens") == set()
+    assert _hits(index, "found /data/local/tmp/wd/run.sh there") == {"/data/local/tmp/wd/"}
+
+
+def test_hashes_by_length_and_app_ids_ignoring_case() -> None:
+    md5, sha256 = "0" * 31 + "1", "ab" * 32
+    index = _index(f"[file:hashes.md5 = '{md5}']", f"[file:hashes.'SHA-256' = '{sha256}']",
+                   "[app:id = 'com.client.appA']")
+    assert _hits(index, f"hash {md5.upper()} and {sha256}") == {md5, sha256}
+    assert _hits(index, "installed com.client.appa today") == {"com.client.appA"}
+    assert _hits(index, "installed com.client.appa.extra today") == set()
+
+
+def test_extract_arabic_french_english_and_defanged() -> None:
+    text = (
+        "وصلتني رسالة فيها الرابط\u200fhxxps://evil[.]example/a?b=c\u200f، من فضلكم تحققوا. "
+        "Le lien « login-secure[.]example » m'est parvenu; "
+        "mail: agent[at]spy(.)example, also 10.0.0[.]1 and الرابطsite.example؛"
+    )
+    got = {(c.kind, c.value) for c in extract(text)}
+    assert (CandidateKind.URL, "https://evil.example/a?b=c") in got
+    assert (CandidateKind.DOMAIN, "login-secure.example") in got
+    assert (CandidateKind.EMAIL, "agent@spy.example") in got
+    assert (CandidateKind.IPV4, "10.0.0.1") in got
+    assert (CandidateKind.DOMAIN, "site.example") in got
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("اتصل بي على +971 50 123 4567", "+971501234567"),
+    ("appelez le 00 33 6 12 34 56 78", "+33612345678"),
+    ("رقمي ٠٥٠١٢٣٤٥٦٧", "0501234567"),
+    ("call (050) 123-4567 please", "0501234567"),
+])
+def test_phone_numbers(text: str, value: str) -> None:
+    phones = [c.value for c in extract(text) if c.kind is CandidateKind.PHONE]
+    assert phones == [value]
+
+
+def test_idn_extracted_as_a_label() -> None:
+    got = {c.value for c in extract("زوروا موقع пример.рф أو bücher.example")}
+    assert {"xn--e1afmkfd.xn--p1ai", "xn--bcher-kva.example"} <= got
+
+
+def test_text_limit() -> None:
+    with pytest.raises(ExtractError):
+        extract("a" * (MAX_TEXT_CHARS + 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
+def test_extract_never_raises_on_any_text(text: str) -> None:
+    for candidate in extract(text):
+        assert candidate.value
+        if candidate.kind in (CandidateKind.DOMAIN, CandidateKind.EMAIL):
+            assert candidate.value.isascii()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["pegasus-domain.com", "hxxps://", "[.]", "[at]", "«", "»",
+                                 "\u200f", "،", " ", "/", "x", "a.b", "@", "١٢٣", "+"]),
+                max_size=30))
+def test_scan_text_on_pasted_fragments(parts: list[str]) -> None:
+    for match in DOMAINS.scan_text("".join(parts), HERE):
+        assert match.indicator.kind in (Kind.DOMAIN, Kind.IPV4)
+        assert match.location == HERE
+
+
+def test_public_suffix_list_comes_from_the_wheel_without_network() -> None:
+    # publicsuffixlist fetches a fresh list only from its separate update module (which
+    # imports requests); the matcher must never load it, nor any HTTP client. (socket
+    # itself is loaded by the standard library's email.utils, for message ids.)
+    code = (
+        "import sys\n"
+        "from journalist_client.iocs import IndicatorIndex, Location, load_bundle\n"
+        "from journalist_client.iocs.match import _psl\n"
+        "assert _psl().privatesuffix('a.b.example.co.uk') == 'example.co.uk'\n"
+        "loaded = [m for m in ('publicsuffixlist.update', 'requests', 'urllib.request',"
+        " 'http.client') if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"

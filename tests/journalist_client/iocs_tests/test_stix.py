@@ -1,0 +1,191 @@
+"""Loading STIX 2.1 bundles: the shared files, every key MVT knows, hostile input."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from iocs_builders import DATA, SHARED_FILES, bundle, shared_bundle
+
+from journalist_client.iocs import BundleError, Kind, load_bundle
+from journalist_client.iocs.stix import DEFAULT_FAMILY, _parse_with_grammar, parse_pattern
+
+# Per-file counts from the rows of tests/data/iocs/SOURCE.md (one per pattern key).
+EXPECTED = {
+    "pegasus.stix2": ("Pegasus", {Kind.DOMAIN: 1438, Kind.EMAIL: 29, Kind.PROCESS: 81,
+                                  Kind.FILE_NAME: 1}),
+    "malware.stix2": ("MercenarySpywareCampaign", {Kind.DOMAIN: 2183, Kind.FILE_PATH: 1,
+                                                   Kind.ANDROID_PROPERTY: 3}),
+    "kingspawn.stix2": ("KingSpawn", {Kind.DOMAIN: 164, Kind.PROCESS: 1, Kind.FILE_PATH: 2}),
+    "candiru.stix2": ("Candiru", {Kind.DOMAIN: 125}),
+    "cellebrite.stix2": ("Cellebrite", {Kind.APP_ID: 1}),
+    "darksword.stix2": ("DarkSword", {Kind.DOMAIN: 10, Kind.IPV4: 3, Kind.FILE_NAME: 7,
+                                      Kind.FILE_PATH: 22, Kind.SHA256: 1}),
+    "rcs.stix2": ("RCSLab", {Kind.DOMAIN: 26, Kind.SHA256: 9, Kind.APP_ID: 5}),
+    "novispy.stix2": ("NoviSpy", {Kind.DOMAIN: 7, Kind.SHA256: 4, Kind.APP_ID: 4,
+                                  Kind.APP_CERT: 3}),
+}
+
+
+def test_every_shared_file_is_expected() -> None:
+    assert sorted(EXPECTED) == SHARED_FILES
+
+
+@pytest.mark.parametrize("name", SHARED_FILES)
+def test_shared_file_loads_with_its_family_and_counts(name: str) -> None:
+    loaded = shared_bundle(name)
+    family, counts = EXPECTED[name]
+    assert loaded.families() == {family: sum(counts.values())}
+    assert Counter(i.kind for i in loaded.indicators) == counts
+    assert loaded.unsupported == ()
+    assert all(i.source_file == name and i.indicator_id.startswith("indicator--")
+               for i in loaded.indicators)
+
+
+@pytest.mark.parametrize("name", SHARED_FILES)
+def test_fast_path_agrees_with_the_oasis_parser_on_every_shared_pattern(name: str) -> None:
+    objects = json.loads((DATA / name).read_bytes())["objects"]
+    patterns = [o["pattern"] for o in objects if o["type"] == "indicator"]
+    for pattern in patterns[:: max(1, len(patterns) // 150)]:
+        assert parse_pattern(pattern) == _parse_with_grammar(pattern), pattern
+
+
+def test_every_key_mvt_understands() -> None:
+    h = "a" * 64
+    patterns = {
+        "[domain-name:value = 'Evil.Example.COM.']": (Kind.DOMAIN, "evil.example.com"),
+        "[ipv4-addr:value = '192.0.2.7']": (Kind.IPV4, "192.0.2.7"),
+        "[url:value = 'HTTPS://Evil.Example/p?a=1&b=2']": (Kind.URL, "https://evil.example/p?a=1&b=2"),
+        "[email-addr:value = 'Spy@Example.COM']": (Kind.EMAIL, "spy@example.com"),
+        "[process:name = 'bh']": (Kind.PROCESS, "bh"),
+        "[file:name = 'x.js']": (Kind.FILE_NAME, "x.js"),
+        "[file:path = '/private/var/x/']": (Kind.FILE_PATH, "/private/var/x/"),
+        "[file:hashes.md5 = '" + "B" * 32 + "']": (Kind.MD5, "b" * 32),
+        "[file:hashes.sha1 = '" + "c" * 40 + "']": (Kind.SHA1, "c" * 40),
+        "[file:hashes.sha256 = '" + h + "']": (Kind.SHA256, h),
+        "[file:hashes.'SHA-256' = '" + "D" * 64 + "']": (Kind.SHA256, "d" * 64),
+        "[app:id = 'com.client.appA']": (Kind.APP_ID, "com.client.appA"),
+        "[app:cert.sha256 = '" + "e" * 64 + "']": (Kind.APP_CERT, "e" * 64),
+        "[app:cert.md5 = '" + "f" * 32 + "']": (Kind.APP_CERT, "f" * 32),
+        "[configuration-profile:id = '1D4A6F3C-0000-4B8E-9C1A-7E2F5D9B1A00']":
+            (Kind.PROFILE_ID, "1D4A6F3C-0000-4B8E-9C1A-7E2F5D9B1A00"),
+        "[android-property:name = 'sys.brand.note']": (Kind.ANDROID_PROPERTY, "sys.brand.note"),
+    }
+    loaded = load_bundle(bundle(list(patterns)), "keys.stix2")
+    assert loaded.unsupported == ()
+    assert [(i.kind, i.value) for i in loaded.indicators] == list(patterns.values())
+    assert loaded.indicators[10].stix_key == "file:hashes.'SHA-256'"
+
+
+@pytest.mark.parametrize(("pattern", "value"), [
+    (r"[url:value = 'https://e.example/?q=a=b&c=d']", "https://e.example/?q=a=b&c=d"),
+    (r"[url:value = 'https://e.example/it\'s']", "https://e.example/it's"),
+    (r"[url:value = 'https://e.example/a\\b']", "https://e.example/a\\b"),
+    (r"[file:name = 'it\'s = \\ fine']", "it's = \\ fine"),
+    (r"[ file:name='no spaces' ]", "no spaces"),
+])
+def test_values_with_quotes_equals_and_escapes(pattern: str, value: str) -> None:
+    parsed = parse_pattern(pattern)
+    assert parsed == _parse_with_grammar(pattern)
+    assert not isinstance(parsed, str)
+    assert parsed[1] == value
+    loaded = load_bundle(bundle([pattern]), "q.stix2")
+    assert loaded.indicators[0].value == value
+
+
+def test_unsupported_patterns_are_counted_and_listed_with_their_reason() -> None:
+    patterns = [
+        "[domain-name:value = 'ok.example']",
+        "[file:name = 'a' AND file:size = 3]",
+        "[domain-name:value = 'a.example'] OR [domain-name:value = 'b.example']",
+        "[file:name LIKE 'evil%']",
+        "[file:name MATCHES '^evil']",
+        "[file:name != 'a']",
+        "[x-custom:thing = 'a']",
+        "[file:name = 'a'] WITHIN 5 SECONDS",
+        "[domain-name:value = 'broken",
+    ]
+    loaded = load_bundle(bundle(patterns), "mixed.stix2")
+    assert [i.value for i in loaded.indicators] == ["ok.example"]
+    assert len(loaded.unsupported) == 8
+    assert [u.pattern for u in loaded.unsupported] == patterns[1:]
+    reasons = [u.reason for u in loaded.unsupported]
+    assert "AND/OR" in reasons[0]
+    assert "observation operator OR" in reasons[1]
+    assert "'LIKE'" in reasons[2]
+    assert "'MATCHES'" in reasons[3]
+    assert "'!='" in reasons[4]
+    assert "not one MVT understands" in reasons[5]
+    assert "qualifier" in reasons[6]
+    assert "not a valid STIX 2.1 pattern" in reasons[7]
+    assert all(u.family == "TestFamily" and u.source_file == "mixed.stix2"
+               for u in loaded.unsupported)
+
+
+def test_family_from_report_then_relationship_then_default() -> None:
+    via_report = load_bundle(bundle(["[domain-name:value = 'r.example']"], "ReportName",
+                                    link="report"), "r.stix2")
+    assert via_report.indicators[0].family == "ReportName"
+    unlinked = load_bundle(bundle(["[domain-name:value = 'u.example']"], link="none"), "u.stix2")
+    assert unlinked.indicators[0].family == DEFAULT_FAMILY
+
+
+def test_report_reference_is_kept() -> None:
+    refs = [{"source_name": "Amnesty", "url": "https://www.amnesty.org/report"},
+            {"source_name": "CVE", "external_id": "CVE-2021-30860"}]
+    loaded = load_bundle(bundle(["[domain-name:value = 'r.example']"], references=refs), "r.stix2")
+    assert loaded.indicators[0].references == ("https://www.amnesty.org/report",
+                                               "CVE: CVE-2021-30860")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"{", "not JSON"),
+    (b'{"type": "bundle", "objects": [], "objects": []}', "duplicate key"),
+    (b'{"type": "bundle", "objects": [NaN]}', "NaN is not JSON"),
+    (b"[]", "not a STIX bundle"),
+    (b'{"type": "bundle"}', "no 'objects' list"),
+    (b'{"type": "bundle", "objects": [1]}', "objects[0] is not a STIX object"),
+    (b'{"type": "bundle", "objects": [{"type": "indicator"}]}', "no string 'id'"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+])
+def test_hostile_bundles_raise_bundle_error(data: bytes, message: str) -> None:
+    with pytest.raises(BundleError, match=re.escape(message)):
+        load_bundle(data, "bad.stix2")
+
+
+def test_size_limit() -> None:
+    with pytest.raises(BundleError, match="limit"):
+        load_bundle(b" " * 101, "big.stix2", max_bytes=100)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60))
+def test_fast_path_and_parser_agree_on_any_value(value: str) -> None:
+    literal = value.replace("\\", "\\\\").replace("'", "\\'")
+    pattern = f"[file:name = '{literal}']"
+    fast = parse_pattern(pattern)
+    assert fast == _parse_with_grammar(pattern)
+    assert fast == (Kind.FILE_NAME, value, "file:name")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_bytes_give_a_file_or_bundle_error(data: bytes) -> None:
+    outcome: object
+    try:
+        outcome = load_bundle(data, "fuzz.stix2").source_file
+    except BundleError as exc:
+        outcome = str(exc)
+    assert outcome  # a loaded file, or a refusal that says why; nothing else escapes
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=80))
+def test_any_pattern_text_is_parsed_or_set_aside(pattern: str) -> None:
+    loaded = load_bundle(bundle([pattern]), "fuzz.stix2")
+    assert len(loaded.indicators) + len(loaded.unsupported) == 1
