@@ -65,7 +65,8 @@ def test_misp_event_loads_in_pymisp_with_types_categories_and_family_tags() -> N
     data = build_misp([*seen, _candidate()], since=SINCE, until=UNTIL)
     event = MISPEvent()
     event.load(json.dumps(data))
-    assert event.info and str(event.date) == UNTIL.isoformat()
+    assert event.info
+    assert str(event.date) == UNTIL.isoformat()
     mappings = event.describe_types["category_type_mappings"]
     values = {a.value: a for a in event.attributes}
     assert len(values) == len(seen) + 1
