@@ -357,10 +357,22 @@ class _Scanner:
         in a form that does not contain it (defanged, Unicode) stays at the file.
         """
         matches = self.index.scan_text("\n".join(v for _, v in batch), where)
-        lowered = [(p, v.lower()) for p, v in batch] if matches else []
+        lowered = [(p, v, v.lower()) for p, v in batch] if matches else []
+        # Containing the candidate is not matching it ("/a/b.txt" is inside "/a/b.txtx"):
+        # a string that contains it is scanned alone (rare: only strings holding a
+        # match) and the match pinned there only if that scan finds the indicator too.
+        alone: dict[str, set[tuple[str, str]]] = {}
         for match in matches:
             needle = match.candidate.lower()
-            pointers = [p for p, v in lowered if needle in v]
+            wanted = match.key[:2]
+            pointers = []
+            for pointer, value, low in lowered:
+                if needle not in low:
+                    continue
+                if pointer not in alone:
+                    alone[pointer] = {m.key[:2] for m in self.index.scan_text(value, where)}
+                if wanted in alone[pointer]:
+                    pointers.append(pointer)
             if not pointers:
                 self.result.matches.append(match)
             for pointer in pointers:

@@ -293,3 +293,17 @@ def test_scan_attachment_never_raises(name: str, data: bytes) -> None:
     index = IndicatorIndex()
     scan = scan_attachment(index, name, data, Location("attachment", name))
     assert scan.matches == []
+
+
+def test_a_record_that_only_contains_a_match_is_not_pinned_with_it(index: IndicatorIndex) -> None:
+    # Found by the peer comparison with mvt check-iocs: the batched text search pinned
+    # a match to every string containing its candidate, so "/a/b.txtx" was flagged with
+    # the indicator "/a/b.txt" of the record before it.
+    path = "/private/var/Keychains/keychain_dump.txt"
+    records = [{"isodate": "2024-05-01 10:00:00.000000", "path": path},
+               {"isodate": "2024-05-01 10:00:00.000000", "path": path + "x"}]
+    data = zip_bytes({"r/info.json": b'{"mvt_version": "2026.7.29"}',
+                      "r/aqf_files.json": json.dumps(records).encode()})
+    scan = scan_attachment(index, "mvt.zip", data, Location("attachment", "mvt.zip"))
+    pointers = {m.location.path[1] for m in scan.matches if m.indicator.value == path}
+    assert pointers == {"/0/path"}
