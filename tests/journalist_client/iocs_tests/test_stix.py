@@ -197,8 +197,8 @@ def test_any_pattern_text_is_parsed_or_set_aside(pattern: str) -> None:
 
 
 @pytest.mark.parametrize("data", [
-    # A duplicate key deep inside an object, and one hidden behind an escaped colon
-    # (the fast decoder's colon count alone would not see it).
+    # A duplicate key deep inside an object, one beside an escaped colon, one in a
+    # nested list: the strict decoder refuses them wherever they are.
     b'{"type": "bundle", "objects": [{"type": "x", "id": "a", "id": "b"}]}',
     b'{"type": "bundle", "objects": [{"type": "x", "id": "a\\u003a", "z": 1, "z": 2}]}',
     b'{"type": "bundle", "objects": [{"type": "x", "id": "a", "e": [{"k": 1, "k": 1}]}]}',
