@@ -158,7 +158,7 @@ def read_zip(data: bytes, limits: Limits = Limits(),
                     f"entry {info.filename!r} compression ratio over {limits.max_ratio}")
             budget.take(info.file_size)
             try:
-                with archive.open(info) as stream:
+                with archive.open(info, "r") as stream:  # read mode, said for the fs audit
                     # Never trust the declared size: read one byte past it at most.
                     content = stream.read(info.file_size + 1)
             except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError,
@@ -356,14 +356,34 @@ class _Scanner:
         placed at the strings that contain its candidate (ignoring case); one written
         in a form that does not contain it (defanged, Unicode) stays at the file.
         """
-        matches = self.index.scan_text("\n".join(v for _, v in batch), where)
-        lowered = [(p, v.lower()) for p, v in batch] if matches else []
+        # Records repeat values (the same message, app, date): each distinct value is
+        # searched once and its matches pinned to every pointer holding it.
+        pointers_of: dict[str, list[str]] = {}
+        for pointer, value in batch:
+            pointers_of.setdefault(value, []).append(pointer)
+        matches = self.index.scan_text("\n".join(pointers_of), where)
+        if not matches:
+            return
+        order = {pointer: n for n, (pointer, _) in enumerate(batch)}
+        lowered = [(value, value.lower()) for value in pointers_of]
+        # Containing the candidate is not matching it ("/a/b.txt" is inside "/a/b.txtx"):
+        # a value that contains it is scanned alone (rare: only values holding a
+        # match) and the match pinned there only if that scan finds the indicator too.
+        alone: dict[str, set[tuple[str, str]]] = {}
         for match in matches:
             needle = match.candidate.lower()
-            pointers = [p for p, v in lowered if needle in v]
+            wanted = match.key[:2]
+            pointers: list[str] = []
+            for value, low in lowered:
+                if needle not in low:
+                    continue
+                if value not in alone:
+                    alone[value] = {m.key[:2] for m in self.index.scan_text(value, where)}
+                if wanted in alone[value]:
+                    pointers += pointers_of[value]
             if not pointers:
                 self.result.matches.append(match)
-            for pointer in pointers:
+            for pointer in sorted(pointers, key=order.__getitem__):
                 self.result.matches.append(replace(match, location=where.inside(pointer)))
 
     def claims(self, basename: str, document: Any, where: Location, *, rematch: bool) -> None:

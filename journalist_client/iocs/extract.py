@@ -108,6 +108,12 @@ def _prepare(text: str) -> str:
 
 
 def _phone(raw: str) -> str | None:
+    raw = raw.strip()
+    # Only "+" or a zero (in any script) can begin a number we keep; dates and
+    # counters, which the pattern also finds, stop here.
+    first = raw[:1]
+    if first != "+" and not (first.isdecimal() and unicodedata.digit(first) == 0):
+        return None
     raw = "".join(str(unicodedata.digit(c)) if c.isdecimal() else c for c in raw.strip())
     digits = "".join(c for c in raw if c.isdecimal())
     if raw.startswith("+"):

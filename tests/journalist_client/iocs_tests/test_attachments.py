@@ -293,3 +293,32 @@ def test_scan_attachment_never_raises(name: str, data: bytes) -> None:
     index = IndicatorIndex()
     scan = scan_attachment(index, name, data, Location("attachment", name))
     assert scan.matches == []
+
+
+def test_a_record_that_only_contains_a_match_is_not_pinned_with_it(index: IndicatorIndex) -> None:
+    # Found by the peer comparison with mvt check-iocs: the batched text search pinned
+    # a match to every string containing its candidate, so "/a/b.txtx" was flagged with
+    # the indicator "/a/b.txt" of the record before it.
+    path = "/private/var/Keychains/keychain_dump.txt"
+    records = [{"isodate": "2024-05-01 10:00:00.000000", "path": path},
+               {"isodate": "2024-05-01 10:00:00.000000", "path": path + "x"}]
+    data = zip_bytes({"r/info.json": b'{"mvt_version": "2026.7.29"}',
+                      "r/aqf_files.json": json.dumps(records).encode()})
+    scan = scan_attachment(index, "mvt.zip", data, Location("attachment", "mvt.zip"))
+    pointers = {m.location.path[1] for m in scan.matches if m.indicator.value == path}
+    assert pointers == {"/0/path"}
+
+
+def test_a_value_repeated_in_records_is_pinned_at_every_record(index: IndicatorIndex,
+                                                               shared: dict[str, IndicatorFile]
+                                                               ) -> None:
+    # Each distinct value is searched once; its match must still land at every copy.
+    domain = next(i for i in shared["pegasus.stix2"].indicators if i.kind is Kind.DOMAIN)
+    text = f"colis: https://{domain.value}/t"
+    records = [{"isodate": "2024-05-01 10:00:00.000000", "text": t}
+               for t in (text, "bonjour", text, "+33 6 12 34 56 78", text)]
+    data = zip_bytes({"r/info.json": b'{"mvt_version": "2026.7.29"}',
+                      "r/sms.json": json.dumps(records).encode()})
+    scan = scan_attachment(index, "mvt.zip", data, Location("attachment", "mvt.zip"))
+    pointers = [m.location.path[1] for m in scan.matches if m.indicator == domain]
+    assert pointers == ["/0/text", "/2/text", "/4/text"]

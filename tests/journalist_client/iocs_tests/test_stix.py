@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from iocs_builders import DATA, SHARED_FILES, bundle, shared_bundle
 
 from journalist_client.iocs import BundleError, Kind, load_bundle
-from journalist_client.iocs.stix import DEFAULT_FAMILY, _parse_with_grammar, parse_pattern
+from journalist_client.iocs.stix import (
+    DEFAULT_FAMILY,
+    _normalise_value,
+    _parse_with_grammar,
+    parse_pattern,
+)
 
 # Per-file counts from the rows of tests/data/iocs/SOURCE.md (one per pattern key).
 EXPECTED = {
@@ -189,3 +194,31 @@ def test_any_bytes_give_a_file_or_bundle_error(data: bytes) -> None:
 def test_any_pattern_text_is_parsed_or_set_aside(pattern: str) -> None:
     loaded = load_bundle(bundle([pattern]), "fuzz.stix2")
     assert len(loaded.indicators) + len(loaded.unsupported) == 1
+
+
+@pytest.mark.parametrize("data", [
+    # A duplicate key deep inside an object, one beside an escaped colon, one in a
+    # nested list: the strict decoder refuses them wherever they are.
+    b'{"type": "bundle", "objects": [{"type": "x", "id": "a", "id": "b"}]}',
+    b'{"type": "bundle", "objects": [{"type": "x", "id": "a\\u003a", "z": 1, "z": 2}]}',
+    b'{"type": "bundle", "objects": [{"type": "x", "id": "a", "e": [{"k": 1, "k": 1}]}]}',
+])
+def test_duplicate_keys_anywhere_are_refused(data: bytes) -> None:
+    with pytest.raises(BundleError, match="duplicate key"):
+        load_bundle(data, "dup.stix2")
+
+
+def test_escaped_colon_without_duplicates_loads() -> None:
+    data = bundle(["[url:value = 'https://e.example/a']"]).replace(b"https:", b"https\\u003a")
+    assert [i.value for i in load_bundle(data, "esc.stix2").indicators] == ["https://e.example/a"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aZ.-/ 0é\u0430_"), max_size=30))
+def test_inline_domain_path_agrees_with_parse_and_normalise(value: str) -> None:
+    pattern = f"[domain-name:value = '{value}']"
+    loaded = load_bundle(bundle([pattern]), "d.stix2")
+    parsed = parse_pattern(pattern)
+    expected = None if isinstance(parsed, str) else _normalise_value(parsed[0], parsed[1])
+    got = loaded.indicators[0].value if loaded.indicators else None
+    assert got == expected
