@@ -36,7 +36,7 @@ from journalist_client.display import inert, inert_block
 from journalist_client.draft import edit_draft
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import SEVERITIES, STATUSES
-from keys import fs, process
+from keys import fs, ids, process
 from keys.identity import MIN_PASSPHRASE_CHARS
 
 __all__ = ["CLIError", "main", "parser"]
@@ -578,12 +578,27 @@ def cmd_iocs(args: argparse.Namespace) -> None:
         f = indicators.remove_file(v, args.name)
         v.save()
         _out(f"Removed {inert(f.name)}: {f.indicators} indicator(s) and their matches.")
+    elif args.action == "export":
+        since = _day_option(args.since, "--since")
+        until = _day_option(args.until, "--until") if args.until else dt.datetime.now(
+            dt.UTC).date()
+        count = indicators.export_sightings(v, args.out, since=since, until=until,
+                                            fmt=args.format)
+        _out(f"Wrote {count} indicator(s) seen from {since} to {until} to {args.out} "
+             f"({args.format}): published indicators, counts and days only.")
     elif args.action == "rescan":
         scanned, matched = indicators.rescan(v, progress=None if args.progress else False)
         v.save()
         _out(f"Rescanned {scanned} item(s); {matched} with matches (`list --matched`).")
     else:
         _iocs_list(indicators.list_files(v, unsupported=args.unsupported), args.json)
+
+
+def _day_option(value: str, option: str) -> dt.date:
+    try:
+        return ids.parse_day(value)
+    except ValueError as e:
+        raise CLIError(f"{option}: {e}") from None
 
 
 def _iocs_list(listing: records.IndicatorListing, as_json: bool) -> None:
@@ -778,6 +793,15 @@ def parser() -> argparse.ArgumentParser:
     a = actions.add_parser("remove", parents=[common],
                            help="remove an indicator file and its matches")
     a.add_argument("name", metavar="FILE_NAME")
+    a = actions.add_parser("export", parents=[common],
+                           help="the indicators seen in reports, as STIX 2.1 or MISP, for "
+                                "other helplines (no text, ids, names or times)")
+    a.add_argument("--since", required=True, metavar="YYYY-MM-DD",
+                   help="first day (the day reports were received)")
+    a.add_argument("--until", metavar="YYYY-MM-DD", help="last day (default: today)")
+    a.add_argument("--format", choices=("stix2", "misp"), default="stix2")
+    a.add_argument("--out", required=True, metavar="FILE",
+                   help="a new file (never replaced), mode 0600")
     a = actions.add_parser("rescan", parents=[common],
                            help="match every report again (after an import)")
     a.add_argument("--no-progress", dest="progress", action="store_false")

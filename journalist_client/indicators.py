@@ -70,6 +70,7 @@ __all__ = [
     "IndicatorError",
     "ImportOutcome",
     "claims_of",
+    "export_sightings",
     "import_file",
     "list_files",
     "match_item",
@@ -486,6 +487,31 @@ def sightings(vault: Vault, *, since: dt.date, until: dt.date
              dt.date.fromisoformat(last))
             for (file, indicator_id, kind, value, family, stix_key, refs, count, first,
                  last) in rows]
+
+
+def export_sightings(vault: Vault, out: str | os.PathLike[str], *, since: dt.date,
+                     until: dt.date, fmt: Literal["stix2", "misp"]) -> int:
+    """Write the indicators seen in reports received from ``since`` to ``until`` as a
+    STIX 2.1 bundle of sightings or a MISP event, for other helplines; how many.
+
+    What leaves is what :func:`sightings` returns: published indicators, counts and
+    days. The file is new (never replaces one) and 0600.
+    """
+    if until < since:
+        raise IndicatorError("--until is before --since")
+    # Imported here, not at the top: stix2 loads an HTTP library (requests) that nothing
+    # calls, and only this command needs it.
+    from journalist_client.iocs.share import Seen, build_misp, build_stix2
+
+    seen = [Seen(*row) for row in sightings(vault, since=since, until=until)]
+    build = build_stix2 if fmt == "stix2" else build_misp
+    document = build(seen, since=since, until=until)
+    try:
+        fs.atomic_write_bytes(out, json.dumps(document, ensure_ascii=False,
+                                              indent=1).encode("utf-8"))
+    except (fs.FsError, OSError) as e:
+        raise IndicatorError(f"cannot write {out}: {e}") from None
+    return len(seen)
 
 
 def problems_of(conn: sqlite3.Connection, item_id: str) -> tuple[str, ...]:

@@ -6,4 +6,5 @@
 - ``support.server_process``: the real ``intake-server demo`` process on 127.0.0.1.
 - ``support.checkback``: replies stored beside a running demo, as an operator would.
 - ``support.deploy``: the deploy guide's files and commands.
+- ``support.iocs``: STIX bundles, defanged text and MVT output built for the indicator tests.
 """

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# The builders sit beside the tests (as tests/staff does with staff_helpers). The folder
-# is not called "iocs": pytest's importlib mode names modules from tests/ down, and
-# tests/journalist_client/iocs/ would shadow the real journalist_client.iocs.
-sys.path.insert(0, str(Path(__file__).parent))
-from iocs_builders import SHARED_FILES, shared_bundle  # noqa: E402
-
-from journalist_client.iocs import IndicatorFile, IndicatorIndex  # noqa: E402
+# The folder is not called "iocs": pytest's importlib mode names modules from tests/
+# down, and tests/journalist_client/iocs/ would shadow the real journalist_client.iocs.
+from journalist_client.iocs import IndicatorFile, IndicatorIndex
+from support.iocs import SHARED_FILES, shared_bundle
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from iocs_builders import SHARED_FILES, defang, eml, mvt_zip, record_for, sample, zip_bytes
 
 from journalist_client.iocs import (
     Indicator,
@@ -28,6 +27,7 @@ from journalist_client.iocs import (
     scan_attachment,
     suggest_severity,
 )
+from support.iocs import SHARED_FILES, defang, eml, mvt_zip, record_for, sample, zip_bytes
 
 # Kinds a person can paste in a message; device artefacts come in MVT output or as text.
 MESSAGE_KINDS = {Kind.DOMAIN, Kind.IPV4, Kind.URL, Kind.EMAIL, Kind.SHA256, Kind.SHA1, Kind.MD5}

@@ -8,7 +8,6 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from iocs_builders import bundle
 
 from journalist_client.iocs import (
     CandidateKind,
@@ -20,6 +19,7 @@ from journalist_client.iocs import (
     load_bundle,
 )
 from journalist_client.iocs.extract import MAX_TEXT_CHARS
+from support.iocs import bundle
 
 HERE = Location("description")
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iocs_builders import DATA, SHARED_FILES, sample, shared_bundle, zip_bytes
 
 from journalist_client.iocs import Indicator, IndicatorIndex, Kind, Location, scan_attachment
+from support.iocs import DATA, SHARED_FILES, sample, shared_bundle, zip_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from iocs_builders import bundle
-
 from journalist_client.iocs import Claim, IndicatorIndex, Location, load_bundle, suggest_severity
+from support.iocs import bundle
 
 INDEX = IndicatorIndex.build(load_bundle(bundle([
     "[domain-name:value = 'c2.example']",

@@ -10,12 +10,12 @@ import re
 from datetime import date
 
 import pytest
-from iocs_builders import shared_bundle
 from pymisp import MISPEvent
 from stix2validator import ValidationOptions, validate_instance
 
 from journalist_client.iocs import Indicator, Kind
 from journalist_client.iocs.share import Seen, build_misp, build_stix2
+from support.iocs import shared_bundle
 
 SINCE, UNTIL = date(2026, 11, 1), date(2026, 11, 30)
 CANARY = "CANARY-7f3a"

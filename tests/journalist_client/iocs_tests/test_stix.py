@@ -9,7 +9,6 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from iocs_builders import DATA, SHARED_FILES, bundle, shared_bundle
 
 from journalist_client.iocs import BundleError, Kind, load_bundle
 from journalist_client.iocs.stix import (
@@ -18,6 +17,7 @@ from journalist_client.iocs.stix import (
     _parse_with_grammar,
     parse_pattern,
 )
+from support.iocs import DATA, SHARED_FILES, bundle, shared_bundle
 
 # Per-file counts from the rows of tests/data/iocs/SOURCE.md (one per pattern key).
 EXPECTED = {

@@ -15,6 +15,7 @@ import os
 import pty
 import secrets
 import select
+import stat
 import struct
 import subprocess
 import sys
@@ -25,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iocs_builders import DATA, SHARED_FILES, bundle, defang, mvt_zip, sample, shared_bundle
 
 from journalist_client import indicators
 from journalist_client.iocs import Indicator, IndicatorFile, Kind
 from journalist_client.vault import SCHEMA_VERSION, VaultError, unlock
+from support.iocs import DATA, SHARED_FILES, bundle, defang, mvt_zip, sample, shared_bundle
 
 Run = Callable[..., tuple[int, str, str]]
 NETWORK = {Kind.DOMAIN, Kind.IPV4, Kind.URL, Kind.EMAIL}
@@ -289,9 +290,10 @@ def test_a_vault_from_before_indicators_is_migrated(vault_dir: Path, passfile: P
                                                     run: Run) -> None:
     passphrase = passfile.read_text().splitlines()[0]
     v = unlock(vault_dir, passphrase)
-    # What a vault saved by the client before issue 15 holds: no indicator tables.
+    # What a vault saved by the client before issue 15 holds: no indicator tables (nor
+    # the continuity tables of the migration after them).
     for table in ("ioc_files", "ioc_indicators", "ioc_unsupported", "ioc_matches",
-                  "ioc_claims", "ioc_scans"):
+                  "ioc_claims", "ioc_scans", "expected", "losses"):
         v.conn.execute(f"DROP TABLE {table}")
     v.conn.execute("PRAGMA user_version = 0")
     v.save()
@@ -395,3 +397,46 @@ def test_mvt_output_sent_in_a_follow_up_counts_for_its_report(
         run, "show", report_item.id)
     (m,) = _json(run, "show", followup_item.id)["matches"]
     assert (m["value"], m["family"], m["device_output"]) == (process.value, "Pegasus", True)
+
+
+def test_iocs_export_writes_shareable_stix_and_misp(run: Run, server: Any, tmp_path: Path,
+                                                    report: Callable[..., dict[str, Any]]
+                                                    ) -> None:
+    from pymisp import MISPEvent
+    from stix2validator import ValidationOptions, validate_instance
+
+    _ok(run, "iocs", "import", str(DATA / "pegasus.stix2"))
+    domain = next(i for i in shared_bundle("pegasus.stix2").indicators
+                  if i.kind is Kind.DOMAIN)
+    canary = "CANARY-source-lives-at-12-rue-X"
+    doc = report(description=f"{canary} link {domain.value}")
+    doc["received_day"] = "2026-11-02"
+    _import_reports(run, server, [(doc, [])])
+    stix_out, misp_out = tmp_path / "seen.stix2.json", tmp_path / "seen.misp.json"
+    said = _ok(run, "iocs", "export", "--since", "2026-11-01", "--until", "2026-11-30",
+               "--out", str(stix_out))
+    assert "Wrote 1 indicator(s)" in said
+    _ok(run, "iocs", "export", "--since", "2026-11-01", "--until", "2026-11-30",
+        "--format", "misp", "--out", str(misp_out))
+    for out in (stix_out, misp_out):
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        text = out.read_text(encoding="utf-8")
+        assert canary not in text
+        assert doc["submission_id"] not in text
+    bundle = json.loads(stix_out.read_text(encoding="utf-8"))
+    assert validate_instance(bundle, ValidationOptions(version="2.1", strict=True)).is_valid
+    # A sighting of the published indicator, by its id: the value is already public.
+    [sighting] = [o for o in bundle["objects"] if o["type"] == "sighting"]
+    assert sighting["sighting_of_ref"] == domain.indicator_id
+    assert sighting["count"] == 1
+    event = MISPEvent()
+    event.load(json.loads(misp_out.read_text(encoding="utf-8")))
+    assert [a.value for a in event.attributes] == [domain.value]
+    # Never replaces a file, and refuses a window that ends before it starts.
+    code, _, err = run("iocs", "export", "--since", "2026-11-01", "--out", str(stix_out))
+    assert code == 1
+    assert "exists" in err
+    code, _, err = run("iocs", "export", "--since", "2026-12-01", "--until", "2026-11-01",
+                       "--out", str(tmp_path / "x"))
+    assert code == 1
+    assert "before --since" in err
