@@ -61,11 +61,12 @@ def test_server_runs_loopback_only_without_access_log() -> None:
     assert not [c for c in calls if c.func.attr == "run_app"]
     runners = [c for c in calls if c.func.attr == "AppRunner"]
     sites = [c for c in calls if c.func.attr in ("TCPSite", "SockSite", "UnixSite")]
-    assert len(runners) == 1
+    assert runners  # one per app's settings (the source app has its own timing)
     assert len(sites) == 1
-    kw = {k.arg: k.value for k in runners[0].keywords}
-    assert isinstance(kw["access_log"], ast.Constant)
-    assert kw["access_log"].value is None
+    for runner in runners:
+        kw = {k.arg: k.value for k in runner.keywords}
+        assert isinstance(kw["access_log"], ast.Constant)
+        assert kw["access_log"].value is None
     assert sites[0].func.attr == "TCPSite"
     host = sites[0].args[1]
     assert isinstance(host, ast.Constant)
