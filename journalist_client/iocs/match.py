@@ -135,6 +135,10 @@ class IndicatorIndex:
                 index.add(indicator)
         return index
 
+    def is_empty(self) -> bool:
+        """Whether no indicator was added: then nothing can match."""
+        return self.size == 0
+
     def add(self, indicator: Indicator) -> None:
         self.size += 1
         self._automaton = None
