@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,23 +19,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from intake_server.install import init_install
 from journalist_client.iocs import Kind, load_bundle
 from keys.identity import generate_desk
-from keys.keyring import Keyring
-from support.server_process import CSRF_RE, free_port
+from support.e2e import PASSPHRASE, run, serving
+from support.server_process import CSRF_RE
 
-BIN = Path(sys.executable).parent
 DATA = Path(__file__).resolve().parents[1] / "data" / "iocs"
-PASSPHRASE = "correct horse battery staple for the demo desk"  # noqa: S105 - test desk
-
-
-def run(*argv: str, cwd: Path) -> str:
-    result = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True,
-                            cwd=cwd, timeout=120, check=False,
-                            env=dict(os.environ, AMANA_VAULT=""))
-    assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 @pytest.fixture
@@ -47,25 +32,8 @@ def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     (tmp_path / "desks").mkdir()
     desk = generate_desk("triage", {"en": "Triage", "ar": "Triage", "fr": "Triage"},
                          tmp_path / "desks" / "triage", PASSPHRASE, work_factor=10)
-    port, staff_port = free_port(), free_port()
-    config = init_install(tmp_path / "server", port=port, staff_port=staff_port,
-                          default_desk="triage")
-    Keyring([desk]).save(config.parent / "keyring.json")
-    (tmp_path / "pw").write_text(PASSPHRASE + "\n")
-    out = (tmp_path / "server.out").open("wb")
-    proc = subprocess.Popen([str(BIN / "intake-server"), "serve", "--config", str(config)],
-                            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while b"staff app listening" not in (tmp_path / "server.out").read_bytes():
-        assert proc.poll() is None, (tmp_path / "server.out").read_text()
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield {"root": tmp_path, "config": config, "port": port, "staff": staff_port}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        out.close()
+    with serving(tmp_path, [desk]) as site:
+        yield site
 
 
 def mvt_output(process: str) -> bytes:

@@ -13,18 +13,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from integration.test_transfer_e2e import BIN, PASSPHRASE, read_inbox, run, submit
+from integration.test_transfer_e2e import read_inbox, submit
 
 from intake_server.install import init_install
 from keys.age import HybridRecipient, X25519Identity, decrypt, parse_recipient
 from keys.codename import derive_source
 from keys.identity import generate_desk
-from keys.keyring import Keyring
+from support.e2e import BIN, PASSPHRASE, run, serving
 from support.server_process import CSRF_RE, free_port
 
 NAMES = {"triage": "Triage", "forensics": "Forensics"}
@@ -59,27 +60,9 @@ def test_mixed_keyring_refused_by_check_and_server(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def pq_site(tmp_path: Path):
-    desks = _desks(tmp_path, {"triage": True, "forensics": True})
-    port, staff_port = free_port(), free_port()
-    config = init_install(tmp_path / "server", port=port, staff_port=staff_port,
-                          default_desk="triage")
-    Keyring(desks).save(config.parent / "keyring.json")
-    (tmp_path / "pw").write_text(PASSPHRASE + "\n")
-    out = (tmp_path / "server.out").open("wb")
-    proc = subprocess.Popen([str(BIN / "intake-server"), "serve", "--config", str(config)],
-                            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while b"staff app listening" not in (tmp_path / "server.out").read_bytes():
-        assert proc.poll() is None, (tmp_path / "server.out").read_text()
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield {"root": tmp_path, "config": config, "port": port, "staff": staff_port}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        out.close()
+def pq_site(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with serving(tmp_path, _desks(tmp_path, {"triage": True, "forensics": True})) as site:
+        yield site
 
 
 async def test_pq_desk_receives_replies_and_source_reads(pq_site: dict) -> None:

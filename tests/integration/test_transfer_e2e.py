@@ -14,61 +14,31 @@ to the second, which fetches and imports it with the referring note.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
-from intake_server.install import init_install
 from keys.age import decrypt
 from keys.codename import derive_source
 from keys.identity import generate_desk
-from keys.keyring import Keyring
-from support.server_process import CSRF_RE, free_port
+from support.e2e import PASSPHRASE, run, serving
+from support.server_process import CSRF_RE
 
-BIN = Path(sys.executable).parent
-PASSPHRASE = "correct horse battery staple for the demo desk"  # noqa: S105 - test desk
 DESKS = {"triage": "Triage", "forensics": "Forensics"}
 
 
-def run(*argv: str, cwd: Path) -> str:
-    result = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True,
-                            cwd=cwd, timeout=120, check=False,
-                            env=dict(os.environ, AMANA_VAULT=""))
-    assert result.returncode == 0, f"{argv}: {result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture
-def site(tmp_path: Path):
+def site(tmp_path: Path) -> Iterator[dict[str, Any]]:
     # Desks make their keys on their own machines; the operator gets only desk.json.
     (tmp_path / "desks").mkdir()
     desks = [generate_desk(d, {"en": n, "ar": n, "fr": n}, tmp_path / "desks" / d, PASSPHRASE,
                            work_factor=10) for d, n in DESKS.items()]
-    port, staff_port = free_port(), free_port()
-    config = init_install(tmp_path / "server", port=port, staff_port=staff_port,
-                          default_desk="triage")
-    Keyring(desks).save(config.parent / "keyring.json")
-    (tmp_path / "pw").write_text(PASSPHRASE + "\n")
-    out = (tmp_path / "server.out").open("wb")
-    proc = subprocess.Popen([str(BIN / "intake-server"), "serve", "--config", str(config)],
-                            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while b"staff app listening" not in (tmp_path / "server.out").read_bytes():
-        assert proc.poll() is None, (tmp_path / "server.out").read_text()
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield {"root": tmp_path, "config": config, "port": port, "staff": staff_port}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        out.close()
+    with serving(tmp_path, desks) as site:
+        yield site
 
 
 async def submit(port: int) -> str:
