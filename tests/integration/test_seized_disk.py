@@ -20,26 +20,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from support.disk import times_finer_than_the_day
 from support.server_process import ServerProcess, free_port
 from support.source import submit_report
-
-
-def _finer_than_the_day(root: Path) -> list[str]:
-    bad, todo = [], [root]
-    while todo:
-        path = todo.pop()
-        st = os.lstat(path)
-        for what, ns in (("atime", st.st_atime_ns), ("mtime", st.st_mtime_ns)):
-            if ns % (86400 * 10**9):
-                bad.append(f"{what} {path.relative_to(root)}")
-        if stat.S_ISDIR(st.st_mode):
-            # O_NOATIME: listing a directory would set its atime itself.
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
-            try:
-                todo += [path / name for name in os.listdir(fd)]
-            finally:
-                os.close(fd)
-    return sorted(bad)
 
 
 def _birth_time(path: Path) -> float | None:
@@ -69,7 +52,7 @@ async def test_a_clean_stop_leaves_day_level_times_and_private_database_files(
         server.stop()
     data = server.demo_dir / "data"
 
-    assert _finer_than_the_day(data) == []
+    assert times_finer_than_the_day(data) == []
     db_files = sorted(data.glob("intake.db*"))
     assert db_files
     for path in db_files:

@@ -9,44 +9,22 @@ relatime, a read after a write sets the atime to the second, so atimes are check
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from intake_server.storage import utc_today
 from keys import fs
 from keys.age import X25519Identity, encrypt
+from support.disk import times_finer_than_the_day
 from support.intake import eventually
 from support.staff import Site, ack_bundle, fetch, outbox_bundle, post, submit
-
-
-def _times_finer_than_the_day(root: Path) -> list[str]:
-    """Every entry under ``root`` (``root`` included) whose atime or mtime is not
-    midnight UTC. Directories are listed with O_NOATIME: listing one would otherwise
-    set its atime itself."""
-    bad = []
-    todo = [root]
-    while todo:
-        path = todo.pop()
-        st = os.lstat(path)
-        for what, ts in (("atime", st.st_atime_ns), ("mtime", st.st_mtime_ns)):
-            if ts % (86400 * 10**9):
-                bad.append(f"{what} {path.relative_to(root)}")
-        if stat.S_ISDIR(st.st_mode):
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
-            try:
-                todo += [path / name for name in os.listdir(fd)]
-            finally:
-                os.close(fd)
-    return sorted(bad)
 
 
 async def _check(root: Path) -> None:
     # The server dates the bundle it sent once sending has ended, which may be a moment
     # after the client has read its last byte.
-    await eventually(lambda: not _times_finer_than_the_day(root), timeout=2)
-    bad = _times_finer_than_the_day(root)
+    await eventually(lambda: not times_finer_than_the_day(root), timeout=2)
+    bad = times_finer_than_the_day(root)
     assert not bad, "\n".join(bad)
 
 
