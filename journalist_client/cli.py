@@ -227,12 +227,15 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(_missing_line(v.desk_id, state.missing), file=sys.stderr)
     if state.losses:
         _warn(_losses_line(state.losses))
-    rows = triage.list_items(v, triage.Filters(
+    filters = triage.Filters(
         status=args.status, severity=args.severity, category=args.category,
         country=args.country, desk=args.desk, since=args.since, until=args.until,
         tag=args.tag, indicator=args.indicator, matched=args.matched,
         include_followups=args.followups,
-    ), limit=args.limit)
+    )
+    rows = triage.list_items(v, filters, limit=args.limit)
+    if len(rows) == args.limit:
+        _say_if_cut(len(rows), triage.count_items(v, filters))
     if args.json:
         _print_json(rows)
         return
@@ -397,9 +400,19 @@ def cmd_note(args: argparse.Namespace) -> None:
     _out("Note added.")
 
 
+def _say_if_cut(shown: int, total: int) -> None:
+    # On stderr, so that --json stays one document and a pipe gets only the rows.
+    if total > shown:
+        print(f"showing {shown:,} of {total:,}: use --limit N to see more",
+              file=sys.stderr)
+
+
 def cmd_search(args: argparse.Namespace) -> None:
     v = _open(args)
-    hits = triage.run_search(v, " ".join(args.query), limit=args.limit)
+    text = " ".join(args.query)
+    hits = triage.run_search(v, text, limit=args.limit)
+    if len(hits) == args.limit:
+        _say_if_cut(len(hits), triage.count_search(v, text))
     if args.json:
         _print_json(hits)
         return
@@ -695,7 +708,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--matched", action="store_true",
                     help="only items where a published spyware indicator was found")
     sp.add_argument("--followups", action="store_true", help="list follow-ups too")
-    sp.add_argument("--limit", type=_positive, default=100)
+    sp.add_argument("--limit", type=_positive, default=100,
+                    help="at most this many rows (default 100); more are counted on stderr")
     json_option(sp)
 
     sp = add("show", cmd_show, "show a report: answers, attachments, thread, notes",
@@ -730,7 +744,8 @@ def parser() -> argparse.ArgumentParser:
     sp = add("search", cmd_search, "full-text search in Arabic, French and English",
              "journalist-client search الإمارات pegasus")
     sp.add_argument("query", nargs="+")
-    sp.add_argument("--limit", type=_positive, default=20)
+    sp.add_argument("--limit", type=_positive, default=20,
+                    help="at most this many items (default 20); more are counted on stderr")
     json_option(sp)
 
     sp = add("export-attachment", cmd_export_attachment,

@@ -51,6 +51,7 @@ __all__ = [
     "MAX_QUERY_WORDS",
     "Query",
     "SearchError",
+    "count_rowids",
     "Term",
     "document_forms",
     "index_text",
@@ -331,3 +332,11 @@ def search_rowids(conn: sqlite3.Connection, query: Query, limit: int) -> list[in
     seen = set(exact)
     loose = conn.execute(sql, (query.fts(stems=True), limit + len(exact)))
     return (exact + [r[0] for r in loose if r[0] not in seen])[:limit]
+
+
+def count_rowids(conn: sqlite3.Connection, query: Query) -> int:
+    """How many items match, as written or through a light stem (search_rowids' both
+    groups, without its limit)."""
+    fts = query.fts(stems=query.has_stems)
+    return int(conn.execute("SELECT count(*) FROM search WHERE search MATCH ?",
+                            (fts,)).fetchone()[0])

@@ -43,6 +43,8 @@ __all__ = [
     "TriageError",
     "add_note",
     "case_of",
+    "count_items",
+    "count_search",
     "get_item",
     "history",
     "item_fields",
@@ -377,8 +379,9 @@ def _summary(item: dict[str, Any]) -> ItemSummary:
                        country=item["country"], matches=item["matches"])
 
 
-def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
-    """Items matching every given filter, newest first."""
+def _filter_sql(f: Filters) -> tuple[str, list[Any], str]:
+    """The WHERE clause (or ""), its arguments, and the expression counting a row's
+    indicator matches, for the filters ``f``."""
     where: list[str] = [] if f.include_followups else ["type = 'report'"]
     args: list[Any] = []
     if f.status is not None:
@@ -423,13 +426,30 @@ def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
              "WHERE f.type = 'followup' AND f.reply_recipient = items.reply_recipient)))")
     if f.matched:
         where.append(f"{count} > 0")
-    sql = f"SELECT *, {count} AS matches FROM items"  # noqa: S608 - fixed text
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY n DESC LIMIT ?"
+    return (" WHERE " + " AND ".join(where) if where else ""), args, count
+
+
+def list_items(vault: Vault, f: Filters, limit: int = 100) -> list[ItemSummary]:
+    """Items matching every given filter, newest first, at most ``limit``."""
+    where, args, count = _filter_sql(f)
+    sql = f"SELECT *, {count} AS matches FROM items{where} ORDER BY n DESC LIMIT ?"  # noqa: S608 - fixed text
     cur = vault.conn.execute(sql, (*args, limit))
     cols = [d[0] for d in cur.description]
     return [_summary(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]
+
+
+def count_items(vault: Vault, f: Filters) -> int:
+    """How many items match the filters, all of them (``list`` shows at most its limit)."""
+    where, args, _ = _filter_sql(f)
+    return int(vault.conn.execute(f"SELECT count(*) FROM items{where}",  # noqa: S608
+                                  args).fetchone()[0])
+
+
+
+
+def count_search(vault: Vault, text: str) -> int:
+    """How many items match ``text``, all of them (``search`` shows at most its limit)."""
+    return search.count_rowids(vault.conn, search.parse_query(text))
 
 
 def run_search(vault: Vault, text: str, limit: int = 20) -> list[SearchHit]:

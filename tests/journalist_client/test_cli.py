@@ -380,3 +380,22 @@ def test_init_says_a_passphrase_is_short_before_asking_it_again(tmp_path: Path) 
     assert "too short" in screen
     assert "Same passphrase again" not in screen
     assert not (tmp_path / "v").exists()
+
+
+def test_list_and_search_say_when_they_show_only_part(run: Run, server: Server) -> None:
+    items = [server.item(report_doc(description=f"hacked phone number {n}"))
+             for n in range(5)]
+    assert run("import", str(server.bundle(items)))[0] == 0
+    code, out, err = run("list", "--limit", "3")
+    assert code == 0
+    assert len([line for line in out.splitlines()[1:] if line.strip()]) == 3
+    assert "showing 3 of 5: use --limit N to see more" in err
+    code, out, err = run("search", "hacked", "--limit", "2")
+    assert "showing 2 of 5" in err
+    # --json stays one document on stdout; the note is on stderr.
+    code, out, err = run("list", "--limit", "3", "--json")
+    assert len(json.loads(out)) == 3
+    assert "showing 3 of 5" in err
+    # Nothing is said when everything is shown.
+    assert "showing" not in run("list")[2]
+    assert "showing" not in run("search", "hacked", "--limit", "5")[2]
