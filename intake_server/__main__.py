@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
 import sys
@@ -259,12 +260,20 @@ def _runtime_errors() -> Iterator[None]:
     from .config import ConfigError
     from .operator import OperatorError
     from .staff.bundles import BundleRefused
+    from .storage import StorageError
 
     try:
         yield
     except (ConfigError, FsError, FileNotFoundError, RuntimeError, OperatorError,
-            BundleRefused, KeyringError) as e:
+            BundleRefused, KeyringError, StorageError) as e:
         raise CLIError(str(e)) from e
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        # `make run` twice, or another program on the port: say what to do, in one line.
+        raise CLIError("a port it needs on 127.0.0.1 is already in use (is another "
+                       "intake-server running?): stop that one, or choose other ports, "
+                       "e.g. `make run PORT=8090 DIR=/tmp/demo2` or `--port 8090`") from None
 
 
 # -- commands: each a few lines over a library function -------------------------------

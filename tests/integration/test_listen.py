@@ -9,6 +9,8 @@ from http import HTTPStatus
 
 import pytest
 
+from support.server_process import free_port
+
 
 def _outward_address() -> str | None:
     # A UDP "connect" picks the outgoing interface without sending a packet.
@@ -91,3 +93,24 @@ def test_unparsable_requests_get_our_headers_and_no_echo(server) -> None:
     server.stop()
     for out in (server.stdout_path, server.stderr_path):
         assert _MARK.encode() not in out.read_bytes()
+
+
+@pytest.mark.parametrize("same_dir", [False, True], ids=["port-taken", "dir-served"])
+def test_a_second_server_says_what_is_wrong_in_one_line(server, tmp_path, same_dir) -> None:
+    """`make run` twice: no traceback, one line that says what to do (issue 14)."""
+    import subprocess
+    import sys
+
+    demo = server.demo_dir if same_dir else tmp_path / "second"
+    # The same dir is refused even on free ports: the data directory is taken.
+    port = free_port() if same_dir else server.port
+    done = subprocess.run(
+        [sys.executable, "-m", "intake_server", "demo", "--dir", str(demo),
+         "--port", str(port), "--staff-port", str(free_port())],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    expected = "already serving" if same_dir else "already in use"
+    assert line.startswith("intake-server: error: ")
+    assert expected in line
