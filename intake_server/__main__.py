@@ -96,9 +96,10 @@ example:
 """
 
 DEMO_HELP = """\
-Create a complete demo installation in DIR if there is none (two demo desks whose
-age identities are written UNPROTECTED to DIR/desks/<desk>/identity.txt, a
-keyring, a config) and serve it. Never use a demo install for real reports.
+Create a complete demo installation in DIR if there is none (two demo desks in
+DIR/desks/<desk>/, whose passphrase is kept beside their keys in passphrase.txt and
+whose age identities are also written UNPROTECTED to identity.txt; a keyring; a
+config) and serve it. Never use a demo install for real reports.
 
 example:
   intake-server demo --dir ./demo --port 8080

@@ -4,18 +4,21 @@ init: a commented config file, the data layout and the server's Ed25519 signing
 key (for export bundles). It writes no desk key: desks generate theirs on their
 own air-gapped machines and the operator installs the coalition keyring.
 
-demo: init plus two demo desks whose age identities are written UNPROTECTED to
-DIR/desks/<desk>/identity.txt so that `age -d -i` opens their reports. That is
+demo: init plus two demo desks, each in DIR/desks/<desk>/ as `intake-keys generate`
+writes a desk (identity.age, signing.age, desk.json, so that `journalist-client init
+--import-keys` takes it), with its passphrase beside it in passphrase.txt and its age
+identity also UNPROTECTED in identity.txt, so that `age -d -i` opens its reports. That is
 only acceptable for a demonstration on one machine; the files say so loudly.
 """
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from keys import fs
-from keys.age import X25519Identity
-from keys.keyring import Desk, Keyring
+from keys.identity import generate_desk, load_desk
+from keys.keyring import Keyring
 from keys.signing import SigningKey
 
 from .config import CONFIG_TEMPLATE, Config
@@ -34,6 +37,10 @@ DEMO_DESKS: tuple[tuple[str, dict[str, str]], ...] = (
                    "ar": "مكتب المختبر الجنائي الرقمي (تجريبي)",
                    "fr": "Bureau du laboratoire forensique (démo)"}),
 )
+
+# The demo desks' passphrases sit beside their keys: a slow scrypt would protect
+# nothing and only slow every demo start (real desks use age's default, 18).
+DEMO_SCRYPT_WORK_FACTOR = 10
 
 DEMO_WARNING = """\
 # DEMO ONLY - DO NOT USE FOR REAL REPORTS.
@@ -82,15 +89,16 @@ def init_demo(directory: Path, *, port: int) -> Path:
     fs.private_dir(desks_dir, parents=True)
     desks = []
     for desk_id, names in DEMO_DESKS:
-        identity = X25519Identity.generate()
-        signing = SigningKey.generate()
-        recipient = str(identity.recipient())
-        desk_dir = fs.private_dir(fs.safe_join(desks_dir, desk_id))
+        desk_dir = fs.safe_join(desks_dir, desk_id)
+        # A desk as a real one is made (keys encrypted to a passphrase), so the client
+        # imports it as documented; the passphrase is random, and kept beside it.
+        passphrase = secrets.token_urlsafe(18)
+        desks.append(generate_desk(desk_id, names, desk_dir, passphrase,
+                                   work_factor=DEMO_SCRYPT_WORK_FACTOR))
+        fs.atomic_write_text(desk_dir / "passphrase.txt", f"{passphrase}\n")
+        keys = load_desk(desk_dir, passphrase)
         fs.atomic_write_text(
             desk_dir / "identity.txt",
-            f"{DEMO_WARNING}# public key: {recipient}\n{identity}\n")
-        fs.atomic_write_text(
-            desk_dir / "signing.key", f"{DEMO_WARNING}{signing.to_text()}\n")
-        desks.append(Desk.create(desk_id, names, recipient, str(signing.verify_key)))
+            f"{DEMO_WARNING}# public key: {keys.desk.recipient}\n{keys.identity}\n")
     fs.atomic_write_text(directory / "keyring.json", Keyring(desks).to_json().decode("utf-8"))
     return config_path

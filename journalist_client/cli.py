@@ -151,6 +151,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         raise CLIError("--ack-out takes one bundle at a time")
     v = _open(args)
     failed = 0
+    held = quarantined = 0  # items this vault now has in the clear, and items set aside
     for path in args.bundles:
         try:
             r = importer.import_bundle(v, path, progress=None if args.progress else False,
@@ -161,7 +162,10 @@ def cmd_import(args: argparse.Namespace) -> None:
             continue
         if r.repeated_bundle:
             _out(f"{path}: already imported; nothing changed. Its ack is {r.ack_path}")
+            held += 1
             continue
+        held += len(r.imported) + len(r.already)
+        quarantined += len(r.quarantined)
         _out(f"{path}: {len(r.imported)} imported, {len(r.already)} already here, "
              f"{len(r.quarantined)} quarantined.")
         for item_id, reason in r.quarantined:
@@ -183,6 +187,13 @@ def cmd_import(args: argparse.Namespace) -> None:
         raise CLIError(f"{failed} bundle(s) refused; see above")
     if state.missing:
         raise CLIError(_missing_line(v.desk_id, state.missing))
+    if quarantined and not held:
+        # Every item set aside: most often the wrong desk's vault, or a server keyring
+        # with other keys for this desk. The acks were written all the same (the items
+        # are safe in quarantine/), but a triager must not take this for a success.
+        raise CLIError(f"nothing could be imported: all {quarantined} item(s) were "
+                       "quarantined (see the reasons above and `journalist-client "
+                       "quarantine`); is this the vault of the desk they were sent to?")
 
 
 def _warn(line: str) -> None:

@@ -184,10 +184,18 @@ def test_reply_refer_and_outbox_bundle(run: Run, imported: dict[str, str], desks
 
 def test_quarantine_listing(run: Run, server: Server) -> None:
     it = server.item(b"{not json")
-    code, out, _ = run("import", str(server.bundle([it])))
-    assert code == 0
+    code, out, err = run("import", str(server.bundle([it])))
+    # Quarantined (and acknowledged: it is safe in quarantine/), but nothing imported is
+    # not a success.
+    assert code == 1
     assert "1 quarantined" in out
+    assert "nothing could be imported: all 1 item(s) were quarantined" in err
     assert "not valid JSON" in run("quarantine")[1]
+    # One good item beside a quarantined one is a success.
+    code, out, _ = run("import", str(server.bundle([server.item(report_doc()),
+                                                   server.item(b"{not json either")])))
+    assert code == 0
+    assert "1 imported, 0 already here, 1 quarantined" in out
 
 
 def test_bad_bundle_exit_code(run: Run, tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_every_json_command_prints_documented_records(run: Run,
 
 def test_quarantine_json(run: Run, imported: dict[str, str], server: Any) -> None:
     bad = server.item(b"{not json")
-    assert run("import", str(server.bundle([bad])))[0] == 0
+    assert run("import", str(server.bundle([bad])))[0] == 1  # all quarantined
     entries = _json(run, "quarantine", "--retry")
     _check(entries, "array of `QuarantineEntry`", "quarantine")
     assert [e["item_id"] for e in entries] == [bad.id]
