@@ -97,6 +97,8 @@ def _open(args: argparse.Namespace) -> vault.Vault:
                 raise
             print("Wrong passphrase, try again.", file=sys.stderr)
     _OPENED.append(v)
+    if v.notice:
+        print(f"note: {v.notice}", file=sys.stderr)
     if triage.refresh_search_index(v):
         v.save()
     return v

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from journalist_client import indicators, search
+from journalist_client import indicators, search, vault_journal
 from journalist_client.records import (
     Answers,
     Attachment,
@@ -124,8 +124,7 @@ def item_fields(item: dict[str, Any], conn: sqlite3.Connection) -> list[tuple[st
 
 def reindex_item(conn: sqlite3.Connection, item: dict[str, Any]) -> None:
     body = search.index_text(text for _, text in item_fields(item, conn))
-    conn.execute("DELETE FROM search WHERE rowid = ?", (item["n"],))
-    conn.execute("INSERT INTO search (rowid, body) VALUES (?, ?)", (item["n"], body))
+    vault_journal.index_search(conn, item["n"], body)
 
 
 def refresh_search_index(vault: Vault) -> bool:

@@ -36,19 +36,20 @@ signed vault (a rollback), and an attacker who has the passphrase has everything
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import sqlite_utils
 
-from journalist_client import search
+from journalist_client import search, vault_journal
 from keys import fs
 from keys.age import AgeError, Encryptor, decrypt, parse_recipient
 from keys.identity import DeskError, DeskKeys, WrongPassphrase, generate_desk, load_desk
@@ -80,6 +81,10 @@ SUBDIRS: Final = ("keys", "files", "quarantine", "outbox", "acks")
 #: What `age -p` uses. Tests lower it; nobody else should.
 SCRYPT_WORK_FACTOR: int = 18
 _SIG: Final = 64
+# A session's save goes to the journal unless it changed more rows than this, or the
+# journal has grown past this size: then the image is rewritten (ADR 0010).
+JOURNAL_MAX_ROWS: Final = 20_000
+JOURNAL_MAX_BYTES: Final = 32 * 1024 * 1024
 _MAX_META: Final = 4096
 
 
@@ -180,7 +185,8 @@ MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection) -> bool:
+    """Bring the database to SCHEMA_VERSION; whether any migration ran."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise VaultError(f"{DB_FILE} has schema version {version}, newer than this "
@@ -190,6 +196,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     # PRAGMA takes no parameters; SCHEMA_VERSION is an int of ours.
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
     conn.commit()
+    return version < SCHEMA_VERSION
 
 
 def _new_database() -> sqlite3.Connection:
@@ -230,6 +237,13 @@ class Vault:
     # Derived data built once per run (the indicator index), dropped when its source
     # rows change. Never saved.
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The journal of the image on disk (ADR 0010); None until the vault is first saved.
+    _journal: vault_journal.Journal | None = field(default=None, repr=False)
+    # PRAGMA schema_version the change capture was made for; None outside a session.
+    _capture_schema: int | None = field(default=None, repr=False)
+    _full_needed: bool = field(default=False, repr=False)
+    # Said once to the person who unlocked: the last session ended without closing.
+    notice: str | None = field(default=None, repr=False)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -288,30 +302,120 @@ class Vault:
         return self._changed
 
     def save(self) -> None:
-        """Write the database atomically (see the module docstring)."""
+        """Make every change so far durable (see the module docstring and ADR 0010).
+
+        Outside a session the image is rewritten whole. In a session
+        (:meth:`start_journal`) the rows changed since the last save are appended to
+        the journal instead, which costs milliseconds whatever the vault's size; the
+        image is rewritten when a change is too large for the journal, after a
+        :meth:`bulk` change, when the schema changed, and at :meth:`close`.
+        """
         self.conn.commit()
         self.set_meta("saved_at", now())
         self.conn.commit()
-        image = self.conn.serialize()
-        _write_image(self.path / DB_FILE, image, self.keys)
+        if self._capture_schema is None or self._full_needed or self._journal_too_big():
+            self._write_full()
+        else:
+            payload = vault_journal.collect(self.conn)
+            if payload:
+                assert self._journal is not None  # noqa: S101 - set by unlock or a full save
+                self._journal.append(payload, self.keys)
         self._changed = False
         self._saved = True
 
+    def _journal_too_big(self) -> bool:
+        if vault_journal.pending(self.conn) > JOURNAL_MAX_ROWS:
+            return True
+        if self._journal is None or self._journal.size > JOURNAL_MAX_BYTES:
+            return True
+        schema = int(self.conn.execute("PRAGMA main.schema_version").fetchone()[0])
+        return schema != self._capture_schema
+
+    def _write_full(self) -> None:
+        image = self.conn.serialize()
+        digest = _write_image(self.path / DB_FILE, image, self.keys)
+        del image
+        # The old journal belongs to the old image: removed after the new image is in
+        # place, so a crash between the two leaves a journal the next unlock finds stale.
+        if self._journal is not None:
+            self._journal.remove()
+        self._journal = vault_journal.Journal.empty(self.path / vault_journal.JOURNAL_FILE,
+                                                   digest)
+        vault_journal.clear(self.conn)
+        self._full_needed = False
+        if self._capture_schema is not None:
+            self._capture_schema = vault_journal.capture(self.conn)
+
+    def start_journal(self) -> None:
+        """Begin a session: from now on a save appends to the journal (ADR 0010)."""
+        if self._capture_schema is not None:
+            return
+        self.conn.commit()
+        self._capture_schema = vault_journal.capture(self.conn)
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """A large change (an import, a rescan): no row-by-row notes; saved whole."""
+        if self._capture_schema is None:
+            yield
+            return
+        self.conn.commit()
+        vault_journal.uncapture(self.conn)
+        self._full_needed = True
+        try:
+            yield
+        finally:
+            self._capture_schema = vault_journal.capture(self.conn)
+
+    @property
+    def has_unsaved_changes(self) -> bool:
+        """Whether the database differs from what was last saved (sessions only)."""
+        return self.conn.in_transaction or self._full_needed \
+            or vault_journal.pending(self.conn) > 0
+
+    def discard_unsaved(self) -> None:
+        """Go back to the last saved state: after a command failed half-way in a session.
+
+        The image and journal are read again with the keys already unlocked (no
+        passphrase, no scrypt).
+        """
+        if not self.has_unsaved_changes:
+            return
+        self.conn.rollback()
+        conn, digest, journal, _ = _open_database(self.path, self.keys)
+        self.conn.close()
+        self.conn = conn
+        self._journal = journal
+        self._full_needed = False
+        self.cache.clear()
+        if journal.records or journal.base != digest:
+            self._write_full()
+        self._capture_schema = vault_journal.capture(self.conn)
+
     def close(self) -> None:
         """Release the vault; if it was saved, date everything in it to today first.
+
+        A session's journal is compacted into the image first, unless the database
+        holds changes that were never saved (a command failed half-way): those must
+        not become durable, so the journal stays and the next unlock compacts it.
 
         Every save comes with files written (ciphertext in files/ or quarantine/, acks,
         outbox items) whose times would otherwise say to the nanosecond when the desk
         worked; the whole directory is dated to the day instead (keys.fs.set_day_tree),
         before the lock is released.
         """
-        self.conn.close()
-        if self._saved:
-            fs.set_day_tree(self.path, dt.datetime.now(dt.UTC).date())
-            self._saved = False
-        if self._lock >= 0:
-            os.close(self._lock)  # releases the flock
-            self._lock = -1
+        try:
+            if self._journal is not None and self._journal.records \
+                    and not self.has_unsaved_changes:
+                self._write_full()
+        finally:
+            self.conn.close()
+            if self._saved:
+                fs.set_day_tree(self.path, dt.datetime.now(dt.UTC).date())
+                self._saved = False
+            if self._lock >= 0:
+                os.close(self._lock)  # releases the flock
+                self._lock = -1
 
 
 class _HashingWriter:
@@ -331,7 +435,9 @@ def _signed_message(desk_id: str, digest: bytes) -> bytes:
     return b"amana-vault-v1\x00" + desk_id.encode("ascii") + b"\x00" + digest
 
 
-def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
+def _write_image(path: Path, image: bytes, keys: DeskKeys) -> bytes:
+    """Write the signed, encrypted image; the digest its signature covers (the base
+    of the journal that follows it)."""
     with fs.AtomicWriter(path, overwrite=True) as w:
         hw = _HashingWriter(w.file)
         hw.write(MAGIC)
@@ -341,13 +447,16 @@ def _write_image(path: Path, image: bytes, keys: DeskKeys) -> None:
             step = 1024 * 1024
             for i in range(0, len(view), step):
                 enc.write(view[i:i + step])
-        sig = keys.signing_key.sign(_signed_message(keys.desk.id, hw.hash.digest()),
+        digest = hw.hash.digest()
+        sig = keys.signing_key.sign(_signed_message(keys.desk.id, digest),
                                     context=SIGNATURE_CONTEXT)
         w.write(sig)
         w.write(END)
+    return digest
 
 
-def _read_image(path: Path, keys: DeskKeys) -> bytes:
+def _read_image(path: Path, keys: DeskKeys) -> tuple[bytes, bytes]:
+    """The image's plaintext and the digest its signature covers."""
     try:
         data = fs.read_nofollow(path)
     except FileNotFoundError:
@@ -370,7 +479,7 @@ def _read_image(path: Path, keys: DeskKeys) -> bytes:
             "Do not use this machine's vault; restore a backup and tell the coalition."
         ) from None
     try:
-        return decrypt(bytes(body[len(MAGIC):]), [keys.identity], armored=False)
+        return decrypt(bytes(body[len(MAGIC):]), [keys.identity], armored=False), digest
     except AgeError as e:
         raise VaultError(f"{path.name} cannot be decrypted: {e}") from None
 
@@ -540,7 +649,31 @@ def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
     if keys.desk.id != meta.get("desk"):
         raise VaultError(f"{META_FILE} names desk {meta.get('desk')!r} but the keys are "
                          f"{keys.desk.id!r}")
-    image = _read_image(root / DB_FILE, keys)
+    conn, digest, journal, replay = _open_database(root, keys)
+    # A vault saved by an older client gains the tables added since (in memory; the
+    # next save writes them).
+    migrated = _migrate(conn)
+    vault = Vault(path=root, keys=keys, conn=conn, user="", _lock=lock, _journal=journal)
+    if vault.meta("desk") != keys.desk.id:
+        raise VaultError(f"{DB_FILE} belongs to another desk")
+    vault.user = user or vault.meta("user") or keys.desk.id
+    # A session's first save must not journal onto an image of an older schema.
+    vault._full_needed = migrated
+    if replay is not None:
+        # Compact at once: the next session starts from an image and an empty journal
+        # (a stale or damaged journal is removed by the same step).
+        vault._write_full()
+        vault._saved = True
+        vault.notice = _recovery_notice(replay)
+    return vault
+
+
+def _open_database(root: Path, keys: DeskKeys) -> tuple[
+        sqlite3.Connection, bytes, vault_journal.Journal, vault_journal.Replay | None]:
+    """The database as last saved: the image, verified and decrypted, with its journal
+    replayed; also the image's digest, its journal, and what the replay found (None
+    if there was no journal)."""
+    image, digest = _read_image(root / DB_FILE, keys)
     # A save killed midway leaves its hidden temporary file (ciphertext, never read).
     for stale in root.glob(f".{DB_FILE}.*.partial"):
         fs.safe_remove(stale)
@@ -548,14 +681,37 @@ def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
     try:
         conn.deserialize(image)
     except sqlite3.Error as e:
+        conn.close()
         raise VaultError(f"{DB_FILE}: the database image is damaged: {e}") from None
     del image
     _harden(conn)
-    # A vault saved by an older client gains the tables added since (in memory; the
-    # next save writes them).
-    _migrate(conn)
-    vault = Vault(path=root, keys=keys, conn=conn, user="", _lock=lock)
-    if vault.meta("desk") != keys.desk.id:
-        raise VaultError(f"{DB_FILE} belongs to another desk")
-    vault.user = user or vault.meta("user") or keys.desk.id
-    return vault
+    path = root / vault_journal.JOURNAL_FILE
+    replay = vault_journal.read(path, keys, digest)
+    journal = vault_journal.Journal.empty(path, digest)
+    if replay is None:
+        return conn, digest, journal, None
+    try:
+        for payload in replay.payloads:
+            vault_journal.apply(conn, payload)
+        conn.commit()
+    except (vault_journal.JournalError, sqlite3.Error) as e:
+        conn.close()
+        # Signed by this desk and still not applicable: a bug, not an accident. Keep
+        # the files as they are for whoever investigates.
+        raise VaultError(f"{vault_journal.JOURNAL_FILE} cannot be replayed onto "
+                         f"{DB_FILE}: {e}. Nothing was changed; keep a copy of the "
+                         "vault and report this.") from None
+    journal.records = len(replay.payloads)
+    return conn, digest, journal, replay
+
+
+def _recovery_notice(replay: vault_journal.Replay) -> str | None:
+    if replay.stale:
+        return None  # a compaction interrupted after its image was in place: nothing lost
+    parts = []
+    if replay.payloads:
+        parts.append(f"the last session was not closed; {len(replay.payloads)} saved "
+                     "change(s) were recovered from its journal")
+    if replay.discarded:
+        parts.append("an unfinished last change (never confirmed as saved) was discarded")
+    return "; ".join(parts) + "." if parts else None

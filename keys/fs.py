@@ -48,6 +48,7 @@ __all__ = [
     "AtomicWriter",
     "FileExistsRefused",
     "FsError",
+    "append_durable",
     "atomic_write_bytes",
     "atomic_write_text",
     "create_exclusive",
@@ -312,6 +313,35 @@ def open_resumable(path: StrPath, *, resume: bool) -> BinaryIO:
         os.close(fd)
         raise
     return os.fdopen(fd, "ab" if resume else "wb")
+
+
+def append_durable(path: StrPath, data: bytes, *, create: bool) -> None:
+    """Append ``data`` to a file and fsync it before returning (a journal's record).
+
+    With ``create`` the file must not exist yet (``O_EXCL``; :class:`FileExistsRefused`
+    otherwise) and its directory is fsynced too, so the new name survives a power cut;
+    without it the file must exist. Never through a symlink; created 0600. A crash in
+    the middle leaves a prefix of ``data`` at the end of the file: the reader must
+    recognise a torn last record.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    if create:
+        flags |= os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError:
+        raise FileExistsRefused(f"{path} already exists") from None
+    try:
+        if create:
+            os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if create:
+        fsync_dir(Path(path).parent)
 
 
 def write_unsynced(path: StrPath, data: bytes) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "CONTEXT_BUNDLE",
     "CONTEXT_STAFF_REQUEST",
     "CONTEXT_VAULT",
+    "CONTEXT_VAULT_JOURNAL",
     "SIGNATURE_SIZE",
     "BadSignature",
     "KeyFormatError",
@@ -48,7 +49,11 @@ CONTEXT_BUNDLE: Final = "amana/bundle/v1"
 CONTEXT_STAFF_REQUEST: Final = "amana/staff-request/v1"
 #: Signs the encrypted triage database of a desk's vault (journalist_client/vault.py).
 CONTEXT_VAULT: Final = "amana/vault/v1"
-CONTEXTS: Final = frozenset({CONTEXT_BUNDLE, CONTEXT_STAFF_REQUEST, CONTEXT_VAULT})
+#: Signs each record of a vault's change journal (journalist_client/vault_journal.py).
+CONTEXT_VAULT_JOURNAL: Final = "amana/vault-journal/v1"
+CONTEXTS: Final = frozenset(
+    {CONTEXT_BUNDLE, CONTEXT_STAFF_REQUEST, CONTEXT_VAULT, CONTEXT_VAULT_JOURNAL}
+)
 
 _CONTEXT_RE: Final = re.compile(r"[a-z0-9][a-z0-9./-]{0,63}")
 _VK_PREFIX: Final = "ed25519:"
