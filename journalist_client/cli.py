@@ -11,6 +11,7 @@ program, journalist-transfer, in journalist_client.online).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import os
@@ -28,6 +29,7 @@ from journalist_client import (
     indicators,
     records,
     replies,
+    shell,
     triage,
     vault,
 )
@@ -49,6 +51,12 @@ PASSPHRASE_TRIES: Final = 3
 
 # Vaults unlocked by the running command, closed (and unlocked for others) when it ends.
 _OPENED: list[vault.Vault] = []
+# In `shell`, the one vault every command works on (unlocked once, never closed by them).
+_SESSION: list[vault.Vault] = []
+# Commands that change many rows at once: in a session their changes are saved whole.
+_BULK: Final = frozenset({"import", "iocs", "quarantine"})
+# Commands that make no sense inside a session.
+_NOT_IN_SHELL: Final = frozenset({"init", "shell"})
 
 
 def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False,
@@ -84,7 +92,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of minutes") from None
+    if not 0.01 <= value <= 24 * 60:
+        raise argparse.ArgumentTypeError("must be between 0.01 and 1440 minutes")
+    return value
+
+
 def _open(args: argparse.Namespace) -> vault.Vault:
+    if _SESSION:
+        return _SESSION[0]
     if not args.vault:
         raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
     for attempt in range(1, PASSPHRASE_TRIES + 1):
@@ -649,6 +669,47 @@ def _iocs_list(listing: records.IndicatorListing, as_json: bool) -> None:
             _out(f"      {inert(u.pattern)}")
 
 
+def cmd_shell(args: argparse.Namespace) -> None:
+    v = _open(args)
+    v.start_journal()
+    names = [n for n in _command_names() if n not in _NOT_IN_SHELL]
+
+    def execute(argv: list[str]) -> int:
+        if argv[0] in _NOT_IN_SHELL:
+            print(f"error: `{argv[0]}` is not available inside the shell", file=sys.stderr)
+            return 2
+        return _in_session(v, args, argv)
+
+    status = shell.run(execute, prompt=f"{v.desk_id}> ", commands=names,
+                       idle_minutes=args.idle_minutes, timing=args.timing)
+    if status:
+        # Commands piped in: the script can tell its last command failed.
+        raise CLIError(f"the last command failed (exit status {status})")
+
+
+def _in_session(v: vault.Vault, outer: argparse.Namespace, argv: list[str]) -> int:
+    """Run one command line in the shell's session; what it did not save is undone."""
+    try:
+        ns = parser().parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage error (or --help)
+        return e.code if isinstance(e.code, int) else 2
+    # The session's vault and name, whatever the line says.
+    ns.vault, ns.passphrase_file, ns.user = outer.vault, outer.passphrase_file, outer.user
+    _SESSION.append(v)
+    try:
+        with v.bulk() if ns.command in _BULK else contextlib.nullcontext():
+            return _run(ns)
+    finally:
+        _SESSION.clear()
+        # A failed (or interrupted) command leaves no half-change behind.
+        v.discard_unsaved()
+
+
+def _command_names() -> list[str]:
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
 # --- parser ---------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -833,6 +894,14 @@ def parser() -> argparse.ArgumentParser:
     a = actions.add_parser("rescan", parents=[common],
                            help="match every report again (after an import)")
     a.add_argument("--no-progress", dest="progress", action="store_false")
+
+    sp = add("shell", cmd_shell, "unlock once and run many commands, each saved at once",
+             "journalist-client --vault ~/desk shell")
+    sp.add_argument("--idle-minutes", type=_minutes, default=shell.IDLE_MINUTES,
+                    metavar="N", help="lock the vault after N minutes without a command "
+                    f"(default {shell.IDLE_MINUTES:g}; 0.5 is thirty seconds)")
+    sp.add_argument("--timing", action="store_true",
+                    help="print how long each command took on stderr")
 
     return p
 

@@ -242,6 +242,8 @@ class Vault:
     # PRAGMA schema_version the change capture was made for; None outside a session.
     _capture_schema: int | None = field(default=None, repr=False)
     _full_needed: bool = field(default=False, repr=False)
+    # sqlite3's total_changes at the last full save or the start of bulk().
+    _changes_mark: int = field(default=0, repr=False)
     # Said once to the person who unlocked: the last session ended without closing.
     notice: str | None = field(default=None, repr=False)
 
@@ -326,7 +328,8 @@ class Vault:
     def _journal_too_big(self) -> bool:
         if vault_journal.pending(self.conn) > JOURNAL_MAX_ROWS:
             return True
-        if self._journal is None or self._journal.size > JOURNAL_MAX_BYTES:
+        if self._journal is None or self._journal.broken \
+                or self._journal.size > JOURNAL_MAX_BYTES:
             return True
         schema = int(self.conn.execute("PRAGMA main.schema_version").fetchone()[0])
         return schema != self._capture_schema
@@ -343,6 +346,7 @@ class Vault:
                                                    digest)
         vault_journal.clear(self.conn)
         self._full_needed = False
+        self._changes_mark = self.conn.total_changes
         if self._capture_schema is not None:
             self._capture_schema = vault_journal.capture(self.conn)
 
@@ -362,9 +366,13 @@ class Vault:
         self.conn.commit()
         vault_journal.uncapture(self.conn)
         self._full_needed = True
+        self._changes_mark = self.conn.total_changes
         try:
             yield
         finally:
+            # Still needed only if rows changed since the start or since a save inside
+            # (a read-only command run this way leaves nothing to save).
+            self._full_needed = self.conn.total_changes != self._changes_mark
             self._capture_schema = vault_journal.capture(self.conn)
 
     @property

@@ -255,6 +255,9 @@ class Journal:
     chain: bytes
     records: int = 0
     size: int = 0
+    # An append failed part-way (a full disk, an interrupt): what follows on disk may be
+    # a torn record, after which nothing would replay. The next save rewrites the image.
+    broken: bool = False
 
     @classmethod
     def empty(cls, path: Path, base: bytes) -> Journal:
@@ -277,7 +280,11 @@ class Journal:
             # A journal of an older image, dropped as stale at unlock, could still be here
             # only if its removal failed; this image's journal starts afresh.
             fs.safe_remove(self.path)
-        fs.append_durable(self.path, data, create=first)
+        try:
+            fs.append_durable(self.path, data, create=first)
+        except BaseException:
+            self.broken = True
+            raise
         self.chain = chain
         self.records += 1
         self.size += len(data)
