@@ -124,10 +124,6 @@ def _open(args: argparse.Namespace) -> vault.Vault:
     return v
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 def _short(item_id: str) -> str:
     return item_id[:12]
 
@@ -194,7 +190,7 @@ def cmd_import(args: argparse.Namespace) -> None:
             _out(f"  quarantined {_short(item_id)}: {inert(reason)}")
         _out(f"  ack for the server: {r.ack_path}")
         if r.ack_path is not None and r.ack_path.exists():
-            fs.set_day(r.ack_path, _today())  # it may be outside the vault (--ack-out)
+            fs.set_day(r.ack_path, fs.today())  # it may be outside the vault (--ack-out)
         if not r.checked:
             _warn(f"{path}: an export of index version 1 states nothing about what the "
                   "server holds for this desk, so its continuity cannot be checked: "
@@ -511,7 +507,7 @@ def cmd_outbox(args: argparse.Namespace) -> None:
         if not args.out:
             raise CLIError("give --out FILE for the outbox bundle")
         path, count = replies.bundle_outbox(v, args.out)
-        fs.set_day(path, _today())  # outside the vault: dated here, not by Vault.close
+        fs.set_day(path, fs.today())  # outside the vault: dated here, not by Vault.close
         v.save()
         _out(f"Wrote {count} item(s) to {path}, signed by desk {v.desk_id}. "
              "Carry it to the transfer machine and run push.")
@@ -626,8 +622,7 @@ def cmd_iocs(args: argparse.Namespace) -> None:
         _out(f"Removed {inert(f.name)}: {f.indicators} indicator(s) and their matches.")
     elif args.action == "export":
         since = _day_option(args.since, "--since")
-        until = _day_option(args.until, "--until") if args.until else dt.datetime.now(
-            dt.UTC).date()
+        until = _day_option(args.until, "--until") if args.until else fs.today()
         count = indicators.export_sightings(v, args.out, since=since, until=until,
                                             fmt=args.format)
         _out(f"Wrote {count} indicator(s) seen from {since} to {until} to {args.out} "

@@ -102,7 +102,8 @@ def now() -> str:
 
 
 def today() -> str:
-    return dt.datetime.now(dt.UTC).date().isoformat()
+    """The UTC day as YYYY-MM-DD (keys.fs.today)."""
+    return fs.today().isoformat()
 
 
 _SCHEMA: Final[list[tuple[str, dict[str, Any], str | tuple[str, ...]]]] = [
@@ -419,7 +420,7 @@ class Vault:
         finally:
             self.conn.close()
             if self._saved:
-                fs.set_day_tree(self.path, dt.datetime.now(dt.UTC).date())
+                fs.set_day_tree(self.path, fs.today())
                 self._saved = False
             if self._lock >= 0:
                 os.close(self._lock)  # releases the flock
@@ -635,7 +636,7 @@ def _build_vault(
     fs.atomic_write_bytes(root / META_FILE, json.dumps(
         {"format": FORMAT, "version": VERSION, "desk": desk.id}).encode("ascii") + b"\n")
     # vault.json was written after the save: dated now, for a caller that never closes.
-    fs.set_day_tree(root, dt.datetime.now(dt.UTC).date())
+    fs.set_day_tree(root, fs.today())
     return vault
 
 

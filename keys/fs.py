@@ -73,6 +73,7 @@ __all__ = [
     "set_day",
     "set_day_tree",
     "sync_all",
+    "today",
     "write_unsynced",
 ]
 
@@ -484,6 +485,11 @@ def list_names(directory: StrPath) -> list[str]:
 
 
 # --- time, locks, reading -------------------------------------------------------------
+
+
+def today() -> dt.date:
+    """The UTC day: the finest time the programs record or leave on a file."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 def day_timestamp(day: dt.date) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import re
 import sys
 from collections.abc import Sequence
@@ -40,14 +39,10 @@ def _mebibytes(text: str) -> int:
     return value
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 def cmd_init(args: argparse.Namespace) -> None:
     public = init_transfer(Path(args.dir), desk=args.desk, server_key=args.server_key,
                            keyring_path=Path(args.keyring))
-    fs.set_day_tree(args.dir, _today())
+    fs.set_day_tree(args.dir, fs.today())
     print(f"Transfer credential for desk {args.desk} written to {args.dir}.")
     print(f"Register its public key on the server: {public}")
 
@@ -59,10 +54,10 @@ def cmd_fetch(args: argparse.Namespace) -> None:
                              show_progress=None))
     # What this machine keeps is dated to the day: the transfer directory (cursor.json)
     # and, on the stick, the bundle and the directory it was renamed into.
-    fs.set_day_tree(settings.directory, _today())
-    fs.set_day(args.out, _today())
+    fs.set_day_tree(settings.directory, fs.today())
+    fs.set_day(args.out, fs.today())
     if path is not None:
-        fs.set_day(path, _today())
+        fs.set_day(path, fs.today())
     if path is None:
         print(f"Nothing new for desk {settings.desk}.")
     elif re.fullmatch(r"export-.+-([0-9]+)-\1\.bundle", path.name):
