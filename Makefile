@@ -12,7 +12,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PORT ?= 8080
 DIR  ?= ./demo
 
-.PHONY: run test check lint typecheck bench clean wheelhouse
+.PHONY: run test check lint typecheck bench clean wheelhouse soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# The long versions of the attack and accident tests (docs/threat-model.md), for an
+# operator to run before an upgrade: 100 rounds of SIGKILL under load instead of 20.
+soak: $(TEST_STAMP)
+	AMANA_SOAK_ROUNDS=100 $(BIN)/python -m pytest tests/integration/test_crash_under_load.py
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py
