@@ -136,3 +136,27 @@ async def test_sigterm_mid_upload_deletes_it_before_exit(server) -> None:
     assert sorted(p.name for p in server.store_dir.iterdir()) == stored_before
     assert rows(server) == acknowledged
     assert "Traceback" not in server.stderr_path.read_text()
+
+
+def _mapped_semaphores(pid: int) -> set[Path]:
+    """The POSIX semaphores (/dev/shm/sem.*) a process has open: they are mmapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {Path(line.split(maxsplit=5)[5]) for line in maps.splitlines()
+            if len(line.split(maxsplit=5)) == 6 and "/dev/shm/sem." in line}
+
+
+async def test_kill_9_leaves_no_semaphore_in_dev_shm(server) -> None:
+    """The codename worker pool's queues use named POSIX semaphores. When the server is
+    killed, multiprocessing's resource tracker (a process of its own) unlinks them.
+    Under systemd the unit's PrivateDevices= gives the service a /dev/shm of its own
+    that ends with it, and RemoveIPC= removes what its user left (tests/deploy)."""
+    await submit_small(server)  # the first submission starts the worker pool
+    assert server.proc is not None
+    semaphores = _mapped_semaphores(server.proc.pid)
+    assert semaphores, "the pool uses no named semaphore: this test checks nothing"
+    server.kill9()
+    deadline = time.monotonic() + 10
+    while any(p.exists() for p in semaphores):
+        assert time.monotonic() < deadline, f"left in /dev/shm: {semaphores}"
+        await asyncio.sleep(0.1)
+    server.start()
