@@ -26,8 +26,6 @@ from support import walkthrough
 from support.e2e import BIN
 from support.server_process import ServerProcess
 
-pytestmark = pytest.mark.slow
-
 # What the test changes in the README's commands, all in this one table: the demo's
 # staff app listens on a free port here, not on `make run`'s 8081.
 STAFF_URL = "http://127.0.0.1:8081"
@@ -91,6 +89,7 @@ def client(vault: Path, desk: str, root: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_the_readme_walkthrough_runs_as_written(server: ServerProcess, new_page: Any,
                                                 tmp_path: Path) -> None:
     # The checkout, as the README's commands see it: .venv/bin and demo/ (served).
