@@ -75,8 +75,10 @@ def run_walkthrough(root: Path, staff_url: str) -> tuple[str, Path]:
         pytest.fail(f"README walk-through block {failed} failed (exit {result.returncode}):\n"
                     f"{walkthrough.split_output(result.stdout).get(failed, '')}\n"
                     f"{walkthrough.split_output(result.stderr).get(failed, '')}")
-    (work,) = scratch.iterdir()
-    return result.stdout, work
+    # Only $W: none of the commands left a temporary file of its own behind.
+    left = list(scratch.iterdir())
+    assert len(left) == 1, left
+    return result.stdout, left[0]
 
 
 def client(vault: Path, desk: str, root: Path, *args: str) -> Any:
