@@ -647,6 +647,22 @@ def _iocs_list(listing: records.IndicatorListing, as_json: bool) -> None:
             _out(f"      {inert(u.pattern)}")
 
 
+def cmd_ui(args: argparse.Namespace) -> None:
+    # Imported here: only this command loads aiohttp (and listens, on 127.0.0.1 only).
+    from journalist_client.ui import serve
+    from journalist_client.ui._worker import VaultWorker
+
+    worker = VaultWorker()
+    try:
+        # Unlocked on the worker thread, which alone uses it (SQLite thread affinity),
+        # and held, with its lock, until the UI stops: the CLI meanwhile is refused.
+        v = worker.open(lambda: _open(args))
+        _OPENED.remove(v)
+        serve(worker, language=args.lang, open_browser=args.browser)
+    finally:
+        worker.close()
+
+
 # --- parser ---------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -831,6 +847,13 @@ def parser() -> argparse.ArgumentParser:
     a = actions.add_parser("rescan", parents=[common],
                            help="match every report again (after an import)")
     a.add_argument("--no-progress", dest="progress", action="store_false")
+
+    sp = add("ui", cmd_ui, "triage in the browser: a local web UI on 127.0.0.1 (docs/ui.md)",
+             "journalist-client ui --lang ar --no-browser")
+    sp.add_argument("--lang", choices=("en", "ar", "fr"), default="en",
+                    help="language until you choose one in the UI (kept per triager)")
+    sp.add_argument("--no-browser", dest="browser", action="store_false",
+                    help="only print the address (with its one-time token)")
 
     return p
 
