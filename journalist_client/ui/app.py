@@ -9,7 +9,7 @@ Only the browser of the triager who started ``journalist-client ui`` gets in:
 - the first request must carry the one-time token printed on the terminal
   (``secrets.token_urlsafe(32)``, compared with ``hmac.compare_digest``); it is
   exchanged once for a session cookie (HttpOnly, SameSite=Strict, Path=/);
-- a POST must come from this origin (Origin, else Sec-Fetch-Site) and carry the
+- a POST must come from this origin (Sec-Fetch-Site, else Origin) and carry the
   session's CSRF token: SameSite treats every port of 127.0.0.1 as the same site,
   so another local web server's page could otherwise post here with the cookie.
 
@@ -134,19 +134,23 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
     if request.headers.get("Host") != f"127.0.0.1:{state.port}":
         # DNS rebinding: a page of evil.example re-pointed at 127.0.0.1 sends its own Host.
         return refuse(request, 403, "Wrong Host header.")
-    if request.path == "/login" or request.path.startswith("/static/"):
+    if request.path in ("/login", "/favicon.ico") or request.path.startswith("/static/"):
         return await handler(request)
     if not _same(state.session, request.cookies.get(SESSION_COOKIE, "")):
         return refuse(request, 403, "Open the address printed in the terminal where "
                                     "journalist-client ui runs.")
     if request.method not in ("GET", "HEAD"):
+        # Sec-Fetch-Site is the browser's own word on where a request comes from
+        # (Chromium, Firefox, Safari). With Referrer-Policy: no-referrer Chromium sends
+        # "Origin: null" on a form post, so null is accepted only beside a
+        # Sec-Fetch-Site of same-origin; without Sec-Fetch-Site the Origin must be ours.
         origin = request.headers.get("Origin")
         fetch_site = request.headers.get("Sec-Fetch-Site")
-        if origin is None and fetch_site is None:
-            return refuse(request, 403, "A form must come from this page.")
-        if origin is not None and origin != state.origin:
-            return refuse(request, 403, "A form must come from this page.")
-        if fetch_site is not None and fetch_site != "same-origin":
+        if fetch_site is not None:
+            allowed = fetch_site == "same-origin" and origin in (None, "null", state.origin)
+        else:
+            allowed = origin == state.origin
+        if not allowed:
             return refuse(request, 403, "A form must come from this page.")
     return await handler(request)
 
@@ -166,6 +170,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     resp.set_cookie(SESSION_COOKIE, state.session, path="/", httponly=True,
                     samesite="Strict")
     raise resp
+
+
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 def create_app(worker: VaultWorker, *, port: int, token: str,
@@ -188,6 +196,8 @@ def create_app(worker: VaultWorker, *, port: int, token: str,
         stats = None
     app[STATE].stats = stats
     app.router.add_get("/login", login)
+    # Browsers ask for it on their own; an empty answer keeps a 404 out of the console.
+    app.router.add_get("/favicon.ico", _no_icon)
     views.add_routes(app)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     return app

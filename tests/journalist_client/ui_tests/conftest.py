@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from ..conftest import Run, Server, report_doc
+
 # Chromium gets nothing but the UI: background services off, any other host unresolvable.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -104,7 +106,17 @@ def start_ui(vault: Path, passfile: Path, *extra: str) -> UI:
 
 
 @pytest.fixture
-def ui(imported: dict[str, str], vault_dir: Path, passfile: Path) -> Iterator[UI]:
+def declined(imported: dict[str, str], run: Run, server: Server) -> str:
+    """The id of a fifth report, whose source declined sharing within the coalition."""
+    doc = report_doc(description="please keep this to your desk only", country="TN")
+    doc["answers"]["consent"]["share_within_coalition"] = False
+    code, _, err = run("import", str(server.bundle([server.item(doc)])))
+    assert code == 0, err
+    return str(doc["submission_id"])
+
+
+@pytest.fixture
+def ui(declined: str, vault_dir: Path, passfile: Path) -> Iterator[UI]:
     u = start_ui(vault_dir, passfile)
     try:
         yield u

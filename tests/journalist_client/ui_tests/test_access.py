@@ -64,6 +64,7 @@ def test_posts_from_another_origin_or_without_csrf_are_refused(
     body = urllib.parse.urlencode({"csrf": csrf, "status": "closed"})
     for headers in ({"Origin": "http://127.0.0.1:1"}, {"Origin": "http://evil.example"},
                     {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "same-origin", "Origin": "http://evil.example"},
                     {"Sec-Fetch-Site": "same-site"}, {}):
         resp = ui.request("POST", path, headers={"Cookie": session, **headers}, body=body)
         assert resp.status == 403, headers
