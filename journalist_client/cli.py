@@ -656,7 +656,7 @@ def cmd_ui(args: argparse.Namespace) -> None:
     try:
         # Unlocked on the worker thread, which alone uses it (SQLite thread affinity),
         # and held, with its lock, until the UI stops: the CLI meanwhile is refused.
-        v = worker.open(lambda: _open(args))
+        v = worker.unlock(lambda: _open(args))
         _OPENED.remove(v)
         serve(worker, language=args.lang, open_browser=args.browser)
     finally:

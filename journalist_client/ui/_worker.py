@@ -30,7 +30,7 @@ class VaultWorker:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amana-vault")
         self._vault: Vault | None = None
 
-    def open(self, opener: Callable[[], Vault]) -> Vault:
+    def unlock(self, opener: Callable[[], Vault]) -> Vault:
         """Unlock the vault on the worker thread (``opener`` may ask for the passphrase)."""
         self._vault = self._pool.submit(opener).result()
         return self._vault
