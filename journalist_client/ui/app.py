@@ -22,29 +22,34 @@ adds keyboard shortcuts.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import secrets
 import signal
 import socket
 import sys
 import webbrowser
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-import jinja2
 from aiohttp import web
 
-from journalist_client.ui._worker import ImportJob, VaultWorker
+from journalist_client.ui import views
+from journalist_client.ui._web import (
+    JINJA,
+    LANGUAGE_META,
+    STATE,
+    WORKER,
+    UIState,
+    refuse,
+    same_secret,
+)
+from journalist_client.ui._worker import VaultWorker
 from journalist_client.ui.i18n import DEFAULT_LANGUAGE, LANGUAGES, load_environments
 
-__all__ = ["SECURITY_HEADERS", "SESSION_COOKIE", "UIState", "create_app", "serve"]
+__all__ = ["SECURITY_HEADERS", "SESSION_COOKIE", "create_app", "serve"]
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE: Final = "amana_ui_session"
-# The vault meta key holding a triager's language ("ui_language:" + their name).
-LANGUAGE_META: Final = "ui_language:"
 # A reply or note is at most 64 Ki characters: 1 MiB of url-encoded form is plenty.
 MAX_BODY: Final = 1024 * 1024
 
@@ -65,46 +70,6 @@ SECURITY_HEADERS: Final = {
 }
 
 
-@dataclass
-class UIState:
-    port: int
-    token: str
-    language: str
-    token_used: bool = False
-    session: str = ""
-    csrf: str = ""
-    # Messages for the next page shown (after a POST, redirect, GET): (kind, text).
-    flash: list[tuple[str, str]] = field(default_factory=list)
-    job: ImportJob | None = None
-    # The statistics package (journalist_client.stats), when this build has one.
-    stats: object | None = None
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-WORKER: Final = web.AppKey("worker", VaultWorker)
-STATE: Final = web.AppKey("state", UIState)
-JINJA: Final = web.AppKey("jinja", dict[str, jinja2.Environment])
-
-
-def render(request: web.Request, template: str, *, status: int = 200,
-           **context: object) -> web.Response:
-    state = request.app[STATE]
-    env = request.app[JINJA][state.language]
-    flash, state.flash = state.flash, []
-    body = env.get_template(template).render(csrf=state.csrf, flash=flash,
-                                             path=request.path, **context)
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-
-
-def refuse(request: web.Request, status: int, reason: str) -> web.Response:
-    env = request.app[JINJA][request.app[STATE].language]
-    body = env.get_template("refused.html").render(status=status, reason=reason)
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -121,11 +86,6 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     return resp
 
 
-def _same(secret: str, given: str) -> bool:
-    return bool(secret) and hmac.compare_digest(secret.encode("utf-8", "replace"),
-                                                given.encode("utf-8", "replace"))
-
-
 @web.middleware
 async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
@@ -136,7 +96,7 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         return refuse(request, 403, "Wrong Host header.")
     if request.path in ("/login", "/favicon.ico") or request.path.startswith("/static/"):
         return await handler(request)
-    if not _same(state.session, request.cookies.get(SESSION_COOKIE, "")):
+    if not same_secret(state.session, request.cookies.get(SESSION_COOKIE, "")):
         return refuse(request, 403, "Open the address printed in the terminal where "
                                     "journalist-client ui runs.")
     if request.method not in ("GET", "HEAD"):
@@ -159,7 +119,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     """Exchange the one-time token for the session cookie, then show the inbox."""
     state = request.app[STATE]
     given = request.query.get("token", "")
-    if state.token_used or not _same(state.token, given):
+    if state.token_used or not same_secret(state.token, given):
         return refuse(request, 403, "This address was already used or is wrong. Use the "
                                     "browser window that opened it, or restart "
                                     "journalist-client ui.")
@@ -179,8 +139,6 @@ async def _no_icon(request: web.Request) -> web.Response:
 def create_app(worker: VaultWorker, *, port: int, token: str,
                language: str = DEFAULT_LANGUAGE) -> web.Application:
     """The UI for the vault ``worker`` holds, served on 127.0.0.1:``port``."""
-    from journalist_client.ui import views
-
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
     app = web.Application(middlewares=[headers_middleware, guard_middleware],

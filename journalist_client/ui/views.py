@@ -28,15 +28,15 @@ from journalist_client import (
 )
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import CATEGORIES, SEVERITIES, STATUSES
-from journalist_client.ui._worker import ImportJob
-from journalist_client.ui.app import (
+from journalist_client.ui._web import (
     LANGUAGE_META,
     STATE,
     WORKER,
-    _same,
     refuse,
     render,
+    same_secret,
 )
+from journalist_client.ui._worker import ImportJob
 from journalist_client.ui.i18n import LANGUAGES, translations
 from journalist_client.vault import Vault, VaultError
 from keys import fs, ids
@@ -80,7 +80,7 @@ async def _form(request: web.Request) -> MultiDictProxy[Any]:
         raise web.HTTPBadRequest(reason="A form must be sent url-encoded.")
     form = await request.post()
     token = form.get("csrf", "")
-    if not isinstance(token, str) or not _same(request.app[STATE].csrf, token):
+    if not isinstance(token, str) or not same_secret(request.app[STATE].csrf, token):
         raise web.HTTPForbidden(reason="The form has expired: reload the page.")
     return form
 

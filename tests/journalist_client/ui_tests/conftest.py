@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from ..conftest import Run, Server, report_doc
+# The parent folder's builders: "journalist_client" on the path is the package itself.
+from ..conftest import Run, Server, report_doc  # noqa: TID252
 
 # Chromium gets nothing but the UI: background services off, any other host unresolvable.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

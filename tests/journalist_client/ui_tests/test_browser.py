@@ -6,14 +6,14 @@ the UI itself for a resource. Screenshots go to the test's tmp_path."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..conftest import Server, report_doc
+# The parent folder's builders: "journalist_client" on the path is the package itself.
+from ..conftest import Server, report_doc  # noqa: TID252
 from .conftest import UI, Watched
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,8 @@ def test_import_triage_reply_search(open_ui: Callable[..., Watched], ui: UI,
             f"status status-{status}"
     assert "S2" in page.inner_text(".summary .sev")
     history = page.inner_text("table.history")
-    assert "closed" in history and "t-closed" in history
+    assert "closed" in history
+    assert "t-closed" in history
     page.screenshot(path=str(tmp_path / f"report-{locale}-js{js}.png"), full_page=True)
 
     # A note and a reply.
