@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDictProxy, MultiMapping
 
 from journalist_client import (
     attachments,
@@ -112,7 +112,7 @@ def _see(location: str) -> web.HTTPSeeOther:
 
 # --- inbox ----------------------------------------------------------------------------
 
-def _filters(query: MultiDictProxy[str]) -> tuple[triage.Filters, int]:
+def _filters(query: MultiMapping[str]) -> tuple[triage.Filters, int]:
     def opt(name: str) -> str | None:
         value = query.get(name, "").strip()
         return value or None
@@ -145,7 +145,7 @@ async def inbox(request: web.Request) -> web.Response:
         return render(request, "inbox.html", status=400, rows=[], total=0, error=str(e),
                       **_inbox_context(request))
 
-    def run(v: Vault) -> tuple[list[records.ItemSummary], int, continuity.State]:
+    def run(v: Vault) -> tuple[list[records.ItemSummary], int, continuity.Continuity]:
         rows = triage.list_items(v, filters, limit=limit)
         total = triage.count_items(v, filters) if len(rows) == limit else len(rows)
         return rows, total, continuity.check(v)
