@@ -237,11 +237,13 @@ async def export_attachment(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     try:
         number = int(_one(form, "n"))
+    except ValueError:
+        _flash(request, "error", _t(request, "Choose an attachment."))
+        raise _see(f"/item/{item_id}#attachments") from None
+    try:
         out = _path(_one(form, "path"))
         path, size = await _vault(
             request, lambda v: attachments.export_attachment(v, item_id, number, out))
-    except ValueError:
-        _flash(request, "error", _t(request, "Choose an attachment."))
     except (*EXPECTED, OSError) as e:
         _flash(request, "error", _error_line(e))
     else:
