@@ -465,11 +465,27 @@ async def iocs_action(request: web.Request) -> web.StreamResponse:
 # --- statistics, language -------------------------------------------------------------
 
 async def stats(request: web.Request) -> web.Response:
+    """The statistics of journalist_client.stats (another part of the client), when this
+    build has it: the same table as ``journalist-client stats``, suppression included."""
     module: Any = request.app[STATE].stats
+    today = dt.datetime.now(dt.UTC).date()
+    start = today.replace(day=1) - dt.timedelta(days=335)
+    q = {"since": request.query.get("since", f"{start:%Y-%m}"),
+         "until": request.query.get("until", f"{today:%Y-%m}"),
+         "by": request.query.get("by", "category"), "k": request.query.get("k", "")}
     if module is None:
-        return render(request, "stats.html", table=None)
-    table = await _vault(request, lambda v: module.table(v))
-    return render(request, "stats.html", table=table)
+        return render(request, "stats.html", table=None, q=q, dimensions=(), error="",
+                      available=False)
+    language = request.app[STATE].language
+    try:
+        k = int(q["k"]) if q["k"] else int(module.DEFAULT_K)
+        table = await _vault(request, lambda v: module.table(
+            v, q["since"], q["until"], by=q["by"], k=k, lang=language))
+    except (ValueError, module.StatsError) as e:
+        return render(request, "stats.html", status=400, table=None, q=q,
+                      dimensions=module.DIMENSIONS, error=str(e), available=True)
+    return render(request, "stats.html", table=table, q=q, dimensions=module.DIMENSIONS,
+                  error="", available=True)
 
 
 async def set_language(request: web.Request) -> web.StreamResponse:

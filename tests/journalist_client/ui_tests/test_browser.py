@@ -56,6 +56,18 @@ def test_import_triage_reply_search(open_ui: Callable[..., Watched], ui: UI,
     page.goto(ui.origin + "/")
     assert page.locator(f"a[href='/item/{new['submission_id']}']").count() == 1
     page.screenshot(path=str(tmp_path / f"inbox-{locale}-js{js}.png"), full_page=True)
+    rows = page.locator("#inbox .row-link")
+    if js:  # static/ui.js: j and k move between the rows, Enter opens
+        page.keyboard.press("j")
+        page.keyboard.press("j")
+        assert page.evaluate("document.activeElement.getAttribute('href')") == \
+            rows.nth(1).get_attribute("href")
+        first = rows.nth(0).get_attribute("href")
+        page.keyboard.press("k")
+        page.keyboard.press("Enter")
+        page.wait_for_url(ui.origin + first)
+    else:  # without script the rows are links, reached with Tab like any other
+        assert rows.count() >= 5
 
     # Triage a report from new to closed.
     item = imported["a"]
