@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import getpass
 import os
 import shlex
@@ -647,17 +648,35 @@ def _iocs_list(listing: records.IndicatorListing, as_json: bool) -> None:
             _out(f"      {inert(u.pattern)}")
 
 
+def _refresh_and_save(v: vault.Vault) -> None:
+    if triage.refresh_search_index(v):
+        v.save()
+
+
 def cmd_ui(args: argparse.Namespace) -> None:
     # Imported here: only this command loads aiohttp (and listens, on 127.0.0.1 only).
     from journalist_client.ui import serve
     from journalist_client.ui._worker import VaultWorker
 
+    if not args.vault:
+        raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
     worker = VaultWorker()
     try:
-        # Unlocked on the worker thread, which alone uses it (SQLite thread affinity),
-        # and held, with its lock, until the UI stops: the CLI meanwhile is refused.
-        v = worker.unlock(lambda: _open(args))
-        _OPENED.remove(v)
+        # As _open, but the vault is unlocked on the worker thread, which alone uses it
+        # (SQLite thread affinity) and holds it, with its lock, until the UI stops: the
+        # CLI meanwhile is refused. The passphrase is asked here, on the main thread,
+        # so that Ctrl-C at the prompt ends the command.
+        for attempt in range(1, PASSPHRASE_TRIES + 1):
+            opener = functools.partial(vault.unlock, args.vault, _read_passphrase(args),
+                                       user=args.user)
+            try:
+                worker.unlock(opener)
+                break
+            except vault.WrongVaultPassphrase:
+                if args.passphrase_file or attempt == PASSPHRASE_TRIES:
+                    raise
+                print("Wrong passphrase, try again.", file=sys.stderr)
+        worker.call(_refresh_and_save)
         serve(worker, language=args.lang, open_browser=args.browser)
     finally:
         worker.close()

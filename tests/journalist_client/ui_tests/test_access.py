@@ -117,3 +117,21 @@ def test_the_cli_is_refused_while_the_ui_holds_the_vault(ui: UI) -> None:
          "--passphrase-file", str(ui.passfile), "list"],
         capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_wrong_passphrase_is_one_line_and_nothing_listens(
+        imported: dict[str, str], vault_dir: object, tmp_path: object) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    wrong = Path(str(tmp_path)) / "wrong.txt"
+    wrong.write_text("not the passphrase\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "journalist_client.cli", "--vault", str(vault_dir),
+         "--passphrase-file", str(wrong), "ui", "--no-browser"],
+        capture_output=True, text=True, check=False, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert done.stdout == ""  # no URL: nothing was served
+    assert done.stderr.startswith("error: ")
+    assert len(done.stderr.strip().splitlines()) == 1
