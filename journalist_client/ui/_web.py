@@ -14,8 +14,9 @@ import jinja2
 from aiohttp import web
 
 from journalist_client.ui._worker import ImportJob, VaultWorker
+from journalist_client.ui.i18n import translations
 
-__all__ = ["JINJA", "LANGUAGE_META", "STATE", "WORKER", "UIState", "refuse", "render",
+__all__ = ["JINJA", "LANGUAGE_META", "N_", "STATE", "WORKER", "UIState", "refuse", "render",
            "same_secret"]
 
 # The vault meta key holding a triager's language ("ui_language:" + their name).
@@ -37,6 +38,12 @@ class UIState:
     stats: object | None = None
 
     @property
+    def cookie(self) -> str:
+        """The session cookie's name: cookies are not kept apart by port, so two UIs
+        (two vaults) in one browser would otherwise log each other out."""
+        return f"amana_ui_{self.port}"
+
+    @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -56,9 +63,17 @@ def render(request: web.Request, template: str, *, status: int = 200,
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "translated later"
+    """Marks a message for the catalogue; :func:`refuse` translates it when shown."""
+    return message
+
+
 def refuse(request: web.Request, status: int, reason: str) -> web.Response:
-    env = request.app[JINJA][request.app[STATE].language]
-    body = env.get_template("refused.html").render(status=status, reason=reason)
+    """A refusal page in the triager's language (a library's message stays as it is)."""
+    language = request.app[STATE].language
+    env = request.app[JINJA][language]
+    body = env.get_template("refused.html").render(
+        status=status, reason=translations(language).gettext(reason))
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
 

@@ -37,6 +37,7 @@ from journalist_client.ui import views
 from journalist_client.ui._web import (
     JINJA,
     LANGUAGE_META,
+    N_,
     STATE,
     WORKER,
     UIState,
@@ -46,10 +47,9 @@ from journalist_client.ui._web import (
 from journalist_client.ui._worker import VaultWorker
 from journalist_client.ui.i18n import DEFAULT_LANGUAGE, LANGUAGES, load_environments
 
-__all__ = ["SECURITY_HEADERS", "SESSION_COOKIE", "create_app", "serve"]
+__all__ = ["SECURITY_HEADERS", "create_app", "serve"]
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
-SESSION_COOKIE: Final = "amana_ui_session"
 # A reply or note is at most 64 Ki characters: 1 MiB of url-encoded form is plenty.
 MAX_BODY: Final = 1024 * 1024
 
@@ -90,15 +90,15 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
     if request.remote != "127.0.0.1":
-        return refuse(request, 403, "This address may not use the triage UI.")
+        return refuse(request, 403, N_("This address may not use the triage UI."))
     if request.headers.get("Host") != f"127.0.0.1:{state.port}":
         # DNS rebinding: a page of evil.example re-pointed at 127.0.0.1 sends its own Host.
-        return refuse(request, 403, "Wrong Host header.")
+        return refuse(request, 403, N_("Wrong Host header."))
     if request.path in ("/login", "/favicon.ico") or request.path.startswith("/static/"):
         return await handler(request)
-    if not same_secret(state.session, request.cookies.get(SESSION_COOKIE, "")):
-        return refuse(request, 403, "Open the address printed in the terminal where "
-                                    "journalist-client ui runs.")
+    if not same_secret(state.session, request.cookies.get(state.cookie, "")):
+        return refuse(request, 403, N_("Open the address printed in the terminal where "
+                                       "journalist-client ui runs."))
     if request.method not in ("GET", "HEAD"):
         # Sec-Fetch-Site is the browser's own word on where a request comes from
         # (Chromium, Firefox, Safari). With Referrer-Policy: no-referrer Chromium sends
@@ -111,7 +111,7 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             allowed = origin == state.origin
         if not allowed:
-            return refuse(request, 403, "A form must come from this page.")
+            return refuse(request, 403, N_("A form must come from this page."))
     return await handler(request)
 
 
@@ -120,14 +120,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     given = request.query.get("token", "")
     if state.token_used or not same_secret(state.token, given):
-        return refuse(request, 403, "This address was already used or is wrong. Use the "
-                                    "browser window that opened it, or restart "
-                                    "journalist-client ui.")
+        return refuse(request, 403, N_("This address was already used or is wrong. Use the "
+                                       "browser window that opened it, or restart "
+                                       "journalist-client ui."))
     state.token_used = True
     state.session = secrets.token_urlsafe(32)
     state.csrf = secrets.token_urlsafe(32)
     resp = web.HTTPSeeOther("/")
-    resp.set_cookie(SESSION_COOKIE, state.session, path="/", httponly=True,
+    resp.set_cookie(state.cookie, state.session, path="/", httponly=True,
                     samesite="Strict")
     raise resp
 

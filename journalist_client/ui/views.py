@@ -30,6 +30,7 @@ from journalist_client.search import SearchError
 from journalist_client.taxonomy import CATEGORIES, SEVERITIES, STATUSES
 from journalist_client.ui._web import (
     LANGUAGE_META,
+    N_,
     STATE,
     WORKER,
     refuse,
@@ -77,11 +78,11 @@ async def _form(request: web.Request) -> MultiDictProxy[Any]:
     temporary file, and nothing here takes a file from the browser.
     """
     if request.content_type != "application/x-www-form-urlencoded":
-        raise web.HTTPBadRequest(reason="A form must be sent url-encoded.")
+        raise web.HTTPBadRequest(reason=N_("A form must be sent url-encoded."))
     form = await request.post()
     token = form.get("csrf", "")
     if not isinstance(token, str) or not same_secret(request.app[STATE].csrf, token):
-        raise web.HTTPForbidden(reason="The form has expired: reload the page.")
+        raise web.HTTPForbidden(reason=N_("The form has expired: reload the page."))
     return form
 
 
@@ -492,7 +493,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     code = _one(form, "lang")
     if code not in LANGUAGES:
-        raise web.HTTPBadRequest(reason="Unknown language.")
+        raise web.HTTPBadRequest(reason=N_("Unknown language."))
 
     def run(v: Vault) -> None:
         v.set_meta(LANGUAGE_META + v.user, code)

@@ -41,7 +41,7 @@ def test_the_token_is_single_use_and_gives_a_strict_httponly_cookie(ui: UI) -> N
     assert ui.request("GET", "/", headers={"Cookie": session}).status == 200
     # The same link again (a second browser, or someone who read it): refused.
     assert ui.request("GET", "/login?token=" + ui.token).status == 403
-    assert ui.request("GET", "/", headers={"Cookie": "amana_ui_session=forged"}).status == 403
+    assert ui.request("GET", "/", headers={"Cookie": f"amana_ui_{ui.port}=forged"}).status == 403
 
 
 def test_a_rebound_host_name_is_refused(ui: UI) -> None:

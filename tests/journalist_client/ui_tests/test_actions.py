@@ -79,6 +79,9 @@ def test_the_language_is_kept_per_triager(ui: UI, imported: dict[str, str]) -> N
     _, page = _post(ui, session, "/language", lang="ar", next="//evil.example/")
     assert '<html lang="ar" dir="rtl">' in page  # and back home, not elsewhere
     assert "الوارد" in page
+    # Refusals speak the triager's language too.
+    refused = ui.request("GET", "/").body.decode()  # type: ignore[attr-defined]
+    assert "افتح العنوان المطبوع في الطرفية" in refused
     # Kept in the vault: a new UI process starts in Arabic whatever --lang says.
     assert ui.stop() == 0
     from .conftest import start_ui

@@ -16,7 +16,7 @@ def _msgids() -> set[str]:
     method_map = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
     options = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n",
                                         "trim_blocks": "True", "lstrip_blocks": "True"}}
-    keywords = {"_": None, "gettext": None, "_t": (2,)}
+    keywords = {"_": None, "gettext": None, "_t": (2,), "N_": None}
     return {msg for _, _, msg, _, _ in extract_from_dir(
         str(UI), method_map, options, keywords=keywords) if isinstance(msg, str)}
 
