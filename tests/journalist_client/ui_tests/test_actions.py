@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -107,3 +108,21 @@ def test_the_statistics_page(ui: UI) -> None:
     else:
         assert resp.status == 200, page
         assert "<th>Total</th>" in page
+
+
+def test_an_import_that_fails_says_why_and_the_ui_goes_on(ui: UI, tmp_path: Path) -> None:
+    session = ui.login()
+    missing = tmp_path / "no-such.bundle"
+    not_a_bundle = tmp_path / "notes.txt"
+    not_a_bundle.write_text("hello")
+    for path, reason in ((missing, "cannot read"), (not_a_bundle, "Nothing was imported")):
+        _post(ui, session, "/import", path=str(path))
+        for _ in range(100):  # the page the browser would reload every second
+            page = ui.request("GET", "/import", headers={"Cookie": session}).body.decode()  # type: ignore[attr-defined]
+            if 'id="result"' in page:
+                break
+            time.sleep(0.1)
+        assert "Import failed." in page
+        assert reason in page
+        assert '<meta http-equiv="refresh"' not in page
+    assert ui.request("GET", "/", headers={"Cookie": session}).status == 200
