@@ -10,6 +10,7 @@ answers, so what the triager saw done is on disk.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -51,6 +52,8 @@ INBOX_LIMIT: Final = 100
 SEARCH_LIMIT: Final = 50
 # A source's field longer than this is cut, with a link that shows it all.
 FIELD_CUT: Final = 4000
+
+_LOCAL_PATH: Final = re.compile(r"/(?!/)[A-Za-z0-9/_-]*")
 
 # What the library raises for a request it refuses: shown to the triager as one line.
 EXPECTED: Final = (triage.TriageError, replies.OutboxError, attachments.ExportError,
@@ -502,8 +505,9 @@ async def set_language(request: web.Request) -> web.StreamResponse:
     await _vault(request, run)
     request.app[STATE].language = code
     back = _one(form, "next")
-    # Only a path of this UI: never "//elsewhere" or a full URL.
-    raise _see(back if back.startswith("/") and not back.startswith("//") else "/")
+    # Only a path of this UI (its paths are letters, digits, "/", "-" and "_"): never
+    # "//elsewhere", "/\\elsewhere" (which browsers read as "//") or a full URL.
+    raise _see(back if _LOCAL_PATH.fullmatch(back) else "/")
 
 
 def add_routes(app: web.Application) -> None:

@@ -77,8 +77,14 @@ def test_the_language_is_kept_per_triager(ui: UI, imported: dict[str, str]) -> N
     _, page = _post(ui, session, "/language", lang="fr", next=f"/item/{imported['a']}")
     assert '<html lang="fr" dir="ltr">' in page
     assert "Répondre à la source" in page
-    _, page = _post(ui, session, "/language", lang="ar", next="//evil.example/")
-    assert '<html lang="ar" dir="rtl">' in page  # and back home, not elsewhere
+    for elsewhere in ("//evil.example/", "/\\evil.example/", "http://evil.example/"):
+        csrf = ui.csrf(session)
+        resp = ui.request("POST", "/language", headers={"Cookie": session, "Origin": ui.origin},
+                          body=urllib.parse.urlencode({"csrf": csrf, "lang": "ar",
+                                                       "next": elsewhere}))
+        assert resp.getheader("Location") == "/", elsewhere
+    page = ui.request("GET", "/", headers={"Cookie": session}).body.decode()  # type: ignore[attr-defined]
+    assert '<html lang="ar" dir="rtl">' in page
     assert "الوارد" in page
     # Refusals speak the triager's language too.
     refused = ui.request("GET", "/").body.decode()  # type: ignore[attr-defined]
