@@ -10,17 +10,47 @@ answer the import progress page, which reads only an :class:`ImportJob`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from journalist_client.vault import Vault
 
-__all__ = ["ImportJob", "VaultWorker"]
+__all__ = ["ImportJob", "VaultWorker", "bulk"]
 
 T = TypeVar("T")
+
+
+def _guarded(fn: Callable[[Vault], T], vault: Vault) -> T:
+    try:
+        return fn(vault)
+    except BaseException:
+        # An action that failed half-way must not leave changes in memory for the next
+        # action's save to make durable: back to the last saved state.
+        _discard_unsaved(vault)
+        raise
+
+
+def _discard_unsaved(vault: Vault) -> None:
+    # Vault.discard_unsaved arrives with the change journal (ADR 0010, on main); until
+    # then the changes since the last save are one open SQLite transaction.
+    discard = getattr(vault, "discard_unsaved", None)
+    if discard is not None:
+        discard()
+        return
+    vault.conn.rollback()
+    vault.cache.clear()
+
+
+def bulk(vault: Vault) -> contextlib.AbstractContextManager[Any]:
+    """``vault.bulk()`` where the vault has it (ADR 0010: an import or a rescan is saved
+    whole, not noted row by row in the journal), else nothing to do."""
+    method = getattr(vault, "bulk", None)
+    return method() if method is not None else contextlib.nullcontext()
 
 
 class VaultWorker:
@@ -33,6 +63,11 @@ class VaultWorker:
     def unlock(self, opener: Callable[[], Vault]) -> Vault:
         """Unlock the vault on the worker thread (``opener`` may ask for the passphrase)."""
         self._vault = self._pool.submit(opener).result()
+        # A session: each save appends the changed rows to the encrypted journal, so a
+        # triage action is durable in milliseconds (ADR 0010; a no-op before it).
+        start = getattr(self._vault, "start_journal", None)
+        if start is not None:
+            self._pool.submit(start).result()
         return self._vault
 
     @property
@@ -44,15 +79,16 @@ class VaultWorker:
     async def run(self, fn: Callable[[Vault], T]) -> T:
         """Run ``fn(vault)`` on the worker thread, after whatever was queued before it."""
         vault = self.vault
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, vault)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(_guarded, fn, vault))
 
     def call(self, fn: Callable[[Vault], T]) -> T:
         """:meth:`run` from synchronous code (tests, benchmarks, start-up)."""
-        return self._pool.submit(fn, self.vault).result()
+        return self._pool.submit(_guarded, fn, self.vault).result()
 
     def submit(self, fn: Callable[[Vault], T]) -> Future[T]:
         """Queue ``fn(vault)`` as background work; the caller keeps the future."""
-        return self._pool.submit(fn, self.vault)
+        return self._pool.submit(_guarded, fn, self.vault)
 
     def close(self) -> None:
         """Close the vault (saved work is dated, the lock released) and stop the thread."""

@@ -38,7 +38,7 @@ from journalist_client.ui._web import (
     render,
     same_secret,
 )
-from journalist_client.ui._worker import ImportJob
+from journalist_client.ui._worker import ImportJob, bulk
 from journalist_client.ui.i18n import LANGUAGES, translations
 from journalist_client.vault import Vault, VaultError
 from keys import fs, ids
@@ -380,7 +380,8 @@ def _import_job(v: Vault, job: ImportJob) -> None:
     lines: list[str] = []
     failed = False
     try:
-        r = importer.import_bundle(v, job.bundle, progress=False, on_item=job.progress)
+        with bulk(v):
+            r = importer.import_bundle(v, job.bundle, progress=False, on_item=job.progress)
         if r.repeated_bundle:
             lines.append(f"already imported; nothing changed. Its ack is {r.ack_path}")
         else:
@@ -440,6 +441,10 @@ async def iocs_action(request: web.Request) -> web.StreamResponse:
     action = request.match_info["action"]
 
     def run(v: Vault) -> str:
+        with bulk(v):
+            return change(v)
+
+    def change(v: Vault) -> str:
         if action == "import":
             r = indicators.import_file(v, _path(_one(form, "path")))
             v.save()

@@ -39,3 +39,44 @@ def test_marked_search_returns_the_same_hits(desk_vault: Vault, server: Server) 
     marked = triage.run_search_marked(desk_vault, "pegasus")
     assert [h for h, _ in marked] == triage.run_search(desk_vault, "pegasus")
     assert [t for t, hit in marked[0][1] if hit] == ["Pegasus"]
+
+
+def test_a_failed_action_leaves_nothing_for_the_next_save(
+        desk_vault: Vault, server: Server, vault_dir: object) -> None:
+    from pathlib import Path
+
+    from journalist_client.ui._worker import VaultWorker
+    from journalist_client.vault import unlock
+
+    from ..conftest import PASSPHRASE  # noqa: TID252
+
+    doc = report_doc()
+    importer.import_bundle(desk_vault, server.bundle([server.item(doc)]), progress=False)
+    desk_vault.close()
+    worker = VaultWorker()
+    worker.unlock(lambda: unlock(Path(str(vault_dir)), PASSPHRASE))
+    item = str(doc["submission_id"])
+
+    def half_done(v: Vault) -> None:
+        triage.add_note(v, item, "written, then the action failed")
+        raise triage.TriageError("failed half-way")
+
+    try:
+        try:
+            worker.call(half_done)
+        except triage.TriageError:
+            pass
+        else:
+            raise AssertionError("the action should have failed")
+        # The next action saves: the half-done note must not be in what it saves.
+        worker.call(lambda v: (triage.add_note(v, item, "the real note"), v.save()))
+        notes = worker.call(lambda v: [n.text for n in triage.show_item(v, item).notes])  # type: ignore[union-attr]
+        assert notes == ["the real note"]
+    finally:
+        worker.close()
+    again = unlock(Path(str(vault_dir)), PASSPHRASE)
+    try:
+        shown = triage.show_item(again, item)
+        assert [n.text for n in shown.notes] == ["the real note"]  # type: ignore[union-attr]
+    finally:
+        again.close()
