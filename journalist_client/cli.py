@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import getpass
 import os
 import shlex
@@ -56,7 +57,7 @@ _SESSION: list[vault.Vault] = []
 # Commands that change many rows at once: in a session their changes are saved whole.
 _BULK: Final = frozenset({"import", "iocs", "quarantine"})
 # Commands that make no sense inside a session.
-_NOT_IN_SHELL: Final = frozenset({"init", "shell"})
+_NOT_IN_SHELL: Final = frozenset({"init", "shell", "ui"})
 
 
 def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False,
@@ -705,6 +706,40 @@ def _command_names() -> list[str]:
     return list(sub.choices)
 
 
+def _refresh_and_save(v: vault.Vault) -> None:
+    if triage.refresh_search_index(v):
+        v.save()
+
+
+def cmd_ui(args: argparse.Namespace) -> None:
+    # Imported here: only this command loads aiohttp (and listens, on 127.0.0.1 only).
+    from journalist_client.ui import serve
+    from journalist_client.ui._worker import VaultWorker
+
+    if not args.vault:
+        raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
+    worker = VaultWorker()
+    try:
+        # As _open, but the vault is unlocked on the worker thread, which alone uses it
+        # (SQLite thread affinity) and holds it, with its lock, until the UI stops: the
+        # CLI meanwhile is refused. The passphrase is asked here, on the main thread,
+        # so that Ctrl-C at the prompt ends the command.
+        for attempt in range(1, PASSPHRASE_TRIES + 1):
+            opener = functools.partial(vault.unlock, args.vault, _read_passphrase(args),
+                                       user=args.user)
+            try:
+                worker.unlock(opener)
+                break
+            except vault.WrongVaultPassphrase:
+                if args.passphrase_file or attempt == PASSPHRASE_TRIES:
+                    raise
+                print("Wrong passphrase, try again.", file=sys.stderr)
+        worker.call(_refresh_and_save)
+        serve(worker, language=args.lang, open_browser=args.browser)
+    finally:
+        worker.close()
+
+
 # --- parser ---------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -897,6 +932,13 @@ def parser() -> argparse.ArgumentParser:
                     f"(default {shell.IDLE_MINUTES:g}; 0.5 is thirty seconds)")
     sp.add_argument("--timing", action="store_true",
                     help="print how long each command took on stderr")
+
+    sp = add("ui", cmd_ui, "triage in the browser: a local web UI on 127.0.0.1 (docs/ui.md)",
+             "journalist-client ui --lang ar --no-browser")
+    sp.add_argument("--lang", choices=("en", "ar", "fr"), default="en",
+                    help="language until you choose one in the UI (kept per triager)")
+    sp.add_argument("--no-browser", dest="browser", action="store_false",
+                    help="only print the address (with its one-time token)")
 
     return p
 

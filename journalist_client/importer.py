@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -420,15 +421,17 @@ def _write_ack(vault: Vault, path: Path, ids: list[str]) -> None:
 
 
 def _import_items(vault: Vault, b: VerifiedBundle, result: ImportResult,
-                  progress: bool | None
+                  progress: bool | None, on_item: Callable[[int, int], None] | None
                   ) -> tuple[str, list[IndexItem], continuity.Statement | None]:
     if "index.json" not in b.names:
         raise ImportRefused("refused: the bundle has no index.json")
     cursor, items, statement = parse_index(b.read("index.json", max_size=MAX_DOCUMENT_BYTES),
                                 vault.desk_id, b.names)
     # disable=None: a progress bar on a terminal, none in a pipe or a log.
-    for it in tqdm(items, desc="importing", unit="item", disable=progress is False or None,
-                   leave=False):
+    for done, it in enumerate(tqdm(items, desc="importing", unit="item",
+                                   disable=progress is False or None, leave=False)):
+        if on_item is not None:
+            on_item(done, len(items))
         if _known(vault, it.id):
             result.already.append(it.id)
             continue
@@ -442,8 +445,13 @@ def _import_items(vault: Vault, b: VerifiedBundle, result: ImportResult,
 
 
 def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = None,
-                  ack_out: Path | None = None) -> ImportResult:
-    """Import one desk-export bundle into the vault, save it, and write the ack bundle."""
+                  ack_out: Path | None = None,
+                  on_item: Callable[[int, int], None] | None = None) -> ImportResult:
+    """Import one desk-export bundle into the vault, save it, and write the ack bundle.
+
+    ``on_item(done, total)`` is called before each item (the local UI's progress page,
+    which has no terminal for the progress bar).
+    """
     try:
         server = vault.server_key()
     except VaultError as e:
@@ -476,7 +484,7 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
             return result
         vault.conn.commit()  # what came before this import is not ours to roll back
         try:
-            cursor, items, statement = _import_items(vault, b, result, progress)
+            cursor, items, statement = _import_items(vault, b, result, progress, on_item)
             # After this bundle's own items are stored: they count as held.
             if statement is None:
                 result.checked = False

@@ -59,6 +59,8 @@ __all__ = [
     "raw_snippet",
     "search_rowids",
     "snippet",
+    "snippet_parts",
+    "snippet_text",
     "words",
 ]
 
@@ -299,26 +301,53 @@ def snippet(fields: Sequence[tuple[str, str]], query: Query, *, context: int = 8
 
 def raw_snippet(fields: Sequence[tuple[str, str]], query: Query, *, context: int = 8) -> str:
     """``label: … words [match] words …`` from the first field with a match, as written."""
+    return snippet_text(snippet_parts(fields, query, context=context))
+
+
+def snippet_text(parts: Sequence[tuple[str, bool]]) -> str:
+    """The pieces of :func:`snippet_parts` as one line, each match in brackets."""
+    if not parts:
+        return ""
+    body = " ".join("".join(f"[{text}]" if hit else text for text, hit in parts[1:-1]).split())
+    return f"{parts[0][0]}{body}{parts[-1][0]}"
+
+
+def snippet_parts(fields: Sequence[tuple[str, str]], query: Query, *, context: int = 8
+                  ) -> tuple[tuple[str, bool], ...]:
+    """:func:`raw_snippet` as pieces ``(text, is_match)``, for a medium that marks a
+    match otherwise than with brackets (the local UI's ``<mark>``, where a bracket the
+    source wrote must not look like one).
+
+    The first piece is ``"label: "`` (with ``"… "`` when the snippet starts mid-field),
+    the last is ``" …"`` or ``""``; runs of white space in between are one space.
+    Empty when no field matches.
+    """
     for label, text in fields:
-        spans = list(_RAW_WORD_RE.finditer(unicodedata.normalize("NFC", text)))
+        source = unicodedata.normalize("NFC", text)
+        spans = list(_RAW_WORD_RE.finditer(source))
         hits = [i for i, m in enumerate(spans) if query.matches(m.group())]
         if not hits:
             continue
         first = hits[0]
         lo, hi = max(0, first - context), min(len(spans), first + context + 1)
-        source = unicodedata.normalize("NFC", text)
-        pieces: list[str] = []
+        pieces: list[tuple[str, bool]] = [(f"{label}: " + ("… " if lo > 0 else ""), False)]
         pos = spans[lo].start()
         for i in range(lo, hi):
             m = spans[i]
-            pieces.append(source[pos:m.start()])
-            pieces.append(f"[{m.group()}]" if i in hits else m.group())
+            gap = " ".join(source[pos:m.start()].split())
+            if source[pos:m.start()] and not gap:
+                gap = " "
+            elif gap:
+                left = " " if source[pos].isspace() and i > lo else ""
+                right = " " if source[m.start() - 1].isspace() else ""
+                gap = left + gap + right
+            if gap:
+                pieces.append((gap, False))
+            pieces.append((m.group(), i in hits))
             pos = m.end()
-        body = " ".join("".join(pieces).split())
-        lead = "… " if lo > 0 else ""
-        tail = " …" if hi < len(spans) else ""
-        return f"{label}: {lead}{body}{tail}"
-    return ""
+        pieces.append((" …" if hi < len(spans) else "", False))
+        return tuple(pieces)
+    return ()
 
 
 def search_rowids(conn: sqlite3.Connection, query: Query, limit: int) -> list[int]:

@@ -53,6 +53,7 @@ __all__ = [
     "refresh_search_index",
     "reindex_item",
     "run_search",
+    "run_search_marked",
     "set_fields",
     "show_item",
 ]
@@ -453,6 +454,13 @@ def count_search(vault: Vault, text: str) -> int:
 
 def run_search(vault: Vault, text: str, limit: int = 20) -> list[SearchHit]:
     """Items matching ``text`` (see journalist_client.search), newest first, with a snippet."""
+    return [hit for hit, _ in run_search_marked(vault, text, limit)]
+
+
+def run_search_marked(vault: Vault, text: str, limit: int = 20
+                      ) -> list[tuple[SearchHit, tuple[tuple[str, bool], ...]]]:
+    """:func:`run_search`, each hit with its snippet as ``(text, is_match)`` pieces
+    (search.snippet_parts), for the local UI to highlight without parsing brackets."""
     query = search.parse_query(text)
     out = []
     for n in search.search_rowids(vault.conn, query, limit):
@@ -460,7 +468,9 @@ def run_search(vault: Vault, text: str, limit: int = 20) -> list[SearchHit]:
         if row is None:
             continue
         item = _row(vault.conn, row)
-        out.append(SearchHit(id=item["id"], type=item["type"],
-                             received_day=item["received_day"], status=item["status"],
-                             snippet=search.raw_snippet(item_fields(item, vault.conn), query)))
+        parts = search.snippet_parts(item_fields(item, vault.conn), query)
+        out.append((SearchHit(id=item["id"], type=item["type"],
+                              received_day=item["received_day"], status=item["status"],
+                              snippet=search.snippet_text(parts)),
+                    parts))
     return out
