@@ -14,6 +14,10 @@
 The identity is X25519 by default. ``pq=True`` makes it the post-quantum hybrid
 (``age1pq1…``), which protects stored evidence against a future quantum adversary but
 which Debian's age 1.1 cannot read; see docs/keyring-format.md.
+
+``rotate_desk`` makes a desk's next keys in a new directory, with the same three files
+and a fourth, ``transition.txt``: the statement, signed by the old and the new signing
+key, that the new keys succeed the old (keys/transition.py, docs/key-rotation.md).
 """
 
 from __future__ import annotations
@@ -40,23 +44,27 @@ from keys.age import (
 from keys.fs import FileExistsRefused, atomic_write_bytes, safe_mkdir, safe_remove
 from keys.keyring import Desk, KeyringError, load_desk_entry
 from keys.signing import KeyFormatError, SigningKey
+from keys.transition import sign_transition
 
 __all__ = [
     "DESK_FILE",
     "IDENTITY_FILE",
     "MIN_PASSPHRASE_CHARS",
     "SIGNING_FILE",
+    "TRANSITION_FILE",
     "DeskError",
     "DeskKeys",
     "WrongPassphrase",
     "generate_desk",
     "load_desk",
     "read_identities",
+    "rotate_desk",
 ]
 
 IDENTITY_FILE: Final = "identity.age"
 SIGNING_FILE: Final = "signing.age"
 DESK_FILE: Final = "desk.json"
+TRANSITION_FILE: Final = "transition.txt"
 #: A desk passphrase guards the key to every report sent to the desk. scrypt slows a
 #: guesser down, but only length makes guessing hopeless; a 6-word diceware passphrase
 #: is the recommendation in docs/cli.md.
@@ -96,6 +104,7 @@ def generate_desk(
     *,
     pq: bool = False,
     work_factor: int = _SCRYPT_WORK_FACTOR,
+    _previous: DeskKeys | None = None,
 ) -> Desk:
     """Create a desk's keys in ``out_dir`` and return its public entry."""
     _check_passphrase(passphrase)
@@ -114,6 +123,19 @@ def generate_desk(
     except (FileExistsRefused, NotADirectoryError) as e:
         raise DeskError(str(e)) from None
     targets = [out / IDENTITY_FILE, out / SIGNING_FILE, out / DESK_FILE]
+    files = [
+        (targets[0], b""), (targets[1], b""), (targets[2], desk.to_json()),
+    ]
+    if _previous is not None:
+        statement = sign_transition(
+            desk_id,
+            old_recipient=_previous.desk.recipient,
+            old_key=_previous.signing_key,
+            new_recipient=desk.recipient,
+            new_key=signing_key,
+        )
+        targets.append(out / TRANSITION_FILE)
+        files.append((out / TRANSITION_FILE, statement.encode("ascii") + b"\n"))
     existing = [p.name for p in targets if os.path.lexists(p)]
     if existing:
         raise DeskError(f"{out} already holds {', '.join(existing)}; refusing to overwrite keys")
@@ -130,11 +152,9 @@ def generate_desk(
     recipient = [ScryptRecipient(passphrase, work_factor=work_factor)]
     written: list[Path] = []
     try:
-        for path, data in (
-            (targets[0], encrypt(identity_text.encode("ascii"), recipient, armor=True)),
-            (targets[1], encrypt(signing_text.encode("ascii"), recipient, armor=True)),
-            (targets[2], desk.to_json()),
-        ):
+        files[0] = (targets[0], encrypt(identity_text.encode("ascii"), recipient, armor=True))
+        files[1] = (targets[1], encrypt(signing_text.encode("ascii"), recipient, armor=True))
+        for path, data in files:
             atomic_write_bytes(path, data)
             written.append(path)
     except BaseException:
@@ -143,6 +163,33 @@ def generate_desk(
             safe_remove(p)
         raise
     return desk
+
+
+def rotate_desk(
+    desk_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    passphrase: str,
+    *,
+    new_passphrase: str | None = None,
+    pq: bool | None = None,
+    work_factor: int = _SCRYPT_WORK_FACTOR,
+) -> tuple[Desk, str]:
+    """Make the next keys of the desk in ``desk_dir`` in ``out_dir``; return the new entry
+    and the transition statement (also written to ``out_dir/transition.txt``).
+
+    The old keys are unlocked with ``passphrase`` (so only their holder can rotate) and
+    left as they are. The new ones are encrypted to ``new_passphrase`` (default: the
+    same), of the same kind as the old unless ``pq`` says otherwise, with the same names.
+    """
+    old = load_desk(desk_dir, passphrase)
+    kind = old.desk.post_quantum if pq is None else pq
+    desk = generate_desk(
+        old.desk.id, dict(old.desk.names), out_dir, new_passphrase or passphrase,
+        pq=kind, work_factor=work_factor, _previous=old,
+    )
+    with open(Path(out_dir) / TRANSITION_FILE, "rb") as f:
+        statement = f.read(_MAX_KEY_FILE).decode("ascii").strip()
+    return desk, statement
 
 
 def _read_small(path: Path) -> bytes:
