@@ -93,7 +93,8 @@ def export_desk(config: Config, signing_key: SigningKey, desk: str, out: Path,
     if out.exists():
         raise OperatorError(f"{out} exists; refusing to overwrite it")
     with _Open(config) as store:
-        _, cursor, items = build_export(store, desk, after, signing_key, out=out)
+        _, cursor, items = build_export(store, desk, after, signing_key, out=out,
+                                        keyring=Keyring.load(config.keyring))
         # Without a LIMIT 1: pending() skips damaged items, which must not hide
         # the good ones behind them.
         more = bool(items) and bool(store.pending(desk, cursor))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -41,6 +41,7 @@ from keys.age import (
     encrypt,
     parse_identity_file,
 )
+from keys.age._format import Stanza
 from keys.fs import FileExistsRefused, atomic_write_bytes, safe_mkdir, safe_remove
 from keys.keyring import Desk, KeyringError, load_desk_entry
 from keys.signing import KeyFormatError, SigningKey
@@ -54,9 +55,11 @@ __all__ = [
     "TRANSITION_FILE",
     "DeskError",
     "DeskKeys",
+    "IdentityList",
     "WrongPassphrase",
     "generate_desk",
     "load_desk",
+    "load_identity",
     "read_identities",
     "rotate_desk",
 ]
@@ -89,6 +92,26 @@ class DeskKeys:
 
     def __repr__(self) -> str:
         return f"DeskKeys(desk={self.desk.id!r}, <secret keys>)"
+
+
+class IdentityList:
+    """Several identities as one: a desk's current identity, then its previous ones
+    (a rotated desk still opens what was encrypted to its older keys)."""
+
+    def __init__(self, identities: Sequence[Identity]) -> None:
+        if not identities:
+            raise ValueError("an IdentityList needs at least one identity")
+        self.identities = tuple(identities)
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        for identity in self.identities:
+            key = identity.unwrap(stanzas)
+            if key is not None:
+                return key
+        return None
+
+    def __repr__(self) -> str:
+        return f"IdentityList(<{len(self.identities)} secret keys>)"
 
 
 def _check_passphrase(passphrase: str) -> None:
@@ -256,6 +279,29 @@ def load_desk(desk_dir: str | os.PathLike[str], passphrase: str) -> DeskKeys:
     if str(signing_key.verify_key) != desk.verify_key:
         raise DeskError(f"{SIGNING_FILE} does not belong to desk {desk.id!r} (other key)")
     return DeskKeys(desk=desk, identity=identity, signing_key=signing_key)
+
+
+def load_identity(desk_dir: str | os.PathLike[str], passphrase: str
+                  ) -> X25519Identity | HybridIdentity:
+    """Unlock only the age identity of a desk directory (a previous key a vault keeps to
+    open old reports), checked against the directory's ``desk.json``."""
+    d = Path(desk_dir)
+    try:
+        desk = load_desk_entry(d / DESK_FILE)
+    except FileNotFoundError:
+        raise DeskError(f"{d / DESK_FILE} is missing") from None
+    except KeyringError as e:
+        raise DeskError(str(e)) from None
+    text = _unlock(d / IDENTITY_FILE, passphrase)
+    try:
+        identities = parse_identity_file(text)
+    except ValueError as e:
+        raise DeskError(f"{d / IDENTITY_FILE}: {e}") from None
+    if len(identities) != 1 or not isinstance(identities[0], X25519Identity | HybridIdentity):
+        raise DeskError(f"{d / IDENTITY_FILE}: expected one X25519 or hybrid identity")
+    if str(identities[0].recipient()) != desk.recipient:
+        raise DeskError(f"{d / IDENTITY_FILE} does not belong to {d / DESK_FILE} (other key)")
+    return identities[0]
 
 
 def read_identities(data: bytes, passphrase: Callable[[], str]) -> list[Identity]:

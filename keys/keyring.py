@@ -52,6 +52,7 @@ from keys.transition import Transition, TransitionError, verify_transition
 
 __all__ = [
     "LANGUAGES",
+    "Adoption",
     "MAX_KEYRING_BYTES",
     "Desk",
     "Keyring",
@@ -479,3 +480,65 @@ class Keyring:
 
     def __len__(self) -> int:
         return len(self._desks)
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """What :func:`adopt_keyring` did: the keyring to keep and what to tell the user."""
+
+    keyring: Keyring
+    changed: bool
+    notes: tuple[str, ...]
+
+
+def adopt_keyring(current: Keyring, offered: Keyring) -> Adoption:
+    """The keyring a vault or transfer machine should hold, given ``offered`` (from a
+    server-signed bundle), and a sentence for every difference.
+
+    Only key rotations of desks already held are taken: a desk whose keys differ is
+    adopted when ``offered`` records this holder's current key of it among its previous
+    keys (the chain of transition statements from there on is verified by the keyring
+    itself; a lost-key step is vouched for only by the server, and said so). A desk
+    whose new keys do not descend from the held ones, and a desk the holder does not
+    know, are not adopted: adding or replacing a desk without its old key's word is a
+    coalition decision, checked by fingerprint, not something a server can push.
+    An offered keyring older than the held one (a cached bundle) changes nothing.
+    """
+    desks: list[Desk] = []
+    notes: list[str] = []
+    changed = False
+    for held in current:
+        new = offered.get(held.id)
+        if new is None or new.same_keys(held):
+            desks.append(held)
+            continue
+        if any(p.verify_key == new.verify_key for p in held.previous):
+            desks.append(held)  # the offered keyring is older than ours
+            continue
+        chain = [i for i, p in enumerate(new.previous) if p.verify_key == held.verify_key
+                 and p.recipient == held.recipient]
+        if not chain:
+            notes.append(
+                f"desk {held.id}: the server's keyring gives it other keys "
+                f"({new.fingerprint}) that its current key did not sign for: NOT adopted; "
+                "ask the coalition"
+            )
+            desks.append(held)
+            continue
+        steps = new.previous[chain[0]:]
+        desks.append(new)
+        changed = True
+        if any(p.lost_key for p in steps):
+            notes.append(
+                f"desk {held.id}: new keys {new.fingerprint} adopted; its old key was "
+                "declared LOST, so only the server vouches for the new one: compare this "
+                "fingerprint with the desk's before trusting it"
+            )
+        else:
+            notes.append(
+                f"desk {held.id}: new keys {new.fingerprint} adopted (transition signed by "
+                "its old and new keys)"
+            )
+    # Desks the holder does not know are left out silently: a vault made with only its
+    # own desk would otherwise hear about every other desk at every import.
+    return Adoption(Keyring(desks) if changed else current, changed, tuple(notes))
