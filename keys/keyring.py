@@ -33,7 +33,6 @@ computer open the file. Refusing the mix here refuses it everywhere a keyring is
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import unicodedata
@@ -156,7 +155,7 @@ class PreviousKey:
             VerifyKey.from_text(vk)
         except KeyFormatError as e:
             raise KeyringError(f"{where}: field 'verify_key': {e}") from None
-        if not isinstance(replaced, str) or not _is_day(replaced):
+        if not ids.is_day(replaced):
             raise KeyringError(f"{where}: field 'replaced' must be a day YYYY-MM-DD")
         if "lost_key" in obj:
             if obj["lost_key"] is not True:
@@ -166,15 +165,6 @@ class PreviousKey:
         if not isinstance(text, str):
             raise KeyringError(f"{where}: field 'transition' must be a string")
         return cls(recipient, vk, replaced, text, False)
-
-
-def _is_day(text: str) -> bool:
-    if len(text) != 10:
-        return False
-    try:
-        return dt.date.fromisoformat(text).isoformat() == text
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -333,6 +323,11 @@ class Desk:
             fingerprint=fp,
             previous=previous,
         )
+        keys = [(desk.recipient, desk.verify_key), *((p.recipient, p.verify_key)
+                                                     for p in previous)]
+        if len({r for r, _ in keys}) != len(keys) or len({v for _, v in keys}) != len(keys):
+            raise KeyringError(f"{where}: a key appears twice in the desk's current and "
+                               "previous keys (a retired key cannot come back)")
         desk.transitions()  # the chain of statements must hold
         return desk
 

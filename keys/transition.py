@@ -60,7 +60,6 @@ MAX_STATEMENT_CHARS: Final = 16 * 1024
 _FORMAT: Final = "amana-key-transition"
 _VERSION: Final = 1
 _PART_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
-_DAY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _KEY_FIELDS: Final = frozenset({"age_recipient", "verify_key"})
 _FIELDS: Final = frozenset({"format", "version", "desk", "day", "old", "new"})
 
@@ -217,12 +216,8 @@ def verify_transition(
             f"transition statement is for desk {doc['desk']!r}, not {desk!r}"
         )
     day = doc["day"]
-    if not isinstance(day, str) or not _DAY_RE.fullmatch(day):
+    if not ids.is_day(day):
         raise TransitionError("transition statement: malformed day")
-    try:
-        dt.date.fromisoformat(day)
-    except ValueError:
-        raise TransitionError("transition statement: malformed day") from None
     old = _key_pair(doc["old"], "old")
     new = _key_pair(doc["new"], "new")
     if old[1] != str(old_vk):
