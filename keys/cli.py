@@ -385,7 +385,8 @@ def cmd_keyring_replace(args: argparse.Namespace) -> None:
     else:
         print("The old key is recorded as LOST and never trusted again. Items the server")
         print("holds for this desk from today or earlier were encrypted to it and no one can")
-        print("decrypt them: the server's log says how many (docs/key-rotation.md).")
+        print("decrypt them: after the restart the server's log says how many, and")
+        print("`intake-server desk drop-lost-key-items` releases them (docs/key-rotation.md).")
 
 
 def cmd_keyring_remove(args: argparse.Namespace) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "apply_outbox_bundle",
     "build_export",
     "desk_keys",
+    "lost_key_item_ids",
     "lost_key_items",
     "write_export",
 ]
@@ -98,17 +99,19 @@ def _open_desk_bundle(
         raise
 
 
+def lost_key_item_ids(store: StaffStore, keyring: Keyring, desk_id: str) -> list[str]:
+    """The items the server holds for ``desk_id``, unacknowledged, from the day its last
+    lost key was replaced or earlier: encrypted to a key no one has any more."""
+    desk = keyring.get(desk_id)
+    lost = [p.replaced for p in desk.previous if p.lost_key] if desk is not None else []
+    return _waiting(store, desk_id, max(lost)) if lost else []
+
+
 def lost_key_items(store: StaffStore, keyring: Keyring) -> dict[str, int]:
-    """For each desk with a lost previous key, how many items the server holds for it
-    from that key's replacement day or earlier: encrypted to a key no one has any more."""
-    counts: dict[str, int] = {}
-    for desk in keyring.desks:
-        lost = [p for p in desk.previous if p.lost_key]
-        if lost:
-            n = len(_waiting(store, desk.id, max(p.replaced for p in lost)))
-            if n:
-                counts[desk.id] = n
-    return counts
+    """For each desk with a lost previous key, how many items :func:`lost_key_item_ids`
+    finds (desks with none are left out)."""
+    counts = {d.id: len(lost_key_item_ids(store, keyring, d.id)) for d in keyring.desks}
+    return {desk: n for desk, n in counts.items() if n}
 
 
 class _BytesSource:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from intake_server.operator import drop_lost_key_items
 from intake_server.staff import create_staff_app
 from intake_server.staff.app import STAFF_STORE
 from intake_server.staff.bundles import lost_key_items
@@ -113,3 +114,19 @@ async def test_the_export_carries_the_keyring(tmp_path: Path, aiohttp_client: An
     assert carried.to_json() == Keyring.load(site.config.keyring).to_json()
     (prev,) = carried.get("triage").previous  # type: ignore[union-attr]
     assert prev.replaced == YESTERDAY.isoformat()
+
+
+async def test_the_operator_drops_what_only_a_lost_key_could_open(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    alone = await submit(site, ("triage",), b"only triage", day=YESTERDAY)
+    shared = await submit(site, ("triage", "forensics"), b"both", day=YESTERDAY)
+    later = await submit(site, ("triage",), b"new key", day=utc_today())
+    _rotate(site, lost=True)
+    assert drop_lost_key_items(site.config, "triage") == {"released": 2, "deleted": 1}
+    pending = {r[0] for r in site.storage.db.execute(
+        "SELECT submission_id FROM submission_desks d WHERE NOT EXISTS (SELECT 1 FROM acks a"
+        " WHERE a.submission_id = d.submission_id AND a.desk_id = d.desk_id)")}
+    assert alone not in pending
+    assert shared in pending  # still forensics'
+    assert later in pending
+    assert drop_lost_key_items(site.config, "triage") == {"released": 0, "deleted": 0}
