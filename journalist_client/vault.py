@@ -775,7 +775,7 @@ def _build_vault(
                 keyring = keyring.with_desk(desk)
             except KeyringError as e:
                 raise VaultError(f"keyring: {e}") from None
-        elif listed != desk:
+        elif not listed.same_keys(desk):
             raise VaultError(f"the keyring lists desk {desk.id!r} with other keys than these")
 
     conn = _new_database()

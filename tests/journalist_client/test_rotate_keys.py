@@ -186,3 +186,20 @@ def test_the_server_keyring_is_adopted_only_when_it_descends(
     history = [r[0] for r in desk_vault.conn.execute(
         "SELECT new FROM history WHERE field = 'keyring'")]
     assert len(history) == 1
+
+
+def test_a_new_vault_takes_a_keyring_in_which_its_desk_was_rotated(
+        tmp_path: Path, desks: Desks, fast_scrypt: None) -> None:
+    # A second machine of the desk, set up after the rotation with the new keyring.
+    new, text = rotate_desk(desks.triage_dir, tmp_path / "triage-2", PASSPHRASE,
+                            work_factor=FAST_SCRYPT)
+    keyring = Keyring.load(desks.keyring_path)
+    old = keyring.get("triage")
+    assert old is not None
+    t = verify_transition(text, old_verify_key=old.verify_key)
+    rotated = keyring.replacing(old.replaced_by(new, day="2026-12-04", transition=t))
+    rotated.save(tmp_path / "rotated.json")
+    v = vault_mod.create_vault(tmp_path / "v2", PASSPHRASE, import_keys=tmp_path / "triage-2",
+                               keyring_path=tmp_path / "rotated.json")
+    assert v.keyring().get("triage") == rotated.get("triage")
+    v.close()
