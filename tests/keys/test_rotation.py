@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys.age import X25519Identity
 from keys.identity import TRANSITION_FILE, load_desk, rotate_desk
@@ -367,3 +369,25 @@ def test_keyring_replace_needs_the_statement_or_lost_key(tmp_path: Path) -> None
     assert "not in the keyring" in r.stderr
     r = _cli("keyring", "remove", "keyring.json", "Not An Id", cwd=tmp_path)
     assert r.returncode == 2
+
+
+# --- hostile statements ----------------------------------------------------------------
+
+_OLD, _NEW = Keys(), Keys()
+_GOOD = statement(_OLD, _NEW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(
+    st.text(max_size=400),
+    st.from_regex(r"amana-key-transition-v1(\.[A-Za-z0-9_=+/-]{0,90}){0,5}", fullmatch=True),
+    st.builds(lambda i, c: _GOOD[:i] + c + _GOOD[i + 1:],
+              st.integers(0, len(_GOOD) - 1), st.characters()),
+))
+def test_hostile_statements_only_raise_transition_error(text: str) -> None:
+    try:
+        t = verify_transition(text, old_verify_key=_OLD.desk.verify_key)
+    except TransitionError:
+        return
+    # Only the genuine statement verifies (a changed byte is caught by a signature).
+    assert t.text == _GOOD
