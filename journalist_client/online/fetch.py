@@ -59,8 +59,13 @@ def _read_cursor(settings: TransferSettings) -> str:
     return cursor
 
 
-def _verify_export(path: Path, settings: TransferSettings) -> int:
+def _verify_export(path: Path, settings: TransferSettings,
+                   on_note: Callable[[str], None] | None) -> int:
+    """Verify the export; take the key rotations of the keyring it carries (ADR 0011)."""
     with open_bundle(path, {"server": settings.server_key}, kind="desk-export") as bundle:
+        for note in adopt_server_keyring(settings, bundle):
+            if on_note is not None:
+                on_note(note)
         return len(bundle.files)
 
 
@@ -186,7 +191,7 @@ async def fetch(
                 try:
                     cursor = await _download(session, url, path, settings, partial,
                                              bar.update, max_bytes)
-                    _verify_export(partial, settings)
+                    _verify_export(partial, settings, on_note)
                     break
                 except _TooLarge:
                     fs.safe_remove(partial)
@@ -206,10 +211,6 @@ async def fetch(
                     await asyncio.sleep(2**attempt)
     finally:
         bar.close()
-    with open_bundle(partial, {"server": settings.server_key}, kind="desk-export") as bundle:
-        for note in adopt_server_keyring(settings, bundle):
-            if on_note is not None:
-                on_note(note)
     if cursor == after and not _states_something(partial, settings):
         fs.safe_remove(partial)
         return None
