@@ -143,12 +143,11 @@ class PreviousKey:
         if not isinstance(recipient, str) or len(recipient) > 4096:
             raise KeyringError(f"{where}: field 'age_recipient' must be a string")
         try:
-            if str(parse_recipient(recipient)) != recipient:
-                raise KeyringError(f"{where}: field 'age_recipient' is not in canonical form")
+            canonical = str(parse_recipient(recipient))
         except (AgeError, ValueError) as e:
-            if isinstance(e, KeyringError):
-                raise
             raise KeyringError(f"{where}: field 'age_recipient' does not parse: {e}") from None
+        if canonical != recipient:
+            raise KeyringError(f"{where}: field 'age_recipient' is not in canonical form")
         if not isinstance(vk, str):
             raise KeyringError(f"{where}: field 'verify_key' must be a string")
         try:

@@ -157,13 +157,12 @@ def _key_pair(obj: object, where: str) -> tuple[str, str]:
     if not isinstance(recipient, str) or not isinstance(vk, str):
         raise TransitionError(f"transition statement: {where} keys must be strings")
     try:
-        if str(parse_recipient(recipient)) != recipient:
-            raise TransitionError(f"transition statement: {where}.age_recipient not canonical")
+        canonical = str(parse_recipient(recipient))
         VerifyKey.from_text(vk)
     except (AgeError, KeyFormatError, ValueError) as e:
-        if isinstance(e, TransitionError):
-            raise
         raise TransitionError(f"transition statement: {where}: {e}") from None
+    if canonical != recipient:
+        raise TransitionError(f"transition statement: {where}.age_recipient not canonical")
     return recipient, vk
 
 
