@@ -68,8 +68,20 @@ example:
       --desk triage ed25519:0uZ9wYJxV1CQ6uA4Yq0hQn8y3m6G6zUj2lQmXbS5c0g
 """
 
+DROP_LOST_HELP = """\
+After `intake-keys keyring replace … --lost-key` (and a restart, whose log says how
+many): release the desk's claim on the items encrypted to its lost key, which no one
+can decrypt, as the desk's ack would. An item also addressed to other desks stays for
+them; the others are deleted. See docs/key-rotation.md.
+
+example:
+  intake-server desk drop-lost-key-items --config /var/lib/amana/intake-server.toml \\
+      --desk triage
+"""
+
 DESK_HELP = """\
-Register or remove a transfer machine's key for a desk.
+Register or remove a transfer machine's key for a desk, or drop what was encrypted
+to a desk's lost key.
 
 example:
   intake-server desk add-transfer-key --config /var/lib/amana/intake-server.toml \\
@@ -310,6 +322,15 @@ def cmd_remove_transfer_key(args: argparse.Namespace) -> None:
           f"for desk {args.desk}")
 
 
+def cmd_drop_lost_key_items(args: argparse.Namespace) -> None:
+    from .config import Config
+    from .operator import drop_lost_key_items
+
+    result = drop_lost_key_items(Config.load(args.config), args.desk)
+    print(f"desk {args.desk}: {result['released']} item(s) encrypted to its lost key "
+          f"released, {result['deleted']} deleted from this server")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from keys.bundle import MAX_FILES
 
@@ -397,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--desk", required=True, help="desk id from the keyring")
         d.add_argument("key", help="the transfer key (ed25519:...), from "
                                    "`journalist-transfer init`")
+    d = _command(desk_sub, "drop-lost-key-items",
+                 summary="release what was encrypted to a desk's lost key",
+                 description=DROP_LOST_HELP, func=cmd_drop_lost_key_items)
+    _config_arg(d)
+    d.add_argument("--desk", required=True, help="desk id from the keyring")
 
     p = _command(sub, "export", summary="write a desk's new ciphertext to a bundle (USB)",
                  description=EXPORT_HELP, func=cmd_export)

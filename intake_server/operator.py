@@ -17,12 +17,12 @@ from keys.signing import KeyFormatError, SigningKey, VerifyKey
 
 from .config import Config
 from .install import SIGNING_KEY_NAME
-from .staff.bundles import apply_bundle, build_export
+from .staff.bundles import apply_bundle, build_export, lost_key_item_ids
 from .staff.store import StaffStore
 from .storage import Storage
 
-__all__ = ["OperatorError", "add_transfer_key", "export_desk", "import_bundle",
-           "load_signing_key", "remove_transfer_key"]
+__all__ = ["OperatorError", "add_transfer_key", "drop_lost_key_items", "export_desk",
+           "import_bundle", "load_signing_key", "remove_transfer_key"]
 
 
 class OperatorError(Exception):
@@ -93,11 +93,24 @@ def export_desk(config: Config, signing_key: SigningKey, desk: str, out: Path,
     if out.exists():
         raise OperatorError(f"{out} exists; refusing to overwrite it")
     with _Open(config) as store:
-        _, cursor, items = build_export(store, desk, after, signing_key, out=out)
+        _, cursor, items = build_export(store, desk, after, signing_key, out=out,
+                                        keyring=Keyring.load(config.keyring))
         # Without a LIMIT 1: pending() skips damaged items, which must not hide
         # the good ones behind them.
         more = bool(items) and bool(store.pending(desk, cursor))
     return {"items": len(items), "cursor": cursor, "more": more}
+
+
+def drop_lost_key_items(config: Config, desk: str) -> dict[str, int]:
+    """Release the desk's claim on the items encrypted to its lost key (no one can read
+    them), as its ack would: an item addressed to other desks too stays for them; one
+    addressed to this desk alone is deleted (docs/key-rotation.md)."""
+    _desk(config, desk)
+    keyring = Keyring.load(config.keyring)
+    with _Open(config) as store:
+        ids = lost_key_item_ids(store, keyring, desk)
+        released, deleted = store.acknowledge(desk, ids)
+    return {"released": released, "deleted": deleted}
 
 
 def import_bundle(config: Config, path: Path) -> dict[str, Any]:

@@ -57,7 +57,7 @@ _SESSION: list[vault.Vault] = []
 # Commands that change many rows at once: in a session their changes are saved whole.
 _BULK: Final = frozenset({"import", "iocs", "quarantine"})
 # Commands that make no sense inside a session.
-_NOT_IN_SHELL: Final = frozenset({"init", "shell", "ui"})
+_NOT_IN_SHELL: Final = frozenset({"init", "shell", "ui", "rotate-keys"})
 
 
 def _read_passphrase(args: argparse.Namespace, *, confirm: bool = False,
@@ -158,6 +158,21 @@ def cmd_init(args: argparse.Namespace) -> None:
         _out("No server key yet: run `journalist-client trust-server KEY` before importing.")
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> None:
+    if not args.vault:
+        raise CLIError("which vault? give --vault DIR (or set AMANA_VAULT)")
+    # The passphrase opens the vault and the new keys (made with the same one).
+    passphrase = _read_passphrase(args)
+    v = vault.unlock(args.vault, passphrase, user=args.user)
+    _OPENED.append(v)
+    old = v.keys.desk.fingerprint
+    kept = vault.rotate_keys(v, args.import_keys, passphrase)
+    _out(f"Desk {v.desk_id} now uses its new keys: {v.keys.desk.fingerprint} (was {old}).")
+    _out(f"The old identity is kept in {kept} to open what was encrypted to it.")
+    _out("Acks and replies are now signed with the new key: the server's keyring must "
+         "have it (intake-keys keyring replace).")
+
+
 def cmd_trust_server(args: argparse.Namespace) -> None:
     v = _open(args)
     key = v.trust_server(args.key)
@@ -198,6 +213,8 @@ def cmd_import(args: argparse.Namespace) -> None:
                   "whether the transfer machine kept anything from this vault is unknown.")
         if r.losses:
             _warn(_losses_line(r.losses, "this bundle says that "))
+        for note in r.keyring_notes:
+            _out(f"  keyring: {note}")
     # Checked once every bundle given is in: bundles fetched in turn may come in any order.
     state = continuity.check(v)
     if failed:
@@ -786,6 +803,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--name-en")
     sp.add_argument("--name-ar")
     sp.add_argument("--name-fr")
+
+    sp = add("rotate-keys", cmd_rotate_keys,
+             "move the vault to the desk's new keys, keeping the old identity",
+             "journalist-client --vault ~/desk rotate-keys --import-keys ./smex-keys-2027")
+    sp.add_argument("--import-keys", required=True, metavar="DESK_DIR",
+                    help="the new keys `intake-keys rotate` wrote (same passphrase)")
 
     sp = add("trust-server", cmd_trust_server, "set the server key that signs desk exports",
              "journalist-client trust-server ed25519:Xb3…")

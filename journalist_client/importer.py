@@ -61,6 +61,7 @@ from keys.age import (
     decrypt_stream,
 )
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
+from keys.keyring import MAX_KEYRING_BYTES, Keyring, KeyringError
 
 __all__ = ["ImportRefused", "ImportResult", "QuarantineError", "age_failure",
            "describe_quarantined", "export_quarantined", "import_bundle", "parse_index",
@@ -92,6 +93,8 @@ class ImportResult:
     checked: bool = True
     # Items the server deleted before they reached this vault, first told by this bundle.
     losses: list[continuity.Loss] = field(default_factory=list)
+    # What the server's keyring (index version 3) changed here, or would have (ADR 0011).
+    keyring_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,8 +136,8 @@ def parse_index(raw: bytes, desk: str, names: list[str]
     except DocumentError as e:
         raise ImportRefused(f"index.json: {e}") from None
     if not isinstance(obj, dict) or obj.get("format") != "amana-desk-export" \
-            or type(obj.get("version")) is not int or obj["version"] not in (1, 2):
-        raise ImportRefused("index.json: not an amana-desk-export version 1 or 2")
+            or type(obj.get("version")) is not int or obj["version"] not in (1, 2, 3):
+        raise ImportRefused("index.json: not an amana-desk-export version 1, 2 or 3")
     if set(obj) != (_INDEX_V1 if obj["version"] == 1 else _INDEX_V2):
         raise ImportRefused(f"index.json: wrong members for version {obj['version']}")
     if obj["desk"] != desk:
@@ -168,14 +171,18 @@ def parse_index(raw: bytes, desk: str, names: list[str]
             raise ImportRefused(f"{where}.files must be exactly {want[:3]}…")
         listed.update(files)
         items.append(IndexItem(iid, it["type"], it["day"], files[0], tuple(files[1:])))
-    carried = set(names) - {"index.json"}
+    # Version 3: the bundle also carries the server's keyring (ADR 0011), read by
+    # adopt_server_keyring after the items.
+    if obj["version"] == 3 and "keyring.json" not in names:
+        raise ImportRefused("index.json version 3 but the bundle has no keyring.json")
+    carried = set(names) - {"index.json", *(("keyring.json",) if obj["version"] == 3 else ())}
     if carried != listed:
         raise ImportRefused(
             f"index.json and the bundle disagree: {len(carried - listed)} file(s) not listed, "
             f"{len(listed - carried)} listed file(s) missing"
         )
     try:
-        statement = continuity.parse_statement(obj) if obj["version"] == 2 else None
+        statement = continuity.parse_statement(obj) if obj["version"] >= 2 else None
     except continuity.StatementError as e:
         raise ImportRefused(str(e)) from None
     return obj["cursor"], items, statement
@@ -490,6 +497,14 @@ def import_bundle(vault: Vault, path: str | Path, *, progress: bool | None = Non
                 result.checked = False
             else:
                 result.losses = continuity.record(vault, b.id, statement)
+            if "keyring.json" in b.names:
+                try:
+                    offered = Keyring.from_json(b.read("keyring.json",
+                                                       max_size=MAX_KEYRING_BYTES))
+                except KeyringError as e:
+                    raise ImportRefused(f"refused {Path(path).name}: the server's "
+                                        f"keyring.json is invalid: {e}") from None
+                result.keyring_notes = vault.adopt_keyring(offered)
         except BundleError as e:
             # The file changed on disk after it was verified (a failing USB stick, or
             # tampering): nothing of this bundle is kept.

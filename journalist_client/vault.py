@@ -4,6 +4,8 @@ Layout of a vault directory (mode 0700, files 0600)::
 
     vault.json          {"format": "amana-vault", "version": 1, "desk": "<id>"}: no secret
     keys/               identity.age, signing.age, desk.json (keys.identity; passphrase-encrypted)
+      previous/<n>/     identity.age, desk.json of the desk's earlier keys, oldest first
+                        (n = 1, 2, …), kept to open what was encrypted to them
     triage.vault        the triage database, see below
     files/              report and attachment ciphertext exactly as received (age, to the desk)
     quarantine/         ciphertext of items that failed to decrypt or validate, kept
@@ -30,6 +32,14 @@ The database's schema version is SQLite's ``PRAGMA user_version``: ``MIGRATIONS[
 takes an image from version n to n + 1, run at unlock, so a vault saved by an older
 client gains the tables added since; an image newer than this client is refused.
 
+Key rotation (docs/key-rotation.md, ADR 0011): :func:`rotate_keys` takes the desk's new
+keys (``intake-keys rotate``, the same passphrase), keeps the old identity under
+``keys/previous/<n>/`` and re-signs and re-encrypts the database to the new keys. The new
+keys wait in ``keys/.rotating.partial/`` until the new image is in place; an unlock that
+finds that directory finishes the swap (if the image is already signed by the new key,
+itself authenticated by the passphrase) or drops it (if not). The old signing key is
+not kept: the new one acknowledges everything.
+
 What this does not protect against: a thief with the disk can put back an *older*
 signed vault (a rollback), and an attacker who has the passphrase has everything.
 """
@@ -51,10 +61,23 @@ import sqlite_utils
 
 from journalist_client import search, vault_journal
 from keys import fs
-from keys.age import AgeError, Encryptor, decrypt, parse_recipient
-from keys.identity import DeskError, DeskKeys, WrongPassphrase, generate_desk, load_desk
-from keys.keyring import Keyring, KeyringError
+from keys.age import AgeError, Encryptor, Identity, decrypt, parse_recipient
+from keys.identity import (
+    DESK_FILE,
+    IDENTITY_FILE,
+    SIGNING_FILE,
+    TRANSITION_FILE,
+    DeskError,
+    DeskKeys,
+    IdentityList,
+    WrongPassphrase,
+    generate_desk,
+    load_desk,
+    load_identity,
+)
+from keys.keyring import Keyring, KeyringError, adopt_keyring
 from keys.signing import CONTEXT_VAULT, BadSignature, KeyFormatError, VerifyKey
+from keys.transition import TransitionError, verify_transition
 
 __all__ = [
     "SCRYPT_WORK_FACTOR",
@@ -63,6 +86,7 @@ __all__ = [
     "WrongVaultPassphrase",
     "create_vault",
     "now",
+    "rotate_keys",
     "today",
     "unlock",
 ]
@@ -78,6 +102,9 @@ DB_FILE: Final = "triage.vault"
 META_FILE: Final = "vault.json"
 LOCK_FILE: Final = ".lock"
 SUBDIRS: Final = ("keys", "files", "quarantine", "outbox", "acks")
+PREVIOUS_DIR: Final = "previous"
+_ROTATING: Final = ".rotating.partial"
+_KEY_FILES: Final = (IDENTITY_FILE, SIGNING_FILE, DESK_FILE)
 #: What `age -p` uses. Tests lower it; nobody else should.
 SCRYPT_WORK_FACTOR: int = 18
 _SIG: Final = 64
@@ -269,6 +296,22 @@ class Vault:
         if text is None:
             raise VaultError("the vault holds no keyring")
         return Keyring.from_json(text.encode("utf-8"))
+
+    def adopt_keyring(self, offered: Keyring) -> tuple[str, ...]:
+        """Take the key rotations in ``offered`` (a keyring from a server-signed bundle)
+        that descend from this vault's keyring (keys.keyring.adopt_keyring); what to say."""
+        adoption = adopt_keyring(self.keyring(), offered)
+        notes = list(adoption.notes)
+        if adoption.changed:
+            self.set_meta("keyring", adoption.keyring.to_json().decode("utf-8"))
+            self.conn.execute("INSERT INTO history (item_id, at, who, field, old, new) "
+                              "VALUES ('', ?, ?, 'keyring', '', ?)",
+                              (now(), self.user, "; ".join(adoption.notes)))
+        own = adoption.keyring.get(self.desk_id)
+        if own is not None and own.verify_key != self.keys.desk.verify_key:
+            notes.append(f"this desk ({self.desk_id}) has new keys on the server: bring them "
+                         "here with `journalist-client rotate-keys --import-keys DIR`")
+        return tuple(notes)
 
     def server_key(self) -> VerifyKey:
         text = self.meta("server_key")
@@ -504,13 +547,127 @@ def _take_lock(root: Path) -> int:
 
 
 def _load_keys(keys_dir: Path, passphrase: str, *, what: str) -> DeskKeys:
+    """The desk's keys; its identity tries the current key, then every previous one."""
     try:
-        return load_desk(keys_dir, passphrase)
+        keys = load_desk(keys_dir, passphrase)
+        previous: list[Identity] = [
+            load_identity(d, passphrase) for d in _previous_dirs(keys_dir)]
     except WrongPassphrase:
         # The key file's name means nothing to a triager; say what did not open.
         raise WrongVaultPassphrase(f"wrong passphrase for {what}") from None
     except DeskError as e:
         raise VaultError(str(e)) from None
+    if not previous:
+        return keys
+    return DeskKeys(desk=keys.desk, identity=IdentityList([keys.identity, *previous]),
+                    signing_key=keys.signing_key)
+
+
+def _previous_dirs(keys_dir: Path) -> list[Path]:
+    """keys/previous/1, 2, … in order (newest last)."""
+    root = keys_dir / PREVIOUS_DIR
+    if not root.is_dir():
+        return []
+    with os.scandir(root) as entries:
+        numbers = sorted(int(e.name) for e in entries
+                         if e.is_dir(follow_symlinks=False) and e.name.isdigit()
+                         and len(e.name) <= 4)
+    return [root / str(n) for n in numbers]
+
+
+def rotate_keys(vault: Vault, new_dir: str | os.PathLike[str], passphrase: str) -> Path:
+    """Move ``vault`` to the desk's new keys in ``new_dir`` (from ``intake-keys rotate``,
+    encrypted to the vault's passphrase, with its transition.txt); return where the old
+    identity is kept. The old identity keeps opening what was encrypted to it."""
+    src = Path(new_dir)
+    try:
+        new = load_desk(src, passphrase)
+    except WrongPassphrase:
+        raise VaultError(f"the keys in {src} do not open with this vault's passphrase: "
+                         "make them with `intake-keys rotate` and the same passphrase") from None
+    except DeskError as e:
+        raise VaultError(str(e)) from None
+    old = vault.keys.desk
+    if new.desk.id != old.id:
+        raise VaultError(f"the keys in {src} are desk {new.desk.id!r}'s, not {old.id!r}'s")
+    if new.desk.same_keys(old):
+        raise VaultError(f"the keys in {src} are this vault's current keys already")
+    try:
+        statement = fs.read_nofollow(src / TRANSITION_FILE, 64 * 1024).decode("ascii")
+        t = verify_transition(statement, old_verify_key=old.verify_key, desk=old.id)
+    except FileNotFoundError:
+        raise VaultError(f"{src / TRANSITION_FILE} is missing: the new keys must come "
+                         "from `intake-keys rotate` with this vault's keys") from None
+    except (TransitionError, UnicodeDecodeError, fs.FsError) as e:
+        raise VaultError(f"{src / TRANSITION_FILE}: {e}") from None
+    if (t.old_recipient, t.new_recipient, t.new_verify_key) != (
+            old.recipient, new.desk.recipient, new.desk.verify_key):
+        raise VaultError(f"{src / TRANSITION_FILE} is about other keys than these")
+
+    keys_dir = vault.path / "keys"
+    # 1. The old identity (never the old signing key) under previous/<n>/.
+    # A run that a crash cut short may have kept it already.
+    done = _previous_dirs(keys_dir)
+    if done and fs.read_nofollow(done[-1] / DESK_FILE, 64 * 1024) == fs.read_nofollow(
+            keys_dir / DESK_FILE, 64 * 1024):
+        kept = done[-1]
+    else:
+        kept = keys_dir / PREVIOUS_DIR / str(int(done[-1].name) + 1 if done else 1)
+        fs.safe_mkdir(kept, parents=True)
+        for name in (IDENTITY_FILE, DESK_FILE):
+            fs.atomic_write_bytes(kept / name, fs.read_nofollow(keys_dir / name, 64 * 1024))
+    # 2. The new keys, waiting beside the current ones.
+    staging = keys_dir / _ROTATING
+    fs.remove_staging_dir(staging)
+    fs.safe_mkdir(staging)
+    for name in _KEY_FILES:
+        fs.atomic_write_bytes(staging / name, fs.read_nofollow(src / name, 64 * 1024))
+    # 3. The database, signed by and encrypted to the new keys: from here on, an unlock
+    # finishes the rotation.
+    identities = (vault.keys.identity.identities if isinstance(vault.keys.identity, IdentityList)
+                  else (vault.keys.identity,))
+    vault.keys = DeskKeys(desk=new.desk, identity=IdentityList([new.identity, *identities]),
+                          signing_key=new.signing_key)
+    keyring = vault.keyring()
+    listed = keyring.get(old.id)
+    if listed is not None and listed.same_keys(old):
+        keyring = keyring.replacing(listed.replaced_by(new.desk, day=today(), transition=t))
+        vault.set_meta("keyring", keyring.to_json().decode("utf-8"))
+    vault.conn.execute("INSERT INTO history (item_id, at, who, field, old, new) "
+                       "VALUES ('', ?, ?, 'desk_keys', ?, ?)",
+                       (now(), vault.user, old.fingerprint, new.desk.fingerprint))
+    vault.conn.commit()
+    vault._write_full()
+    vault._saved = True
+    # 4. The new keys in place.
+    _finish_rotation(keys_dir)
+    return kept
+
+
+def _finish_rotation(keys_dir: Path) -> None:
+    staging = keys_dir / _ROTATING
+    for name in _KEY_FILES:
+        fs.atomic_write_bytes(keys_dir / name, fs.read_nofollow(staging / name, 64 * 1024),
+                              overwrite=True)
+    fs.remove_staging_dir(staging)
+    fs.fsync_dir(keys_dir)
+
+
+def _recover_rotation(root: Path, passphrase: str) -> None:
+    """Finish or drop a rotation a crash interrupted (see the module docstring)."""
+    keys_dir = root / "keys"
+    staging = keys_dir / _ROTATING
+    if not staging.is_dir():
+        return
+    try:
+        new = load_desk(staging, passphrase)
+        _read_image(root / DB_FILE, new)
+    except (DeskError, VaultError):
+        # Not reached the new image (or the new keys are incomplete): the old keys are
+        # still the vault's; the rotation can simply be run again.
+        fs.remove_staging_dir(staging)
+        return
+    _finish_rotation(keys_dir)
 
 
 def _read_meta_file(path: Path) -> dict[str, Any]:
@@ -618,7 +775,7 @@ def _build_vault(
                 keyring = keyring.with_desk(desk)
             except KeyringError as e:
                 raise VaultError(f"keyring: {e}") from None
-        elif listed != desk:
+        elif not listed.same_keys(desk):
             raise VaultError(f"the keyring lists desk {desk.id!r} with other keys than these")
 
     conn = _new_database()
@@ -654,6 +811,7 @@ def unlock(path: str | os.PathLike[str], passphrase: str, *, user: str | None = 
 
 def _unlock(root: Path, meta: dict[str, Any], passphrase: str, user: str | None,
             lock: int) -> Vault:
+    _recover_rotation(root, passphrase)
     keys = _load_keys(root / "keys", passphrase, what="this vault")
     if keys.desk.id != meta.get("desk"):
         raise VaultError(f"{META_FILE} names desk {meta.get('desk')!r} but the keys are "

@@ -42,10 +42,18 @@ from keys.age import (
 from keys.bundle import open_bundle, write_bundle_file
 from keys.codename import derive_source, generate_codename
 from keys.fingerprint import fingerprint_qr_payload, recipient_fingerprint
-from keys.identity import DeskError, generate_desk, load_desk, read_identities
+from keys.identity import (
+    TRANSITION_FILE,
+    DeskError,
+    generate_desk,
+    load_desk,
+    read_identities,
+    rotate_desk,
+)
 from keys.keyring import Desk, Keyring, KeyringError, load_desk_entry
 from keys.onion import generate_client_auth, transfer_torrc, write_client_auth
 from keys.qr import qr_png, qr_svg, qr_terminal
+from keys.transition import TransitionError, verify_transition
 
 __all__ = ["main"]
 
@@ -312,6 +320,9 @@ def cmd_keyring_check(args: argparse.Namespace) -> None:
     print(f"{args.file}: valid keyring, {len(keyring)} desk(s)")
     for desk in keyring:
         print(f"  {desk.id:<20} {desk.fingerprint}  {desk.name('en')}")
+        for prev in desk.previous:
+            how = "LOST KEY" if prev.lost_key else "transition signed by old and new key"
+            print(f"  {'':<20} previous key until {prev.replaced}: {how}")
 
 
 def cmd_keyring_add(args: argparse.Namespace) -> None:
@@ -320,6 +331,71 @@ def cmd_keyring_add(args: argparse.Namespace) -> None:
         keyring = keyring.with_desk(load_desk_entry(path))
     keyring.save(args.file, overwrite=True)
     print(f"{args.file}: {len(keyring)} desk(s): {', '.join(d.id for d in keyring)}")
+
+
+def _utc_day() -> str:
+    return fs.today().isoformat()
+
+
+def cmd_rotate(args: argparse.Namespace) -> None:
+    passphrase = _passphrase_getter(args, confirm=False)()
+    new_passphrase = (
+        _passphrase_from_file(args.new_passphrase_file) if args.new_passphrase_file else None
+    )
+    pq = True if args.pq else None
+    desk, _ = rotate_desk(args.desk, args.out, passphrase, new_passphrase=new_passphrase, pq=pq)
+    print(f"desk {desk.id}: new keys written to {args.out}/ "
+          f"(identity.age, signing.age, desk.json, {TRANSITION_FILE})")
+    print(f"new fingerprint: {desk.fingerprint}")
+    print("The old keys are unchanged: keep them until everything encrypted to them is")
+    print("imported (docs/key-rotation.md). Next, on the server's keyring:")
+    print(f"  intake-keys keyring replace keyring.json {args.out}/desk.json "
+          f"--transition {args.out}/{TRANSITION_FILE}")
+
+
+def cmd_keyring_replace(args: argparse.Namespace) -> None:
+    if (args.transition is None) == (not args.lost_key):
+        raise UsageError("give --transition FILE (signed by the old and new keys) or "
+                         "--lost-key, exactly one")
+    keyring = Keyring.load(args.file)
+    new = load_desk_entry(args.desk_json)
+    old = keyring.get(new.id)
+    if old is None:
+        raise CLIError(f"desk {new.id!r} is not in {args.file}: use `keyring add`")
+    if old.same_keys(new):
+        raise CLIError(f"desk {new.id!r} already has these keys in {args.file}")
+    transition = None
+    if args.transition is not None:
+        text = _read_text_file(args.transition, "transition statement")
+        try:
+            transition = verify_transition(text, old_verify_key=old.verify_key, desk=old.id)
+        except TransitionError as e:
+            raise CLIError(f"{args.transition}: {e}") from None
+        if transition.old_recipient != old.recipient:
+            raise CLIError(f"{args.transition}: names another old age key than the keyring's")
+        if (transition.new_recipient, transition.new_verify_key) != (
+                new.recipient, new.verify_key):
+            raise CLIError(f"{args.transition}: is about other new keys than {args.desk_json}")
+    keyring = keyring.replacing(old.replaced_by(new, day=_utc_day(), transition=transition))
+    keyring.save(args.file, overwrite=True)
+    print(f"{args.file}: desk {new.id} now has keys {new.fingerprint} (was {old.fingerprint})")
+    if transition is not None:
+        print("The old key stays trusted for acks and replies about items encrypted to it,")
+        print("until the desk has acknowledged them. Restart the server to use the keyring.")
+    else:
+        print("The old key is recorded as LOST and never trusted again. Items the server")
+        print("holds for this desk from today or earlier were encrypted to it and no one can")
+        print("decrypt them: after the restart the server's log says how many, and")
+        print("`intake-server desk drop-lost-key-items` releases them (docs/key-rotation.md).")
+
+
+def cmd_keyring_remove(args: argparse.Namespace) -> None:
+    keyring = Keyring.load(args.file)
+    for desk_id in args.desk:
+        keyring = keyring.without(desk_id)
+    keyring.save(args.file, overwrite=True)
+    left = ", ".join(d.id for d in keyring) or "none"
+    print(f"{args.file}: {len(keyring)} desk(s) left: {left}")
 
 
 _SAMPLE_REPORT = {
@@ -548,7 +624,9 @@ def _parser() -> argparse.ArgumentParser:
     k = command(
         "keyring",
         "check or build the coalition keyring",
-        "intake-keys keyring check keyring.json\nintake-keys keyring add keyring.json desk.json",
+        "intake-keys keyring check keyring.json\nintake-keys keyring add keyring.json desk.json\n"
+        "intake-keys keyring replace keyring.json new/desk.json --transition new/transition.txt\n"
+        "intake-keys keyring remove keyring.json old-desk",
     )
     ksub = k.add_subparsers(dest="keyring_command", required=True, metavar="ACTION")
     kc = ksub.add_parser(
@@ -568,6 +646,49 @@ def _parser() -> argparse.ArgumentParser:
     ka.add_argument("file")
     ka.add_argument("desk_json", nargs="+", metavar="DESK_JSON")
     ka.set_defaults(func=cmd_keyring_add)
+    kr = ksub.add_parser(
+        "replace",
+        help="give a desk of the keyring its new keys (after `intake-keys rotate`)",
+        description="Replace a desk's keys. The new entry is accepted only with the "
+        "transition statement its old and new keys signed, or with --lost-key for a desk "
+        "whose old key is gone (recorded as such; the old key is never trusted again).",
+        epilog="example:\n  intake-keys keyring replace keyring.json smex-new/desk.json "
+        "--transition smex-new/transition.txt\n"
+        "  intake-keys keyring replace keyring.json smex-new/desk.json --lost-key",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kr.add_argument("file")
+    kr.add_argument("desk_json", metavar="DESK_JSON", help="the new desk.json")
+    kr.add_argument("--transition", metavar="FILE", help="transition.txt from `rotate`")
+    kr.add_argument("--lost-key", action="store_true",
+                    help="the old key is gone: no statement; nothing encrypted to it can "
+                    "be read any more")
+    kr.set_defaults(func=cmd_keyring_replace)
+    kd = ksub.add_parser(
+        "remove",
+        help="remove desks from a keyring",
+        epilog="example:\n  intake-keys keyring remove keyring.json old-desk",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kd.add_argument("file")
+    kd.add_argument("desk", nargs="+", type=_desk_id_arg, metavar="DESK_ID")
+    kd.set_defaults(func=cmd_keyring_remove)
+
+    r = command(
+        "rotate",
+        "make a desk's next keys and a transition statement signed by old and new keys",
+        "intake-keys rotate --desk ./smex-keys --out ./smex-keys-2027",
+    )
+    r.add_argument("--desk", required=True, metavar="DIR", help="the desk's current keys")
+    r.add_argument("--out", required=True, metavar="DIR",
+                   help="directory for the new keys (created; must not hold keys)")
+    r.add_argument("--pq", action="store_true",
+                   help="make the new identity post-quantum (default: same kind as the old)")
+    r.add_argument("--passphrase-file", metavar="FILE",
+                   help="the current passphrase, from this file's first line")
+    r.add_argument("--new-passphrase-file", metavar="FILE",
+                   help="encrypt the new keys to this passphrase (default: the current one)")
+    r.set_defaults(func=cmd_rotate)
 
     o = command(
         "onion-auth",
@@ -614,7 +735,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"{e}; {hint}" if hint else str(e))
     except UsageError as e:
         _fail(f"error: {e}", 2)
-    except (CLIError, DeskError, KeyringError) as e:
+    except (CLIError, DeskError, KeyringError, TransitionError) as e:
         _fail(f"error: {e}")
     except ValueError as e:
         # The library's refusals of bad arguments (a malformed key, an invalid desk id).

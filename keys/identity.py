@@ -14,13 +14,17 @@
 The identity is X25519 by default. ``pq=True`` makes it the post-quantum hybrid
 (``age1pq1…``), which protects stored evidence against a future quantum adversary but
 which Debian's age 1.1 cannot read; see docs/keyring-format.md.
+
+``rotate_desk`` makes a desk's next keys in a new directory, with the same three files
+and a fourth, ``transition.txt``: the statement, signed by the old and the new signing
+key, that the new keys succeed the old (keys/transition.py, docs/key-rotation.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -37,26 +41,33 @@ from keys.age import (
     encrypt,
     parse_identity_file,
 )
+from keys.age._format import Stanza
 from keys.fs import FileExistsRefused, atomic_write_bytes, safe_mkdir, safe_remove
 from keys.keyring import Desk, KeyringError, load_desk_entry
 from keys.signing import KeyFormatError, SigningKey
+from keys.transition import sign_transition
 
 __all__ = [
     "DESK_FILE",
     "IDENTITY_FILE",
     "MIN_PASSPHRASE_CHARS",
     "SIGNING_FILE",
+    "TRANSITION_FILE",
     "DeskError",
     "DeskKeys",
+    "IdentityList",
     "WrongPassphrase",
     "generate_desk",
     "load_desk",
+    "load_identity",
     "read_identities",
+    "rotate_desk",
 ]
 
 IDENTITY_FILE: Final = "identity.age"
 SIGNING_FILE: Final = "signing.age"
 DESK_FILE: Final = "desk.json"
+TRANSITION_FILE: Final = "transition.txt"
 #: A desk passphrase guards the key to every report sent to the desk. scrypt slows a
 #: guesser down, but only length makes guessing hopeless; a 6-word diceware passphrase
 #: is the recommendation in docs/cli.md.
@@ -83,6 +94,26 @@ class DeskKeys:
         return f"DeskKeys(desk={self.desk.id!r}, <secret keys>)"
 
 
+class IdentityList:
+    """Several identities as one: a desk's current identity, then its previous ones
+    (a rotated desk still opens what was encrypted to its older keys)."""
+
+    def __init__(self, identities: Sequence[Identity]) -> None:
+        if not identities:
+            raise ValueError("an IdentityList needs at least one identity")
+        self.identities = tuple(identities)
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        for identity in self.identities:
+            key = identity.unwrap(stanzas)
+            if key is not None:
+                return key
+        return None
+
+    def __repr__(self) -> str:
+        return f"IdentityList(<{len(self.identities)} secret keys>)"
+
+
 def _check_passphrase(passphrase: str) -> None:
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
         raise DeskError(f"passphrase too short: use at least {MIN_PASSPHRASE_CHARS} characters")
@@ -96,6 +127,7 @@ def generate_desk(
     *,
     pq: bool = False,
     work_factor: int = _SCRYPT_WORK_FACTOR,
+    _previous: DeskKeys | None = None,
 ) -> Desk:
     """Create a desk's keys in ``out_dir`` and return its public entry."""
     _check_passphrase(passphrase)
@@ -114,6 +146,19 @@ def generate_desk(
     except (FileExistsRefused, NotADirectoryError) as e:
         raise DeskError(str(e)) from None
     targets = [out / IDENTITY_FILE, out / SIGNING_FILE, out / DESK_FILE]
+    files = [
+        (targets[0], b""), (targets[1], b""), (targets[2], desk.to_json()),
+    ]
+    if _previous is not None:
+        statement = sign_transition(
+            desk_id,
+            old_recipient=_previous.desk.recipient,
+            old_key=_previous.signing_key,
+            new_recipient=desk.recipient,
+            new_key=signing_key,
+        )
+        targets.append(out / TRANSITION_FILE)
+        files.append((out / TRANSITION_FILE, statement.encode("ascii") + b"\n"))
     existing = [p.name for p in targets if os.path.lexists(p)]
     if existing:
         raise DeskError(f"{out} already holds {', '.join(existing)}; refusing to overwrite keys")
@@ -130,11 +175,9 @@ def generate_desk(
     recipient = [ScryptRecipient(passphrase, work_factor=work_factor)]
     written: list[Path] = []
     try:
-        for path, data in (
-            (targets[0], encrypt(identity_text.encode("ascii"), recipient, armor=True)),
-            (targets[1], encrypt(signing_text.encode("ascii"), recipient, armor=True)),
-            (targets[2], desk.to_json()),
-        ):
+        files[0] = (targets[0], encrypt(identity_text.encode("ascii"), recipient, armor=True))
+        files[1] = (targets[1], encrypt(signing_text.encode("ascii"), recipient, armor=True))
+        for path, data in files:
             atomic_write_bytes(path, data)
             written.append(path)
     except BaseException:
@@ -143,6 +186,33 @@ def generate_desk(
             safe_remove(p)
         raise
     return desk
+
+
+def rotate_desk(
+    desk_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    passphrase: str,
+    *,
+    new_passphrase: str | None = None,
+    pq: bool | None = None,
+    work_factor: int = _SCRYPT_WORK_FACTOR,
+) -> tuple[Desk, str]:
+    """Make the next keys of the desk in ``desk_dir`` in ``out_dir``; return the new entry
+    and the transition statement (also written to ``out_dir/transition.txt``).
+
+    The old keys are unlocked with ``passphrase`` (so only their holder can rotate) and
+    left as they are. The new ones are encrypted to ``new_passphrase`` (default: the
+    same), of the same kind as the old unless ``pq`` says otherwise, with the same names.
+    """
+    old = load_desk(desk_dir, passphrase)
+    kind = old.desk.post_quantum if pq is None else pq
+    desk = generate_desk(
+        old.desk.id, dict(old.desk.names), out_dir, new_passphrase or passphrase,
+        pq=kind, work_factor=work_factor, _previous=old,
+    )
+    with open(Path(out_dir) / TRANSITION_FILE, "rb") as f:
+        statement = f.read(_MAX_KEY_FILE).decode("ascii").strip()
+    return desk, statement
 
 
 def _read_small(path: Path) -> bytes:
@@ -209,6 +279,29 @@ def load_desk(desk_dir: str | os.PathLike[str], passphrase: str) -> DeskKeys:
     if str(signing_key.verify_key) != desk.verify_key:
         raise DeskError(f"{SIGNING_FILE} does not belong to desk {desk.id!r} (other key)")
     return DeskKeys(desk=desk, identity=identity, signing_key=signing_key)
+
+
+def load_identity(desk_dir: str | os.PathLike[str], passphrase: str
+                  ) -> X25519Identity | HybridIdentity:
+    """Unlock only the age identity of a desk directory (a previous key a vault keeps to
+    open old reports), checked against the directory's ``desk.json``."""
+    d = Path(desk_dir)
+    try:
+        desk = load_desk_entry(d / DESK_FILE)
+    except FileNotFoundError:
+        raise DeskError(f"{d / DESK_FILE} is missing") from None
+    except KeyringError as e:
+        raise DeskError(str(e)) from None
+    text = _unlock(d / IDENTITY_FILE, passphrase)
+    try:
+        identities = parse_identity_file(text)
+    except ValueError as e:
+        raise DeskError(f"{d / IDENTITY_FILE}: {e}") from None
+    if len(identities) != 1 or not isinstance(identities[0], X25519Identity | HybridIdentity):
+        raise DeskError(f"{d / IDENTITY_FILE}: expected one X25519 or hybrid identity")
+    if str(identities[0].recipient()) != desk.recipient:
+        raise DeskError(f"{d / IDENTITY_FILE} does not belong to {d / DESK_FILE} (other key)")
+    return identities[0]
 
 
 def read_identities(data: bytes, passphrase: Callable[[], str]) -> list[Identity]:

@@ -29,6 +29,7 @@ import nacl.signing
 __all__ = [
     "CONTEXTS",
     "CONTEXT_BUNDLE",
+    "CONTEXT_KEY_TRANSITION",
     "CONTEXT_STAFF_REQUEST",
     "CONTEXT_VAULT",
     "CONTEXT_VAULT_JOURNAL",
@@ -51,8 +52,16 @@ CONTEXT_STAFF_REQUEST: Final = "amana/staff-request/v1"
 CONTEXT_VAULT: Final = "amana/vault/v1"
 #: Signs each record of a vault's change journal (journalist_client/vault_journal.py).
 CONTEXT_VAULT_JOURNAL: Final = "amana/vault-journal/v1"
+#: Signs a desk's key transition statement, by the old and the new key (keys/transition.py).
+CONTEXT_KEY_TRANSITION: Final = "amana/key-transition/v1"
 CONTEXTS: Final = frozenset(
-    {CONTEXT_BUNDLE, CONTEXT_STAFF_REQUEST, CONTEXT_VAULT, CONTEXT_VAULT_JOURNAL}
+    {
+        CONTEXT_BUNDLE,
+        CONTEXT_STAFF_REQUEST,
+        CONTEXT_VAULT,
+        CONTEXT_VAULT_JOURNAL,
+        CONTEXT_KEY_TRANSITION,
+    }
 )
 
 _CONTEXT_RE: Final = re.compile(r"[a-z0-9][a-z0-9./-]{0,63}")

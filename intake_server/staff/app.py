@@ -43,6 +43,7 @@ from .bundles import (
     apply_ack_bundle,
     apply_outbox_bundle,
     desk_keys,
+    lost_key_items,
     write_export,
 )
 from .store import StaffStore
@@ -200,7 +201,7 @@ async def export_bundle(request: web.Request) -> web.StreamResponse:
             built = await asyncio.get_running_loop().run_in_executor(
                 None,
                 functools.partial(write_export, store, path, desk, int(after), cursor, items,
-                                  statement, signing_key),
+                                  statement, signing_key, keyring=request.app[_KEYRING]),
             )
             if built:
                 store.count_cached_export(path)
@@ -247,7 +248,10 @@ async def _apply(
 
 
 async def receive_acks(request: web.Request) -> web.Response:
-    return await _apply(request, apply_ack_bundle)
+    keyring = request.app[_KEYRING]  # a desk's previous key may ack what was sent to it
+    return await _apply(
+        request, lambda store, path, trusted: apply_ack_bundle(store, path, trusted, keyring)
+    )
 
 
 async def receive_outbox(request: web.Request) -> web.Response:
@@ -277,6 +281,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = StaffStore(storage)
     store.open()
     app[STAFF_STORE] = store
+    for desk, count in lost_key_items(store, app[_KEYRING]).items():
+        log.warning("desk %s: %d item(s) are encrypted to its lost key; no one can decrypt "
+                    "them (docs/key-rotation.md)", desk, count)
     task = asyncio.create_task(_retention_loop(app))
     yield
     task.cancel()

@@ -17,7 +17,7 @@ from keys import fs, strict_json
 from keys.age import parse_recipient
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
 from keys.ids import is_hex_id
-from keys.keyring import Keyring
+from keys.keyring import Keyring, PreviousKey
 from keys.signing import SigningKey, VerifyKey
 
 from .store import DeskStatement, ExportItem, StaffStore, index_document
@@ -29,6 +29,8 @@ __all__ = [
     "apply_outbox_bundle",
     "build_export",
     "desk_keys",
+    "lost_key_item_ids",
+    "lost_key_items",
     "write_export",
 ]
 
@@ -48,6 +50,70 @@ def desk_keys(keyring: Keyring, desk: str | None = None) -> dict[str, VerifyKey]
     return {d.id: d.verify_key_obj() for d in desks}
 
 
+def _waiting(store: StaffStore, desk: str, until_day: str) -> list[str]:
+    """Ids of items for ``desk`` from ``until_day`` or earlier it has not acknowledged."""
+    rows = store.storage.db.execute(
+        "SELECT s.id FROM submissions s"
+        " JOIN submission_desks d ON d.submission_id = s.id AND d.desk_id = ?"
+        " WHERE s.day <= ? AND NOT EXISTS"
+        "  (SELECT 1 FROM acks a WHERE a.submission_id = s.id AND a.desk_id = ?)",
+        (desk, until_day, desk),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _draining(store: StaffStore, keyring: Keyring, desks: Mapping[str, VerifyKey]
+              ) -> dict[str, tuple[str, PreviousKey]]:
+    """The previous keys still trusted, by raw key: (desk, record) for each previous key
+    of ``desks`` replaced with a transition statement (never a lost key) while items
+    encrypted to it, those of its replacement day or earlier, are not all acknowledged
+    (docs/adr/0011-key-rotation.md). Once they are, the key is trusted no more."""
+    out: dict[str, tuple[str, PreviousKey]] = {}
+    for desk_id in desks:
+        desk = keyring.get(desk_id)
+        if desk is None:
+            continue
+        for prev in desk.previous:
+            if not prev.lost_key and _waiting(store, desk_id, prev.replaced):
+                out[str(prev.verify_key)] = (desk_id, prev)
+    return out
+
+
+def _open_desk_bundle(
+    store: StaffStore, path: Path, trusted: Mapping[str, VerifyKey], kind: str,
+    keyring: Keyring | None,
+) -> tuple[VerifiedBundle, PreviousKey | None]:
+    """Open a desk's bundle with its current key or, failing that, a previous key that
+    is still draining; the second value is that previous key's record, if it was one."""
+    try:
+        return open_bundle(path, trusted, kind=kind), None
+    except BundleError:
+        if keyring is None:
+            raise
+        draining = _draining(store, keyring, trusted)
+        for desk_id, prev in draining.values():
+            try:
+                return open_bundle(path, {desk_id: prev.verify_key_obj()}, kind=kind), prev
+            except BundleError:
+                continue
+        raise
+
+
+def lost_key_item_ids(store: StaffStore, keyring: Keyring, desk_id: str) -> list[str]:
+    """The items the server holds for ``desk_id``, unacknowledged, from the day its last
+    lost key was replaced or earlier: encrypted to a key no one has any more."""
+    desk = keyring.get(desk_id)
+    lost = [p.replaced for p in desk.previous if p.lost_key] if desk is not None else []
+    return _waiting(store, desk_id, max(lost)) if lost else []
+
+
+def lost_key_items(store: StaffStore, keyring: Keyring) -> dict[str, int]:
+    """For each desk with a lost previous key, how many items :func:`lost_key_item_ids`
+    finds (desks with none are left out)."""
+    counts = {d.id: len(lost_key_item_ids(store, keyring, d.id)) for d in keyring.desks}
+    return {desk: n for desk, n in counts.items() if n}
+
+
 class _BytesSource:
     def __init__(self, data: bytes) -> None:
         self._data = memoryview(data)
@@ -65,6 +131,7 @@ def build_export(
     signing_key: SigningKey,
     *,
     out: Path,
+    keyring: Keyring | None = None,
 ) -> tuple[Path, int, list[ExportItem]]:
     """The desk-export bundle of everything after ``after``, written to ``out`` (for the
     operator's USB export); returns (path, cursor, items). The staff app serves from the
@@ -72,7 +139,7 @@ def build_export(
     items = store.pending(desk, after)
     statement = store.statement(desk, after)
     upto = items[-1].seq if items else after
-    write_export(store, out, desk, after, upto, items, statement, signing_key)
+    write_export(store, out, desk, after, upto, items, statement, signing_key, keyring=keyring)
     return out, upto, items
 
 
@@ -85,6 +152,8 @@ def write_export(
     items: list[ExportItem],
     statement: DeskStatement,
     signing_key: SigningKey,
+    *,
+    keyring: Keyring | None = None,
 ) -> bool:
     """Write the bundle of ``items`` to ``path``; False if it already exists there.
 
@@ -92,12 +161,17 @@ def write_export(
     the event loop's thread: the staff app runs this on a worker thread. The store's
     ciphertext is read without updating its access time (see :func:`_read_quietly`).
     A bundle that appears at ``path`` meanwhile (a concurrent builder won) is kept and
-    this one discarded: every requester then gets the same bytes.
+    this one discarded: every requester then gets the same bytes. Given the keyring, the
+    bundle carries it as keyring.json (index.json version 3), so that desks learn of key
+    rotations from the server's signature (docs/adr/0011-key-rotation.md).
     """
+    version = 2 if keyring is None else 3
     files: list[tuple[str, Any]] = [
-        ("index.json",
-         _BytesSource(index_document(desk, str(after), str(upto), items, statement)))
+        ("index.json", _BytesSource(index_document(desk, str(after), str(upto), items,
+                                                   statement, version=version)))
     ]
+    if keyring is not None:
+        files.append(("keyring.json", _BytesSource(keyring.to_json())))
     opened: list[BinaryIO] = []
     try:
         for item in items:
@@ -145,10 +219,16 @@ def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
 
 
 def apply_ack_bundle(
-    store: StaffStore, path: Path, trusted: Mapping[str, VerifyKey]
+    store: StaffStore, path: Path, trusted: Mapping[str, VerifyKey],
+    keyring: Keyring | None = None,
 ) -> dict[str, Any]:
+    """Acknowledge the ids of an ack bundle signed by the desk's key. Given the keyring, a
+    bundle signed by a previous key of the desk that is still draining is accepted too,
+    for the items encrypted to that key (those of its replacement day or earlier) only."""
+    previous: PreviousKey | None = None
     try:
-        with open_bundle(path, trusted, kind="ack") as bundle:
+        bundle, previous = _open_desk_bundle(store, path, trusted, "ack", keyring)
+        with bundle:
             desk = bundle.creator
             if bundle.names != ["ack.json"]:
                 raise BundleRefused("an ack bundle holds exactly ack.json")
@@ -164,6 +244,9 @@ def apply_ack_bundle(
         or not all(is_hex_id(i) for i in ids)
     ):
         raise BundleRefused("ack.json is malformed")
+    if previous is not None:
+        allowed = set(_waiting(store, desk, previous.replaced))
+        ids = [i for i in ids if i in allowed]
     acked, deleted = store.acknowledge(desk, ids)
     return {"desk": desk, "acknowledged": acked, "deleted": deleted}
 
@@ -227,10 +310,12 @@ def apply_outbox_bundle(
 ) -> dict[str, Any]:
     """Replies for sources and referrals to other desks. Every item is checked before any
     is stored; referrals need the keyring (the desks they may go to). A bundle is applied
-    once: delivering the same signed bundle again is refused."""
+    once: delivering the same signed bundle again is refused. A desk's previous key that
+    is still draining may sign one, as for acks (the desk's replies to what it reads)."""
     counts = {"replies": 0, "referrals": 0}
     try:
-        with open_bundle(path, trusted, kind="outbox") as bundle:
+        bundle, _ = _open_desk_bundle(store, path, trusted, "outbox", keyring)
+        with bundle:
             desk = bundle.creator
             doc = _load_json(bundle.read("outbox.json", max_size=_MAX_DOC), "amana-outbox")
             items = _check_outbox(doc, desk, set(bundle.names), keyring)
@@ -269,12 +354,20 @@ def apply_bundle(store: StaffStore, path: Path, keyring: Keyring) -> dict[str, A
     """For USB imports: an ack or outbox bundle from any desk of the keyring."""
     trusted = desk_keys(keyring)
     try:
-        with open_bundle(path, trusted) as bundle:
-            kind = bundle.kind
+        for kind in ("ack", "outbox"):
+            try:
+                opened, _ = _open_desk_bundle(store, path, trusted, kind, keyring)
+            except BundleError:
+                continue
+            opened.close()
+            break
+        else:
+            with open_bundle(path, trusted) as bundle:  # says why it is refused
+                kind = bundle.kind
     except BundleError as exc:
         raise BundleRefused(str(exc)) from None
     if kind == "ack":
-        return {"kind": kind, **apply_ack_bundle(store, path, trusted)}
+        return {"kind": kind, **apply_ack_bundle(store, path, trusted, keyring)}
     if kind == "outbox":
         return {"kind": kind, **apply_outbox_bundle(store, path, trusted, keyring)}
     raise BundleRefused(f"a {kind!r} bundle cannot be imported into the server")

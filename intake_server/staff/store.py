@@ -599,11 +599,12 @@ def _is_cached_bundle_of(desk: str, name: str) -> bool:
 
 
 def index_document(desk: str, after: str, cursor: str, items: Sequence[ExportItem],
-                   statement: DeskStatement) -> bytes:
-    """index.json of a desk-export bundle, version 2 (docs/transfer-format.md)."""
+                   statement: DeskStatement, *, version: int = 2) -> bytes:
+    """index.json of a desk-export bundle, version 2, or 3 for a bundle that also carries
+    the server's keyring.json (docs/transfer-format.md)."""
     doc = {
         "format": "amana-desk-export",
-        "version": 2,
+        "version": version,
         "desk": desk,
         "after": after,
         "cursor": cursor,

@@ -51,7 +51,8 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     settings = load_settings(Path(args.dir))
     path = asyncio.run(fetch(settings, server=args.server, out_dir=Path(args.out),
                              tor_socks=args.tor_socks, max_bytes=args.max_mib * _MIB,
-                             show_progress=None))
+                             show_progress=None,
+                             on_note=lambda note: print(f"keyring: {note}")))
     # What this machine keeps is dated to the day: the transfer directory (cursor.json)
     # and, on the stick, the bundle and the directory it was renamed into.
     fs.set_day_tree(settings.directory, fs.today())

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Final
 
 from keys import fs, ids
-from keys.keyring import Keyring
+from keys.bundle import VerifiedBundle
+from keys.keyring import MAX_KEYRING_BYTES, Keyring, KeyringError, adopt_keyring
 from keys.signing import SigningKey, VerifyKey
 
-__all__ = ["TransferError", "TransferSettings", "init_transfer", "load_settings"]
+__all__ = ["TransferError", "TransferSettings", "adopt_server_keyring", "init_transfer",
+           "load_settings"]
 
 CREDENTIAL: Final = "transfer.key"
 SETTINGS: Final = "transfer.json"
@@ -101,3 +103,23 @@ def load_settings(directory: Path) -> TransferSettings:
 
 
 
+
+
+def adopt_server_keyring(settings: TransferSettings, bundle: VerifiedBundle) -> tuple[str, ...]:
+    """Take the key rotations of the keyring a verified desk export carries (index
+    version 3, ADR 0011) into transfer.json; what changed or was refused, as sentences.
+    Push then checks acks and outboxes against the desk's new key (and its previous
+    ones, which the server still accepts while items encrypted to them wait)."""
+    if "keyring.json" not in bundle.names:
+        return ()
+    try:
+        offered = Keyring.from_json(bundle.read("keyring.json", max_size=MAX_KEYRING_BYTES))
+    except KeyringError as exc:
+        return (f"the server's keyring.json is invalid, ignored: {exc}",)
+    adoption = adopt_keyring(settings.keyring, offered)
+    if adoption.changed:
+        path = settings.directory / SETTINGS
+        doc = json.loads(path.read_bytes()[:_MAX_SETTINGS])
+        doc["keyring"] = json.loads(adoption.keyring.to_json())
+        fs.atomic_write_bytes(path, json.dumps(doc, indent=2).encode(), overwrite=True)
+    return adoption.notes

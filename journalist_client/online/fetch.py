@@ -22,7 +22,11 @@ import aiohttp
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from journalist_client.online._http import base_url, connector, server_said
-from journalist_client.online.credential import TransferError, TransferSettings
+from journalist_client.online.credential import (
+    TransferError,
+    TransferSettings,
+    adopt_server_keyring,
+)
 from keys import fs, strict_json
 from keys.bundle import BundleError, open_bundle
 from keys.request_auth import sign_request
@@ -55,8 +59,13 @@ def _read_cursor(settings: TransferSettings) -> str:
     return cursor
 
 
-def _verify_export(path: Path, settings: TransferSettings) -> int:
+def _verify_export(path: Path, settings: TransferSettings,
+                   on_note: Callable[[str], None] | None) -> int:
+    """Verify the export; take the key rotations of the keyring it carries (ADR 0011)."""
     with open_bundle(path, {"server": settings.server_key}, kind="desk-export") as bundle:
+        for note in adopt_server_keyring(settings, bundle):
+            if on_note is not None:
+                on_note(note)
         return len(bundle.files)
 
 
@@ -146,6 +155,7 @@ async def fetch(
     tor_socks: str | None = None,
     show_progress: bool | None = True,
     max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
+    on_note: Callable[[str], None] | None = None,
 ) -> Path | None:
     """Download every new item for the desk into one verified bundle in ``out_dir``.
 
@@ -154,7 +164,8 @@ async def fetch(
     nothing of it kept. Returns the bundle's path, or None if nothing was new and the
     server's statement in it says nothing the desk must see (ADR 0007): an export with
     no new item is kept when it names items the desk should already hold and has not
-    acknowledged, or items deleted before it acknowledged them.
+    acknowledged, or items deleted before it acknowledged them. Key rotations in the
+    keyring the export carries are taken into transfer.json; ``on_note`` hears of them.
     """
     after = _read_cursor(settings)
     path = f"/v1/desks/{settings.desk}/bundle?after={after}"
@@ -180,7 +191,7 @@ async def fetch(
                 try:
                     cursor = await _download(session, url, path, settings, partial,
                                              bar.update, max_bytes)
-                    _verify_export(partial, settings)
+                    _verify_export(partial, settings, on_note)
                     break
                 except _TooLarge:
                     fs.safe_remove(partial)

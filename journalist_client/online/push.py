@@ -41,9 +41,20 @@ def _route(bundle_path: Path, settings: TransferSettings) -> str:
     desk = settings.keyring.get(settings.desk)
     if desk is None:
         raise TransferError(f"desk {settings.desk!r} is not in the stored keyring")
+    # The desk's current key, or a previous one (not a lost one): a vault not yet moved
+    # to the new keys signs with the old, which the server accepts while items encrypted
+    # to it wait (ADR 0011) and refuses after.
+    keys = [desk.verify_key_obj(), *(p.verify_key_obj() for p in desk.previous
+                                     if not p.lost_key)]
     try:
-        with open_bundle(bundle_path, {settings.desk: desk.verify_key_obj()}) as bundle:
-            kind = bundle.kind
+        for n, key in enumerate(keys):
+            try:
+                with open_bundle(bundle_path, {settings.desk: key}) as bundle:
+                    kind = bundle.kind
+                break
+            except BundleError:
+                if n == len(keys) - 1:
+                    raise
     except BundleError as exc:
         raise TransferError(f"not a bundle signed by this desk ({exc})") from None
     except OSError as exc:

@@ -19,7 +19,7 @@ COMMANDS = [name for name, _ in cli_commands(build_parser())]
 
 def test_the_command_list_is_read_from_the_parser() -> None:
     assert {"init", "serve", "demo", "export", "import", "desk add-transfer-key",
-            "desk remove-transfer-key"} == set(COMMANDS)
+            "desk remove-transfer-key", "desk drop-lost-key-items"} == set(COMMANDS)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

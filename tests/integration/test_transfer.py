@@ -204,7 +204,8 @@ async def test_a_dropped_download_resumes(site: Site, server: Any, tmp_path: Pat
     assert bundle is not None
     assert len(connections) >= 2  # it really was cut and resumed
     with open_bundle(bundle, {"server": site.server_key.verify_key}) as b:
-        assert len(b.files) == 3
+        # index.json, keyring.json (ADR 0011), the report and its attachment
+        assert len(b.files) == 4
 
 
 async def test_a_bundle_over_the_limit_is_refused_and_nothing_kept(
