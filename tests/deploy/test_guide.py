@@ -72,8 +72,10 @@ DESK = "smex"
 
 def guide_blocks() -> dict[str, str]:
     blocks: dict[str, str] = {}
-    for name, _indent, body in MARK_RE.findall(GUIDE.read_text(encoding="utf-8")):
+    for name, indent, body in MARK_RE.findall(GUIDE.read_text(encoding="utf-8")):
         assert name not in blocks, f"two blocks are marked {name}"
+        # A line indented less than its fence reads wrongly in a list item.
+        assert all(not line or line.startswith(indent) for line in body.splitlines()), name
         blocks[name] = textwrap.dedent(body)
     return blocks
 
@@ -344,6 +346,10 @@ def test_the_guide_runs_as_written(site: Site) -> None:
     out = s.run("transfer-init").stdout
     transfer_key = re.search(r"ed25519:[A-Za-z0-9_-]{43}", out)
     assert transfer_key
+    # Before the operator registers it, the staff app refuses the machine (item 3).
+    unregistered = s.run("fetch", replace=_staff(s), check=False)
+    assert unregistered.returncode == 1
+    assert "add-transfer-key" in unregistered.stderr, unregistered.stderr
     s.run("add-transfer-key", replace={"ed25519:…the-printed-key…": transfer_key.group(0)})
 
     # --- 2.4: a test report end to end ---------------------------------------------
@@ -416,6 +422,7 @@ def test_the_guide_runs_as_written(site: Site) -> None:
     s.run("service")
     refused = s.run("fetch", replace=_staff(s), check=False)
     assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "add-transfer-key" in refused.stderr, refused.stderr  # the staff app's 401
     new_usb = {**_staff(s), "--dir ~/transfer": "--dir ~/transfer-new"}
     (usb / "ack.bundle").unlink(missing_ok=True)
     for bundle in usb.glob("export-*.bundle"):
