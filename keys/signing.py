@@ -219,10 +219,11 @@ def parse_verify_key_file(text: str) -> VerifyKey:
 
     The file ``intake-server init`` writes is a ``#`` comment line and then the key.
     Blank lines and ``#`` lines are skipped, line ends may be CRLF, and exactly one line
-    must remain: an ``ed25519:`` key in its strict form. A secret key is refused without
-    being repeated in the error.
+    must remain: an ``ed25519:`` key in its strict form. A leading byte-order mark is
+    skipped. A secret key is refused without being repeated in the error.
     """
-    lines = [line.strip() for line in text.splitlines()]
+    # A byte-order mark is what some Windows editors put before the first line.
+    lines = [line.strip() for line in text.removeprefix("\ufeff").splitlines()]
     keys = [line for line in lines if line and not line.startswith("#")]
     if any(line.startswith(_SEED_PREFIX) for line in keys):
         raise KeyFormatError(

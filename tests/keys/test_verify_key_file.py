@@ -55,6 +55,7 @@ def test_crlf_and_blank_lines_are_tolerated(install: Path) -> None:
     # A file that went through a Windows machine or an editor on its way to a desk.
     text = (install / VERIFY_KEY_NAME).read_text().replace("\n", "\r\n")
     assert str(parse_verify_key_file("\n" + text + "\n\n")) == _expected(install)
+    assert str(parse_verify_key_file("\ufeff" + text)) == _expected(install)
 
 
 @pytest.mark.parametrize(("text", "message"), [
