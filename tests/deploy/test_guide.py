@@ -52,7 +52,6 @@ import textwrap
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -92,8 +91,10 @@ def _wheelhouse() -> Path:
 
 def _must_print_nothing(line: str) -> str:
     """`CMD   # must print nothing` as a check bash -e enforces: fails if CMD prints."""
-    command = line.split("#", 1)[0].rstrip()
-    return f'test -z "$({command.strip()})" || {{ echo "printed: {command.strip()!s}"; exit 1; }}'
+    command = line.split("#", 1)[0].strip()
+    # Only the output counts: grep finding nothing exits 1, which is the success meant.
+    return (f'out="$({command} || true)"; test -z "$out" || '
+            '{ printf "must print nothing, printed:\\n%s\\n" "$out" >&2; exit 1; }')
 
 
 class Site:
@@ -487,7 +488,7 @@ def test_a_wheel_that_is_not_the_release_s_is_refused(tmp_path: Path) -> None:
     (wheel,) = wheelhouse.glob("amana-*.whl")
     with zipfile.ZipFile(wheel, "a") as z:
         z.writestr("amana-extra.txt", "not in the release")
-    env: dict[str, Any] = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
@@ -496,3 +497,29 @@ def test_a_wheel_that_is_not_the_release_s_is_refused(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, check=False, timeout=300)
     assert result.returncode != 0
     assert "DO NOT MATCH THE HASHES" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("line", "passes"), [
+    ("echo AGE-SECRET-KEY-1X   # must print nothing", False),
+    ("true   # must print nothing", True),
+    # grep finding nothing exits 1: that is the success the guide means.
+    ("grep -rl nothing-here /dev/null 2>/dev/null   # must print nothing", True),
+])
+def test_must_print_nothing_is_a_check_that_can_fail(line: str, passes: bool) -> None:
+    """The control for the guide's "must print nothing" lines as test_guide runs them."""
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", _must_print_nothing(line)],
+                            capture_output=True, text=True, check=False, timeout=30)
+    assert (result.returncode == 0) == passes, result.stderr
+    if not passes:
+        assert "AGE-SECRET-KEY-1X" in result.stderr
+
+
+def test_rooted_moves_the_guide_s_paths_and_nothing_else(tmp_path: Path) -> None:
+    line = ("tar -C /var/lib -cf - amana | x -o /root/a.age; ln -sfn releases/$V "
+            "/opt/amana/current.new; cat ~/k >> /etc/tor/torrc; "
+            "tor --defaults-torrc /usr/share/tor/tor-service-defaults-torrc 2>/dev/null")
+    assert rooted(line, tmp_path) == (
+        f"tar -C {tmp_path}/var/lib -cf - amana | x -o {tmp_path}/root/a.age; "
+        f"ln -sfn releases/$V {tmp_path}/opt/amana/current.new; "
+        f"cat ~/k >> {tmp_path}/etc/tor/torrc; "
+        "tor --defaults-torrc /usr/share/tor/tor-service-defaults-torrc 2>/dev/null")
