@@ -12,7 +12,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PORT ?= 8080
 DIR  ?= ./demo
 
-.PHONY: run test check lint typecheck bench clean wheelhouse soak
+.PHONY: run test check lint typecheck bench clean wheelhouse wheelhouse-index release soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,12 +51,15 @@ soak: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py
 
-# An offline install kit for the air-gapped client (deploy/README.md, section 5): the
-# wheel of this project and of every runtime dependency, without the test extras, plus
-# SHA256SUMS. Built in a throwaway venv so nothing from the dev .venv leaks in. The
-# wheels fit this machine's platform and Python: build on Debian 12 amd64 (Python 3.11)
-# for Debian 12 amd64. build/ goes first: setuptools reuses build/lib, so a module
-# deleted from the source would otherwise still ship in the wheel.
+# An offline install kit for the server, the transfer machine and the air-gapped client
+# (deploy/README.md): the wheel of this project and of every runtime dependency, without
+# the test extras, plus SHA256SUMS and requirements.txt. requirements.txt pins every
+# wheel by name, version and sha256 hash, so that `pip install --require-hashes -r`
+# installs exactly these files into a new venv, also a rebuilt wheel of an unchanged
+# version, and nothing else. Built in a throwaway venv so nothing from the dev .venv
+# leaks in. The wheels fit this machine's platform and Python: build on Debian 12 amd64
+# (Python 3.11) for Debian 12 amd64. build/ goes first: setuptools reuses build/lib, so
+# a module deleted from the source would otherwise still ship in the wheel.
 WHEELHOUSE := wheelhouse
 BUILD_VENV := build/wheel-venv
 
@@ -64,8 +67,32 @@ wheelhouse:
 	rm -rf $(WHEELHOUSE) build
 	$(PYTHON) -m venv $(BUILD_VENV)
 	$(BUILD_VENV)/bin/pip wheel --quiet --wheel-dir $(WHEELHOUSE) .
-	cd $(WHEELHOUSE) && sha256sum *.whl > SHA256SUMS
 	rm -rf build
+	$(MAKE) --no-print-directory wheelhouse-index WHEELHOUSE=$(WHEELHOUSE)
+
+# SHA256SUMS and requirements.txt for the wheels in $(WHEELHOUSE) (also used by
+# tests/deploy on a copy with one rebuilt wheel). A wheel's file name is
+# NAME-VERSION-...whl, and neither part holds a "-" (PEP 427).
+wheelhouse-index:
+	cd $(WHEELHOUSE) && sha256sum *.whl > SHA256SUMS
+	cd $(WHEELHOUSE) && awk '{ split($$2, p, "-"); \
+	    printf "%s==%s --hash=sha256:%s\n", p[1], p[2], $$1 }' SHA256SUMS > requirements.txt
+
+# Tag the version in pyproject.toml as vVERSION, once CHANGELOG.md has its section and
+# the tree is committed (docs/operations.md, "Releases"). Signed with your git key;
+# `make release TAG_SIGN=-a` makes an unsigned annotated tag.
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+TAG_SIGN ?= -s
+
+release:
+	@test -n "$(VERSION)" || { echo "release: no version in pyproject.toml" >&2; exit 1; }
+	@git diff --quiet HEAD -- || { echo "release: commit your changes first" >&2; exit 1; }
+	@grep -q '^## \[$(VERSION)\]' CHANGELOG.md || \
+	    { echo "release: CHANGELOG.md has no '## [$(VERSION)]' section" >&2; exit 1; }
+	@! git rev-parse -q --verify refs/tags/v$(VERSION) >/dev/null || \
+	    { echo "release: v$(VERSION) is already tagged" >&2; exit 1; }
+	git tag $(TAG_SIGN) -m "Amana $(VERSION)" v$(VERSION)
+	@echo "Tagged v$(VERSION). Push the tag, then build the wheelhouse from it: make wheelhouse"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

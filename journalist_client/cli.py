@@ -793,13 +793,15 @@ def parser() -> argparse.ArgumentParser:
 
     sp = add("init", cmd_init, "create a vault, with new desk keys or keys from intake-keys",
              "journalist-client --vault ~/desk init --desk smex --keyring keyring.json "
-             "--server-key ed25519:…")
+             "--server-key /media/usb/server-verify.key")
     g = sp.add_mutually_exclusive_group(required=True)
     g.add_argument("--desk", help="generate new keys for desk ID ([a-z0-9-], ≤ 32)")
     g.add_argument("--import-keys", metavar="DESK_DIR",
                    help="use the keys `intake-keys generate` wrote in DESK_DIR")
     sp.add_argument("--keyring", help="the coalition keyring (JSON) this vault trusts")
-    sp.add_argument("--server-key", help="the server's verify key, ed25519:…")
+    sp.add_argument("--server-key", metavar="KEY",
+                    help="the server's verify key: the path of server-verify.key (as "
+                         "`intake-server init` wrote it), its content, or ed25519:…")
     sp.add_argument("--name-en")
     sp.add_argument("--name-ar")
     sp.add_argument("--name-fr")
@@ -811,8 +813,9 @@ def parser() -> argparse.ArgumentParser:
                     help="the new keys `intake-keys rotate` wrote (same passphrase)")
 
     sp = add("trust-server", cmd_trust_server, "set the server key that signs desk exports",
-             "journalist-client trust-server ed25519:Xb3…")
-    sp.add_argument("key")
+             "journalist-client trust-server /media/usb/server-verify.key")
+    sp.add_argument("key", help="the path of server-verify.key (as `intake-server init` "
+                                "wrote it), its content, or the key itself, ed25519:…")
 
     sp = add("import", cmd_import, "import desk-export bundles and write the ack for the server",
              "journalist-client import /media/usb/triage-export.bundle")

@@ -76,7 +76,7 @@ from keys.identity import (
     load_identity,
 )
 from keys.keyring import Keyring, KeyringError, adopt_keyring
-from keys.signing import CONTEXT_VAULT, BadSignature, KeyFormatError, VerifyKey
+from keys.signing import CONTEXT_VAULT, BadSignature, KeyFormatError, VerifyKey, read_verify_key
 from keys.transition import TransitionError, verify_transition
 
 __all__ = [
@@ -317,15 +317,16 @@ class Vault:
         text = self.meta("server_key")
         if text is None:
             raise VaultError(
-                "no server key is trusted yet: run `journalist-client trust-server KEY` with "
-                "the server's verify key (ed25519:…), checked against the coalition's copy"
+                "no server key is trusted yet: run `journalist-client trust-server KEY` with the "
+                "server-verify.key (or the key, ed25519:…), checked against the coalition's copy"
             )
         return VerifyKey.from_text(text)
 
     def trust_server(self, key_text: str) -> VerifyKey:
-        """Trust ``key_text`` (ed25519:…) as the server's export key; recorded in history."""
+        """Trust ``key_text`` as the server's export key; recorded in history. It is the
+        key (ed25519:…), the content of server-verify.key, or that file's path."""
         try:
-            key = VerifyKey.from_text(key_text.strip())
+            key = read_verify_key(key_text)
         except KeyFormatError as e:
             raise VaultError(f"server key: {e}") from None
         old = self.meta("server_key")
@@ -711,7 +712,7 @@ def create_vault(
     server_vk: VerifyKey | None = None
     if server_key is not None:
         try:
-            server_vk = VerifyKey.from_text(server_key.strip())
+            server_vk = read_verify_key(server_key)
         except KeyFormatError as e:
             raise VaultError(f"server key: {e}") from None
     if import_keys is not None:

@@ -344,19 +344,24 @@ def cmd_rotate(args: argparse.Namespace) -> None:
     )
     pq = True if args.pq else None
     desk, _ = rotate_desk(args.desk, args.out, passphrase, new_passphrase=new_passphrase, pq=pq)
-    print(f"desk {desk.id}: new keys written to {args.out}/ "
-          f"(identity.age, signing.age, desk.json, {TRANSITION_FILE})")
+    print(
+        f"desk {desk.id}: new keys written to {args.out}/ "
+        f"(identity.age, signing.age, desk.json, {TRANSITION_FILE})"
+    )
     print(f"new fingerprint: {desk.fingerprint}")
     print("The old keys are unchanged: keep them until everything encrypted to them is")
     print("imported (docs/key-rotation.md). Next, on the server's keyring:")
-    print(f"  intake-keys keyring replace keyring.json {args.out}/desk.json "
-          f"--transition {args.out}/{TRANSITION_FILE}")
+    print(
+        f"  intake-keys keyring replace keyring.json {args.out}/desk.json "
+        f"--transition {args.out}/{TRANSITION_FILE}"
+    )
 
 
 def cmd_keyring_replace(args: argparse.Namespace) -> None:
     if (args.transition is None) == (not args.lost_key):
-        raise UsageError("give --transition FILE (signed by the old and new keys) or "
-                         "--lost-key, exactly one")
+        raise UsageError(
+            "give --transition FILE (signed by the old and new keys) or --lost-key, exactly one"
+        )
     keyring = Keyring.load(args.file)
     new = load_desk_entry(args.desk_json)
     old = keyring.get(new.id)
@@ -373,8 +378,7 @@ def cmd_keyring_replace(args: argparse.Namespace) -> None:
             raise CLIError(f"{args.transition}: {e}") from None
         if transition.old_recipient != old.recipient:
             raise CLIError(f"{args.transition}: names another old age key than the keyring's")
-        if (transition.new_recipient, transition.new_verify_key) != (
-                new.recipient, new.verify_key):
+        if (transition.new_recipient, transition.new_verify_key) != (new.recipient, new.verify_key):
             raise CLIError(f"{args.transition}: is about other new keys than {args.desk_json}")
     keyring = keyring.replacing(old.replaced_by(new, day=_utc_day(), transition=transition))
     keyring.save(args.file, overwrite=True)
@@ -660,9 +664,11 @@ def _parser() -> argparse.ArgumentParser:
     kr.add_argument("file")
     kr.add_argument("desk_json", metavar="DESK_JSON", help="the new desk.json")
     kr.add_argument("--transition", metavar="FILE", help="transition.txt from `rotate`")
-    kr.add_argument("--lost-key", action="store_true",
-                    help="the old key is gone: no statement; nothing encrypted to it can "
-                    "be read any more")
+    kr.add_argument(
+        "--lost-key",
+        action="store_true",
+        help="the old key is gone: no statement; nothing encrypted to it can be read any more",
+    )
     kr.set_defaults(func=cmd_keyring_replace)
     kd = ksub.add_parser(
         "remove",
@@ -680,14 +686,27 @@ def _parser() -> argparse.ArgumentParser:
         "intake-keys rotate --desk ./smex-keys --out ./smex-keys-2027",
     )
     r.add_argument("--desk", required=True, metavar="DIR", help="the desk's current keys")
-    r.add_argument("--out", required=True, metavar="DIR",
-                   help="directory for the new keys (created; must not hold keys)")
-    r.add_argument("--pq", action="store_true",
-                   help="make the new identity post-quantum (default: same kind as the old)")
-    r.add_argument("--passphrase-file", metavar="FILE",
-                   help="the current passphrase, from this file's first line")
-    r.add_argument("--new-passphrase-file", metavar="FILE",
-                   help="encrypt the new keys to this passphrase (default: the current one)")
+    r.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory for the new keys (created; must not hold keys)",
+    )
+    r.add_argument(
+        "--pq",
+        action="store_true",
+        help="make the new identity post-quantum (default: same kind as the old)",
+    )
+    r.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="the current passphrase, from this file's first line",
+    )
+    r.add_argument(
+        "--new-passphrase-file",
+        metavar="FILE",
+        help="encrypt the new keys to this passphrase (default: the current one)",
+    )
     r.set_defaults(func=cmd_rotate)
 
     o = command(

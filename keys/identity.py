@@ -147,7 +147,9 @@ def generate_desk(
         raise DeskError(str(e)) from None
     targets = [out / IDENTITY_FILE, out / SIGNING_FILE, out / DESK_FILE]
     files = [
-        (targets[0], b""), (targets[1], b""), (targets[2], desk.to_json()),
+        (targets[0], b""),
+        (targets[1], b""),
+        (targets[2], desk.to_json()),
     ]
     if _previous is not None:
         statement = sign_transition(
@@ -207,8 +209,13 @@ def rotate_desk(
     old = load_desk(desk_dir, passphrase)
     kind = old.desk.post_quantum if pq is None else pq
     desk = generate_desk(
-        old.desk.id, dict(old.desk.names), out_dir, new_passphrase or passphrase,
-        pq=kind, work_factor=work_factor, _previous=old,
+        old.desk.id,
+        dict(old.desk.names),
+        out_dir,
+        new_passphrase or passphrase,
+        pq=kind,
+        work_factor=work_factor,
+        _previous=old,
     )
     with open(Path(out_dir) / TRANSITION_FILE, "rb") as f:
         statement = f.read(_MAX_KEY_FILE).decode("ascii").strip()
@@ -281,8 +288,9 @@ def load_desk(desk_dir: str | os.PathLike[str], passphrase: str) -> DeskKeys:
     return DeskKeys(desk=desk, identity=identity, signing_key=signing_key)
 
 
-def load_identity(desk_dir: str | os.PathLike[str], passphrase: str
-                  ) -> X25519Identity | HybridIdentity:
+def load_identity(
+    desk_dir: str | os.PathLike[str], passphrase: str
+) -> X25519Identity | HybridIdentity:
     """Unlock only the age identity of a desk directory (a previous key a vault keeps to
     open old reports), checked against the directory's ``desk.json``."""
     d = Path(desk_dir)

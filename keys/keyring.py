@@ -184,7 +184,10 @@ class Desk:
     def same_keys(self, other: Desk) -> bool:
         """The same desk with the same current keys (names and history aside)."""
         return (self.id, self.recipient, self.verify_key) == (
-            other.id, other.recipient, other.verify_key)
+            other.id,
+            other.recipient,
+            other.verify_key,
+        )
 
     def name(self, lang: str) -> str:
         if lang not in LANGUAGES:
@@ -219,7 +222,8 @@ class Desk:
             where = f"desk {self.id!r}: previous[{i}]"
             nxt = (
                 (self.previous[i + 1].recipient, self.previous[i + 1].verify_key)
-                if i + 1 < len(self.previous) else (self.recipient, self.verify_key)
+                if i + 1 < len(self.previous)
+                else (self.recipient, self.verify_key)
             )
             if i and prev.replaced < self.previous[i - 1].replaced:
                 raise KeyringError(f"{where}: replaced before the key it replaced")
@@ -228,8 +232,7 @@ class Desk:
                 continue
             assert prev.transition is not None  # noqa: S101 - from_dict guarantees it
             try:
-                t = verify_transition(prev.transition, old_verify_key=prev.verify_key,
-                                      desk=self.id)
+                t = verify_transition(prev.transition, old_verify_key=prev.verify_key, desk=self.id)
             except TransitionError as e:
                 raise KeyringError(f"{where}: {e}") from None
             if t.old_recipient != prev.recipient or (t.new_recipient, t.new_verify_key) != nxt:
@@ -322,11 +325,12 @@ class Desk:
             fingerprint=fp,
             previous=previous,
         )
-        keys = [(desk.recipient, desk.verify_key), *((p.recipient, p.verify_key)
-                                                     for p in previous)]
+        keys = [(desk.recipient, desk.verify_key), *((p.recipient, p.verify_key) for p in previous)]
         if len({r for r, _ in keys}) != len(keys) or len({v for _, v in keys}) != len(keys):
-            raise KeyringError(f"{where}: a key appears twice in the desk's current and "
-                               "previous keys (a retired key cannot come back)")
+            raise KeyringError(
+                f"{where}: a key appears twice in the desk's current and "
+                "previous keys (a retired key cannot come back)"
+            )
         desk.transitions()  # the chain of statements must hold
         return desk
 
@@ -339,11 +343,15 @@ class Desk:
         if len(self.previous) >= MAX_PREVIOUS:
             raise KeyringError(f"desk {self.id!r}: already {MAX_PREVIOUS} previous keys")
         record = PreviousKey(
-            self.recipient, self.verify_key, day,
-            transition.text if transition is not None else None, transition is None,
+            self.recipient,
+            self.verify_key,
+            day,
+            transition.text if transition is not None else None,
+            transition is None,
         )
-        return Desk.from_dict({**new.to_dict(), "previous": [
-            p.to_dict() for p in (*self.previous, record)]})
+        return Desk.from_dict(
+            {**new.to_dict(), "previous": [p.to_dict() for p in (*self.previous, record)]}
+        )
 
 
 def load_desk_entry(path: str | os.PathLike[str]) -> Desk:
@@ -371,8 +379,10 @@ class Keyring:
                 raise KeyringError(f"desk {desk.id!r}: field 'id' is used twice")
             # A key is one desk's, once: current and previous keys alike, so that a
             # desk can neither take another's old key nor go back to one it retired.
-            for recipient, vk in ((desk.recipient, desk.verify_key),
-                                  *((p.recipient, p.verify_key) for p in desk.previous)):
+            for recipient, vk in (
+                (desk.recipient, desk.verify_key),
+                *((p.recipient, p.verify_key) for p in desk.previous),
+            ):
                 if recipient in recipients:
                     raise KeyringError(
                         f"desk {desk.id!r}: field 'age_recipient' is also desk "
@@ -380,8 +390,7 @@ class Keyring:
                     )
                 if vk in verify_keys:
                     raise KeyringError(
-                        f"desk {desk.id!r}: field 'verify_key' is also desk "
-                        f"{verify_keys[vk]!r}'s"
+                        f"desk {desk.id!r}: field 'verify_key' is also desk {verify_keys[vk]!r}'s"
                     )
                 recipients[recipient] = desk.id
                 verify_keys[vk] = desk.id
@@ -409,9 +418,7 @@ class Keyring:
         version = obj.get("version")
         # bool is an int in Python; `true` is not a version.
         if type(version) is not int or version not in (_VERSION, _VERSION_ROTATED):
-            raise KeyringError(
-                f"keyring: field 'version' must be {_VERSION} or {_VERSION_ROTATED}"
-            )
+            raise KeyringError(f"keyring: field 'version' must be {_VERSION} or {_VERSION_ROTATED}")
         desks = obj.get("desks")
         if not isinstance(desks, list):
             raise KeyringError("keyring: field 'desks' must be a list")
@@ -509,8 +516,11 @@ def adopt_keyring(current: Keyring, offered: Keyring) -> Adoption:
         if any(p.verify_key == new.verify_key for p in held.previous):
             desks.append(held)  # the offered keyring is older than ours
             continue
-        chain = [i for i, p in enumerate(new.previous) if p.verify_key == held.verify_key
-                 and p.recipient == held.recipient]
+        chain = [
+            i
+            for i, p in enumerate(new.previous)
+            if p.verify_key == held.verify_key and p.recipient == held.recipient
+        ]
         if not chain:
             notes.append(
                 f"desk {held.id}: the server's keyring gives it other keys "
@@ -519,7 +529,7 @@ def adopt_keyring(current: Keyring, offered: Keyring) -> Adoption:
             )
             desks.append(held)
             continue
-        steps = new.previous[chain[0]:]
+        steps = new.previous[chain[0] :]
         desks.append(new)
         changed = True
         if any(p.lost_key for p in steps):

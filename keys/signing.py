@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hmac
 import re
 from typing import Final
@@ -25,6 +26,8 @@ from typing import Final
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
+
+from keys import fs
 
 __all__ = [
     "CONTEXTS",
@@ -38,6 +41,8 @@ __all__ = [
     "KeyFormatError",
     "SigningKey",
     "VerifyKey",
+    "parse_verify_key_file",
+    "read_verify_key",
 ]
 
 SIGNATURE_SIZE: Final = 64
@@ -210,3 +215,60 @@ class SigningKey:
         return hmac.compare_digest(self._seed, other._seed)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+# --- server-verify.key -------------------------------------------------------------------
+
+#: Larger than any verify-key file: a comment line and one key are under 200 bytes.
+_MAX_KEY_FILE: Final = 4096
+
+
+def parse_verify_key_file(text: str) -> VerifyKey:
+    """The verify key in the text of a key file such as ``server-verify.key``.
+
+    The file ``intake-server init`` writes is a ``#`` comment line and then the key.
+    Blank lines and ``#`` lines are skipped, line ends may be CRLF, and exactly one line
+    must remain: an ``ed25519:`` key in its strict form. A leading byte-order mark is
+    skipped. A secret key is refused without being repeated in the error.
+    """
+    # A byte-order mark is what some Windows editors put before the first line.
+    lines = [line.strip() for line in text.removeprefix("\ufeff").splitlines()]
+    keys = [line for line in lines if line and not line.startswith("#")]
+    if any(line.startswith(_SEED_PREFIX) for line in keys):
+        raise KeyFormatError(
+            "this is a secret signing key (server-signing.key), not the verify key: "
+            "give server-verify.key, and keep the signing key on the server"
+        )
+    if not keys:
+        raise KeyFormatError("no ed25519: key in the text (only comments or blank lines)")
+    if len(keys) > 1:
+        raise KeyFormatError("more than one line besides comments: expected one ed25519: key")
+    return VerifyKey.from_text(keys[0])
+
+
+def read_verify_key(given: str) -> VerifyKey:
+    """A verify key as a person gives it on a command line: the ``ed25519:`` key, the
+    content of a key file (comment line included), or the path of such a file.
+
+    Text holding ``ed25519:``, a ``#`` comment or a line break is parsed as the key or
+    the file's content; anything else is read as a path (at most 4 KiB, a regular file:
+    a FIFO planted in its place is refused, not waited on).
+    """
+    if "\n" in given or "ed25519:" in given or given.lstrip().startswith(("#", _SEED_PREFIX)):
+        return parse_verify_key_file(given)
+    try:
+        data = fs.read_nofollow(given, max_bytes=_MAX_KEY_FILE)
+    except fs.FsError as exc:
+        raise KeyFormatError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise KeyFormatError(f"{given}: a symbolic link; give the file itself") from None
+        shown = given if len(given) <= 80 else given[:77] + "..."
+        raise KeyFormatError(
+            f"{shown!r} is neither an ed25519: key nor a readable file ({exc.strerror or exc})"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFormatError(f"{given}: not a text file") from None
+    return parse_verify_key_file(text)

@@ -102,9 +102,7 @@ def _unb64(part: str, what: str) -> bytes:
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
-        "ascii"
-    )
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def _payload(desk: str, day: str, old: tuple[str, str], new: tuple[str, str]) -> bytes:
@@ -151,8 +149,9 @@ def sign_transition(
 
 def _key_pair(obj: object, where: str) -> tuple[str, str]:
     if not isinstance(obj, dict) or set(obj) != _KEY_FIELDS:
-        raise TransitionError(f"transition statement: {where} must hold exactly "
-                              "age_recipient and verify_key")
+        raise TransitionError(
+            f"transition statement: {where} must hold exactly age_recipient and verify_key"
+        )
     recipient, vk = obj["age_recipient"], obj["verify_key"]
     if not isinstance(recipient, str) or not isinstance(vk, str):
         raise TransitionError(f"transition statement: {where} keys must be strings")
@@ -175,12 +174,14 @@ def verify_transition(
     very key as ``old`` (and ``desk``, if given), and the new key it names signed it too.
     """
     old_vk = (
-        old_verify_key if isinstance(old_verify_key, VerifyKey)
+        old_verify_key
+        if isinstance(old_verify_key, VerifyKey)
         else VerifyKey.from_text(old_verify_key)
     )
     if not isinstance(text, str) or len(text) > MAX_STATEMENT_CHARS:
-        raise TransitionError("transition statement: not a string of at most "
-                              f"{MAX_STATEMENT_CHARS} characters")
+        raise TransitionError(
+            f"transition statement: not a string of at most {MAX_STATEMENT_CHARS} characters"
+        )
     text = text.strip()
     parts = text.split(".")
     if len(parts) != 4 or parts[0] != PREFIX:
@@ -211,9 +212,7 @@ def verify_transition(
     if not ids.is_desk_id(doc["desk"]):
         raise TransitionError("transition statement: malformed desk id")
     if desk is not None and doc["desk"] != desk:
-        raise TransitionError(
-            f"transition statement is for desk {doc['desk']!r}, not {desk!r}"
-        )
+        raise TransitionError(f"transition statement is for desk {doc['desk']!r}, not {desk!r}")
     day = doc["day"]
     if not ids.is_day(day):
         raise TransitionError("transition statement: malformed day")
@@ -226,9 +225,7 @@ def verify_transition(
     try:
         VerifyKey.from_text(new[1]).verify(payload, sig_new, context=CONTEXT_KEY_TRANSITION)
     except BadSignature:
-        raise TransitionError(
-            "transition statement: not signed by the new key it names"
-        ) from None
+        raise TransitionError("transition statement: not signed by the new key it names") from None
     return Transition(
         desk=doc["desk"],
         day=day,

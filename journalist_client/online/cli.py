@@ -110,10 +110,12 @@ def parser() -> argparse.ArgumentParser:
 
     sp = add_command(sub, "init", cmd_init, "create the transfer credential for a desk",
                      "journalist-transfer init --dir ~/transfer --desk smex "
-                     "--server-key ed25519:… --keyring keyring.json")
+                     "--server-key /media/usb/server-verify.key --keyring keyring.json")
     sp.add_argument("--dir", required=True, help="the transfer directory to create")
     sp.add_argument("--desk", required=True, help="the desk id, as in the keyring")
-    sp.add_argument("--server-key", required=True, help="the server's verify key, ed25519:…")
+    sp.add_argument("--server-key", required=True, metavar="KEY",
+                    help="the server's verify key: the path of server-verify.key (as "
+                         "`intake-server init` wrote it), its content, or ed25519:…")
     sp.add_argument("--keyring", required=True, help="the coalition keyring (JSON)")
 
     sp = add_command(sub, "fetch", cmd_fetch, "download the desk's new reports as a bundle",

@@ -15,7 +15,7 @@ from typing import Final
 from keys import fs, ids
 from keys.bundle import VerifiedBundle
 from keys.keyring import MAX_KEYRING_BYTES, Keyring, KeyringError, adopt_keyring
-from keys.signing import SigningKey, VerifyKey
+from keys.signing import SigningKey, VerifyKey, read_verify_key
 
 __all__ = ["TransferError", "TransferSettings", "adopt_server_keyring", "init_transfer",
            "load_settings"]
@@ -53,7 +53,7 @@ def init_transfer(directory: Path, *, desk: str, server_key: str, keyring_path: 
     if not ids.is_desk_id(desk):
         raise TransferError(f"desk id {desk!r} must be lower-case letters, digits or '-'")
     try:
-        verify = VerifyKey.from_text(server_key.strip())
+        verify = read_verify_key(server_key)
         keyring = Keyring.load(keyring_path)
     except (ValueError, OSError) as exc:
         raise TransferError(str(exc)) from None

@@ -24,7 +24,7 @@ import pytest
 from intake_server.install import init_demo
 from support.deploy import UNIT
 
-INSTALLED_BINARY = "/opt/amana/venv/bin/intake-server"
+INSTALLED_BINARY = "/opt/amana/current/bin/intake-server"
 MDWE_EXEC = Path(__file__).with_name("mdwe_exec.py")
 
 
@@ -37,7 +37,7 @@ def _unit_for_this_machine(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at this checkout's intake-server.
 
     `systemd-analyze verify` checks that the ExecStart binary exists and is executable;
-    on a build machine /opt/amana/venv does not exist, so a copy of the unit points at
+    on a build machine /opt/amana/current does not exist, so a copy of the unit points at
     the intake-server entry point of the venv running the tests. Nothing else changes.
     """
     text = UNIT.read_text()

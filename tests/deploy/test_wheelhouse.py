@@ -2,8 +2,9 @@
 
 The wheelhouse is built beforehand (`make wheelhouse`, which needs the package index;
 .ci/run runs it before the tests), because the tests themselves make no connection.
-Here a fresh venv installs from that folder alone, as the guide tells a desk to do on
-its offline machine, and the client's command runs from it. pip's own configuration
+Here a fresh venv installs from that folder alone, with the hashes of its
+requirements.txt required, as the guide tells a desk to do on its offline machine, and
+the client's command runs from it. pip's own configuration
 and PIP_* variables are set aside so that no other wheel source can fill a gap.
 The wheelhouse is ./wheelhouse, or the folder named by AMANA_WHEELHOUSE.
 """
@@ -53,9 +54,12 @@ def offline_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = _clean_env()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env,
                    timeout=120)
+    requirements = wheelhouse / "requirements.txt"
+    assert requirements.exists(), f"{requirements} is missing: rebuild with `make wheelhouse`"
+    # As deploy/README.md installs it: only these wheels, each with its recorded hash.
     result = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--no-index", "--find-links",
-         str(wheelhouse), "amana"],
+        [str(venv / "bin" / "pip"), "install", "--no-index", "--require-hashes",
+         "--find-links", str(wheelhouse), "-r", str(requirements)],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

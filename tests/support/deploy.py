@@ -32,6 +32,20 @@ BENIGN_WARNINGS = (
 HS_DIR_RE = re.compile(r"^HiddenServiceDir\s+/var/lib/tor/(\S+?)/?\s*$", re.MULTILINE)
 
 
+# Absolute paths deploy/README.md writes to or reads from, which tests/deploy/test_guide.py
+# moves under a temporary root.
+ROOTED = ("/opt", "/var/lib", "/var/log", "/etc/tor", "/etc/systemd", "/usr/local/bin",
+          "/root", "/home", "/tmp", "/media")
+_ROOTED_RE = re.compile(
+    r"(?<![\w.~/-])(" + "|".join(re.escape(p) for p in ROOTED) + r")(?=/|\s|$|['\"])"
+)
+
+
+def rooted(text: str, root: Path) -> str:
+    """``text`` with every absolute path under one of :data:`ROOTED` moved into ``root``."""
+    return _ROOTED_RE.sub(lambda m: f"{root}{m.group(1)}", text)
+
+
 def warnings_in(log: str) -> list[str]:
     return [
         line
