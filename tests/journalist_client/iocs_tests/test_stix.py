@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from journalist_client.iocs import BundleError, Kind, load_bundle
 from journalist_client.iocs.stix import (
     DEFAULT_FAMILY,
-    _normalise_value,
+    normalise_value,
     _parse_with_grammar,
     parse_pattern,
 )
@@ -219,6 +219,6 @@ def test_inline_domain_path_agrees_with_parse_and_normalise(value: str) -> None:
     pattern = f"[domain-name:value = '{value}']"
     loaded = load_bundle(bundle([pattern]), "d.stix2")
     parsed = parse_pattern(pattern)
-    expected = None if isinstance(parsed, str) else _normalise_value(parsed[0], parsed[1])
+    expected = None if isinstance(parsed, str) else normalise_value(parsed[0], parsed[1])
     got = loaded.indicators[0].value if loaded.indicators else None
     assert got == expected
