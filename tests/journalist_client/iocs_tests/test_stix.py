@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from journalist_client.iocs import BundleError, Kind, load_bundle
 from journalist_client.iocs.stix import (
     DEFAULT_FAMILY,
-    normalise_value,
     _parse_with_grammar,
+    normalise_value,
     parse_pattern,
 )
 from support.iocs import DATA, SHARED_FILES, bundle, shared_bundle
