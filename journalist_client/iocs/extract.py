@@ -34,7 +34,7 @@ from enum import StrEnum
 
 from journalist_client.iocs.normalise import normalise_domain, normalise_url
 
-__all__ = ["MAX_TEXT_CHARS", "Candidate", "CandidateKind", "ExtractError", "extract"]
+__all__ = ["MAX_TEXT_CHARS", "Candidate", "CandidateKind", "ExtractError", "extract", "refang"]
 
 # Report fields are bounded by the server; attachments are cut to this by the caller.
 MAX_TEXT_CHARS = 4 * 1024 * 1024
@@ -146,6 +146,11 @@ def _prepare(text: str) -> str:
     if "[" in text or "(" in text or "{" in text:
         text = _unbracket(text)
     return text
+
+
+def refang(text: str) -> str:
+    """``text`` as :func:`extract` reads it: defanging undone, marks and scripts apart."""
+    return _prepare(text)
 
 
 def _phone(raw: str) -> str | None:
