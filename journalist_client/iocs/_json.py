@@ -56,6 +56,10 @@ def reject_constant(name: str) -> None:
 
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=strict_object,
                                    parse_constant=reject_constant)
+# The decoder's scanner (the C one): one value at an index, no whitespace skipped.
+# Documented only as an attribute of JSONDecoder, so not in its type stubs.
+_SCAN_ONCE: Final[Callable[[str, int], tuple[Any, int]]] = (
+    _DECODER.scan_once)  # type: ignore[attr-defined]
 
 
 def loads(data: bytes, *, encoding: str = "utf-8") -> Any:
@@ -204,7 +208,7 @@ class ArrayStream:
         # The array holds a million elements: each is decoded by the C scanner and its
         # separator found by one expression, straight from the buffer. Anything else (a
         # chunk's end, an error to report) goes through the careful path, _value.
-        scan, separator = _DECODER.scan_once, _SEPARATOR.match
+        scan, separator = _SCAN_ONCE, _SEPARATOR.match
         while True:
             buf, pos = self._buf, self._pos
             try:
