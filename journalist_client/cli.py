@@ -615,11 +615,11 @@ def cmd_iocs(args: argparse.Namespace) -> None:
         _out(f"Wrote {count} indicator(s) seen from {since} to {until} to {args.out} "
              f"({args.format}): published indicators, counts and days only.")
     elif args.action in ("mark", "unmark"):
-        kind = indicators.Kind(args.kind)
+        kind, item_id = indicators.Kind(args.kind), triage.get_item(v, args.id)["id"]
         if args.action == "mark":
-            m = indicators.mark(v, args.id, kind, args.value, family=args.family)
+            m = indicators.mark(v, item_id, kind, args.value, family=args.family)
         else:
-            m = indicators.unmark(v, args.id, kind, args.value)
+            m = indicators.unmark(v, item_id, kind, args.value)
         v.save()
         _out(f"{args.action.capitalize()}ed {m.kind} {inert(m.value)} ({inert(m.family)}) on "
              f"{inert(args.id)}: a candidate for `iocs export`, recorded in the history.")

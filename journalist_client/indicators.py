@@ -583,13 +583,10 @@ def candidate_value(kind: Kind, raw: str) -> str:
 
 
 def _mark_key(vault: Vault, item_id: str) -> str:
-    # Imported here: journalist_client.triage imports this module.
-    from journalist_client.triage import TriageError, get_item
-
-    try:
-        return str(get_item(vault, item_id)["id"])
-    except TriageError as e:
-        raise IndicatorError(str(e)) from None
+    # A full id (the CLI resolves a prefix with journalist_client.triage.get_item).
+    if vault.conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is None:
+        raise IndicatorError(f"no report or follow-up with id {item_id[:40]}")
+    return item_id
 
 
 def mark(vault: Vault, item_id: str, kind: Kind, value: str, *,
