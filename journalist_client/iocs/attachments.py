@@ -327,8 +327,10 @@ class _Scanner:
         except _JsonError as exc:
             self.problem(where, str(exc))
             return
+        could_match = self.index.could_match_value
         for pointer, value in strings:
-            self.result.matches += self.index.match_value(value, where.inside(pointer))
+            if could_match(value.strip()):
+                self.result.matches += self.index.match_value(value, where.inside(pointer))
         batch: list[tuple[str, str]] = []
         size = 0
         for pointer, value in strings:

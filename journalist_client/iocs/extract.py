@@ -29,10 +29,10 @@ import bisect
 import ipaddress
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from journalist_client.iocs.normalise import normalise_domain, normalise_url
+from journalist_client.iocs.normalise import normalise_domain, normalise_url_and_host
 
 __all__ = ["MAX_TEXT_CHARS", "Candidate", "CandidateKind", "ExtractError", "extract", "refang"]
 
@@ -60,6 +60,8 @@ class Candidate:
     kind: CandidateKind
     value: str
     raw: str
+    # A URL's normalised host, worked out with the URL (the matcher needs it).
+    host: str | None = field(default=None, compare=False)
 
 
 _BIDI = dict.fromkeys(
@@ -196,7 +198,10 @@ def extract(text: str) -> list[Candidate]:
     url_spans: list[tuple[int, int]] = []
     for m in _URL.finditer(prepared):
         raw = m.group().rstrip(_URL_TRAILING)
-        add(CandidateKind.URL, normalise_url(raw), raw)
+        both = normalise_url_and_host(raw)
+        if both is not None:
+            found.setdefault((CandidateKind.URL, both[0]),
+                             Candidate(CandidateKind.URL, both[0], raw, both[1]))
         url_spans.append(m.span())
     for m in _EMAIL.finditer(prepared) if "@" in prepared else ():
         domain = normalise_domain(m.group(2))

@@ -191,9 +191,11 @@ class IndicatorIndex:
         normalised = normalise_url(url)
         return [] if normalised is None else self._match_url(normalised, where)
 
-    def _match_url(self, normalised: str, where: Location) -> list[Match]:
+    def _match_url(self, normalised: str, where: Location,
+                   host: str | None = None) -> list[Match]:
         found = [Match(i, normalised, where) for i in self.urls.get(normalised, ())]
-        host = url_host(normalised)
+        if host is None:
+            host = url_host(normalised)
         if host is not None and self.hosts:
             found += self._match_name(host, normalised, where, "url-host")
         return found
@@ -254,7 +256,7 @@ class IndicatorIndex:
         kind = candidate.kind
         # Candidate values are already normalised (extract.py).
         if kind is CandidateKind.URL:
-            return self._match_url(candidate.value, where)
+            return self._match_url(candidate.value, where, candidate.host)
         if kind is CandidateKind.DOMAIN or kind is CandidateKind.IPV4:
             return self._match_name(candidate.value, candidate.value, where, "exact")
         if kind is CandidateKind.EMAIL:
@@ -263,15 +265,20 @@ class IndicatorIndex:
             return self.match_hash(candidate.value, where)
         return []  # phone numbers: no indicator kind holds them
 
+    def could_match_value(self, value: str) -> bool:
+        """Whether :meth:`match_value` can find anything for ``value`` (stripped).
+
+        Most values of a record (dates, counters, message text) match nothing: one set
+        probe says so, before the caller even builds the value's location.
+        """
+        return bool(value) and len(value) <= 4096 and (
+            value[0] == "/" or value in self._whole_values
+            or value.lower() in self._whole_values)
+
     def match_value(self, value: str, where: Location) -> list[Match]:
         """A whole field value from structured data (an MVT record): every exact kind."""
         value = value.strip()
-        if not value or len(value) > 4096:
-            return []
-        # Most values of a record (dates, counters, message text) match nothing: one set
-        # probe says so before the per-kind lookups.
-        if (value[0] != "/" and value not in self._whole_values
-                and value.lower() not in self._whole_values):
+        if not self.could_match_value(value):
             return []
         found: list[Match] = []
         if value.startswith("/"):
