@@ -349,7 +349,7 @@ class _Loader:
         self.links: dict[str, str] = {}  # indicator id -> its first malware target
         self.more_links: dict[str, list[str]] = {}
 
-    def read(self, objects: Iterable[Any]) -> None:
+    def read(self, batches: Iterable[list[Any]]) -> None:
         # The loop runs a million times per large file: the common shape (a plain key,
         # a value without escapes, a domain in ASCII) is handled inline, with the names
         # it uses bound locally; everything else goes through parse_pattern and
@@ -357,62 +357,76 @@ class _Loader:
         # compare).
         common, simple_key = _COMMON.fullmatch, _simple_key
         domain = Kind.DOMAIN
+        # The key of the last simple pattern, and its text made once: a file repeats
+        # one key a million times, and each copy would be 70 bytes kept per indicator.
+        last_key: tuple[str, str] = ("", "")
+        key_text = ""
         kept, set_aside, links = self.kept.append, self.set_aside.append, self.links
-        for position, obj in enumerate(objects):
-            if type(obj) is not dict:
-                raise BundleError(f"objects[{position}] is not a STIX object")
-            kind_of, indicator_id = obj.get("type"), obj.get("id")
-            if type(kind_of) is not str:
-                raise BundleError(f"objects[{position}] is not a STIX object")
-            if type(indicator_id) is not str:
-                raise BundleError(f"objects[{position}] has no string 'id'")
-            if kind_of == "relationship":
-                source, target = obj.get("source_ref"), obj.get("target_ref")
-                if (type(source) is str and type(target) is str
-                        and source.startswith("indicator--") and target.startswith("malware--")):
-                    first = links.setdefault(source, target)
-                    if first is not target:
-                        self.more_links.setdefault(source, []).append(target)
-                continue
-            if kind_of != "indicator":
-                if kind_of == "malware":
-                    self.collections.append(obj)
-                elif kind_of == "report":
-                    self.reports.append(obj)
-                continue
-            pattern = obj.get("pattern")
-            pattern_type = obj.get("pattern_type", "stix")
-            if type(pattern) is not str:
-                set_aside((indicator_id, "", "no string 'pattern'"))
-                continue
-            if pattern_type != "stix":
-                set_aside((indicator_id, pattern,
-                           f"pattern_type {pattern_type!r} is not 'stix'"))
-                continue
-            value: str | None = None
-            simple = common(pattern) if len(pattern) <= MAX_PATTERN_CHARS else None
-            kind = simple_key(simple[1], simple[2]) if simple is not None else None
-            if kind is domain:
-                # normalise_value for an ASCII domain without a path, spelled out.
-                raw = simple[3][1:-1].strip()  # type: ignore[index]
-                if raw and raw.isascii() and "/" not in raw:
-                    host = raw.rstrip(".").lower()
-                    value = host if host and len(host) <= 253 and ".." not in host else None
-                    key = f"{simple[1]}:{simple[2]}"  # type: ignore[index]
-                else:
-                    kind = None
-            if kind is None or kind is not domain:
-                parsed = parse_pattern(pattern)
-                if isinstance(parsed, str):
-                    set_aside((indicator_id, pattern, parsed))
+        position = -1
+        for batch in batches:
+            for obj in batch:
+                position += 1
+                if type(obj) is not dict:
+                    raise BundleError(f"objects[{position}] is not a STIX object")
+                kind_of, indicator_id = obj.get("type"), obj.get("id")
+                if type(kind_of) is not str:
+                    raise BundleError(f"objects[{position}] is not a STIX object")
+                if type(indicator_id) is not str:
+                    raise BundleError(f"objects[{position}] has no string 'id'")
+                if kind_of == "relationship":
+                    source, target = obj.get("source_ref"), obj.get("target_ref")
+                    if (type(source) is str and type(target) is str
+                            and source.startswith("indicator--")
+                            and target.startswith("malware--")):
+                        first = links.setdefault(source, target)
+                        if first is not target:
+                            self.more_links.setdefault(source, []).append(target)
                     continue
-                kind, raw, key = parsed
-                value = normalise_value(kind, raw)
-            if value is None:
-                set_aside((indicator_id, pattern, f"empty or invalid {kind}"))
-                continue
-            own = obj.get("external_references")
-            kept((kind, value, key, indicator_id, _references(obj) if own is not None else ()))
+                if kind_of != "indicator":
+                    if kind_of == "malware":
+                        self.collections.append(obj)
+                    elif kind_of == "report":
+                        self.reports.append(obj)
+                    continue
+                pattern = obj.get("pattern")
+                pattern_type = obj.get("pattern_type", "stix")
+                if type(pattern) is not str:
+                    set_aside((indicator_id, "", "no string 'pattern'"))
+                    continue
+                if pattern_type != "stix":
+                    set_aside((indicator_id, pattern,
+                               f"pattern_type {pattern_type!r} is not 'stix'"))
+                    continue
+                value: str | None = None
+                simple = common(pattern) if len(pattern) <= MAX_PATTERN_CHARS else None
+                kind = None
+                if simple is not None:
+                    object_type, path_text, literal = simple.groups()
+                    kind = simple_key(object_type, path_text)
+                if kind is domain:
+                    # normalise_value for an ASCII domain without a path, spelled out.
+                    raw = literal[1:-1].strip()
+                    if raw and raw.isascii() and "/" not in raw:
+                        host = raw.rstrip(".").lower()
+                        value = host if host and len(host) <= 253 and ".." not in host else None
+                        if (object_type, path_text) != last_key:
+                            last_key = (object_type, path_text)
+                            key_text = f"{object_type}:{path_text}"
+                        key = key_text
+                    else:
+                        kind = None
+                if kind is None or kind is not domain:
+                    parsed = parse_pattern(pattern)
+                    if isinstance(parsed, str):
+                        set_aside((indicator_id, pattern, parsed))
+                        continue
+                    kind, raw, key = parsed
+                    value = normalise_value(kind, raw)
+                if value is None:
+                    set_aside((indicator_id, pattern, f"empty or invalid {kind}"))
+                    continue
+                own = obj.get("external_references")
+                kept((kind, value, key, indicator_id, _references(obj) if own is not None else ()))
 
     def _families(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
         """Indicator id -> family name, and family name -> its references, MVT's way."""

@@ -280,3 +280,20 @@ def test_the_family_may_come_after_its_indicators() -> None:
     ordered["objects"].reverse()
     loaded = load_bundle(json.dumps(ordered).encode(), "late.stix2")
     assert [(i.value, i.family) for i in loaded.indicators] == [("late.example", "Late")]
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 22])
+def test_a_brace_and_comma_inside_an_element_do_not_cut_it(chunk: int) -> None:
+    # Batches are cut after a "}" that a "," follows: here such pairs sit inside strings
+    # and nested objects of every element, the last ones too.
+    values = [f"v{n}.example" for n in range(40)]
+    document = json.loads(bundle([f"[domain-name:value = '{v}']" for v in values], "Fam"))
+    for n, obj in enumerate(document["objects"]):
+        obj["description"] = "a}, {\"b\": 1}, " * (n % 3)
+        obj["x_nested"] = [{"k": {"j": "}"}}, {"k": ["},"]}]
+    data = json.dumps(document).encode()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_module, "CHUNK_BYTES", chunk)
+        loaded = load_stream(io.BytesIO(data), "b.stix2", max_bytes=len(data))
+    assert [i.value for i in loaded.indicators] == values
+    assert {i.family for i in loaded.indicators} == {"Fam"}
