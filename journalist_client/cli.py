@@ -353,6 +353,10 @@ def _show_indicators(matches: Sequence[records.IndicatorMatch],
         _out("  none matched")
     for m in matches:
         evidence = "device output" if m.device_output else "as sent"
+        if m.how == indicators.MARKED:
+            _out(f"  {inert(m.family)}: {m.kind} {inert(m.value)}  [candidate marked by the "
+                 f"desk: `iocs unmark` to withdraw]")
+            continue
         _out(f"  {inert(m.family)}: {m.kind} {inert(m.value)}  [{inert(m.source_file)}, "
              f"{inert(m.stix_key)}]")
         _out(f"      found in {_where(m.field, m.attachment, m.path)} ({evidence}, {m.how}): "
@@ -645,6 +649,15 @@ def cmd_iocs(args: argparse.Namespace) -> None:
                                             fmt=args.format)
         _out(f"Wrote {count} indicator(s) seen from {since} to {until} to {args.out} "
              f"({args.format}): published indicators, counts and days only.")
+    elif args.action in ("mark", "unmark"):
+        kind, item_id = indicators.Kind(args.kind), triage.get_item(v, args.id)["id"]
+        if args.action == "mark":
+            m = indicators.mark(v, item_id, kind, args.value, family=args.family)
+        else:
+            m = indicators.unmark(v, item_id, kind, args.value)
+        v.save()
+        _out(f"{args.action.capitalize()}ed {m.kind} {inert(m.value)} ({inert(m.family)}) on "
+             f"{inert(args.id)}: a candidate for `iocs export`, recorded in the history.")
     elif args.action == "rescan":
         scanned, matched = indicators.rescan(v, progress=None if args.progress else False)
         v.save()
@@ -947,6 +960,23 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=("stix2", "misp"), default="stix2")
     a.add_argument("--out", required=True, metavar="FILE",
                    help="a new file (never replaced), mode 0600")
+    for action, help_ in (("mark", "record a new candidate indicator found in a report; "
+                                   "`iocs export` shares it"),
+                          ("unmark", "withdraw a candidate indicator marked on a report")):
+        a = actions.add_parser(
+            action, parents=[common], help=help_, description=help_,
+            epilog=f"Example: journalist-client iocs {action} 3f9a0c11 "
+                   "'hxxps://login-verify[.]example/a' --type url"
+                   + (" --family Predator" if action == "mark" else ""))
+        a.add_argument("id", metavar="REPORT_ID")
+        a.add_argument("value", metavar="VALUE", help="as written in the report (defanged "
+                       "forms such as hxxps:// and [.] are undone)")
+        a.add_argument("--type", dest="kind", required=True, metavar="TYPE",
+                       choices=[k.value for k in indicators.Kind],
+                       help="one of: " + ", ".join(k.value for k in indicators.Kind))
+        if action == "mark":
+            a.add_argument("--family", default="", metavar="NAME",
+                           help="the malware family, if known (default: unattributed)")
     a = actions.add_parser("rescan", parents=[common],
                            help="match every report again (after an import)")
     a.add_argument("--no-progress", dest="progress", action="store_false")

@@ -27,13 +27,14 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import ipaddress
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, BinaryIO, Final, Literal
 
 from tqdm import tqdm  # type: ignore[import-untyped]
 
@@ -47,12 +48,13 @@ from journalist_client.iocs import (
     Location,
     Match,
     Problem,
-    load_bundle,
+    load_stream,
     scan_attachment,
     suggest_severity,
 )
+from journalist_client.iocs.extract import refang
 from journalist_client.iocs.match import dedupe
-from journalist_client.iocs.stix import MAX_BUNDLE_BYTES
+from journalist_client.iocs.stix import MAX_BUNDLE_BYTES, normalise_value
 from journalist_client.records import (
     FamilyCount,
     IndicatorFileInfo,
@@ -67,12 +69,16 @@ from keys import fs
 from keys.age import AgeError, decrypt_stream
 
 __all__ = [
+    "MARKED",
     "IndicatorError",
+    "Kind",
     "ImportOutcome",
     "claims_of",
     "export_sightings",
     "import_file",
+    "candidate_value",
     "list_files",
+    "mark",
     "match_item",
     "matches_of",
     "problems_of",
@@ -81,11 +87,13 @@ __all__ = [
     "set_decision",
     "sightings",
     "suggestion_of",
+    "unmark",
 ]
 
 # An attachment larger than this is not decrypted for scanning (its hash still is
 # matched): the scan holds it in memory. The server's own limit is lower by default.
 MAX_SCAN_BYTES: Final = 256 * 1024 * 1024
+_READ_BYTES: Final = 4 * 1024 * 1024
 _INDEX: Final = "ioc_index"
 _KINDS: Final = {k.value: k for k in Kind}
 
@@ -112,25 +120,57 @@ def _check_name(name: str) -> str:
     return name
 
 
-def import_file(vault: Vault, path: str | os.PathLike[str]) -> ImportOutcome:
+class _Hashing:
+    """A file read through, hashed and counted on a progress bar as it goes."""
+
+    def __init__(self, f: BinaryIO, bar: Any) -> None:
+        self._f, self._bar, self.digest = f, bar, hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._f.read(size)
+        self.digest.update(chunk)
+        self._bar.update(len(chunk))
+        return chunk
+
+
+def import_file(vault: Vault, path: str | os.PathLike[str], *,
+                progress: bool | None = None) -> ImportOutcome:
     """Store the indicators of one STIX 2.1 bundle under its file name.
 
     A file of that name already in the vault is replaced, with its matches (run
-    :func:`rescan` to match again); the same bytes again change nothing.
+    :func:`rescan` to match again); the same bytes again change nothing. The file is
+    read in chunks (journalist_client.iocs.load_stream), never held whole; the progress
+    bar shows on a terminal only (``progress=None``).
     """
     name = _check_name(Path(path).name)
-    with open(path, "rb") as f:
-        data = f.read(MAX_BUNDLE_BYTES + 1)
-    sha256 = hashlib.sha256(data).hexdigest()
     conn = vault.conn
-    old = conn.execute("SELECT sha256 FROM ioc_files WHERE name = ?", (name,)).fetchone()
-    if old is not None and old[0] == sha256:
-        return ImportOutcome(_file_info(conn, name), "unchanged", sha256)
-    try:
-        bundle = load_bundle(data, name)
-    except BundleError as e:
-        raise IndicatorError(f"{name}: {e}. Nothing was imported.") from None
-    del data
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_BUNDLE_BYTES:
+            raise IndicatorError(
+                f"{name}: {size:,} bytes, larger than the {MAX_BUNDLE_BYTES >> 20} MiB an "
+                "indicator file may be (published files are under 400 MB). Nothing was "
+                "imported.")
+        # First the hash (cheap): the same content again is not parsed at all.
+        digest = hashlib.sha256()
+        while chunk := f.read(_READ_BYTES):
+            digest.update(chunk)
+        sha256 = digest.hexdigest()
+        old = conn.execute("SELECT sha256 FROM ioc_files WHERE name = ?", (name,)).fetchone()
+        if old is not None and old[0] == sha256:
+            return ImportOutcome(_file_info(conn, name), "unchanged", sha256)
+        f.seek(0)
+        # disable=None: tqdm draws on stderr only when it is a terminal.
+        with tqdm(total=size, desc=name[:30], unit="B", unit_scale=True, leave=False,
+                  disable=progress is False or None) as bar:
+            reader = _Hashing(f, bar)
+            try:
+                bundle = load_stream(reader, name)
+            except BundleError as e:
+                raise IndicatorError(f"{name}: {e}. Nothing was imported.") from None
+        if reader.digest.hexdigest() != sha256:
+            raise IndicatorError(f"{name}: the file changed while it was read. Nothing was "
+                                 "imported.")
     _delete_file_rows(conn, name)
     conn.executemany(
         "INSERT INTO ioc_indicators (file, kind, value, family, indicator_id, stix_key, refs) "
@@ -220,17 +260,32 @@ def list_files(vault: Vault, *, unsupported: bool = False) -> IndicatorListing:
 
 # --- the index ------------------------------------------------------------------------
 
+# The columns an Indicator is made from, in _indicator's order (ioc_indicators and
+# ioc_matches both have them).
+_INDICATOR_COLUMNS: Final = "file, indicator_id, kind, value, family, stix_key, refs"
+
+
+def _indicator(row: Sequence[Any], refs_of: dict[str, tuple[str, ...]]) -> Indicator:
+    """An Indicator from the first seven columns of a row (:data:`_INDICATOR_COLUMNS`).
+
+    ``refs_of`` caches decoded references: a family's are one JSON text shared by most
+    rows ("" or "[]" when none).
+    """
+    file, indicator_id, kind, value, family, stix_key, refs = row[:7]
+    references = refs_of.get(refs)
+    if references is None:
+        references = refs_of[refs] = tuple(json.loads(refs))
+    return Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key, references)
+
+
+def _no_refs() -> dict[str, tuple[str, ...]]:
+    return {"": (), "[]": ()}
+
+
 def _indicators(conn: sqlite3.Connection) -> Iterator[Indicator]:
-    # Rows straight into named tuples: the family's references are one JSON text shared
-    # by most rows, decoded once.
-    refs_of: dict[str, tuple[str, ...]] = {"": ()}
-    for file, kind, value, family, indicator_id, stix_key, refs in conn.execute(
-            "SELECT file, kind, value, family, indicator_id, stix_key, refs "
-            "FROM ioc_indicators"):
-        references = refs_of.get(refs)
-        if references is None:
-            references = refs_of[refs] = tuple(json.loads(refs))
-        yield Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key, references)
+    refs_of = _no_refs()
+    for row in conn.execute(f"SELECT {_INDICATOR_COLUMNS} FROM ioc_indicators"):  # noqa: S608
+        yield _indicator(row, refs_of)
 
 
 def _index(vault: Vault) -> IndicatorIndex:
@@ -329,8 +384,11 @@ def _location(where: Location) -> tuple[str, str | None, str]:
 
 
 def _store(conn: sqlite3.Connection, item_id: str, matches: list[Match],
-           claims: list[Claim], problems: list[str]) -> None:
-    conn.execute("DELETE FROM ioc_matches WHERE item_id = ?", (item_id,))
+           claims: list[Claim], problems: list[str], *, suggest: bool = True) -> None:
+    """Replace what was stored for one item; then, unless told not to (a rescan
+    refreshes every suggestion once at its end), its case's suggested severity."""
+    # A triager's marks are theirs, not the scan's: they stay.
+    conn.execute("DELETE FROM ioc_matches WHERE item_id = ? AND how != 'marked'", (item_id,))
     conn.execute("DELETE FROM ioc_claims WHERE item_id = ?", (item_id,))
     conn.executemany(
         "INSERT INTO ioc_matches (item_id, file, indicator_id, kind, value, family, stix_key, "
@@ -351,6 +409,12 @@ def _store(conn: sqlite3.Connection, item_id: str, matches: list[Match],
                  "decision) VALUES (?, ?, '', '', '', '') ON CONFLICT (item_id) DO UPDATE "
                  "SET problems = excluded.problems",
                  (item_id, json.dumps(problems, ensure_ascii=False)))
+    if suggest:
+        _suggest_case(conn, item_id)
+
+
+def _suggest_case(conn: sqlite3.Connection, item_id: str) -> None:
+    """The suggestion of an item, and of its report if it is a follow-up."""
     _suggest(conn, item_id)
     # A follow-up's matches count for its report (the case): MVT output often comes later.
     report = conn.execute(
@@ -362,23 +426,25 @@ def _store(conn: sqlite3.Connection, item_id: str, matches: list[Match],
         _suggest(conn, report[0])
 
 
+# The items of the case of item ?1: the item itself and, if it is a report, its
+# follow-ups (the same reply address). A fixed text, for `IN (...)`.
+_CASE_ITEMS: Final = (
+    "SELECT ?1 UNION SELECT f.id FROM items r JOIN items f ON f.reply_recipient = "
+    "r.reply_recipient AND f.type = 'followup' WHERE r.id = ?1 AND r.type = 'report'")
+
+
 def _suggest(conn: sqlite3.Connection, item_id: str) -> None:
     """The suggested severity of one item from the stored matches and claims of its case
     (a report and its follow-ups; a follow-up alone)."""
     # The item itself, and if it is a report, its follow-ups.
-    case = (item_id, item_id)
-    matches = [_as_match(r) for r in conn.execute(
-        "SELECT file, indicator_id, kind, value, family, stix_key, refs, candidate, how, "
-        "field, attachment, path, device_output FROM ioc_matches WHERE item_id = ? OR "
-        "item_id IN (SELECT f.id FROM items r JOIN items f ON f.reply_recipient = "
-        "r.reply_recipient AND f.type = 'followup' WHERE r.id = ? AND r.type = 'report')",
-        case)]
+    refs_of = _no_refs()
+    matches = [_as_match(r, refs_of) for r in conn.execute(
+        f"SELECT {_INDICATOR_COLUMNS}, candidate, how, field, attachment, path, "  # noqa: S608
+        f"device_output FROM ioc_matches WHERE item_id IN ({_CASE_ITEMS})", (item_id,))]
     claims = [_as_claim(r) for r in conn.execute(
-        "SELECT module, level, message, indicator_value, indicator_type, family, "
+        "SELECT module, level, message, indicator_value, indicator_type, family, "  # noqa: S608
         "stix2_file_name, mvt_format, field, attachment, path FROM ioc_claims WHERE "
-        "item_id = ? OR item_id IN (SELECT f.id FROM items r JOIN items f ON "
-        "f.reply_recipient = r.reply_recipient AND f.type = 'followup' "
-        "WHERE r.id = ? AND r.type = 'report')", case)]
+        f"item_id IN ({_CASE_ITEMS})", (item_id,))]
     suggestion = suggest_severity(matches, claims)
     level = suggestion.level if suggestion else ""
     # The triager's decision stands while the suggestion it was about stands.
@@ -394,13 +460,10 @@ def _refresh_suggestions(conn: sqlite3.Connection) -> None:
         _suggest(conn, item_id)
 
 
-def _as_match(row: tuple[Any, ...]) -> Match:
-    (file, indicator_id, kind, value, family, stix_key, refs, candidate, how, field,
-     attachment, path, device) = row
-    indicator = Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key,
-                          tuple(json.loads(refs)))
-    return Match(indicator, candidate, Location(field, attachment, tuple(json.loads(path)),
-                                                bool(device)), how)
+def _as_match(row: tuple[Any, ...], refs_of: dict[str, tuple[str, ...]]) -> Match:
+    candidate, how, field, attachment, path, device = row[7:]
+    return Match(_indicator(row, refs_of), candidate,
+                 Location(field, attachment, tuple(json.loads(path)), bool(device)), how)
 
 
 def _as_claim(row: tuple[Any, ...]) -> Claim:
@@ -424,8 +487,11 @@ def rescan(vault: Vault, *, progress: bool | None = None) -> tuple[int, int]:
     for item_id, item_type, raw in tqdm(rows, desc="rescanning", unit="item",
                                         disable=progress is False or None, leave=False):
         matches, claims, problems = _scan(vault, item_id, item_type, json.loads(raw), index)
-        _store(conn, item_id, matches, claims, problems)
+        # Suggestions once at the end: storing them per item would work out a report's
+        # again for each of its follow-ups.
+        _store(conn, item_id, matches, claims, problems, suggest=False)
         matched += bool(matches)
+    _refresh_suggestions(conn)
     vault.changed()
     return len(rows), matched
 
@@ -473,6 +539,111 @@ def set_decision(conn: sqlite3.Connection, item_id: str, decision: str) -> None:
     conn.execute("UPDATE ioc_scans SET decision = ? WHERE item_id = ?", (decision, item_id))
 
 
+# --- candidates a triager marks ---------------------------------------------------------
+
+# A triager's candidate is stored as a match row of its own (how 'marked', no source
+# file, no published id), so that `show`, the case's suggested severity and `iocs
+# export` treat it with the scan's matches; a rescan keeps it (_store).
+MARKED: Final = "marked"
+UNATTRIBUTED: Final = "unattributed"
+_MAX_MARK_CHARS: Final = 2048
+_HEX: Final = frozenset("0123456789abcdef")
+_NETWORK_KINDS: Final = frozenset({Kind.DOMAIN, Kind.IPV4, Kind.URL, Kind.EMAIL})
+_DIGEST_LENGTH: Final = {Kind.MD5: (32,), Kind.SHA1: (40,), Kind.SHA256: (64,),
+                         Kind.APP_CERT: (32, 40, 64)}
+
+
+def candidate_value(kind: Kind, raw: str) -> str:
+    """The normalised form of a value a triager types as an indicator of ``kind``,
+    as the matcher compares it; IndicatorError saying why it is not one."""
+    value = raw.strip()
+    if kind in _NETWORK_KINDS:
+        value = refang(value).strip()  # what people paste: hxxps://, [.], [at]
+    if not value or len(value) > _MAX_MARK_CHARS or not value.isprintable():
+        raise IndicatorError(f"a {kind} is 1 to {_MAX_MARK_CHARS} printable characters")
+    if kind is Kind.IPV4:
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise IndicatorError(f"{value[:80]!r} is not an IPv4 address") from None
+    if kind in _DIGEST_LENGTH:
+        lowered = value.lower()
+        if len(lowered) not in _DIGEST_LENGTH[kind] or not set(lowered) <= _HEX:
+            lengths = " or ".join(str(n) for n in _DIGEST_LENGTH[kind])
+            raise IndicatorError(f"a {kind} is {lengths} hexadecimal digits")
+        return lowered
+    if kind is Kind.DOMAIN and ("/" in value or "." not in value.strip(".")):
+        raise IndicatorError(f"{value[:80]!r} is not a domain name (for a link use --type url)")
+    if kind is Kind.FILE_PATH and not value.startswith("/"):
+        raise IndicatorError("a file_path is absolute (starts with /)")
+    normalised = normalise_value(kind, value)
+    if normalised is None or (kind is Kind.EMAIL and "@" not in normalised):
+        raise IndicatorError(f"{value[:80]!r} is not a usable {kind}")
+    return normalised
+
+
+def _mark_key(vault: Vault, item_id: str) -> str:
+    # A full id (the CLI resolves a prefix with journalist_client.triage.get_item).
+    if vault.conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is None:
+        raise IndicatorError(f"no report or follow-up with id {item_id[:40]}")
+    return item_id
+
+
+def mark(vault: Vault, item_id: str, kind: Kind, value: str, *,
+         family: str = "") -> IndicatorMatch:
+    """Record a new candidate indicator the triager found in an item (and its history).
+
+    ``iocs export`` shares it as a STIX indicator with its sightings: kind, value,
+    family and days, nothing else. Marking the same value again changes nothing.
+    """
+    item = _mark_key(vault, item_id)
+    normalised = candidate_value(kind, value)
+    family = family.strip() or UNATTRIBUTED
+    if len(family) > 128 or not family.isprintable():
+        raise IndicatorError("--family is 1 to 128 printable characters")
+    conn = vault.conn
+    if conn.execute("SELECT 1 FROM ioc_matches WHERE item_id = ? AND how = ? AND kind = ? "
+                    "AND value = ?", (item, MARKED, kind.value, normalised)).fetchone():
+        raise IndicatorError(f"{kind} {normalised[:80]} is already marked on this item")
+    conn.execute(
+        "INSERT INTO ioc_matches (item_id, file, indicator_id, kind, value, family, stix_key, "
+        "refs, candidate, how, field, attachment, path, device_output) "
+        "VALUES (?, '', '', ?, ?, ?, '', '[]', ?, ?, ?, NULL, '[]', 0)",
+        (item, kind.value, normalised, family, value.strip(), MARKED, "marked by the desk"))
+    _marked_history(vault, item, "", f"{kind} {normalised} ({family})")
+    return _marked(conn, item, kind, normalised)
+
+
+def unmark(vault: Vault, item_id: str, kind: Kind, value: str) -> IndicatorMatch:
+    """Withdraw a candidate indicator marked on an item (recorded in its history)."""
+    item = _mark_key(vault, item_id)
+    normalised = candidate_value(kind, value)
+    found = _marked(vault.conn, item, kind, normalised)
+    vault.conn.execute("DELETE FROM ioc_matches WHERE item_id = ? AND how = ? AND kind = ? "
+                       "AND value = ?", (item, MARKED, kind.value, normalised))
+    _marked_history(vault, item, f"{kind} {normalised} ({found.family})", "")
+    return found
+
+
+def _marked(conn: sqlite3.Connection, item: str, kind: Kind, value: str) -> IndicatorMatch:
+    for m in matches_of(conn, item):
+        if m.how == MARKED and m.kind == kind.value and m.value == value:
+            return m
+    raise IndicatorError(f"{kind} {value[:80]} is not marked on this item (see `show`)")
+
+
+def _marked_history(vault: Vault, item: str, old: str, new: str) -> None:
+    conn = vault.conn
+    conn.execute("INSERT INTO history (item_id, at, who, field, old, new) "
+                 "VALUES (?, ?, ?, 'candidate indicator', ?, ?)",
+                 (item, now(), vault.user, old, new))
+    if conn.execute("SELECT 1 FROM ioc_scans WHERE item_id = ?", (item,)).fetchone() is None:
+        conn.execute("INSERT INTO ioc_scans (item_id, problems, suggestion, confidence, "
+                     "reason, decision) VALUES (?, '[]', '', '', '', '')", (item,))
+    _suggest_case(conn, item)
+    vault.changed()
+
+
 def sightings(vault: Vault, *, since: dt.date, until: dt.date
               ) -> list[tuple[Indicator, int, dt.date, dt.date]]:
     """The published indicators seen in items received from ``since`` to ``until``
@@ -489,11 +660,9 @@ def sightings(vault: Vault, *, since: dt.date, until: dt.date
         "WHERE i.received_day BETWEEN ? AND ? "
         "GROUP BY m.file, m.indicator_id, m.kind, m.value, m.family "
         "ORDER BY m.file, m.indicator_id", (since.isoformat(), until.isoformat()))
-    return [(Indicator(_KINDS[kind], value, family, file, indicator_id, stix_key,
-                       tuple(json.loads(refs))), count, dt.date.fromisoformat(first),
-             dt.date.fromisoformat(last))
-            for (file, indicator_id, kind, value, family, stix_key, refs, count, first,
-                 last) in rows]
+    refs_of = _no_refs()
+    return [(_indicator(row, refs_of), row[7], dt.date.fromisoformat(row[8]),
+             dt.date.fromisoformat(row[9])) for row in rows]
 
 
 def export_sightings(vault: Vault, out: str | os.PathLike[str], *, since: dt.date,

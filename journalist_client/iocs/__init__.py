@@ -56,6 +56,7 @@ from journalist_client.iocs.stix import (
     Kind,
     Unsupported,
     load_bundle,
+    load_stream,
 )
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "ZipLimitError",
     "extract",
     "load_bundle",
+    "load_stream",
     "read_zip",
     "scan_attachment",
     "suggest_severity",

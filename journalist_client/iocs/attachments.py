@@ -34,7 +34,6 @@ import email
 import email.policy
 import hashlib
 import io
-import json
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from typing import Any
 
+from journalist_client.iocs import _json as strict_json
 from journalist_client.iocs.extract import MAX_TEXT_CHARS
 from journalist_client.iocs.match import IndicatorIndex, Location, Match, dedupe
 
@@ -172,27 +172,21 @@ def read_zip(data: bytes, limits: Limits = Limits(),
 
 # --- JSON ----------------------------------------------------------------------
 
+# (hex length, hashlib name): the three digests an indicator file may give.
+_DIGESTS = ((64, "sha256"), (40, "sha1"), (32, "md5"))
+
+
 class _JsonError(ValueError):
     pass
 
 
-def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise _JsonError("duplicate key")
-    return obj
-
-
-def _no_constant(name: str) -> None:
-    raise _JsonError(f"{name} is not JSON")
-
-
 def _load_json(data: bytes) -> Any:
+    # The indicator code's one strict decoder (journalist_client.iocs._json says why
+    # not keys.strict_json); a leading BOM is allowed, as tools on Windows write one.
     try:
-        return json.loads(data.decode("utf-8-sig"), object_pairs_hook=_strict_pairs,
-                          parse_constant=_no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _JsonError(type(exc).__name__) from None
+        return strict_json.loads(data, encoding="utf-8-sig")
+    except strict_json.StrictJsonError as exc:
+        raise _JsonError(str(exc)) from None
 
 
 def _strings(value: Any, limit: int) -> Iterator[tuple[str, str]]:
@@ -230,10 +224,12 @@ class _Scanner:
         self.result.problems.append(Problem(where, reason))
 
     def hashes(self, data: bytes, where: Location) -> None:
-        for digest in (hashlib.sha256(data).hexdigest(),
-                       hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-                       hashlib.md5(data, usedforsecurity=False).hexdigest()):
-            self.result.matches += self.index.match_hash(digest, where)
+        # Only the algorithms some indicator uses: most desks' files hold sha256 alone.
+        lengths = self.index.digest_lengths()
+        for length, algorithm in _DIGESTS:
+            if length in lengths:
+                digest = hashlib.new(algorithm, data, usedforsecurity=False).hexdigest()
+                self.result.matches += self.index.match_hash(digest, where)
 
     def bytes_(self, name: str, data: bytes, where: Location, depth: int) -> None:
         lower = name.lower()
@@ -331,8 +327,10 @@ class _Scanner:
         except _JsonError as exc:
             self.problem(where, str(exc))
             return
+        could_match = self.index.could_match_value
         for pointer, value in strings:
-            self.result.matches += self.index.match_value(value, where.inside(pointer))
+            if could_match(value.strip()):
+                self.result.matches += self.index.match_value(value, where.inside(pointer))
         batch: list[tuple[str, str]] = []
         size = 0
         for pointer, value in strings:

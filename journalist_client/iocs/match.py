@@ -47,7 +47,7 @@ from journalist_client.iocs.stix import Indicator, Kind, pause_cyclic_gc
 __all__ = ["DEVICE_KINDS", "IndicatorIndex", "Location", "Match", "MatchHow"]
 
 MatchHow = Literal["exact", "subdomain", "url-host", "path-prefix", "basename",
-                   "process-prefix16", "in-text"]
+                   "process-prefix16", "in-text", "marked"]
 
 # Kinds that only exist on a device: a match on one is device evidence (taxonomy S2).
 DEVICE_KINDS = frozenset({Kind.PROCESS, Kind.FILE_NAME, Kind.FILE_PATH, Kind.APP_ID,
@@ -125,6 +125,7 @@ class IndicatorIndex:
     # Every exact-kind value, as published and lower-cased, plus 16-character process
     # prefixes: the pre-check of match_value.
     _whole_values: set[str] = field(default_factory=set)
+    _digest_lengths: frozenset[int] | None = None
     size: int = 0
 
     @classmethod
@@ -142,6 +143,7 @@ class IndicatorIndex:
     def add(self, indicator: Indicator) -> None:
         self.size += 1
         self._automaton = None
+        self._digest_lengths = None
         kind, value = indicator.kind, indicator.value
         if kind is Kind.DOMAIN or kind is Kind.IPV4:
             _add(self.hosts, value, indicator)
@@ -189,9 +191,11 @@ class IndicatorIndex:
         normalised = normalise_url(url)
         return [] if normalised is None else self._match_url(normalised, where)
 
-    def _match_url(self, normalised: str, where: Location) -> list[Match]:
+    def _match_url(self, normalised: str, where: Location,
+                   host: str | None = None) -> list[Match]:
         found = [Match(i, normalised, where) for i in self.urls.get(normalised, ())]
-        host = url_host(normalised)
+        if host is None:
+            host = url_host(normalised)
         if host is not None and self.hosts:
             found += self._match_name(host, normalised, where, "url-host")
         return found
@@ -213,6 +217,16 @@ class IndicatorIndex:
             return []
         return (self.match_exact(kind, digest, where)
                 + self.match_exact(Kind.APP_CERT, digest, where))
+
+    def digest_lengths(self) -> frozenset[int]:
+        """The hex lengths (32 md5, 40 sha1, 64 sha256) of the digests some file-hash or
+        certificate indicator has: the only digests worth computing."""
+        if self._digest_lengths is None:
+            lengths = {length for kind, length in ((Kind.MD5, 32), (Kind.SHA1, 40),
+                                                   (Kind.SHA256, 64)) if self.exact.get(kind)}
+            lengths.update(len(v) for v in self.exact.get(Kind.APP_CERT, {}))
+            self._digest_lengths = frozenset(lengths & {32, 40, 64})
+        return self._digest_lengths
 
     def match_process(self, name: str, where: Location) -> list[Match]:
         name = name.strip()
@@ -242,7 +256,7 @@ class IndicatorIndex:
         kind = candidate.kind
         # Candidate values are already normalised (extract.py).
         if kind is CandidateKind.URL:
-            return self._match_url(candidate.value, where)
+            return self._match_url(candidate.value, where, candidate.host)
         if kind is CandidateKind.DOMAIN or kind is CandidateKind.IPV4:
             return self._match_name(candidate.value, candidate.value, where, "exact")
         if kind is CandidateKind.EMAIL:
@@ -251,15 +265,20 @@ class IndicatorIndex:
             return self.match_hash(candidate.value, where)
         return []  # phone numbers: no indicator kind holds them
 
+    def could_match_value(self, value: str) -> bool:
+        """Whether :meth:`match_value` can find anything for ``value`` (stripped).
+
+        Most values of a record (dates, counters, message text) match nothing: one set
+        probe says so, before the caller even builds the value's location.
+        """
+        return bool(value) and len(value) <= 4096 and (
+            value[0] == "/" or value in self._whole_values
+            or value.lower() in self._whole_values)
+
     def match_value(self, value: str, where: Location) -> list[Match]:
         """A whole field value from structured data (an MVT record): every exact kind."""
         value = value.strip()
-        if not value or len(value) > 4096:
-            return []
-        # Most values of a record (dates, counters, message text) match nothing: one set
-        # probe says so before the per-kind lookups.
-        if (value[0] != "/" and value not in self._whole_values
-                and value.lower() not in self._whole_values):
+        if not self.could_match_value(value):
             return []
         found: list[Match] = []
         if value.startswith("/"):
@@ -304,11 +323,11 @@ class IndicatorIndex:
     def _text_automaton(self) -> ahocorasick.Automaton | None:
         if self._automaton is None:
             needles: dict[str, tuple[Indicator, ...]] = {}
-            for kind in _TEXT_KINDS - {Kind.FILE_PATH}:
-                for value, indicators in self.exact.get(kind, {}).items():
-                    needles[value.lower()] = needles.get(value.lower(), ()) + indicators
-            for value, indicators in self.paths.items():
-                needles[value.lower()] = needles.get(value.lower(), ()) + indicators
+            tables = [self.exact.get(kind, {}) for kind in _TEXT_KINDS - {Kind.FILE_PATH}]
+            for table in (*tables, self.paths):
+                for value, indicators in table.items():
+                    needle = value.lower()
+                    needles[needle] = needles.get(needle, ()) + indicators
             if not needles:
                 return None
             automaton = ahocorasick.Automaton()

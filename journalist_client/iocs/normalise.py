@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["normalise_domain", "normalise_url", "url_host"]
+__all__ = ["normalise_domain", "normalise_url", "normalise_url_and_host", "url_host"]
 
 _MAX_HOST = 253
 
@@ -51,6 +51,12 @@ def _split(url: str) -> tuple[str, str | None, str, str | None, str] | None:
 
 def normalise_url(url: str) -> str | None:
     """``url`` with scheme and host normalised (case, A-label); the rest as given."""
+    both = normalise_url_and_host(url)
+    return None if both is None else both[0]
+
+
+def normalise_url_and_host(url: str) -> tuple[str, str] | None:
+    """:func:`normalise_url` and the :func:`url_host` of its result, in one parse."""
     parts = _split(url.strip())
     if parts is None:
         return None
@@ -61,7 +67,7 @@ def normalise_url(url: str) -> str | None:
     netloc = host if port is None else f"{host}:{port}"
     if userinfo is not None:
         netloc = f"{userinfo}@{netloc}"
-    return f"{scheme.lower()}://{netloc}{rest}"
+    return f"{scheme.lower()}://{netloc}{rest}", host
 
 
 def url_host(url: str) -> str | None:

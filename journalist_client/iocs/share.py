@@ -73,9 +73,13 @@ _STIX_KEYS = {
     Kind.SHA256: "file:hashes.'SHA-256'", Kind.APP_ID: "app:id",
     Kind.PROFILE_ID: "configuration-profile:id", Kind.ANDROID_PROPERTY: "android-property:name",
 }
-_CERT_KEYS = {32: "app:cert.md5", 40: "app:cert.sha1", 64: "app:cert.sha256"}
+# A certificate hash, by its hex length: (STIX key, MISP attribute type).
+_CERTS = {32: ("app:cert.md5", "x509-fingerprint-md5"),
+          40: ("app:cert.sha1", "x509-fingerprint-sha1"),
+          64: ("app:cert.sha256", "x509-fingerprint-sha256")}
 
-# MISP attribute (type, category) per kind; the category is one MISP allows for the type.
+# MISP attribute (type, category) per kind but APP_CERT (by length, _CERTS); the
+# category is one MISP allows for the type.
 _MISP_TYPES: dict[Kind, tuple[str, str]] = {
     Kind.DOMAIN: ("domain", "Network activity"),
     Kind.IPV4: ("ip-dst", "Network activity"),
@@ -92,8 +96,6 @@ _MISP_TYPES: dict[Kind, tuple[str, str]] = {
     Kind.PROFILE_ID: ("text", "Artifacts dropped"),
     Kind.ANDROID_PROPERTY: ("text", "Artifacts dropped"),
 }
-_CERT_TYPES = {32: "x509-fingerprint-md5", 40: "x509-fingerprint-sha1",
-               64: "x509-fingerprint-sha256"}
 
 
 def _midnight(day: date) -> datetime:
@@ -114,7 +116,7 @@ def _published_id(indicator: Indicator) -> str | None:
 
 def _stix_key(indicator: Indicator) -> str:
     if indicator.kind is Kind.APP_CERT:
-        return _CERT_KEYS.get(len(indicator.value), "app:cert.sha256")
+        return _CERTS.get(len(indicator.value), _CERTS[64])[0]
     return _STIX_KEYS[indicator.kind]
 
 
@@ -160,10 +162,11 @@ def build_misp(seen: Iterable[Seen], *, since: date, until: date) -> dict[str, A
     attributes = []
     for record in _in_window(seen, since, until):
         indicator = record.indicator
-        misp_type, category = _MISP_TYPES.get(indicator.kind, ("text", "Other"))
         if indicator.kind is Kind.APP_CERT:
-            misp_type = _CERT_TYPES.get(len(indicator.value), "text")
-            category = "Payload installation"
+            cert = _CERTS.get(len(indicator.value))
+            misp_type, category = (cert[1] if cert else "text"), "Payload installation"
+        else:
+            misp_type, category = _MISP_TYPES[indicator.kind]
         attributes.append({
             "uuid": str(_uuid4()),
             "type": misp_type,

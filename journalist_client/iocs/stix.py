@@ -28,13 +28,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import json
+import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from journalist_client.iocs._json import ArrayStream, Readable, StrictJsonError
 from journalist_client.iocs.normalise import normalise_domain, normalise_url
 
 __all__ = [
@@ -46,12 +47,22 @@ __all__ = [
     "Kind",
     "Unsupported",
     "load_bundle",
+    "load_stream",
+    "normalise_value",
     "parse_pattern",
 ]
 
-# The largest published bundle (mvt-indicators' stalkerware set) is under 8 MiB; a
-# desk that builds bigger files passes max_bytes explicitly.
-MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+# Published bundles reach ~312 MB (a year of one vendor's domains); the synthetic
+# million of the benchmark is 552 MiB. The file is read in chunks and never held
+# whole, so the limit does not bound memory (what is kept is ~0.3 KB per indicator,
+# whatever the file's size): it refuses a file no publisher makes (a runaway export,
+# a wrong file), before minutes are spent on it. 1 GiB: three times the largest
+# published file, under two million indicators of the usual shape.
+MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
+# One STIX object, decoded at a time: an indicator is under a kilobyte; a report
+# object listing every indicator of a large file by id (object_refs) is the largest
+# real one, ~50 bytes per indicator.
+MAX_OBJECT_CHARS = 128 * 1024 * 1024
 # Longer patterns are not what MVT publishes and would make the ANTLR parse slow.
 MAX_PATTERN_CHARS = 8192
 DEFAULT_FAMILY = "Default collection"
@@ -231,7 +242,7 @@ def _parse_with_grammar(pattern: str) -> tuple[Kind, str, str] | str:
     return kind, _unquote(literal), key
 
 
-def _normalise_value(kind: Kind, raw: str) -> str | None:
+def normalise_value(kind: Kind, raw: str) -> str | None:
     value = raw.strip()
     if not value:
         return None
@@ -253,17 +264,6 @@ def _normalise_value(kind: Kind, raw: str) -> str | None:
     return value
 
 
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise BundleError("duplicate key in a JSON object")
-    return obj
-
-
-def _reject_constant(name: str) -> None:
-    raise BundleError(f"{name} is not JSON")
-
-
 def _references(obj: Mapping[str, Any]) -> tuple[str, ...]:
     refs = obj.get("external_references")
     if not isinstance(refs, list):
@@ -279,59 +279,6 @@ def _references(obj: Mapping[str, Any]) -> tuple[str, ...]:
             out.append(f"{source}: {ext_id}")
     return tuple(out)
 
-
-def _objects(document: Any) -> list[dict[str, Any]]:
-    if not isinstance(document, dict) or document.get("type") != "bundle":
-        raise BundleError("not a STIX bundle (no top-level object of type 'bundle')")
-    objects = document.get("objects")
-    if not isinstance(objects, list):
-        raise BundleError("the bundle has no 'objects' list")
-    return objects
-
-
-def _sort(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The objects by type, each checked to be a STIX object with a string id."""
-    by_type: dict[str, list[dict[str, Any]]] = {
-        "indicator": [], "malware": [], "report": [], "relationship": []}
-    for position, obj in enumerate(objects):
-        if type(obj) is not dict:
-            raise BundleError(f"objects[{position}] is not a STIX object")
-        kind, ident = obj.get("type"), obj.get("id")
-        if type(kind) is not str:
-            raise BundleError(f"objects[{position}] is not a STIX object")
-        if type(ident) is not str:
-            raise BundleError(f"objects[{position}] has no string 'id'")
-        group = by_type.get(kind)
-        if group is not None:
-            group.append(obj)
-    return by_type
-
-
-def _collections(
-    by_type: dict[str, list[dict[str, Any]]],
-) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-    """Indicator id -> family name, and family name -> its references, MVT's way."""
-    names: dict[str, str] = {}
-    refs: dict[str, tuple[str, ...]] = {}
-    for obj in by_type["malware"] + by_type["report"]:
-        name = obj.get("name")
-        names[obj["id"]] = name if isinstance(name, str) and name else obj["id"]
-        refs.setdefault(names[obj["id"]], _references(obj))
-    family_of: dict[str, str] = {}
-    for obj in by_type["relationship"]:
-        source, target = obj.get("source_ref"), obj.get("target_ref")
-        if (isinstance(source, str) and source.startswith("indicator--")
-                and isinstance(target, str) and target.startswith("malware--")
-                and target in names):
-            family_of.setdefault(source, names[target])
-    # A report's object_refs win over relationships (MVT checks reports first).
-    for obj in by_type["report"]:
-        members = obj.get("object_refs")
-        if isinstance(members, list):
-            for member in members:
-                if isinstance(member, str):
-                    family_of[member] = names[obj["id"]]
-    return family_of, refs
 
 
 @contextlib.contextmanager
@@ -354,96 +301,186 @@ def pause_cyclic_gc() -> Iterator[None]:
 
 def load_bundle(data: bytes, source_file: str, *,
                 max_bytes: int = MAX_BUNDLE_BYTES) -> IndicatorFile:
-    """Parse one STIX 2.1 bundle held in memory.
-
-    ``source_file`` is the name the desk knows the file by (kept on every indicator).
-    Raises :class:`BundleError` for anything that is not a usable bundle.
-    """
+    """Parse one STIX 2.1 bundle held in memory (see :func:`load_stream`)."""
     if len(data) > max_bytes:
         raise BundleError(f"{len(data)} bytes: larger than the {max_bytes}-byte limit")
-    with pause_cyclic_gc():
-        return _load(_decode(data), source_file)
+    return load_stream(io.BytesIO(data), source_file, max_bytes=max_bytes)
 
 
-def _decode(data: bytes) -> Any:
-    """The JSON document, decoded strictly: UTF-8, no NaN, no duplicate keys.
+def load_stream(stream: Readable, source_file: str, *, max_bytes: int = MAX_BUNDLE_BYTES,
+                on_read: Callable[[int], None] | None = None) -> IndicatorFile:
+    """Parse one STIX 2.1 bundle from a binary stream, a chunk at a time.
 
-    The standard library's decoder with a duplicate-key hook. orjson was tried (with
-    a colon count to prove no key was dropped, since it keeps the last of duplicate
-    keys silently): faster on 200,000 indicators, slower and 600 MiB bigger on a
-    million, where allocating the decoded objects, not scanning, is the cost.
+    ``source_file`` is the name the desk knows the file by (kept on every indicator);
+    ``on_read`` is told the size of each chunk read (for a progress bar). Memory holds
+    one chunk, one object and what is kept of each indicator, never the decoded
+    document. Raises :class:`BundleError` for anything that is not a usable bundle.
     """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BundleError(f"not UTF-8 (byte {exc.start})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_strict_object,
-                          parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"not JSON: {exc.msg} at line {exc.lineno}") from None
-    except RecursionError:
-        raise BundleError("JSON nested too deeply") from None
+    reader = ArrayStream(stream, "objects", max_bytes=max_bytes,
+                         max_value_chars=MAX_OBJECT_CHARS, on_read=on_read)
+    loader = _Loader(source_file)
+    with pause_cyclic_gc():
+        try:
+            loader.read(reader)
+        except StrictJsonError as exc:
+            raise BundleError(str(exc)) from None
+        top = reader.top
+        if not isinstance(top, dict) or top.get("type") != "bundle":
+            raise BundleError("not a STIX bundle (no top-level object of type 'bundle')")
+        if not reader.found_array:
+            raise BundleError("the bundle has no 'objects' list")
+        return loader.finish()
 
 
-def _load(document: Any, source_file: str) -> IndicatorFile:
-    by_type = _sort(_objects(document))
-    family_of, family_refs = _collections(by_type)
-    indicators: list[Indicator] = []
-    unsupported: list[Unsupported] = []
-    seen: set[tuple[Kind, str, str]] = set()
-    # The loop runs a million times per large file: the common shape (a plain key, a
-    # value without escapes, a domain in ASCII) is handled inline, with the names it
-    # uses bound locally; everything else goes through parse_pattern and
-    # _normalise_value, which give the same result for that shape (the tests compare).
-    common, simple_key, new = _COMMON.fullmatch, _simple_key, tuple.__new__
-    domain = Kind.DOMAIN
-    for obj in by_type["indicator"]:
-        indicator_id = obj["id"]
-        family = family_of.get(indicator_id, DEFAULT_FAMILY)
-        pattern = obj.get("pattern")
-        pattern_type = obj.get("pattern_type", "stix")
-        if type(pattern) is not str:
-            unsupported.append(Unsupported(indicator_id, "", "no string 'pattern'",
-                                           family, source_file))
-            continue
-        if pattern_type != "stix":
-            unsupported.append(Unsupported(indicator_id, pattern,
-                                           f"pattern_type {pattern_type!r} is not 'stix'",
-                                           family, source_file))
-            continue
-        value: str | None = None
-        simple = common(pattern) if len(pattern) <= MAX_PATTERN_CHARS else None
-        kind = simple_key(simple[1], simple[2]) if simple is not None else None
-        if kind is domain:
-            # _normalise_value for an ASCII domain without a path, spelled out.
-            raw = simple[3][1:-1].strip()  # type: ignore[index]
-            if raw and raw.isascii() and "/" not in raw:
-                host = raw.rstrip(".").lower()
-                value = host if host and len(host) <= 253 and ".." not in host else None
-                key = f"{simple[1]}:{simple[2]}"  # type: ignore[index]
-            else:
+class _Loader:
+    """What a bundle's objects leave behind, one object at a time, then the file.
+
+    An indicator's family can be named by a relationship or report further down the
+    file, so each indicator is kept as (kind, value, key, id, own references) until
+    the end, and the family and de-duplication are worked out then.
+    """
+
+    def __init__(self, source_file: str) -> None:
+        self.source_file = source_file
+        self.kept: list[tuple[Kind, str, str, str, tuple[str, ...]] | None] = []
+        self.set_aside: list[tuple[str, str, str]] = []  # id, pattern, reason
+        self.collections: list[dict[str, Any]] = []  # malware, then report objects
+        self.reports: list[dict[str, Any]] = []
+        self.links: dict[str, str] = {}  # indicator id -> its first malware target
+        self.more_links: dict[str, list[str]] = {}
+
+    def read(self, batches: Iterable[list[Any]]) -> None:
+        # The loop runs a million times per large file: the common shape (a plain key,
+        # a value without escapes, a domain in ASCII) is handled inline, with the names
+        # it uses bound locally; everything else goes through parse_pattern and
+        # normalise_value, which give the same result for that shape (the tests
+        # compare).
+        common, simple_key = _COMMON.fullmatch, _simple_key
+        domain = Kind.DOMAIN
+        # The key of the last simple pattern, and its text made once: a file repeats
+        # one key a million times, and each copy would be 70 bytes kept per indicator.
+        last_key: tuple[str, str] = ("", "")
+        key_text = ""
+        kept, set_aside, links = self.kept.append, self.set_aside.append, self.links
+        position = -1
+        for batch in batches:
+            for obj in batch:
+                position += 1
+                if type(obj) is not dict:
+                    raise BundleError(f"objects[{position}] is not a STIX object")
+                kind_of, indicator_id = obj.get("type"), obj.get("id")
+                if type(kind_of) is not str:
+                    raise BundleError(f"objects[{position}] is not a STIX object")
+                if type(indicator_id) is not str:
+                    raise BundleError(f"objects[{position}] has no string 'id'")
+                if kind_of == "relationship":
+                    source, target = obj.get("source_ref"), obj.get("target_ref")
+                    if (type(source) is str and type(target) is str
+                            and source.startswith("indicator--")
+                            and target.startswith("malware--")):
+                        first = links.setdefault(source, target)
+                        if first is not target:
+                            self.more_links.setdefault(source, []).append(target)
+                    continue
+                if kind_of != "indicator":
+                    if kind_of == "malware":
+                        self.collections.append(obj)
+                    elif kind_of == "report":
+                        self.reports.append(obj)
+                    continue
+                pattern = obj.get("pattern")
+                pattern_type = obj.get("pattern_type", "stix")
+                if type(pattern) is not str:
+                    set_aside((indicator_id, "", "no string 'pattern'"))
+                    continue
+                if pattern_type != "stix":
+                    set_aside((indicator_id, pattern,
+                               f"pattern_type {pattern_type!r} is not 'stix'"))
+                    continue
+                value: str | None = None
+                simple = common(pattern) if len(pattern) <= MAX_PATTERN_CHARS else None
                 kind = None
-        if kind is None or kind is not domain:
-            parsed = parse_pattern(pattern)
-            if isinstance(parsed, str):
-                unsupported.append(Unsupported(indicator_id, pattern, parsed, family,
-                                               source_file))
+                if simple is not None:
+                    object_type, path_text, literal = simple.groups()
+                    kind = simple_key(object_type, path_text)
+                if kind is domain:
+                    # normalise_value for an ASCII domain without a path, spelled out.
+                    raw = literal[1:-1].strip()
+                    if raw and raw.isascii() and "/" not in raw:
+                        host = raw.rstrip(".").lower()
+                        value = host if host and len(host) <= 253 and ".." not in host else None
+                        if (object_type, path_text) != last_key:
+                            last_key = (object_type, path_text)
+                            key_text = f"{object_type}:{path_text}"
+                        key = key_text
+                    else:
+                        kind = None
+                if kind is None or kind is not domain:
+                    parsed = parse_pattern(pattern)
+                    if isinstance(parsed, str):
+                        set_aside((indicator_id, pattern, parsed))
+                        continue
+                    kind, raw, key = parsed
+                    value = normalise_value(kind, raw)
+                if value is None:
+                    set_aside((indicator_id, pattern, f"empty or invalid {kind}"))
+                    continue
+                own = obj.get("external_references")
+                kept((kind, value, key, indicator_id, _references(obj) if own is not None else ()))
+
+    def _families(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+        """Indicator id -> family name, and family name -> its references, MVT's way."""
+        names: dict[str, str] = {}
+        refs: dict[str, tuple[str, ...]] = {}
+        for obj in self.collections + self.reports:
+            name = obj.get("name")
+            names[obj["id"]] = name if isinstance(name, str) and name else obj["id"]
+            refs.setdefault(names[obj["id"]], _references(obj))
+        family_of: dict[str, str] = {}
+        for source, target in self.links.items():
+            if target in names:
+                family_of[source] = names[target]
+        for source, targets in self.more_links.items():
+            if source not in family_of:
+                known = [t for t in targets if t in names]
+                if known:
+                    family_of[source] = names[known[0]]
+        # A report's object_refs win over relationships (MVT checks reports first).
+        for obj in self.reports:
+            members = obj.get("object_refs")
+            if isinstance(members, list):
+                for member in members:
+                    if isinstance(member, str):
+                        family_of[member] = names[obj["id"]]
+        return family_of, refs
+
+    def finish(self) -> IndicatorFile:
+        family_of, family_refs = self._families()
+        self.links.clear()
+        source_file, new = self.source_file, tuple.__new__
+        family_get = family_of.get
+        indicators: list[Indicator] = []
+        append = indicators.append
+        # MVT de-duplicates values within a collection; so do we. One set of values per
+        # (kind, family): the values are the strings already kept, no new tuple each.
+        seen: dict[tuple[Kind, str], set[str]] = {}
+        kept = self.kept
+        for position, record in enumerate(kept):
+            kind, value, key, indicator_id, references = record  # type: ignore[misc]
+            kept[position] = None  # freed as the indicators are made
+            family = family_get(indicator_id, DEFAULT_FAMILY)
+            values = seen.get((kind, family))
+            if values is None:
+                values = seen[(kind, family)] = set()
+            elif value in values:
                 continue
-            kind, raw, key = parsed
-            value = _normalise_value(kind, raw)
-        if value is None:
-            unsupported.append(Unsupported(indicator_id, pattern, f"empty or invalid {kind}",
-                                           family, source_file))
-            continue
-        # MVT de-duplicates values within a collection; so do we.
-        marker = (kind, value, family)
-        if marker in seen:
-            continue
-        seen.add(marker)
-        own = obj.get("external_references")
-        references = (_references(obj) if own is not None else ()) + family_refs.get(family, ())
-        # tuple.__new__ skips the named tuple's Python-level __new__ (same object).
-        indicators.append(new(Indicator, (kind, value, family, source_file, indicator_id,
-                                          key, references)))
-    return IndicatorFile(source_file, tuple(indicators), tuple(unsupported))
+            values.add(value)
+            more = family_refs.get(family)
+            # tuple.__new__ skips the named tuple's Python-level __new__ (same object).
+            append(new(Indicator, (kind, value, family, source_file, indicator_id, key,
+                                   references + more if more else references)))
+        kept.clear()
+        unsupported = tuple(
+            Unsupported(i, pattern, reason, family_of.get(i, DEFAULT_FAMILY), source_file)
+            for i, pattern, reason in self.set_aside)
+        return IndicatorFile(source_file, tuple(indicators), unsupported)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
 
@@ -20,6 +22,9 @@ from journalist_client.iocs import (
 )
 from journalist_client.iocs.extract import MAX_TEXT_CHARS
 from support.iocs import bundle
+
+# The module, not the function of the same name the package exports.
+extract_module = importlib.import_module("journalist_client.iocs.extract")
 
 HERE = Location("description")
 
@@ -184,3 +189,48 @@ def test_public_suffix_list_comes_from_the_wheel_without_network() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- the fast expressions of extract.py against their plain forms ----------------------
+# extract.py writes each expression so that it begins with a character class (the
+# engine then skips ahead in C); these are the plain forms they must equal, match for
+# match, on any text.
+
+_ARABIC = extract_module._ARABIC
+_HOST = extract_module._HOST
+PLAIN = {
+    "_DOMAIN": re.compile(rf"(?<![\w.-])({_HOST})(?![\w-])", re.IGNORECASE),
+    "_EMAIL": re.compile(rf"(?<![\w.+-])([\w.+-]{{1,64}})@({_HOST})(?![\w-])", re.IGNORECASE),
+    "_IPV4": re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)", re.ASCII),
+    "_HASH": re.compile(r"\b[0-9A-Fa-f]{32,64}\b"),
+    "_PHONE": re.compile(r"(?<![\w+])(?:\+|00)?\d[\d \u00a0().-]{6,20}\d(?!\w)"),
+    "_SCHEME": re.compile(r"\bh(?:xx|\*\*|tt)p(s?)(?:\[:\]|:)//", re.IGNORECASE),
+}
+_PLAIN_SCRIPT_BREAK = re.compile(
+    rf"([{_ARABIC}])(?=[A-Za-z0-9])|([A-Za-z0-9])(?=[{_ARABIC}])")
+_PLAIN_BRACKETED = re.compile(r"\s?[\[({]\s*(\.|dot|@|at|:)\s*[\])}]\s?", re.IGNORECASE)
+
+# Pieces that make the expressions' edge cases likely: digits in two scripts, hex,
+# separators, defanging, Arabic letters beside Latin ones.
+_PIECES = st.sampled_from([
+    "a", "b", "F", "0", "1", "9", "00", "+", "+33", "\u0663", ".", "-", "_", "@", " ",
+    "\u00a0", "(", ")", "[", "]", "{", "}", ":", "/", "//", "[.]", " [dot] ", "(at)",
+    "hxxp", "hXXps", "http", "\u0627", "\u0644", "é", "deadbeef" * 4, "a1b2c3d4e5" * 4,
+    "\n", "x.com", "1.2.3.4",
+])
+_TEXTS = st.lists(_PIECES, max_size=40).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXTS)
+def test_fast_expressions_equal_their_plain_forms(text: str) -> None:
+    for name, plain in PLAIN.items():
+        fast = getattr(extract_module, name)
+        assert ([(m.span(), m.groups()) for m in fast.finditer(text)]
+                == [(m.span(), m.groups()) for m in plain.finditer(text)]), name
+    assert (extract_module._SCRIPT_BREAK.sub(extract_module._script_break, text)
+            == _PLAIN_SCRIPT_BREAK.sub(r"\1\2 ", text))
+    assert extract_module._unbracket(text) == _PLAIN_BRACKETED.sub(
+        lambda m: extract_module._UNBRACKET[m.group(1).lower()], text)
+    assert extract_module._SCHEME.sub(extract_module._scheme, text) == PLAIN["_SCHEME"].sub(
+        r"http\1://", text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
 import re
 from collections import Counter
@@ -10,14 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journalist_client.iocs import BundleError, Kind, load_bundle
+from journalist_client.iocs import BundleError, Kind, load_bundle, load_stream
 from journalist_client.iocs.stix import (
     DEFAULT_FAMILY,
-    _normalise_value,
     _parse_with_grammar,
+    normalise_value,
     parse_pattern,
 )
 from support.iocs import DATA, SHARED_FILES, bundle, shared_bundle
+
+json_module = importlib.import_module("journalist_client.iocs._json")
+stix_module = importlib.import_module("journalist_client.iocs.stix")
 
 # Per-file counts from the rows of tests/data/iocs/SOURCE.md (one per pattern key).
 EXPECTED = {
@@ -219,6 +224,76 @@ def test_inline_domain_path_agrees_with_parse_and_normalise(value: str) -> None:
     pattern = f"[domain-name:value = '{value}']"
     loaded = load_bundle(bundle([pattern]), "d.stix2")
     parsed = parse_pattern(pattern)
-    expected = None if isinstance(parsed, str) else _normalise_value(parsed[0], parsed[1])
+    expected = None if isinstance(parsed, str) else normalise_value(parsed[0], parsed[1])
     got = loaded.indicators[0].value if loaded.indicators else None
     assert got == expected
+
+
+# --- reading in chunks ----------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=300), st.sampled_from(SHARED_FILES))
+def test_any_chunk_size_gives_the_same_file(chunk: int, name: str) -> None:
+    # Chunk boundaries fall inside keys, strings, numbers, escapes and multi-byte
+    # characters: the result is the same as in one read.
+    data = (DATA / name).read_bytes()
+    whole = load_bundle(data, name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_module, "CHUNK_BYTES", chunk)
+        assert load_stream(io.BytesIO(data), name, max_bytes=len(data)) == whole
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'{"objects": [], "type": "bundle"', "not JSON: Expecting ',' delimiter at line 1"),
+    (b'{"objects": [{"type": "x", "id": "a"} {}], "type": "bundle"}',
+     "not JSON: Expecting ',' delimiter at line 1"),
+    (b'{"type": "bundle", "objects": []} x', "not JSON: Extra data at line 1"),
+    (b'{"type": "bundle", "objects": []}\n\n{', "not JSON: Extra data at line 3"),
+    (b'{"type": "bundle", "objects": [\n\n\n{"type": }]}', "at line 4"),
+    (b'{"type": "report", "objects": []}', "not a STIX bundle"),
+    (b'{"type": "bundle", "objects": {}}', "no 'objects' list"),
+    (b'{"type": "bundle", "objects": [], "type": "bundle"}', "duplicate key"),
+    (b'{"type": "bundle", "objects": [{"type": "x", "id": "' + b"a" * 200 + b'"}]}',
+     "a JSON value longer than 100 characters"),
+])
+def test_streamed_errors_say_what_and_where(data: bytes, message: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_module, "CHUNK_BYTES", 16)
+        patch.setattr(stix_module, "MAX_OBJECT_CHARS", 100)
+        with pytest.raises(BundleError, match=re.escape(message)):
+            load_stream(io.BytesIO(data), "bad.stix2")
+
+
+def test_a_stream_past_the_limit_is_refused_without_reading_on() -> None:
+    data = bundle(["[domain-name:value = 'a.example']"] * 50)
+    stream = io.BytesIO(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_module, "CHUNK_BYTES", 64)
+        with pytest.raises(BundleError, match="larger than the 100-byte limit"):
+            load_stream(stream, "big.stix2", max_bytes=100)
+    assert stream.tell() <= 128
+
+
+def test_the_family_may_come_after_its_indicators() -> None:
+    # Relationships and reports after the indicators they name, as some files order them.
+    ordered = json.loads(bundle(["[domain-name:value = 'late.example']"], "Late"))
+    ordered["objects"].reverse()
+    loaded = load_bundle(json.dumps(ordered).encode(), "late.stix2")
+    assert [(i.value, i.family) for i in loaded.indicators] == [("late.example", "Late")]
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 22])
+def test_a_brace_and_comma_inside_an_element_do_not_cut_it(chunk: int) -> None:
+    # Batches are cut after a "}" that a "," follows: here such pairs sit inside strings
+    # and nested objects of every element, the last ones too.
+    values = [f"v{n}.example" for n in range(40)]
+    document = json.loads(bundle([f"[domain-name:value = '{v}']" for v in values], "Fam"))
+    for n, obj in enumerate(document["objects"]):
+        obj["description"] = "a}, {\"b\": 1}, " * (n % 3)
+        obj["x_nested"] = [{"k": {"j": "}"}}, {"k": ["},"]}]
+    data = json.dumps(document).encode()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_module, "CHUNK_BYTES", chunk)
+        loaded = load_stream(io.BytesIO(data), "b.stix2", max_bytes=len(data))
+    assert [i.value for i in loaded.indicators] == values
+    assert {i.family for i in loaded.indicators} == {"Fam"}

@@ -440,3 +440,106 @@ def test_iocs_export_writes_shareable_stix_and_misp(run: Run, server: Any, tmp_p
                        "--out", str(tmp_path / "x"))
     assert code == 1
     assert "before --since" in err
+
+
+def test_a_triager_marks_a_candidate_and_export_shares_it(
+        run: Run, server: Any, tmp_path: Path, report: Callable[..., dict[str, Any]]) -> None:
+    from stix2validator import ValidationOptions, validate_instance
+
+    _ok(run, "iocs", "import", str(DATA / "pegasus.stix2"))
+    canary = "CANARY-source-lives-at-12-rue-X"
+    doc = report(description=f"{canary}: they sent hxxps://login-verify[.]example/a?u=1")
+    doc["received_day"] = "2026-11-02"
+    other = report(description="the same link again")
+    other["received_day"] = "2026-11-09"
+    first, second = _import_reports(run, server, [(doc, []), (other, [])])
+
+    said = _ok(run, "iocs", "mark", first[:8], "hxxps://login-verify[.]example/a?u=1",
+               "--type", "url", "--family", "Predator")
+    assert "Marked url https://login-verify.example/a?u=1 (Predator)" in said
+    _ok(run, "iocs", "mark", second[:8], "login-verify[.]example", "--type", "domain",
+        "--family", "Predator")
+    _ok(run, "iocs", "mark", second[:8], "https://login-verify.example/a?u=1", "--type", "url",
+        "--family", "Predator")
+
+    # Listed in show, counted as the report's, kept by a rescan, in the history.
+    shown = _json(run, "show", first)
+    (m,) = shown["matches"]
+    assert (m["kind"], m["value"], m["family"], m["how"]) == (
+        "url", "https://login-verify.example/a?u=1", "Predator", "marked")
+    assert "candidate marked by the desk" in _ok(run, "show", first)
+    _ok(run, "iocs", "rescan", "--no-progress")
+    assert len(_json(run, "show", first)["matches"]) == 1
+    assert {r["id"] for r in _json(run, "list", "--matched")} == {first, second}
+    history = _ok(run, "show", first, "--history")
+    assert "candidate indicator" in history
+    assert "url https://login-verify.example/a?u=1 (Predator)" in history
+
+    # Exported as new STIX indicators with their sightings: counts and days only.
+    out = tmp_path / "seen.stix2.json"
+    assert "Wrote 2 indicator(s)" in _ok(run, "iocs", "export", "--since", "2026-11-01",
+                                         "--until", "2026-11-30", "--out", str(out))
+    text = out.read_text(encoding="utf-8")
+    assert canary not in text
+    assert first not in text
+    assert second not in text
+    shared = json.loads(text)
+    assert validate_instance(shared, ValidationOptions(version="2.1", strict=True)).is_valid
+    patterns = {o["pattern"]: o["id"] for o in shared["objects"] if o["type"] == "indicator"}
+    assert set(patterns) == {"[url:value = 'https://login-verify.example/a?u=1']",
+                             "[domain-name:value = 'login-verify.example']"}
+    counts = {s["sighting_of_ref"]: (s["count"], s["first_seen"], s["last_seen"])
+              for s in shared["objects"] if s["type"] == "sighting"}
+    assert counts[patterns["[url:value = 'https://login-verify.example/a?u=1']"]] == (
+        2, "2026-11-02T00:00:00Z", "2026-11-09T00:00:00Z")
+    misp = tmp_path / "seen.misp.json"
+    _ok(run, "iocs", "export", "--since", "2026-11-01", "--until", "2026-11-30",
+        "--format", "misp", "--out", str(misp))
+    event = json.loads(misp.read_text(encoding="utf-8"))["Event"]
+    values = {a["value"] for a in event["Attribute"]}
+    assert values == {"https://login-verify.example/a?u=1", "login-verify.example"}
+
+    # Unmark withdraws it (and says so in the history); the second report's stay.
+    assert "Unmarked url" in _ok(run, "iocs", "unmark", first[:8],
+                                 "https://login-verify.example/a?u=1", "--type", "url")
+    assert _json(run, "show", first)["matches"] == []
+    assert len(_json(run, "show", second)["matches"]) == 2
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["VALUE", "--type", "domain"], 1, "an id is 6 to 32 lower-case hex characters"),
+    (["not a domain", "--type", "domain"], 1, "is not a domain name"),
+    (["evil.example/path", "--type", "domain"], 1, "for a link use --type url"),
+    (["1.2.3.999", "--type", "ipv4"], 1, "is not an IPv4 address"),
+    (["abc", "--type", "sha256"], 1, "a sha256 is 64 hexadecimal digits"),
+    (["tmp/x", "--type", "file_path"], 1, "a file_path is absolute"),
+    (["evil.example", "--type", "phone"], 2, "invalid choice"),
+    (["evil.example"], 2, "--type"),
+])
+def test_mark_refuses_bad_input_in_one_line(run: Run, server: Any, args: list[str], code: int,
+                                            message: str, capsys: pytest.CaptureFixture[str],
+                                            report: Callable[..., dict[str, Any]]) -> None:
+    (item,) = _import_reports(run, server, [(report(), [])])
+    args = ["ZZZ", "evil.example", *args[1:]] if args[0] == "VALUE" else [item[:8], *args]
+    try:
+        got, _, err = run("iocs", "mark", *args)
+    except SystemExit as exc:  # argparse: a usage error
+        got, err = exc.code, capsys.readouterr().err
+    assert got == code
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 if code == 1 else err.startswith("usage:")
+
+
+def test_mark_twice_and_unmark_unknown_are_refused(run: Run, server: Any,
+                                                   report: Callable[..., dict[str, Any]]
+                                                   ) -> None:
+    (item,) = _import_reports(run, server, [(report(), [])])
+    _ok(run, "iocs", "mark", item[:8], "EVIL.example.", "--type", "domain")
+    code, _, err = run("iocs", "mark", item[:8], "evil.example", "--type", "domain")
+    assert code == 1
+    assert "domain evil.example is already marked on this item" in err
+    code, _, err = run("iocs", "unmark", item[:8], "other.example", "--type", "domain")
+    assert code == 1
+    assert "is not marked on this item" in err
+    (m,) = _json(run, "show", item)["matches"]
+    assert m["family"] == "unattributed"
