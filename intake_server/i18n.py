@@ -12,6 +12,7 @@ suite fails on any fuzzy or untranslated entry anyway.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import jinja2
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "LANG_SEGMENT", "Language", "load_environments"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "LANG_SEGMENT", "Language", "format_size",
+           "load_environments"]
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -43,6 +46,36 @@ LANGUAGES: dict[str, Language] = {
 DEFAULT_LANGUAGE = "en"
 # The first path segment of every page: the language, as an aiohttp route variable.
 LANG_SEGMENT = "{lang:" + "|".join(LANGUAGES) + "}"
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction; it is translated where it is shown."""
+    return message
+
+
+# Binary units, as the configuration's defaults are written (500 MiB is 524288000 bytes):
+# a limit shown as "1 MiB" is exactly max_file_bytes = 1048576.
+_UNITS = (
+    (1024**3, N_("%(number)s GiB")),
+    (1024**2, N_("%(number)s MiB")),
+    (1024, N_("%(number)s KiB")),
+    (1, N_("%(number)s B")),
+)
+
+
+def format_size(n: int, code: str, gettext: Callable[[str], str]) -> str:
+    """A size in bytes for a person reading ``code``: "1.5 MiB", "1,5 Mio", "1.5 ميغابايت".
+
+    Rounded down to one decimal, so that a limit is never shown larger than it is.
+    Digits as everywhere else on these pages (Babel's default, Latin digits: the
+    pages' other numbers are formatted by gettext's %d).
+    """
+    for unit, message in _UNITS:
+        if n >= unit or unit == 1:
+            tenths = n * 10 // unit
+            number = format_decimal(tenths / 10, format="#,##0.#", locale=code)
+            return gettext(message) % {"number": number}
+    raise AssertionError("unreachable")
 
 
 def load_translations(code: str) -> Translations:
@@ -80,5 +113,7 @@ def load_environments() -> dict[str, jinja2.Environment]:
         env.globals["lang"] = lang
         env.globals["languages"] = LANGUAGES
         env.globals["country_name"] = lambda cc, _l=locale: _l.territories.get(cc, cc)
+        env.globals["size"] = (lambda n, _c=code, _t=translations[code]:
+                               format_size(n, _c, _t.gettext))
         envs[code] = env
     return envs

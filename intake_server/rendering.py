@@ -60,10 +60,13 @@ def render(request: web.Request, template: str, *, status: int = 200,
 
 
 def error_page(request: web.Request, status: int, reason: str | None = None,
-               headers: dict[str, str] | None = None) -> web.Response:
+               headers: dict[str, str] | None = None, *, limit: int | None = None
+               ) -> web.Response:
+    """The translated error page; ``limit`` (bytes) fills a reason's ``%(limit)s``."""
     if status not in ERROR_TITLES:
         status = 400 if status < 500 else 500
-    resp = render(request, "error.html", status=status, code=status, reason=reason)
+    resp = render(request, "error.html", status=status, code=status, reason=reason,
+                  limit=limit)
     if headers:
         resp.headers.update(headers)
     return resp

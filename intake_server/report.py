@@ -147,12 +147,22 @@ FILE_FIELD = "files"
 
 
 class FormError(Exception):
-    """The submission is malformed. status is the HTTP status; reason a message id."""
+    """The submission is malformed. status is the HTTP status; reason a message id.
 
-    def __init__(self, status: int, reason: str) -> None:
+    ``field`` names the form field the problem is about, when there is one (shown next
+    to it when the form is answered again); ``limit``, in bytes, the limit the reason
+    names as ``%(limit)s``; ``partial``, for a text field over its limit, the beginning
+    of it that was read (only ever shown back to the same source, never stored).
+    """
+
+    def __init__(self, status: int, reason: str, *, field: str | None = None,
+                 limit: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.field = field
+        self.limit = limit
+        self.partial = b""
 
 
 # Reasons (message ids, shown translated on the error page).

@@ -64,6 +64,7 @@ __all__ = [
     "QUEUE_SECONDS",
     "REQUEST_HEAD_SECONDS",
     "R_BUSY",
+    "R_FILE_TOO_LARGE",
     "R_FIELD_TOO_LARGE",
     "R_FULL",
     "R_SLOW",
@@ -71,6 +72,7 @@ __all__ = [
     "R_TOO_MANY_FILES",
     "Limits",
     "guarded_upload",
+    "partial_text",
     "parts",
     "read_text",
     "read_upload",
@@ -111,8 +113,10 @@ _PACE_RECHECK_SECONDS = 0.25
 # room to spare; file parts are bounded by max_files on top.
 MAX_TEXT_PARTS = 200
 
-R_TOO_LARGE = rpt.N_("Your report is larger than this server accepts. Nothing was kept. "
-                     "Please send fewer or smaller files.")
+R_TOO_LARGE = rpt.N_("Your report is larger than this server accepts: at most %(limit)s in "
+                     "all. Nothing was kept. Please send fewer or smaller files.")
+R_FILE_TOO_LARGE = rpt.N_("One of your files is larger than this server accepts: each file "
+                          "can be at most %(limit)s. Nothing was kept.")
 R_TOO_MANY_FILES = rpt.N_("Your report has more attachments than this server accepts. "
                           "Nothing was kept.")
 R_FIELD_TOO_LARGE = rpt.N_("One of the text fields is longer than this server accepts. "
@@ -154,18 +158,26 @@ class Limits:
         body = config.max_submission_bytes if declared is None \
             else min(declared, config.max_submission_bytes)
         self.expected = body + body // 1024 + RESERVE_OVERHEAD
+        # Declared larger than the limit: refused at the first file part, before the
+        # upload takes a slot or writes a byte. The text answers before it are read
+        # (each within its own limit), only so that the form can be given back.
+        self.declared_too_large = declared is not None and declared > config.max_submission_bytes
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, n: int) -> None:
         """Count ``n`` bytes of the body (0 at a part boundary) and check the pace."""
         self.total += n
         if self.total > self.cfg.max_submission_bytes:
-            raise FormError(413, R_TOO_LARGE)
+            self.too_large()
         # The read timeout bounds the wait for each piece, not the pace: a client that
         # drips a few bytes (or empty parts) just inside it could hold a connection
         # and its slot for ever, and a handful of them every slot.
         if self.standing() < 0:
             raise FormError(408, R_SLOW)
+
+    def too_large(self) -> None:
+        raise FormError(413, R_TOO_LARGE, field=FILE_FIELD,
+                        limit=self.cfg.max_submission_bytes)
 
     def standing(self) -> float:
         """The pace credit now, in bytes: below zero, the body has fallen behind."""
@@ -231,16 +243,20 @@ async def guarded_upload(
 ) -> web.StreamResponse:
     """Admit an upload (a report or a follow-up) and turn its failures into pages.
 
-    Refused before a byte is read: a declared length over the limit (413), a body that
-    is not multipart (400). Then ``receive`` reads it under ``Limits`` (which takes
+    Refused before a byte is read: a body that is not multipart (400, or 413 with a
+    declared length over the limit). A multipart body declared too large is refused
+    (413) at its first file part, or at its end if it has none
+    (Limits.declared_too_large). Then ``receive`` reads it under ``Limits`` (which takes
     the upload slot when the upload is about to write, and enforces the pace), every
     failure becomes its translated page, the connection is closed (the rest of the
     body is not read), and the slot is given back.
     """
     cfg = request.app[CONFIG]
-    if request.content_length is not None and request.content_length > cfg.max_submission_bytes:
-        return error_page(request, 413, R_TOO_LARGE, headers={"Connection": "close"})
     if request.content_type != "multipart/form-data":
+        if request.content_length is not None \
+                and request.content_length > cfg.max_submission_bytes:
+            return error_page(request, 413, R_TOO_LARGE, headers={"Connection": "close"},
+                              limit=cfg.max_submission_bytes)
         return error_page(request, 400, rpt.R_MALFORMED)
     limits = Limits(cfg, request, request.app[UPLOADS])
     try:
@@ -251,7 +267,7 @@ async def guarded_upload(
         headers = {"Connection": "close"}
         if e.status == 429:
             headers["Retry-After"] = "300"
-        return error_page(request, e.status, e.reason, headers=headers)
+        return error_page(request, e.status, e.reason, headers=headers, limit=e.limit)
     except (QuotaExceeded, DiskFull):
         return error_page(request, 503, R_FULL, headers={"Retry-After": "3600",
                                                          "Connection": "close"})
@@ -285,6 +301,9 @@ async def read_upload(
     ``transaction()`` gives the transaction the file is encrypted into (beginning it
     the first time, with ``limits.expected`` reserved). Returns the attachments'
     metadata, in order.
+
+    A FormError about one field names it (``field``): a text field over its limit,
+    or FILE_FIELD for a file over its limit, too many files, or a body too large.
     """
     csrf_ok = False
     attachments: list[dict[str, Any]] = []
@@ -293,6 +312,8 @@ async def read_upload(
         if name == FILE_FIELD:
             if not csrf_ok:
                 raise FormError(403, rpt.R_CSRF)
+            if limits.declared_too_large:
+                limits.too_large()
             meta = await receive_file(part, transaction, limits)
             if meta is not None:
                 attachments.append(meta)
@@ -303,7 +324,12 @@ async def read_upload(
         if name != "csrf" and not csrf_ok:
             # The templates send the token first; anything else is not our form.
             raise FormError(403, rpt.R_CSRF)
-        value = rpt.decode_text(await read_text(part, limit, limits))
+        try:
+            raw = await read_text(part, limit, limits)
+        except FormError as e:
+            e.field = e.field or name
+            raise
+        value = rpt.decode_text(raw)
         if name == "csrf":
             if csrf_ok or not csrf_matches(csrf, value):
                 raise FormError(403, rpt.R_CSRF)
@@ -312,6 +338,8 @@ async def read_upload(
             on_field(name, value)
     if not csrf_ok:
         raise FormError(403, rpt.R_CSRF)
+    if limits.declared_too_large:
+        limits.too_large()
     return attachments
 
 
@@ -349,7 +377,8 @@ async def parts(request: web.Request, limits: Limits) -> AsyncIterator[BodyPartR
 
 
 async def read_text(part: BodyPartReader, limit: int, limits: Limits) -> bytes:
-    """A text part's bytes, refused (413) as soon as they pass ``limit``."""
+    """A text part's bytes, refused (413) as soon as they pass ``limit``; the
+    FormError keeps the first ``limit`` bytes read (``partial``)."""
     buf = bytearray()
     while True:
         chunk = await _read(part, limits.timeout)
@@ -358,7 +387,9 @@ async def read_text(part: BodyPartReader, limit: int, limits: Limits) -> bytes:
         limits.add(len(chunk))
         buf += chunk
         if len(buf) > limit:
-            raise FormError(413, R_FIELD_TOO_LARGE)
+            error = FormError(413, R_FIELD_TOO_LARGE, limit=limit)
+            error.partial = bytes(buf[:limit])
+            raise error
 
 
 async def receive_file(part: BodyPartReader, transaction: Callable[[], Transaction],
@@ -375,7 +406,7 @@ async def receive_file(part: BodyPartReader, transaction: Callable[[], Transacti
             return None
     limits.files += 1
     if limits.files > cfg.max_files:
-        raise FormError(413, R_TOO_MANY_FILES)
+        raise FormError(413, R_TOO_MANY_FILES, field=FILE_FIELD)
     await limits.admit()
     pending = transaction().new_file("attachment")
     size = 0
@@ -384,7 +415,7 @@ async def receive_file(part: BodyPartReader, transaction: Callable[[], Transacti
         limits.add(len(chunk))
         size += len(chunk)
         if size > cfg.max_file_bytes:
-            raise FormError(413, R_TOO_LARGE)
+            raise FormError(413, R_FILE_TOO_LARGE, field=FILE_FIELD, limit=cfg.max_file_bytes)
         # Encrypted here, between reads, while the piece is still in this core's
         # cache; hashed and written out on the upload's own thread, a batch at a
         # time, while the next pieces are read (storage.PendingFile). On any error
@@ -401,6 +432,19 @@ async def receive_file(part: BodyPartReader, transaction: Callable[[], Transacti
         "size": pending.plaintext_size,
         "sha256": pending.sha256(),
     }
+
+
+def partial_text(error: FormError) -> str:
+    """The beginning of a text field that was over its limit (FormError.partial), cut
+    where a whole character ends; "" if it is not valid text."""
+    raw = error.partial
+    # The limit may fall inside a character: at most 3 of its bytes were read.
+    for end in range(len(raw), max(len(raw) - 4, -1), -1):
+        try:
+            return rpt.decode_text(raw[:end])
+        except FormError:
+            continue
+    return ""
 
 
 def _media_type(part: BodyPartReader) -> str:

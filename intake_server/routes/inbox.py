@@ -55,7 +55,17 @@ from intake_server.state import (
     STORAGE,
 )
 from intake_server.storage import Transaction, new_id
-from intake_server.upload import Limits, guarded_upload, read_upload, recipients
+from intake_server.upload import (
+    R_FIELD_TOO_LARGE,
+    R_FILE_TOO_LARGE,
+    R_TOO_LARGE,
+    R_TOO_MANY_FILES,
+    Limits,
+    guarded_upload,
+    partial_text,
+    read_upload,
+    recipients,
+)
 from keys import fs, ids, strict_json
 from keys.age import AgeError, HybridIdentity, X25519Identity, decrypt
 from keys.codename import InvalidCodename, normalize_codename
@@ -91,6 +101,9 @@ R_SESSION_ENDED = rpt.N_("You were logged out, because the session was unused fo
                          "minutes or the server restarted. Please log in again.")
 R_EMPTY_FOLLOWUP = rpt.N_("Please write a message or attach a file.")
 R_NO_REPLY = rpt.N_("This reply does not exist. It may already have been deleted.")
+# Refused follow-ups answered with the inbox and the message kept.
+KEPT_FOLLOWUP_REASONS = frozenset({R_EMPTY_FOLLOWUP, R_TOO_LARGE, R_FILE_TOO_LARGE,
+                                   R_TOO_MANY_FILES, R_FIELD_TOO_LARGE})
 
 
 # -- helpers -------------------------------------------------------------------
@@ -225,6 +238,15 @@ async def inbox(request: web.Request) -> web.Response:
     token, session = _session(request)
     if session is None:
         return _to_login(lang, ended=token is not None)
+    notice = request.query.get("done", "")
+    return _render_inbox(request, session, notice=notice if notice in ("sent", "deleted") else "")
+
+
+def _render_inbox(request: web.Request, session: Session, *, notice: str = "",
+                  message: str = "", problem: FormError | None = None) -> web.Response:
+    """The inbox; after a refused follow-up, with its ``message`` back in the form and
+    the ``problem`` next to it (the status is the refusal's, the connection closed)."""
+    lang = request.match_info["lang"]
     keyring = request.app[KEYRING]
     replies = []
     for row in request.app[REPLIES].replies_for(session.reply_recipient):
@@ -235,12 +257,17 @@ async def inbox(request: web.Request) -> web.Response:
             "desk": desk.name(lang) if desk is not None else row["desk"],
             "body": _read_reply(request, session, row),
         })
-    notice = request.query.get("done", "")
     cfg = request.app[CONFIG]
-    return render(request, "inbox.html", lang=lang, page="inbox", csrf=session.csrf,
-                  replies=replies, notice=notice if notice in ("sent", "deleted") else "",
-                  max_files=cfg.max_files,
-                  max_mib=cfg.max_submission_bytes // (1024 * 1024))
+    resp = render(request, "inbox.html", lang=lang, page="inbox", csrf=session.csrf,
+                  status=problem.status if problem is not None else 200,
+                  replies=replies, notice=notice, max_files=cfg.max_files,
+                  max_file_bytes=cfg.max_file_bytes,
+                  max_submission_bytes=cfg.max_submission_bytes, message=message,
+                  kept=problem is not None, problem=problem,
+                  problem_field=(problem.field or "message") if problem is not None else "")
+    if problem is not None:
+        resp.force_close()
+    return resp
 
 
 @routes.post(f"/{LANG_SEGMENT}/inbox/delete")
@@ -308,13 +335,25 @@ async def followup(request: web.Request) -> web.StreamResponse:
         return resp
 
     async def receive(request: web.Request, limits: Limits) -> web.StreamResponse:
-        await _receive_followup(request, session, limits)
+        message: list[str] = []
+        try:
+            await _receive_followup(request, session, limits, message)
+        except FormError as e:
+            # Something the source can put right: the inbox again, the message kept
+            # (this answer only: nothing is stored or logged), the problem beside it.
+            if e.reason not in KEPT_FOLLOWUP_REASONS or e.field == "csrf":
+                raise
+            kept = message[0] if message else partial_text(e)
+            return _render_inbox(request, session, message=kept, problem=e)
         return _see_other(f"/{lang}/inbox?done=sent")
 
     return await guarded_upload(request, receive)
 
 
-async def _receive_followup(request: web.Request, session: Session, limits: Limits) -> None:
+async def _receive_followup(request: web.Request, session: Session, limits: Limits,
+                            message: list[str]) -> None:
+    """Read, encrypt and commit a follow-up; its text goes into ``message`` as it is
+    read (the caller gives it back if the follow-up is refused)."""
     lang = request.match_info["lang"]
     cfg = request.app[CONFIG]
     desks = _followup_desks(request, session)
@@ -330,8 +369,6 @@ async def _receive_followup(request: web.Request, session: Session, limits: Limi
             began.append(request.app[STORAGE].begin(recipients(request.app[KEYRING], desks),
                                                     expected=limits.expected))
         return began[0]
-
-    message: list[str] = []
 
     def field_limit(name: str) -> int:
         if name == "csrf":
@@ -362,7 +399,6 @@ async def _receive_followup(request: web.Request, session: Session, limits: Limi
         body = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         txn.new_file("report").write(body)
         del body, doc, text
-        message.clear()
         await txn.commit(submission_id=submission_id, desks=desks,
                          source_id=session.source_id,
                          reply_recipient=session.reply_recipient, kind="followup")

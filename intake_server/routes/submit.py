@@ -7,7 +7,16 @@ shown the codename only after Transaction.commit() returned, i.e. once the files
 in store/ and the row is committed.
 
 Order of the form matters and the template keeps it: the CSRF token first, the
-desks before the attachments.
+desks before the attachments, the attachments last.
+
+A report refused for something the source can put right (no desk or no category
+ticked, a file or the whole report too large, too many files, a text too long) is
+answered with the form again (issue 14): every answer read before the problem is
+back in its field, the problem is shown next to the field it is about, and a note
+says that files must be chosen again (no browser lets a page fill a file input).
+The answers live only in this request's memory and in that answer: nothing is
+stored or logged. Only a form whose CSRF token matched is ever given back, so that
+another site cannot make this one show what it chose.
 """
 
 from __future__ import annotations
@@ -22,11 +31,21 @@ from intake_server import report as rpt
 from intake_server.forms import CSRF_COOKIE, csrf_token, set_csrf_cookie
 from intake_server.i18n import LANG_SEGMENT
 from intake_server.rendering import render
-from intake_server.report import FIELDS, FormError
+from intake_server.report import FIELDS, FILE_FIELD, FormError
 from intake_server.sources import NewSource
 from intake_server.state import CONFIG, KEYRING, SOURCES, STORAGE
 from intake_server.storage import Transaction, new_id
-from intake_server.upload import Limits, guarded_upload, read_upload, recipients
+from intake_server.upload import (
+    R_FIELD_TOO_LARGE,
+    R_FILE_TOO_LARGE,
+    R_TOO_LARGE,
+    R_TOO_MANY_FILES,
+    Limits,
+    guarded_upload,
+    partial_text,
+    read_upload,
+    recipients,
+)
 from keys.keyring import Keyring
 
 __all__ = ["default_desk", "routes"]
@@ -40,21 +59,56 @@ def default_desk(request: web.Request) -> str:
     return cfg.default_desk or request.app[KEYRING].desks[0].id
 
 
+# The refusals answered with the form again; any other is an error page (a body
+# that is not our form, a wrong token, a busy or full server).
+KEPT_REASONS = frozenset({rpt.R_DESKS, rpt.R_CATEGORY, R_TOO_LARGE, R_FILE_TOO_LARGE,
+                          R_TOO_MANY_FILES, R_FIELD_TOO_LARGE})
+
+
 @routes.get(f"/{LANG_SEGMENT}/submit")
 async def form(request: web.Request) -> web.Response:
+    return render_form(request)
+
+
+def render_form(request: web.Request, *, answers: dict[str, Any] | None = None,
+                problem: FormError | None = None) -> web.Response:
+    """The questionnaire: empty, or given back with ``answers`` and the ``problem``
+    (status 400 or 413, and the connection closed: the body may not have been read
+    to its end)."""
     lang = request.match_info["lang"]
     token = csrf_token(request)
     desks = [{"id": d.id, "name": d.name(lang), "fingerprint": d.fingerprint}
              for d in request.app[KEYRING].desks]
     cfg = request.app[CONFIG]
     resp = render(request, "submit.html", lang=lang, csrf=token, desks=desks,
+                  status=problem.status if problem is not None else 200,
                   default_desk=default_desk(request), categories=rpt.CATEGORIES,
                   targets=rpt.TARGETS, professions=rpt.PROFESSIONS,
                   platforms=rpt.PLATFORMS, countries=rpt.COUNTRIES,
                   country_extra=rpt.COUNTRY_EXTRA, max_files=cfg.max_files,
-                  max_mib=cfg.max_submission_bytes // (1024 * 1024))
+                  max_file_bytes=cfg.max_file_bytes,
+                  max_submission_bytes=cfg.max_submission_bytes,
+                  answers=answers or {}, kept=problem is not None,
+                  problem=_problem(problem))
     set_csrf_cookie(resp, token)
+    if problem is not None:
+        resp.force_close()
     return resp
+
+
+def _problem(error: FormError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "status": error.status,
+        "reason": error.reason,
+        "limit": error.limit,
+        # Where the message goes: the field's own place in the form.
+        "field": error.field or {rpt.R_DESKS: "desks",
+                                 rpt.R_CATEGORY: "category"}.get(error.reason, FILE_FIELD),
+        # Reading stopped inside a text field: the parts after it never arrived.
+        "stopped": error.reason == R_FIELD_TOO_LARGE,
+    }
 
 
 @routes.post(f"/{LANG_SEGMENT}/submit")
@@ -78,6 +132,11 @@ async def _receive(request: web.Request, limits: Limits) -> web.StreamResponse:
             field_limit=report.field_limit, on_field=report.answer,
             transaction=report.transaction)
         source = await report.commit(lang, attachments)
+    except FormError as e:
+        report.abort()
+        if e.reason not in KEPT_REASONS or e.field == "csrf":
+            raise
+        return render_form(request, answers=report.kept_answers(e), problem=e)
     except BaseException:
         report.abort()
         raise
@@ -113,6 +172,14 @@ class _Report:
 
     def answer(self, name: str, value: str) -> None:
         _store_answer(self.answers, FIELDS[name], value, self.keyring)
+
+    def kept_answers(self, error: FormError) -> dict[str, Any]:
+        """The answers to give back with the form: those read, and the beginning of a
+        text field that was too long (cut where a whole character ends)."""
+        field = FIELDS.get(error.field or "")
+        if error.reason == R_FIELD_TOO_LARGE and field is not None and field.kind == "text":
+            self.answers[field.name] = partial_text(error)
+        return self.answers
 
     def transaction(self) -> Transaction:
         """The report's transaction, begun the first time (the upload holds its slot:
