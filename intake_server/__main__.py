@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from keys import process
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from keys.signing import SigningKey
 
     from .config import Config
@@ -209,18 +211,27 @@ def serve(config_path: Path, *, port: int | None = None,
     asyncio.run(_serve(config, signing_key))
 
 
+def build_apps(config: Config, signing_key: SigningKey) -> tuple[web.Application,
+                                                                  web.Application]:
+    """The source app and the staff app of `serve`, sharing one Storage and one
+    StaffStore: deletions by the staff side free quota at once, and what outgoing/ holds
+    at start-up is counted once."""
+    from .app import create_app
+    from .staff import create_staff_app
+    from .state import REPLIES
+
+    source = create_app(config)
+    staff = create_staff_app(config, signing_key=signing_key, store=source[REPLIES],
+                             retention_days=config.retention_days)
+    return source, staff
+
+
 async def _serve(config: Config, signing_key: SigningKey) -> None:
     from aiohttp import web
 
-    from .app import create_app
-    from .staff import create_staff_app
-    from .state import STORAGE
     from .upload import LINGER_SECONDS, REQUEST_HEAD_SECONDS
 
-    source = create_app(config)
-    # One Storage for both apps: deletions by the staff side free quota at once.
-    staff = create_staff_app(config, signing_key=signing_key, storage=source[STORAGE],
-                             retention_days=config.retention_days)
+    source, staff = build_apps(config, signing_key)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_on_loop_exception)

@@ -53,7 +53,6 @@ __all__ = ["STAFF_STORE", "create_staff_app"]
 log = logging.getLogger("intake_server.staff")
 
 STAFF_STORE = web.AppKey("staff_store", StaffStore)
-_STORAGE = web.AppKey("storage", Storage)
 _KEYRING = web.AppKey("keyring", Keyring)
 _SIGNING_KEY = web.AppKey("signing_key", SigningKey)
 _VERIFIER = web.AppKey("verifier", RequestVerifier)
@@ -167,7 +166,7 @@ def _trusted(request: web.Request, desk: str) -> dict[str, Any]:
 async def health(request: web.Request) -> web.Response:
     """For monitoring over the staff onion: no ids, no counts per desk."""
     try:
-        request.app[_STORAGE].check_free_space()
+        request.app[STAFF_STORE].storage.check_free_space()
         disk = "ok"
     except Exception:
         disk = "low"
@@ -274,13 +273,14 @@ async def _retention_loop(app: web.Application) -> None:
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    storage = app[_STORAGE]
-    owns_storage = not storage.is_open  # shared with the source app, which opened it, or not
+    store = app[STAFF_STORE]
+    storage = store.storage
+    # Shared with the source app, which opened both, or the staff app's own.
+    owns_storage = not storage.is_open
     if owns_storage:
         storage.open()
-    store = StaffStore(storage)
-    store.open()
-    app[STAFF_STORE] = store
+    if not store.is_open:
+        store.open()
     for desk, count in lost_key_items(store, app[_KEYRING]).items():
         log.warning("desk %s: %d item(s) are encrypted to its lost key; no one can decrypt "
                     "them (docs/key-rotation.md)", desk, count)
@@ -298,13 +298,20 @@ def create_staff_app(
     *,
     signing_key: SigningKey,
     storage: Storage | None = None,
+    store: StaffStore | None = None,
     retention_days: int = 30,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """The staff app. Pass the source app's Storage to share one database connection."""
+    """The staff app. Pass the source app's StaffStore (``store``), which that app opens,
+    to share one database connection and one count of the quota; or a Storage of its
+    own, opened here if it is not open yet."""
     app = web.Application(middlewares=[_errors, refuse_content_codings(_refuse_coded)],
                           client_max_size=_MAX_BODY)
-    app[_STORAGE] = storage or Storage(config)
+    if store is None:
+        store = StaffStore(storage or Storage(config))
+    elif storage is not None:
+        raise ValueError("pass a store or a storage, not both")
+    app[STAFF_STORE] = store
     app[_KEYRING] = Keyring.load(config.keyring)
     app[_SIGNING_KEY] = signing_key
     app[_RETENTION_DAYS] = retention_days

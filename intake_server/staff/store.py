@@ -108,6 +108,7 @@ class StaffStore:
         self.replies_dir: Path = storage.data_dir / "replies"
         self.outgoing_dir: Path = storage.data_dir / "outgoing"
         self.upload_dir: Path = storage.data_dir / "staff-incoming"
+        self.is_open = False
 
     # -- set-up ------------------------------------------------------------
 
@@ -137,6 +138,7 @@ class StaffStore:
                     fs.safe_unlink(self.replies_dir, name)
         # Made, listed or cleaned just now: dated to the day like everything else.
         self.date_touched()
+        self.is_open = True
 
     def date_touched(self, paths: Sequence[Path] = ()) -> None:
         """After a staff request, date to the day what it may have touched: the staff
