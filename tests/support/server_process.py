@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -108,7 +109,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def report_document(plain: dict[str, bytes]) -> dict:
+def report_document(plain: dict[str, bytes]) -> dict[str, Any]:
     """The one report JSON among a submission's decrypted files.
 
     Told apart by parsing, not by a first byte: a random attachment starts with "{"
