@@ -16,14 +16,18 @@ that a real source needs (issue 13, item 14):
 - from the head on, the body must keep MIN_BYTES_PER_SECOND on average, after a
   grace of PACE_GRACE_SECONDS, counted in bytes the client has sent (received by the
   server, read or not) and checked by a timer, so that a client that sends nothing
-  is dropped as surely as one that trickles;
+  is dropped as surely as one that trickles. Only time the client could send counts:
+  not once its whole body has arrived, nor while the server holds as much of it
+  unread as it buffers (aiohttp then stops reading the connection, and the client
+  cannot send), as when the upload waits for a slot, the disk or its codename;
 - an upload slot (ratelimit.UploadSlots) is taken only when the upload is about to
   write: at its first file, or at the end for a report without one. With the slot,
   disk space for the whole declared body is reserved against the quota and the
   free-space floor (storage.Storage.begin), so that concurrent uploads cannot
   overshoot them together: an upload that would not fit is refused (503) before its
   files are read. An upload that finds every slot taken waits in a short queue
-  (QUEUE_SECONDS at most), its pace still checked.
+  (QUEUE_SECONDS at most, then 429 "busy"), its pace still checked as above: a
+  trickler loses its place, a source whose browser filled the buffers keeps it.
 
 Order matters: the CSRF token comes first, and a file part needs its recipients
 before its first byte can be encrypted.
@@ -107,8 +111,12 @@ QUEUE_SECONDS = 30.0
 # bytes per 64 KiB chunk, which the reservation covers with 1/1024 of the body. An
 # upload that writes more than it reserved is still held to the quota, byte by byte.
 RESERVE_OVERHEAD = 64 * 1024
-# How often, at least, the pace timer looks at a body that is keeping up.
+# How often, at least and at most, the pace timer looks at a body that is keeping up.
+# At most: whether the client could send is sampled at each look (Limits._held), so
+# a long gap would count a whole wait for a slot against a client that was held
+# back for most of it, or the other way round.
 _PACE_RECHECK_SECONDS = 0.25
+_PACE_RECHECK_MAX_SECONDS = 1.0
 # Text parts a well-formed form can produce (multi-valued fields included), with
 # room to spare; file parts are bounded by max_files on top.
 MAX_TEXT_PARTS = 200
@@ -133,10 +141,11 @@ class Limits:
     """What one upload has used so far, checked against the config as it grows: its
     size, its pace (a leaky bucket over the bytes the client has sent), and its slot.
 
-    Credit drains at MIN_BYTES_PER_SECOND and bytes received refill it, up to a cap;
-    a body out of credit is dropped (408). ``add`` checks it as the body is read, and
-    a timer (``watch``) checks it while the handler waits, for a part that never
-    comes as much as for a slot.
+    Credit drains at MIN_BYTES_PER_SECOND while the client could send, and bytes
+    received refill it, up to a cap; a body out of credit is dropped (408). ``add``
+    checks it as the body is read, and a timer (``watch``) checks it while the
+    handler waits, for a part that never comes as much as for a slot. The bytes that
+    arrived with the head, before the handler ran, count as received.
     """
 
     def __init__(self, config: Config, request: web.Request,
@@ -149,7 +158,8 @@ class Limits:
         self.credit = MIN_BYTES_PER_SECOND * PACE_GRACE_SECONDS
         self.checked = time.monotonic()
         self._content = request.content
-        self._received = self._content.total_bytes
+        self._transport = request.transport
+        self._received = 0
         self._slots = slots
         self.admitted = False
         # Disk space reserved with the slot: the declared body (chunked: the most a
@@ -172,7 +182,7 @@ class Limits:
         # The read timeout bounds the wait for each piece, not the pace: a client that
         # drips a few bytes (or empty parts) just inside it could hold a connection
         # and its slot for ever, and a handful of them every slot.
-        if self.standing() < 0:
+        if self.standing() < 0 and not self._content.is_eof():
             raise FormError(408, R_SLOW)
 
     def too_large(self) -> None:
@@ -183,11 +193,22 @@ class Limits:
         """The pace credit now, in bytes: below zero, the body has fallen behind."""
         now = time.monotonic()
         received = self._content.total_bytes
-        self.credit = min(self.credit - MIN_BYTES_PER_SECOND * (now - self.checked)
-                          + (received - self._received),
+        owed = 0.0 if self._held() else MIN_BYTES_PER_SECOND * (now - self.checked)
+        self.credit = min(self.credit - owed + (received - self._received),
                           MIN_BYTES_PER_SECOND * PACE_CREDIT_SECONDS)
         self.checked, self._received = now, received
         return self.credit
+
+    def _held(self) -> bool:
+        """Whether the client cannot send now: its whole body has arrived, or the
+        server holds as much of it unread as it buffers, and aiohttp has stopped
+        reading the connection (a trickler never gets there: it would have to send
+        that much first). Time spent so is not counted against the pace."""
+        if self._content.is_eof():
+            return True
+        transport = self._transport
+        return transport is not None and not transport.is_closing() \
+            and not transport.is_reading()
 
     def watch(self, timeout: asyncio.Timeout) -> None:
         """Enforce the pace while the handler waits: when the credit runs out,
@@ -204,7 +225,8 @@ class Limits:
             if credit < 0:
                 timeout.reschedule(loop.time())
                 return
-            wait = max(credit / MIN_BYTES_PER_SECOND, _PACE_RECHECK_SECONDS)
+            wait = min(max(credit / MIN_BYTES_PER_SECOND, _PACE_RECHECK_SECONDS),
+                       _PACE_RECHECK_MAX_SECONDS)
             self._timer = loop.call_later(wait, check)
 
         check()
