@@ -48,12 +48,12 @@ def parts(*fields: tuple[str, str], file: str | None = None) -> bytes:
 
 
 def tight_pace(monkeypatch: pytest.MonkeyPatch, bytes_per_second: int) -> None:
-    """The pace limits of upload.py, shrunk to a test's time scale."""
-    from intake_server import upload
+    """The pace limits of pace.py, shrunk to a test's time scale."""
+    from intake_server import pace
 
-    monkeypatch.setattr(upload, "PACE_GRACE_SECONDS", 0.3)
-    monkeypatch.setattr(upload, "PACE_CREDIT_SECONDS", 0.3)
-    monkeypatch.setattr(upload, "MIN_BYTES_PER_SECOND", bytes_per_second)
+    monkeypatch.setattr(pace, "PACE_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(pace, "PACE_CREDIT_SECONDS", 0.3)
+    monkeypatch.setattr(pace, "MIN_BYTES_PER_SECOND", bytes_per_second)
 
 
 @pytest.mark.parametrize("banked", [0, 2_000_000], ids=["drip", "burst-then-drip"])
