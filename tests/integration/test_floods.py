@@ -1,0 +1,144 @@
+"""Issue 18, floods: many submissions at once and a login flood, against the real server.
+
+Every Tor client arrives from 127.0.0.1, so a flood looks like many sources. While
+SUBMISSIONS reports (one in ten with a 1 MiB attachment, in English, Arabic and
+French in turn) are sent at once and LOGINS wrong logins run beside them:
+
+- every source gets either the "received" page with a codename, or the translated
+  "busy, try again" page of its language (429, `Retry-After`): never "too slow", a
+  500 or a dropped connection;
+- nothing acknowledged is lost: every report whose source got "received" is in
+  store/, and the reference `age` binary decrypts it and its attachment to the exact
+  bytes sent; nothing else is there;
+- intake is back at once: a report sent after the flood is received;
+- the whole server (its process, the codename and login worker processes, and
+  multiprocessing's helper), summed as PSS, stays within what the default
+  configuration allows (docs/operations.md); bench/memory.py measures it.
+
+And the systemd unit (deploy/) leaves the server that much memory, and open files for
+a thousand connections at once: its MemoryMax of 1G was sized for the two codename
+workers and forgot the login worker, below what the flood measures (bench/memory.py:
+981 MiB PSS), and its LimitNOFILE of 1024 was below the 1,089 files the server held
+with 1,000 connections, where a file or pipe the server needs would fail.
+
+`make test` sends 100 reports and 200 logins (about 35 s, most of it the 30 s an
+upload may wait in the queue); `make soak` sends 1,000 and 500
+(AMANA_SOAK_FLOOD_SUBMISSIONS, AMANA_SOAK_FLOOD_LOGINS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from intake_server.config import Config
+from support.checkback import codename_from
+from support.flood import (
+    BUSY_TITLE,
+    TreeWatch,
+    configured_memory_kib,
+    login_flood,
+    submission_flood,
+)
+from support.server_process import ServerProcess
+
+SUBMISSIONS = int(os.environ.get("AMANA_SOAK_FLOOD_SUBMISSIONS", "100"))
+LOGINS = int(os.environ.get("AMANA_SOAK_FLOOD_LOGINS", "200"))
+UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "intake-server.service"
+# Connections the unit must allow at once (each is an open file), beyond the server's
+# own files: its database, the upload slots' files, the worker pools' pipes.
+CONNECTIONS = 1000
+OWN_FILES = 256
+
+
+def _unit_setting(name: str) -> str:
+    (value,) = re.findall(rf"(?m)^{name}=(\S+)$", UNIT.read_text())
+    return value
+
+
+def test_the_unit_leaves_room_for_the_configured_memory_and_connections() -> None:
+    config = Config(data_dir=Path("/nonexistent"), keyring=Path("/nonexistent"))
+    bound = configured_memory_kib(config.max_concurrent_uploads,
+                                  config.max_concurrent_derivations,
+                                  config.max_concurrent_logins)
+    memory_max = _unit_setting("MemoryMax")
+    unit = {"K": 1, "M": 1024, "G": 1024 * 1024}[memory_max[-1]]
+    assert int(memory_max[:-1]) * unit >= bound, (memory_max, bound // 1024)
+    assert int(_unit_setting("LimitNOFILE")) >= CONNECTIONS + OWN_FILES
+
+
+def _decrypt(age: str, identity: Path, path: Path) -> bytes:
+    return subprocess.run([age, "-d", "-i", str(identity), str(path)],
+                          capture_output=True, check=True).stdout
+
+
+@pytest.mark.slow
+async def test_a_flood_of_submissions_and_logins_loses_nothing_received(
+        server: ServerProcess, age_binary: str) -> None:
+    assert server.proc is not None
+    config = Config.load(server.demo_dir / "intake-server.toml")
+    watch = TreeWatch(server.proc.pid)
+    sent, logins = await asyncio.gather(submission_flood(server, SUBMISSIONS),
+                                        login_flood(server, LOGINS))
+    # Intake is back as soon as the flood is over.
+    (after,) = await submission_flood(server, 1, big_every=1)
+    await watch.stop()
+
+    assert after.status == 200, after.status
+    received = [one for one in [*sent, after] if one.status == 200]
+    for one in sent:
+        assert f'<html lang="{one.lang}"' in one.page
+        if one.status == 200:
+            assert len(codename_from(one.page).split()) == 7
+        else:
+            assert one.status == 429, (one.status, one.page[:200])
+            assert BUSY_TITLE[one.lang] in one.page
+    assert set(logins) <= {403, 429}, set(logins)
+    print(f"\nflood: {len(sent)} reports at once, {len(received) - 1} received, "
+          f"{sum(one.status == 429 for one in sent)} busy; {len(logins)} logins, "
+          f"{logins.count(403)} derived; whole server at most "
+          f"{watch.peak_pss_kib // 1024} MiB PSS ({watch.peak_rss_kib // 1024} MiB RSS "
+          f"summed), server process {watch.peak_server_rss_kib // 1024} MiB, "
+          f"{watch.peak_processes} processes, {watch.peak_fds} open files; "
+          f"{watch.samples} samples")
+
+    # Nothing acknowledged is lost, and nothing else was kept.
+    paths = sorted(server.store_dir.iterdir())
+    assert len(paths) == 2 * len(received)
+    identity = server.identity("triage")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        plain = dict(zip((p.name.removesuffix(".age") for p in paths),
+                         pool.map(lambda p: _decrypt(age_binary, identity, p), paths),
+                         strict=True))
+    reports = {}
+    for data in plain.values():
+        with contextlib.suppress(ValueError):
+            doc = json.loads(data)
+            if isinstance(doc, dict) and doc.get("schema") == "amana.report":
+                reports[doc["answers"]["description"].split()[0]] = doc
+    for one in received:
+        doc = reports.get(one.marker)
+        assert doc is not None, f"{one.marker} was received and is gone"
+        (att,) = doc["attachments"]
+        assert (att["name"], att["sha256"], att["size"]) == \
+            (f"{one.marker}.bin", one.sha256, one.size)
+        assert hashlib.sha256(plain[att["file_id"]]).hexdigest() == one.sha256
+    assert list(server.incoming_dir.iterdir()) == []
+
+    # The whole server, worker pools included, within what its configuration allows.
+    bound = configured_memory_kib(config.max_concurrent_uploads,
+                                  config.max_concurrent_derivations,
+                                  config.max_concurrent_logins)
+    assert watch.peak_pss_kib <= bound, (watch.peak_pss_kib, bound)
+    stderr = server.stderr_path.read_text()
+    assert "Traceback" not in stderr
+    assert "internal error" not in stderr
