@@ -67,13 +67,14 @@ def _unit_setting(name: str) -> str:
 
 def test_the_unit_leaves_room_for_the_configured_memory_and_connections() -> None:
     config = Config(data_dir=Path("/nonexistent"), keyring=Path("/nonexistent"))
+    files = int(_unit_setting("LimitNOFILE"))
+    assert files >= CONNECTIONS + OWN_FILES
     bound = configured_memory_kib(config.max_concurrent_uploads,
                                   config.max_concurrent_derivations,
-                                  config.max_concurrent_logins)
+                                  config.max_concurrent_logins, connections=files)
     memory_max = _unit_setting("MemoryMax")
     unit = {"K": 1, "M": 1024, "G": 1024 * 1024}[memory_max[-1]]
     assert int(memory_max[:-1]) * unit >= bound, (memory_max, bound // 1024)
-    assert int(_unit_setting("LimitNOFILE")) >= CONNECTIONS + OWN_FILES
 
 
 def _decrypt(age: str, identity: Path, path: Path) -> bytes:
@@ -137,7 +138,7 @@ async def test_a_flood_of_submissions_and_logins_loses_nothing_received(
     # The whole server, worker pools included, within what its configuration allows.
     bound = configured_memory_kib(config.max_concurrent_uploads,
                                   config.max_concurrent_derivations,
-                                  config.max_concurrent_logins)
+                                  config.max_concurrent_logins, connections=CONNECTIONS)
     assert watch.peak_pss_kib <= bound, (watch.peak_pss_kib, bound)
     stderr = server.stderr_path.read_text()
     assert "Traceback" not in stderr

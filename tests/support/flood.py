@@ -28,23 +28,25 @@ BUSY_TITLE = {"en": "The server is busy", "ar": "الخادم مشغول", "fr":
 
 MiB = 1024 * 1024
 # What the server's process tree may hold, by configuration (docs/operations.md): the
-# server process itself (the interpreter, the app, its connections), the pieces of an
-# upload in flight for each slot (threat-model.md: about 8 MiB), and for each
-# Argon2id worker (codenames and logins) its work area and an interpreter of its own;
-# plus multiprocessing's resource tracker.
-SERVER_BASE_MIB = 128
+# server process itself (the interpreter and the app), the pieces of an upload in
+# flight for each slot (threat-model.md: about 8 MiB), what each open connection
+# costs it (the unit's LimitNOFILE bounds their number), and for each Argon2id worker
+# (codenames and logins) its work area and an interpreter of its own; plus
+# multiprocessing's resource tracker.
+SERVER_BASE_MIB = 96
 PER_UPLOAD_SLOT_MIB = 8
+PER_CONNECTION_KIB = 48
 WORKER_BASE_MIB = 32
 TRACKER_MIB = 16
 
 
 def configured_memory_kib(max_concurrent_uploads: int = 8, max_concurrent_derivations: int = 2,
-                          max_concurrent_logins: int = 1) -> int:
+                          max_concurrent_logins: int = 1, connections: int = 2048) -> int:
     """The bound docs/operations.md states for the whole server, in KiB."""
     workers = max_concurrent_derivations + max_concurrent_logins
     mib = (SERVER_BASE_MIB + max_concurrent_uploads * PER_UPLOAD_SLOT_MIB + TRACKER_MIB
            + workers * (ARGON2_MEMLIMIT // MiB + WORKER_BASE_MIB))
-    return mib * 1024
+    return mib * 1024 + connections * PER_CONNECTION_KIB
 
 
 @dataclass
