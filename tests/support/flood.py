@@ -19,12 +19,18 @@ from keys.codename import ARGON2_MEMLIMIT, generate_codename
 from support.procstat import sample_tree
 from support.server_process import CSRF_RE, ServerProcess
 
-__all__ = ["BUSY_TITLE", "LANGS", "Sent", "TreeWatch", "configured_memory_kib",
-           "login_flood", "submission_flood"]
+__all__ = ["BUSY_TITLE", "FULL_TITLE", "LANGS", "NOTHING_KEPT", "Sent", "TreeWatch",
+           "configured_memory_kib", "login_flood", "submission_flood"]
 
 LANGS = ("en", "ar", "fr")
 # The translated page a source gets when every upload slot and the queue are taken.
 BUSY_TITLE = {"en": "The server is busy", "ar": "الخادم مشغول", "fr": "Le serveur est occupé"}
+# The translated 503 page: over the quota, under the free-space floor, a full disk.
+FULL_TITLE = {"en": "Reports cannot be accepted right now",
+              "ar": "لا يمكن قبول البلاغات الآن",
+              "fr": "Les signalements ne peuvent pas être acceptés pour le moment"}
+NOTHING_KEPT = {"en": "Nothing was kept.", "ar": "لم يُحفظ أي شيء.",
+                "fr": "Rien n'a été conservé."}
 
 MiB = 1024 * 1024
 # What the server's process tree may hold, by configuration (docs/operations.md): the
