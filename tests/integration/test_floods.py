@@ -30,7 +30,7 @@ test_concurrent_quota.py.)
 
 Each received report costs two Argon2id runs (its codename), a second or more of a
 core, so what a flood can get through is what the codename workers derive: `make
-test` sends 8 reports at once beside 60 logins (about 15 s; all three Argon2id
+test` sends 6 reports at once beside 40 logins (about 15 s; all three Argon2id
 workers busy at once, the case the memory bound is about); `make soak` sends 1,000
 beside 500 (AMANA_SOAK_FLOOD_SUBMISSIONS, AMANA_SOAK_FLOOD_LOGINS), where all but
 the few dozen the workers serve in the queue's 30 s get the busy page.
@@ -67,8 +67,8 @@ from support.flood import (
 )
 from support.server_process import ServerProcess, free_port
 
-SUBMISSIONS = int(os.environ.get("AMANA_SOAK_FLOOD_SUBMISSIONS", "8"))
-LOGINS = int(os.environ.get("AMANA_SOAK_FLOOD_LOGINS", "60"))
+SUBMISSIONS = int(os.environ.get("AMANA_SOAK_FLOOD_SUBMISSIONS", "6"))
+LOGINS = int(os.environ.get("AMANA_SOAK_FLOOD_LOGINS", "40"))
 MiB = 1024 * 1024
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "intake-server.service"
 # Connections the unit must allow at once (each is an open file), beyond the server's
