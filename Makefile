@@ -44,9 +44,12 @@ typecheck: $(TEST_STAMP)
 check: lint typecheck test
 
 # The long versions of the attack and accident tests (docs/threat-model.md), for an
-# operator to run before an upgrade: 100 rounds of SIGKILL under load instead of 20.
+# operator to run before an upgrade: 100 rounds of SIGKILL under load instead of 20;
+# 1,000 reports at once beside 500 logins instead of 6 and 40.
 soak: $(TEST_STAMP)
 	AMANA_SOAK_ROUNDS=100 $(BIN)/python -m pytest tests/integration/test_crash_under_load.py
+	AMANA_SOAK_FLOOD_SUBMISSIONS=1000 AMANA_SOAK_FLOOD_LOGINS=500 \
+	    $(BIN)/python -m pytest tests/integration/test_floods.py
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py

@@ -243,22 +243,19 @@ async def _serve(config: Config, signing_key: SigningKey) -> None:
         for app, app_port in ((source, config.port), (staff, config.staff_port)):
             # 127.0.0.1 only, no access log. auto_decompress=False: a body is never
             # inflated below the application, which refuses coded bodies anyway
-            # (content_coding.py); every limit counts the bytes on the wire. On the
-            # source app, a connection must send a complete request head within
+            # (content_coding.py); every limit counts the bytes on the wire. On both
+            # apps, a connection must send a complete request head within
             # REQUEST_HEAD_SECONDS of opening (or of its previous answer): aiohttp's
             # keep-alive timeout is what closes a connection still waiting for one; and
             # after an answer to a body not read to its end, the rest is read and
             # discarded for LINGER_SECONDS at most, not aiohttp's 10 s (upload.py).
-            if app is source:
-                runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                       shutdown_timeout=5, auto_decompress=False,
-                                       keepalive_timeout=REQUEST_HEAD_SECONDS,
-                                       lingering_time=LINGER_SECONDS)
-            else:
-                # aiohttp's own connection timing: the staff app's requests are signed,
-                # and checked before any body is read.
-                runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                       shutdown_timeout=5, auto_decompress=False)
+            # The staff app the same: with aiohttp's own timing, a head dripped a byte
+            # at a time kept its connection for 75 s, and nothing at all bounded a
+            # signed body's pace (staff/app.py now holds it to pace.Pace).
+            runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                   shutdown_timeout=5, auto_decompress=False,
+                                   keepalive_timeout=REQUEST_HEAD_SECONDS,
+                                   lingering_time=LINGER_SECONDS)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, "127.0.0.1", app_port).start()

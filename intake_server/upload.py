@@ -16,14 +16,18 @@ that a real source needs (issue 13, item 14):
 - from the head on, the body must keep MIN_BYTES_PER_SECOND on average, after a
   grace of PACE_GRACE_SECONDS, counted in bytes the client has sent (received by the
   server, read or not) and checked by a timer, so that a client that sends nothing
-  is dropped as surely as one that trickles;
+  is dropped as surely as one that trickles. Only time the client could send counts:
+  not once its whole body has arrived, nor while the server holds as much of it
+  unread as it buffers (aiohttp then stops reading the connection, and the client
+  cannot send), as when the upload waits for a slot, the disk or its codename;
 - an upload slot (ratelimit.UploadSlots) is taken only when the upload is about to
   write: at its first file, or at the end for a report without one. With the slot,
   disk space for the whole declared body is reserved against the quota and the
   free-space floor (storage.Storage.begin), so that concurrent uploads cannot
   overshoot them together: an upload that would not fit is refused (503) before its
   files are read. An upload that finds every slot taken waits in a short queue
-  (QUEUE_SECONDS at most), its pace still checked.
+  (QUEUE_SECONDS at most, then 429 "busy"), its pace still checked as above: a
+  trickler loses its place, a source whose browser filled the buffers keeps it.
 
 Order matters: the CSRF token comes first, and a file part needs its recipients
 before its first byte can be encrypted.
@@ -32,7 +36,6 @@ before its first byte can be encrypted.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -46,6 +49,7 @@ from keys.keyring import Keyring
 from . import report as rpt
 from .config import Config
 from .forms import csrf_matches
+from .pace import MIN_BYTES_PER_SECOND, PACE_CREDIT_SECONDS, PACE_GRACE_SECONDS, Pace
 from .ratelimit import UploadSlots
 from .rendering import error_page
 from .report import FILE_FIELD, FormError
@@ -71,6 +75,7 @@ __all__ = [
     "R_TOO_LARGE",
     "R_TOO_MANY_FILES",
     "Limits",
+    "Pace",
     "guarded_upload",
     "partial_text",
     "parts",
@@ -85,14 +90,6 @@ CHUNK = 64 * 1024
 # 256 KiB per upload in flight is still a small, fixed bound. The encryptor cuts
 # them into 64 KiB age chunks.
 FILE_CHUNK = 256 * 1024
-# The pace a request body must keep: MIN_BYTES_PER_SECOND, far below any working Tor
-# circuit. A body starts with PACE_GRACE_SECONDS of credit (a browser sends the
-# first bytes with the head), and can bank at most PACE_CREDIT_SECONDS (the read
-# timeout's default): enough to ride out a stalled circuit, not enough to send a
-# lot at first and then trickle for days.
-MIN_BYTES_PER_SECOND = 1024
-PACE_GRACE_SECONDS = 5.0
-PACE_CREDIT_SECONDS = 120.0
 # The request line and headers: one Tor cell or two, so a few seconds are plenty.
 REQUEST_HEAD_SECONDS = 10.0
 # After answering a body that was not read to its end (refused, too slow), how long
@@ -107,8 +104,6 @@ QUEUE_SECONDS = 30.0
 # bytes per 64 KiB chunk, which the reservation covers with 1/1024 of the body. An
 # upload that writes more than it reserved is still held to the quota, byte by byte.
 RESERVE_OVERHEAD = 64 * 1024
-# How often, at least, the pace timer looks at a body that is keeping up.
-_PACE_RECHECK_SECONDS = 0.25
 # Text parts a well-formed form can produce (multi-valued fields included), with
 # room to spare; file parts are bounded by max_files on top.
 MAX_TEXT_PARTS = 200
@@ -129,27 +124,18 @@ R_SLOW = rpt.N_("The connection was too slow and the upload stopped. Nothing was
                 "Please try again.")
 
 
-class Limits:
+class Limits(Pace):
     """What one upload has used so far, checked against the config as it grows: its
-    size, its pace (a leaky bucket over the bytes the client has sent), and its slot.
-
-    Credit drains at MIN_BYTES_PER_SECOND and bytes received refill it, up to a cap;
-    a body out of credit is dropped (408). ``add`` checks it as the body is read, and
-    a timer (``watch``) checks it while the handler waits, for a part that never
-    comes as much as for a slot.
-    """
+    size, its pace (Pace), and its slot."""
 
     def __init__(self, config: Config, request: web.Request,
                  slots: UploadSlots | None = None) -> None:
+        super().__init__(request)
         self.cfg = config
         self.timeout = config.read_timeout_seconds
         self.total = 0
         self.files = 0
         self.parts = 0
-        self.credit = MIN_BYTES_PER_SECOND * PACE_GRACE_SECONDS
-        self.checked = time.monotonic()
-        self._content = request.content
-        self._received = self._content.total_bytes
         self._slots = slots
         self.admitted = False
         # Disk space reserved with the slot: the declared body (chunked: the most a
@@ -162,7 +148,6 @@ class Limits:
         # upload takes a slot or writes a byte. The text answers before it are read
         # (each within its own limit), only so that the form can be given back.
         self.declared_too_large = declared is not None and declared > config.max_submission_bytes
-        self._timer: asyncio.TimerHandle | None = None
 
     def add(self, n: int) -> None:
         """Count ``n`` bytes of the body (0 at a part boundary) and check the pace."""
@@ -172,42 +157,12 @@ class Limits:
         # The read timeout bounds the wait for each piece, not the pace: a client that
         # drips a few bytes (or empty parts) just inside it could hold a connection
         # and its slot for ever, and a handful of them every slot.
-        if self.standing() < 0:
+        if self.behind():
             raise FormError(408, R_SLOW)
 
     def too_large(self) -> None:
         raise FormError(413, R_TOO_LARGE, field=FILE_FIELD,
                         limit=self.cfg.max_submission_bytes)
-
-    def standing(self) -> float:
-        """The pace credit now, in bytes: below zero, the body has fallen behind."""
-        now = time.monotonic()
-        received = self._content.total_bytes
-        self.credit = min(self.credit - MIN_BYTES_PER_SECOND * (now - self.checked)
-                          + (received - self._received),
-                          MIN_BYTES_PER_SECOND * PACE_CREDIT_SECONDS)
-        self.checked, self._received = now, received
-        return self.credit
-
-    def watch(self, timeout: asyncio.Timeout) -> None:
-        """Enforce the pace while the handler waits: when the credit runs out,
-        ``timeout`` fires (the handler's TimeoutError, answered 408). Stops once the
-        client has sent the whole body, so that a report is never dropped while it
-        waits for its codename or the disk."""
-        loop = asyncio.get_running_loop()
-
-        def check() -> None:
-            self._timer = None
-            if self._content.is_eof():
-                return
-            credit = self.standing()
-            if credit < 0:
-                timeout.reschedule(loop.time())
-                return
-            wait = max(credit / MIN_BYTES_PER_SECOND, _PACE_RECHECK_SECONDS)
-            self._timer = loop.call_later(wait, check)
-
-        check()
 
     async def admit(self) -> None:
         """Take an upload slot before the first write, waiting in the queue for one
@@ -229,9 +184,7 @@ class Limits:
 
     def end(self) -> None:
         """The upload is over: stop the timer and give the slot back."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.stop()
         if self.admitted and self._slots is not None:
             self._slots.release()
         self.admitted = False

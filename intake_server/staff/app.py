@@ -30,6 +30,7 @@ from aiohttp import web
 
 from intake_server.config import Config
 from intake_server.content_coding import refuse_content_codings
+from intake_server.pace import Pace
 from intake_server.protocol_errors import install, secure
 from intake_server.storage import DiskFull, Storage, is_out_of_space, new_id
 from keys import fs
@@ -85,7 +86,9 @@ async def _errors(
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _json(exc.status, {"error": exc.reason})
+            response = _json(exc.status, {"error": exc.reason})
+            # A body not read to its end (too large, too slow) is not read further.
+            return _closing(response) if exc.status in (408, 413) else response
         raise
     except ConnectionError:
         # The transfer machine went away mid-body: not a failure of the server.
@@ -139,20 +142,34 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
     name = f"{new_id()}.bundle"
     digest = hashlib.sha256()
     size = 0
+    # The source app's pace floor (upload.Pace): a signed body that falls behind it,
+    # or sends nothing, is dropped (408) rather than holding its connection and its
+    # file here for as long as it likes.
+    pace = Pace(request)
     out = fs.create_exclusive(store.upload_dir, name)
     try:
         with out:
-            async for chunk in request.content.iter_chunked(64 * 1024):
-                size += len(chunk)
-                if size > _MAX_BODY:
-                    raise web.HTTPRequestEntityTooLarge(max_size=_MAX_BODY, actual_size=size)
-                digest.update(chunk)
-                out.write(chunk)
+            async with asyncio.timeout(None) as deadline:
+                pace.watch(deadline)
+                async for chunk in request.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > _MAX_BODY:
+                        raise web.HTTPRequestEntityTooLarge(max_size=_MAX_BODY,
+                                                            actual_size=size)
+                    if pace.behind():
+                        raise TimeoutError
+                    digest.update(chunk)
+                    out.write(chunk)
         if digest.hexdigest() != verified.body_sha256:
             raise web.HTTPBadRequest(reason="body does not match its signed hash")
+    except TimeoutError:
+        fs.safe_unlink(store.upload_dir, name)
+        raise web.HTTPRequestTimeout(reason="too slow") from None
     except BaseException:
         fs.safe_unlink(store.upload_dir, name)
         raise
+    finally:
+        pace.stop()
     return fs.safe_join(store.upload_dir, name)
 
 

@@ -8,7 +8,9 @@ Network: 127.0.0.1 only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,36 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mounts a small tmpfs of the given size ("8m") and returns where; unmounted at
+    the end. Mounting needs root (CI runs as root): elsewhere the test is skipped and
+    says why. As root, a mount that fails is a failure under REQUIRE_SYSTEM_TOOLS=1
+    (CI must run these), and a skip with the reason otherwise."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"tmpfs-{len(mounted)}"
+        point.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root; the injected errors of "
+                        "tests/intake_server/test_out_of_space.py cover each path")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700",
+                               "tmpfs", str(point)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            message = f"mounting a tmpfs failed as root ({done.stderr.strip()})"
+            if os.environ.get("REQUIRE_SYSTEM_TOOLS") == "1":
+                pytest.fail(f"{message}, and REQUIRE_SYSTEM_TOOLS=1 says it must work")
+            pytest.skip(message)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "--lazy", str(point)], check=False)
 
 
 # Chromium gets nothing but the test server: background services off, and any other

@@ -26,6 +26,7 @@ from yarl import URL
 from intake_server.forms import CSRF_COOKIE
 from intake_server.install import init_demo
 from support.checkback import codename_from
+from support.flood import LANGS, NOTHING_KEPT
 from support.server_process import ServerProcess, free_port
 
 MiB = 1024 * 1024
@@ -54,8 +55,8 @@ def small_quota_server(tmp_path: Path):  # type: ignore[no-untyped-def]
         proc.stop()
 
 
-async def _upload(port: int, cookie: str, csrf: str,
-                  all_started: asyncio.Barrier) -> tuple[str, bytes]:
+async def _upload(port: int, cookie: str, csrf: str, all_started: asyncio.Barrier,
+                  lang: str) -> tuple[str, bytes]:
     """("early", answer) if the server answered before the file was sent, else
     ("after", answer)."""
     fields = (("csrf", csrf), ("category", "spyware"), ("desks", "triage"))
@@ -65,7 +66,7 @@ async def _upload(port: int, cookie: str, csrf: str,
               f'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n')
     end = f"\r\n--{BOUNDARY}--\r\n".encode()
     length = len(start.encode()) + FILE_BYTES + len(end)
-    head = (f"POST /en/submit HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    head = (f"POST /{lang}/submit HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Cookie: {CSRF_COOKIE}={cookie}\r\nConnection: close\r\n"
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
             f"Content-Length: {length}\r\n\r\n").encode()
@@ -107,20 +108,22 @@ async def test_concurrent_uploads_share_the_quota_by_reservation(small_quota_ser
         csrf = await server.csrf(s)
         cookie = s.cookie_jar.filter_cookies(URL(server.url))[CSRF_COOKIE].value
     all_started = asyncio.Barrier(UPLOADS)
-    results = await asyncio.gather(*(_upload(server.port, cookie, csrf, all_started)
-                                     for _ in range(UPLOADS)))
+    langs = [LANGS[i % len(LANGS)] for i in range(UPLOADS)]
+    results = await asyncio.gather(*(_upload(server.port, cookie, csrf, all_started, lang)
+                                     for lang in langs))
     received = [a for when, a in results if a.startswith(b"HTTP/1.1 200 ")]
-    refused = [(when, a) for when, a in results if not a.startswith(b"HTTP/1.1 200 ")]
+    refused = [(when, a, lang) for (when, a), lang in zip(results, langs, strict=True)
+               if not a.startswith(b"HTTP/1.1 200 ")]
     summary = [(when, a[:12]) for when, a in results]
     # Exactly the uploads that fit were received, with a codename each...
     assert len(received) == 4, summary
     for answer in received:
         assert len(codename_from(answer.decode("utf-8", "replace")).split()) == 7
-    # ...and every other one was refused with the translated 503, before its file.
-    for when, answer in refused:
+    # ...and every other one was refused with the 503 in its language, before its file.
+    for when, answer, lang in refused:
         assert when == "early", summary
         assert answer.startswith(b"HTTP/1.1 503 "), summary
-        assert b"Nothing was kept" in answer
+        assert NOTHING_KEPT[lang].encode() in answer
     assert len(list(server.store_dir.iterdir())) == 4 * 2  # an attachment + a report each
     # The space held for them was given back: another report fits beside the four.
     async with server.session() as s:

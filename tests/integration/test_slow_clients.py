@@ -11,8 +11,15 @@ Content-Length) and then nothing; and a real form whose fields and file part sta
 come at once and whose file then drips at 100 B/s (these take every upload slot and
 fill the queue). While they are all connected, a source sends a report with a 1 MiB
 attachment: it must get its codename within 10 s. Every slow client must have been
-dropped within the times docs/server.md states. 127.0.0.1 only; every loop is
-bounded, and the test takes about 20 s.
+dropped within the times docs/server.md states, and the server process's memory and
+open files stay within what docs/operations.md states for it.
+
+The staff app the same way (issue 18): a request head dripped at a byte a second, a
+signed head and then nothing, a signed bundle dripped at 100 B/s; meanwhile a source
+sends a 1 MiB report and the transfer machine downloads it, within 10 s in all. It used to
+keep all of them for as long as they cared to stay (aiohttp's 75 s keep-alive for
+the head, no limit at all on a signed body). 127.0.0.1 only; every loop is bounded,
+and each test takes about 20 s.
 """
 
 from __future__ import annotations
@@ -25,14 +32,20 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from intake_server.config import Config
 from intake_server.forms import CSRF_COOKIE
+from intake_server.operator import add_transfer_key
 from intake_server.upload import (
     LINGER_SECONDS,
     MIN_BYTES_PER_SECOND,
     PACE_GRACE_SECONDS,
     REQUEST_HEAD_SECONDS,
 )
+from keys.request_auth import sign_request
+from keys.signing import SigningKey
 from support.checkback import codename_from
+from support.procstat import fd_count, sample_tree
+from support.server_process import ServerProcess, free_port
 
 SLOW_CLIENTS = 200
 BODY_DRIP_BYTES_PER_SECOND = 100
@@ -40,6 +53,15 @@ SOURCE_SECONDS = 10.0
 # The machine is shared by several test runs: what the server states, plus this.
 SLACK_SECONDS = 3.0
 BOUNDARY = "slowclientboundary"
+# What docs/operations.md states for the server process with 200 slow connections:
+# its RSS, and its open files beyond those it had before they came: a socket each,
+# a few for the upload slots' files, and on the staff app a file in staff-incoming/
+# for each signed body being received.
+MAX_SERVER_RSS_KIB = 160 * 1024
+MAX_EXTRA_FDS = SLOW_CLIENTS + 32
+MAX_EXTRA_FDS_STAFF = 2 * SLOW_CLIENTS + 32
+# Once they are all dropped, what is left open beyond the start.
+MAX_LEFT_FDS = 8
 
 
 def _head(port: int, cookie: str, length: int) -> bytes:
@@ -131,6 +153,8 @@ async def _codename_reserve_ready(server) -> None:
 
 async def test_slow_clients_do_not_keep_a_source_out(server) -> None:
     await _codename_reserve_ready(server)
+    assert server.proc is not None
+    fds_before = fd_count(server.proc.pid)
     async with server.session() as s:
         csrf = await server.csrf(s)
         cookie = s.cookie_jar.filter_cookies(URL(server.url))[CSRF_COOKIE].value
@@ -151,6 +175,7 @@ async def test_slow_clients_do_not_keep_a_source_out(server) -> None:
     slow = asyncio.gather(*(c.run(server.port, give_up) for c in clients))
     # By now the body drippers hold every slot and fill the queue.
     await asyncio.sleep(3.0)
+    watch = _Watch(server.proc.pid)
 
     began = time.monotonic()
     async with server.session() as s:
@@ -170,6 +195,8 @@ async def test_slow_clients_do_not_keep_a_source_out(server) -> None:
     assert took < SOURCE_SECONDS
 
     await asyncio.wait_for(slow, timeout=give_up + SLACK_SECONDS)
+    watch.stop()
+    _assert_dropped_and_bounded(server.proc.pid, watch, fds_before)
     # What docs/server.md states: a head must be complete REQUEST_HEAD_SECONDS after
     # the connection opened; a body must keep MIN_BYTES_PER_SECOND on average after a
     # grace of PACE_GRACE_SECONDS, so nothing at all is answered 408 after the grace,
@@ -195,3 +222,123 @@ async def test_slow_clients_do_not_keep_a_source_out(server) -> None:
     for c in clients:
         if c.kind != "head-drip":
             assert c.answer.startswith((b"HTTP/1.1 408 ", b"HTTP/1.1 429 ")), c.answer[:40]
+
+
+class _Watch:
+    """Samples the server's RSS and open files every 0.2 s until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak_rss_kib = 0
+        self.peak_fds = 0
+        self._pid = pid
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:  # until stop() cancels it
+            sample = sample_tree(self._pid)
+            self.peak_rss_kib = max(self.peak_rss_kib, sample.server_rss_kib)
+            self.peak_fds = max(self.peak_fds, sample.server_fds)
+            await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def _assert_dropped_and_bounded(pid: int, watch: _Watch, fds_before: int,
+                                extra_fds: int = MAX_EXTRA_FDS) -> None:
+    print(f"\nserver: RSS at most {watch.peak_rss_kib // 1024} MiB, open files "
+          f"{fds_before} -> at most {watch.peak_fds}, {fd_count(pid)} after")
+    assert watch.peak_rss_kib < MAX_SERVER_RSS_KIB, watch.peak_rss_kib
+    assert watch.peak_fds <= fds_before + extra_fds, (fds_before, watch.peak_fds)
+    # Every slow connection is closed: the files the server keeps open are back.
+    assert fd_count(pid) <= fds_before + MAX_LEFT_FDS, (fds_before, fd_count(pid))
+
+
+STAFF_PATH = "/v1/desks/triage/acks"
+
+
+def _signed_head(key: SigningKey, port: int, length: int) -> bytes:
+    headers = sign_request(key, method="POST", path=STAFF_PATH, desk="triage",
+                           body_sha256="0" * 64)
+    return (f"POST {STAFF_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "Content-Type: application/octet-stream\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+async def test_slow_clients_do_not_keep_the_transfer_machine_out(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, free_port())
+    server.start()  # creates the demo installation
+    server.stop()
+    key = SigningKey.generate()  # a transfer machine's credential, as a thief has it
+    add_transfer_key(Config.load(server.demo_dir / "intake-server.toml"), "triage",
+                     str(key.verify_key))
+    server.start()
+    try:
+        assert server.proc is not None
+        fds_before = fd_count(server.proc.pid)
+        port = server.staff_port
+        plans = {
+            "head-drip": lambda: [(_signed_head(key, port, 10**6)[:60] * 2, 1)],
+            "signed-head-then-nothing": lambda: [(_signed_head(key, port, 10**6), None)],
+            "signed-body-drip": lambda: [(_signed_head(key, port, 10**6), None),
+                                         (b"x" * 4000, BODY_DRIP_BYTES_PER_SECOND)],
+        }
+        kinds = list(plans)
+        clients = [SlowClient(kinds[i % 3], plans[kinds[i % 3]]())
+                   for i in range(SLOW_CLIENTS)]
+        give_up = REQUEST_HEAD_SECONDS + LINGER_SECONDS + 2 * SLACK_SECONDS
+        slow = asyncio.gather(*(c.run(port, give_up) for c in clients))
+        await asyncio.sleep(1.0)
+        watch = _Watch(server.proc.pid)
+
+        # Meanwhile a source sends a 1 MiB report, and the transfer machine fetches it.
+        began = time.monotonic()
+        async with server.session() as s:
+            csrf = await server.csrf(s)
+            data = aiohttp.FormData()
+            for name, value in (("csrf", csrf), ("category", "spyware"),
+                                ("desks", "triage")):
+                data.add_field(name, value)
+            data.add_field("files", os.urandom(1024 * 1024), filename="evidence.bin")
+            async with s.post("/en/submit", data=data) as resp:
+                assert resp.status == 200
+        path = "/v1/desks/triage/bundle?after=0"
+        async with aiohttp.ClientSession() as s, s.get(
+                f"http://127.0.0.1:{port}{path}",
+                headers=sign_request(key, method="GET", path=path, desk="triage"),
+                timeout=aiohttp.ClientTimeout(total=SOURCE_SECONDS)) as resp:
+            status = resp.status
+            bundle = await resp.read()
+        took = time.monotonic() - began
+        assert status == 200, (status, took)
+        assert len(bundle) > 1024 * 1024  # the report's attachment, as ciphertext
+        assert took < SOURCE_SECONDS
+
+        await asyncio.wait_for(slow, timeout=give_up + SLACK_SECONDS)
+        watch.stop()
+        _assert_dropped_and_bounded(server.proc.pid, watch, fds_before,
+                                    MAX_EXTRA_FDS_STAFF)
+    finally:
+        server.stop()
+    floor = MIN_BYTES_PER_SECOND
+    stated = {
+        "head-drip": REQUEST_HEAD_SECONDS,
+        "signed-head-then-nothing": PACE_GRACE_SECONDS + LINGER_SECONDS,
+        "signed-body-drip": PACE_GRACE_SECONDS * floor
+        / (floor - BODY_DRIP_BYTES_PER_SECOND) + LINGER_SECONDS,
+    }
+    print(f"source and transfer machine: a 1 MiB report sent and exported in {took:.2f}s "
+          f"among {SLOW_CLIENTS} slow clients of the staff app")
+    for kind, limit in stated.items():
+        mine = [c for c in clients if c.kind == kind]
+        kept = [c for c in mine if c.dropped_after is None]
+        assert not kept, f"{len(kept)} {kind} clients were never dropped"
+        worst = max(c.dropped_after or 0.0 for c in mine)
+        print(f"staff {kind}: {len(mine)} dropped after at most {worst:.1f}s "
+              f"(stated {limit:.1f}s)")
+        assert worst <= limit + SLACK_SECONDS, (kind, worst, limit)
+        if kind != "head-drip":
+            for c in mine:
+                assert c.answer.startswith(b"HTTP/1.1 408 "), c.answer[:40]
+    assert "Traceback" not in server.stderr_path.read_text()
