@@ -170,7 +170,10 @@ class IndicatorIndex:
 
     def _match_name(self, name: str, candidate: str, where: Location,
                     how: MatchHow) -> list[Match]:
-        found = [Match(i, candidate, where, how) for i in self.hosts.get(name, ())]
+        hits = self.hosts.get(name)
+        found = [Match(i, candidate, where, how) for i in hits] if hits else []
+        if name.count(".") < 2:
+            return found  # no parent below the top-level domain to probe
         labels = name.split(".")
         registrable: str | None = None
         for start in range(1, len(labels) - 1):
@@ -193,7 +196,8 @@ class IndicatorIndex:
 
     def _match_url(self, normalised: str, where: Location,
                    host: str | None = None) -> list[Match]:
-        found = [Match(i, normalised, where) for i in self.urls.get(normalised, ())]
+        hits = self.urls.get(normalised)
+        found = [Match(i, normalised, where) for i in hits] if hits else []
         if host is None:
             host = url_host(normalised)
         if host is not None and self.hosts:
