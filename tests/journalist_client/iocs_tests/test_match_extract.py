@@ -23,7 +23,7 @@ from journalist_client.iocs import (
 )
 from journalist_client.iocs.extract import MAX_TEXT_CHARS
 from journalist_client.iocs.normalise import normalise_domain, normalise_url_and_host
-from support.iocs import bundle
+from support.iocs import SHARED_FILES, bundle, shared_bundle
 
 # The module, not the function of the same name the package exports.
 extract_module = importlib.import_module("journalist_client.iocs.extract")
@@ -292,3 +292,14 @@ def test_normal_urls_take_the_short_cut_to_the_same_result(url: str) -> None:
     for scheme in ("http://", "https://"):
         assert (normalise_url_and_host(scheme + url)
                 == normalise_module._normalise_url_and_host((scheme + url).strip()))
+
+
+def test_building_the_index_equals_adding_one_indicator_at_a_time() -> None:
+    # build() makes the host table in one step when no two hosts share a value; with a
+    # shared value (the second list) every indicator goes through add().
+    every = [i for name in SHARED_FILES for i in shared_bundle(name).indicators]
+    for indicators in (every, every + every[:5]):
+        added = IndicatorIndex()
+        for indicator in indicators:
+            added.add(indicator)
+        assert IndicatorIndex.build(iter(indicators)) == added
