@@ -28,6 +28,9 @@ __all__ = ["ArrayStream", "Readable", "StrictJsonError", "loads", "reject_consta
 
 CHUNK_BYTES: Final = 4 * 1024 * 1024
 _WS: Final = re.compile(r"[ \t\n\r]*")
+# At most this much text per batch: its decoded objects (about eight times the text)
+# are then still in the processor's cache when the caller reads them.
+BATCH_CHARS = 64 * 1024
 # Fewer characters left than this in the buffer: read more before cutting a batch.
 _MIN_BATCH_CHARS: Final = 256 * 1024
 
@@ -239,7 +242,7 @@ class ArrayStream:
         buf, pos = self._buf, self._pos
         if pos <= self._unbatchable:
             return None
-        cut = buf.rfind("}", pos)
+        cut = buf.rfind("}", pos, pos + BATCH_CHARS)
         for _ in range(2):
             if cut <= pos:
                 break

@@ -528,8 +528,10 @@ class _Loader:
                                      zip(*rows, strict=True), strict=True):
                 column.extend(cells)  # type: ignore[attr-defined]
 
-    def _families(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-        """Indicator id -> family name, and family name -> its references, MVT's way."""
+    def _families(self) -> tuple[Callable[[Iterable[str]], list[str]],
+                                 dict[str, tuple[str, ...]]]:
+        """The family of each of some indicator ids, and family name -> its references,
+        MVT's way."""
         names: dict[str, str] = {}
         refs: dict[str, tuple[str, ...]] = {}
         for obj in self.collections + self.reports:
@@ -537,12 +539,16 @@ class _Loader:
             names[obj["id"]] = name if isinstance(name, str) and name else obj["id"]
             refs.setdefault(names[obj["id"]], _references(obj))
         links = self.links
-        if names.keys() >= set(links.values()):
-            # Every relationship names a known malware (the usual file): one C loop.
-            family_of = dict(zip(links, map(names.__getitem__, links.values()), strict=True))
-        else:
-            family_of = {source: names[target] for source, target in links.items()
-                         if target in names}
+        if not self.more_links and not self.reports:
+            # The usual file: an indicator's family is its one relationship's malware
+            # (or none), looked up in C for each id rather than made into a new table.
+            name_of: Callable[..., str] = names.get  # None (no link) gives the default
+
+            def through_links(ids: Iterable[str]) -> list[str]:
+                return list(map(name_of, map(links.get, ids), repeat(DEFAULT_FAMILY)))
+            return through_links, refs
+        family_of = {source: names[target] for source, target in links.items()
+                     if target in names}
         for source, targets in self.more_links.items():
             if source not in family_of:
                 known = [t for t in targets if t in names]
@@ -555,14 +561,21 @@ class _Loader:
                 for member in members:
                     if isinstance(member, str):
                         family_of[member] = names[obj["id"]]
-        return family_of, refs
+
+        def from_table(ids: Iterable[str]) -> list[str]:
+            return list(map(family_of.get, ids, repeat(DEFAULT_FAMILY)))
+        return from_table, refs
 
     def finish(self) -> IndicatorFile:
-        family_of, family_refs = self._families()
-        self.links.clear()
+        families_of, family_refs = self._families()
         source_file = self.source_file
         kinds, values, keys, ids, refs = self.kinds, self.values, self.keys, self.ids, self.refs
-        families = list(map(family_of.get, ids, repeat(DEFAULT_FAMILY)))
+        families = families_of(ids)
+        set_aside = self.set_aside
+        unsupported = tuple(map(Unsupported, *zip(*set_aside, strict=True),
+                                families_of(i for i, _, _ in set_aside),
+                                repeat(source_file))) if set_aside else ()
+        self.links.clear()
         # MVT de-duplicates values within a collection (kind and family); so do we,
         # keeping the first. Without a duplicate (the usual case, checked at C speed)
         # every record is kept, in order, and the indicators are made in one pass.
@@ -570,7 +583,9 @@ class _Loader:
             distinct = len(set(values))
         else:
             distinct = len(set(zip(kinds, families, values, strict=True)))
-        more = list(map(family_refs.get, families, repeat(())))
+        more: Iterable[tuple[str, ...]] = repeat(())  # no references anywhere: the usual file
+        if any(family_refs.values()):
+            more = list(map(family_refs.get, families, repeat(())))
         if any(refs):
             more = list(map(operator.add, refs, more))
         if distinct == len(values):
@@ -582,16 +597,13 @@ class _Loader:
         else:
             indicators = []
             seen: set[tuple[Kind, str, str]] = set()
-            for record in zip(kinds, families, values, ids, keys, more, strict=True):
+            for record in zip(kinds, families, values, ids, keys, more, strict=False):
                 kind, family, value, indicator_id, key, references = record
                 if (kind, family, value) in seen:
                     continue
                 seen.add((kind, family, value))
                 indicators.append(Indicator(kind, value, family, source_file, indicator_id,
                                             key, references))
-        for column in (kinds, values, keys, ids, refs, families, more):
+        for column in (kinds, values, keys, ids, refs, families):
             column.clear()
-        unsupported = tuple(
-            Unsupported(i, pattern, reason, family_of.get(i, DEFAULT_FAMILY), source_file)
-            for i, pattern, reason in self.set_aside)
         return IndicatorFile(source_file, tuple(indicators), unsupported)
