@@ -179,8 +179,12 @@ def _phone(raw: str) -> str | None:
     return "+" + international if 8 <= len(international) <= 15 else None
 
 
-def extract(text: str) -> list[Candidate]:
-    """Every candidate in ``text``, in order of kind then position, without repeats."""
+def extract(text: str, *, phones: bool = True) -> list[Candidate]:
+    """Every candidate in ``text``, in order of kind then position, without repeats.
+
+    ``phones=False`` leaves phone numbers out (the matcher, which has no indicator
+    kind to look them up in, saves that search).
+    """
     if len(text) > MAX_TEXT_CHARS:
         raise ExtractError(f"text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
     prepared = _prepare(text)
@@ -228,7 +232,7 @@ def extract(text: str) -> list[Candidate]:
     for m in _HASH.finditer(prepared):
         if len(m.group()) in _HASH_LENGTHS:
             add(CandidateKind.HASH, m.group().lower(), m.group())
-    for m in _PHONE.finditer(prepared):
+    for m in _PHONE.finditer(prepared) if phones else ():
         raw = m.group()
         if _IPV4.fullmatch(raw.strip()):
             continue

@@ -303,3 +303,11 @@ def test_building_the_index_equals_adding_one_indicator_at_a_time() -> None:
         for indicator in indicators:
             added.add(indicator)
         assert IndicatorIndex.build(iter(indicators)) == added
+
+
+@settings(max_examples=200, deadline=None)
+@given(_URL_TEXTS)
+def test_without_phones_extract_gives_the_rest_unchanged(text: str) -> None:
+    # scan_text asks for no phone numbers: nothing else may change.
+    assert extract(text, phones=False) == [
+        c for c in extract(text) if c.kind is not CandidateKind.PHONE]
