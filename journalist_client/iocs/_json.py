@@ -232,23 +232,26 @@ class ArrayStream:
         these are its elements; if the "}" was inside an element (a nested object, a
         string), the text is not valid and the elements are taken one at a time up to
         that point. A duplicate key or a constant in the text is in the real document
-        too, and raises. Once the whole rest of the file is in the buffer, a "}" that
-        a "]" follows is a cut too (the same argument: after the elements decoded, the
-        real array's next character is its "]"), so the last chunk is not taken one
-        element at a time. The delimiter after the cut is left for the caller to read.
+        too, and raises. Once the whole rest of the file is in the buffer and within
+        one batch's length, a "}" that a "]" follows is a cut too (the same argument:
+        after the elements decoded, the real array's next character is its "]"), so
+        the array's last elements are not taken one at a time. (Only then: elsewhere
+        such a "}" is most often inside an element, a nested list of objects.) The
+        delimiter after the cut is left for the caller to read.
         """
         if len(self._buf) - self._pos < _MIN_BATCH_CHARS and not self._eof:
             self._fill()
         buf, pos = self._buf, self._pos
         if pos <= self._unbatchable:
             return None
+        at_end = self._eof and len(buf) - pos <= BATCH_CHARS
         cut = buf.rfind("}", pos, pos + BATCH_CHARS)
         for _ in range(2):
             if cut <= pos:
                 break
             delimiter = _WS.match(buf, cut + 1).end()  # type: ignore[union-attr]
             if delimiter < len(buf) and (buf[delimiter] == ","
-                                         or (self._eof and buf[delimiter] == "]")):
+                                         or (at_end and buf[delimiter] == "]")):
                 try:
                     values: list[Any] = _DECODER.decode("[" + buf[pos:cut + 1] + "]")
                 except (json.JSONDecodeError, RecursionError):
