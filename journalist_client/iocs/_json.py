@@ -28,6 +28,9 @@ __all__ = ["ArrayStream", "Readable", "StrictJsonError", "loads", "reject_consta
 
 CHUNK_BYTES: Final = 4 * 1024 * 1024
 _WS: Final = re.compile(r"[ \t\n\r]*")
+# At most this much text per batch: its decoded objects (about eight times the text)
+# are then still in the processor's cache when the caller reads them.
+BATCH_CHARS = 64 * 1024
 # Fewer characters left than this in the buffer: read more before cutting a batch.
 _MIN_BATCH_CHARS: Final = 256 * 1024
 
@@ -110,12 +113,19 @@ class ArrayStream:
         if self._eof:
             return False
         chunk = self._stream.read(CHUNK_BYTES)
+        at_end = not chunk
+        if chunk and len(chunk) < CHUNK_BYTES:
+            # A short read is most often the end of the file: one more read says so now,
+            # so that the last chunk is known to be the last (see _batch).
+            more = self._stream.read(CHUNK_BYTES - len(chunk))
+            at_end = not more
+            chunk += more
         pending = len(self._utf8.getstate()[0])
         self.bytes_read += len(chunk)
         if self.bytes_read > self._max_bytes:
             raise StrictJsonError(f"larger than the {self._max_bytes:,}-byte limit")
         try:
-            text = self._utf8.decode(chunk, final=not chunk)
+            text = self._utf8.decode(chunk, final=at_end)
         except UnicodeDecodeError as exc:
             raise StrictJsonError(
                 f"not UTF-8 (byte {self.bytes_read - len(chunk) - pending + exc.start})"
@@ -126,7 +136,7 @@ class ArrayStream:
             self._unbatchable -= self._pos
             self._pos = 0
         self._buf += text
-        self._eof = not chunk
+        self._eof = at_end
         if self._on_read is not None and chunk:
             self._on_read(len(chunk))
         return True
@@ -208,13 +218,9 @@ class ArrayStream:
             return
         while True:
             batch = self._batch()
-            if batch is not None:
-                yield batch
-                continue
-            yield [self._value()]
+            yield [self._value()] if batch is None else batch
             if self._expect(",]", "',' delimiter") == "]":
                 return
-            self._peek()
 
     def _batch(self) -> list[Any] | None:
         """The buffer's whole elements decoded in one call, or None (then one at a time).
@@ -226,26 +232,32 @@ class ArrayStream:
         these are its elements; if the "}" was inside an element (a nested object, a
         string), the text is not valid and the elements are taken one at a time up to
         that point. A duplicate key or a constant in the text is in the real document
-        too, and raises.
+        too, and raises. Once the whole rest of the file is in the buffer and within
+        one batch's length, a "}" that a "]" follows is a cut too (the same argument:
+        after the elements decoded, the real array's next character is its "]"), so
+        the array's last elements are not taken one at a time. (Only then: elsewhere
+        such a "}" is most often inside an element, a nested list of objects.) The
+        delimiter after the cut is left for the caller to read.
         """
         if len(self._buf) - self._pos < _MIN_BATCH_CHARS and not self._eof:
             self._fill()
         buf, pos = self._buf, self._pos
         if pos <= self._unbatchable:
             return None
-        cut = buf.rfind("}", pos)
+        at_end = self._eof and len(buf) - pos <= BATCH_CHARS
+        cut = buf.rfind("}", pos, pos + BATCH_CHARS)
         for _ in range(2):
             if cut <= pos:
                 break
-            comma = _WS.match(buf, cut + 1).end()  # type: ignore[union-attr]
-            if comma < len(buf) and buf[comma] == ",":
+            delimiter = _WS.match(buf, cut + 1).end()  # type: ignore[union-attr]
+            if delimiter < len(buf) and (buf[delimiter] == ","
+                                         or (at_end and buf[delimiter] == "]")):
                 try:
                     values: list[Any] = _DECODER.decode("[" + buf[pos:cut + 1] + "]")
                 except (json.JSONDecodeError, RecursionError):
                     self._unbatchable = cut
                     return None
-                self._pos = comma + 1
-                self._peek()
+                self._pos = delimiter
                 return values
             cut = buf.rfind("}", pos, cut)
         return None

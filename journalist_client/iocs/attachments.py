@@ -36,9 +36,9 @@ import hashlib
 import io
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
+from operator import itemgetter
 from typing import Any
 
 from journalist_client.iocs import _json as strict_json
@@ -189,21 +189,30 @@ def _load_json(data: bytes) -> Any:
         raise _JsonError(str(exc)) from None
 
 
-def _strings(value: Any, limit: int) -> Iterator[tuple[str, str]]:
-    """(JSON pointer, string) for every string in ``value``, keys' values only, bounded."""
+def _strings(value: Any, limit: int) -> list[tuple[str, str]]:
+    """(JSON pointer, string) for every string in ``value``, keys' values only, bounded.
+
+    In document order; the whole document's root is "/". A list, not a generator: an
+    MVT folder holds tens of thousands of strings, and a generator step each cost
+    more than the walk itself.
+    """
+    found: list[tuple[str, str]] = []
+    keep = found.append
     stack: list[tuple[str, Any]] = [("", value)]
+    pop, push = stack.pop, stack.extend
     nodes = 0
     while stack:
-        pointer, node = stack.pop()
+        pointer, node = pop()
         nodes += 1
         if nodes > limit:
             raise _JsonError(f"more than {limit} JSON values")
         if isinstance(node, str):
-            yield pointer, node
+            keep((pointer or "/", node))
         elif isinstance(node, dict):
-            stack.extend((f"{pointer}/{k}", v) for k, v in reversed(list(node.items())))
+            push(reversed([(f"{pointer}/{k}", v) for k, v in node.items()]))
         elif isinstance(node, list):
-            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(node))))
+            push(reversed([(f"{pointer}/{i}", v) for i, v in enumerate(node)]))
+    return found
 
 
 # --- the scanner ---------------------------------------------------------------
@@ -322,14 +331,17 @@ class _Scanner:
     def records(self, document: Any, where: Location) -> None:
         """Re-match structured data: each string whole, then as text."""
         try:
-            strings = [(pointer or "/", value)
-                       for pointer, value in _strings(document, self.limits.max_json_nodes)]
+            strings = _strings(document, self.limits.max_json_nodes)
         except _JsonError as exc:
             self.problem(where, str(exc))
             return
+        # Records repeat values (the same message, date, app): each distinct one is
+        # asked once whether it could match; usually none can.
         could_match = self.index.could_match_value
-        for pointer, value in strings:
-            if could_match(value.strip()):
+        candidates = {value for value in set(map(itemgetter(1), strings))
+                      if could_match(value.strip())}
+        for pointer, value in strings if candidates else ():
+            if value in candidates:
                 self.result.matches += self.index.match_value(value, where.inside(pointer))
         batch: list[tuple[str, str]] = []
         size = 0

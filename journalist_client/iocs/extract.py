@@ -25,7 +25,6 @@ STIX key MVT understands holds one, so the matcher does not look them up.
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 import re
 import unicodedata
@@ -143,7 +142,12 @@ def _prepare(text: str) -> str:
     text = _SPECIAL.sub(lambda m: _TRANSLATE[ord(m.group())] or "", text)
     text = unicodedata.normalize("NFKC", text)
     text = _SCRIPT_BREAK.sub(_script_break, text)
-    if "//" in text:
+    # Each "//" a scheme match ends with is counted once by str.count (a ":" or "]" is
+    # before it); if every one belongs to a plain "http://" or "https://", which the
+    # substitution leaves as they are, there is nothing to substitute (most texts with
+    # links, and every device record).
+    slashes = text.count("//")
+    if slashes and slashes != text.count("http://") + text.count("https://"):
         text = _SCHEME.sub(_scheme, text)
     if "[" in text or "(" in text or "{" in text:
         text = _unbracket(text)
@@ -175,17 +179,12 @@ def _phone(raw: str) -> str | None:
     return "+" + international if 8 <= len(international) <= 15 else None
 
 
-def _inside(spans: list[tuple[int, int]], position: int) -> bool:
-    """Whether ``position`` falls in one of the sorted, disjoint ``spans``."""
-    at = bisect.bisect_right(spans, (position, _END)) - 1
-    return at >= 0 and spans[at][0] <= position < spans[at][1]
+def extract(text: str, *, phones: bool = True) -> list[Candidate]:
+    """Every candidate in ``text``, in order of kind then position, without repeats.
 
-
-_END = 2**63
-
-
-def extract(text: str) -> list[Candidate]:
-    """Every candidate in ``text``, in order of kind then position, without repeats."""
+    ``phones=False`` leaves phone numbers out (the matcher, which has no indicator
+    kind to look them up in, saves that search).
+    """
     if len(text) > MAX_TEXT_CHARS:
         raise ExtractError(f"text of {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
     prepared = _prepare(text)
@@ -206,10 +205,24 @@ def extract(text: str) -> list[Candidate]:
     for m in _EMAIL.finditer(prepared) if "@" in prepared else ():
         domain = normalise_domain(m.group(2))
         add(CandidateKind.EMAIL, f"{m.group(1).lower()}@{domain}" if domain else None, m.group())
-    for m in _DOMAIN.finditer(prepared):
-        if _inside(url_spans, m.start()):
-            continue  # a URL's host: the matcher checks it as part of the URL
-        add(CandidateKind.DOMAIN, normalise_domain(m.group(1)), m.group(1))
+    # Names outside URLs (a URL's host is checked as part of the URL). One finditer
+    # pass would also match inside every URL, only to drop those matches; instead
+    # each stretch between two URLs is searched on its own, and only if it holds a
+    # dot. This finds the same names: a match starting inside a URL ends by the URL's
+    # end (no character that ends a URL can be in a name); the first match at or after
+    # a position does not depend on where the search started (look-behinds see the
+    # text before it); and a name starting before a URL has its first dot before the
+    # URL too (a URL begins with letters and ":", which no label or dot crosses).
+    search = _DOMAIN.search
+    position = 0
+    for start, end in (*url_spans, (len(prepared), len(prepared))):
+        if prepared.find(".", position, start) != -1:
+            hit = search(prepared, position)
+            while hit is not None and hit.start() < start:
+                add(CandidateKind.DOMAIN, normalise_domain(hit.group(1)), hit.group(1))
+                position = hit.end()
+                hit = search(prepared, position)
+        position = max(position, end)
     for m in _IPV4.finditer(prepared):
         try:
             address = str(ipaddress.IPv4Address(m.group()))
@@ -219,7 +232,7 @@ def extract(text: str) -> list[Candidate]:
     for m in _HASH.finditer(prepared):
         if len(m.group()) in _HASH_LENGTHS:
             add(CandidateKind.HASH, m.group().lower(), m.group())
-    for m in _PHONE.finditer(prepared):
+    for m in _PHONE.finditer(prepared) if phones else ():
         raw = m.group()
         if _IPV4.fullmatch(raw.strip()):
             continue

@@ -33,8 +33,11 @@ caller's :class:`Location`: where in the report the candidate was.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import itemgetter
 from typing import Literal
 
 import ahocorasick
@@ -53,6 +56,7 @@ MatchHow = Literal["exact", "subdomain", "url-host", "path-prefix", "basename",
 DEVICE_KINDS = frozenset({Kind.PROCESS, Kind.FILE_NAME, Kind.FILE_PATH, Kind.APP_ID,
                           Kind.APP_CERT, Kind.PROFILE_ID, Kind.ANDROID_PROPERTY})
 
+_HOST_KINDS = frozenset({Kind.DOMAIN, Kind.IPV4})
 # Indicators searched as substrings of free text; shorter ones ("bh") only as tokens.
 _TEXT_KINDS = DEVICE_KINDS - {Kind.APP_CERT}
 # A hit in free text must not continue a longer token on either side.
@@ -132,7 +136,19 @@ class IndicatorIndex:
     def build(cls, indicators: Iterable[Indicator]) -> IndicatorIndex:
         index = cls()
         with pause_cyclic_gc():
-            for indicator in indicators:
+            every = list(indicators)
+            # Domains are nearly all of a large file's indicators: when no two share a
+            # value (checked), their table is made in one C loop, each value with its
+            # one indicator, as add() would make it; everything else goes through add().
+            is_host = list(map(operator.contains, repeat(_HOST_KINDS),
+                               map(itemgetter(0), every)))
+            hosts = list(compress(every, is_host))
+            table = dict(zip(map(itemgetter(1), hosts), zip(hosts), strict=True))
+            if len(table) == len(hosts):
+                index.hosts = table
+                index.size = len(hosts)
+                every = list(compress(every, map(operator.not_, is_host)))
+            for indicator in every:
                 index.add(indicator)
         return index
 
@@ -170,7 +186,10 @@ class IndicatorIndex:
 
     def _match_name(self, name: str, candidate: str, where: Location,
                     how: MatchHow) -> list[Match]:
-        found = [Match(i, candidate, where, how) for i in self.hosts.get(name, ())]
+        hits = self.hosts.get(name)
+        found = [Match(i, candidate, where, how) for i in hits] if hits else []
+        if name.count(".") < 2:
+            return found  # no parent below the top-level domain to probe
         labels = name.split(".")
         registrable: str | None = None
         for start in range(1, len(labels) - 1):
@@ -193,7 +212,8 @@ class IndicatorIndex:
 
     def _match_url(self, normalised: str, where: Location,
                    host: str | None = None) -> list[Match]:
-        found = [Match(i, normalised, where) for i in self.urls.get(normalised, ())]
+        hits = self.urls.get(normalised)
+        found = [Match(i, normalised, where) for i in hits] if hits else []
         if host is None:
             host = url_host(normalised)
         if host is not None and self.hosts:
@@ -297,7 +317,8 @@ class IndicatorIndex:
         Raises :class:`~journalist_client.iocs.extract.ExtractError` past the size limit.
         """
         found: list[Match] = []
-        for candidate in extract(text):
+        # Phone numbers are left out: no indicator kind holds one (match_candidate).
+        for candidate in extract(text, phones=False):
             found += self.match_candidate(candidate, where)
         found += self._automaton_hits(text, where)
         return dedupe(found)

@@ -55,9 +55,26 @@ def normalise_url(url: str) -> str | None:
     return None if both is None else both[0]
 
 
+# A URL already in normal form, as nearly every link in a report or a device record is:
+# lower-case http(s) scheme, a lower-case ASCII host of dot-separated labels (no empty
+# label, no trailing dot, so normalise_domain returns it unchanged), no userinfo, no
+# port, then nothing or a path, query or fragment. Its normal form is itself and its
+# host the second group; the tests compare this with the general path.
+_NORMAL_URL = re.compile(r"https?://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?:[/?#].*)?", re.DOTALL)
+
+
 def normalise_url_and_host(url: str) -> tuple[str, str] | None:
     """:func:`normalise_url` and the :func:`url_host` of its result, in one parse."""
-    parts = _split(url.strip())
+    url = url.strip()
+    normal = _NORMAL_URL.fullmatch(url)
+    if normal is not None and len(normal.group(1)) <= _MAX_HOST:
+        return url, normal.group(1)
+    return _normalise_url_and_host(url)
+
+
+def _normalise_url_and_host(url: str) -> tuple[str, str] | None:
+    # Any URL (stripped): parsed, host normalised, put back together.
+    parts = _split(url)
     if parts is None:
         return None
     scheme, userinfo, raw_host, port, rest = parts

@@ -29,10 +29,12 @@ import contextlib
 import functools
 import gc
 import io
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import compress, repeat
 from typing import Any, NamedTuple
 
 from journalist_client.iocs._json import ArrayStream, Readable, StrictJsonError
@@ -332,17 +334,38 @@ def load_stream(stream: Readable, source_file: str, *, max_bytes: int = MAX_BUND
         return loader.finish()
 
 
+# The one shape a million-indicator file is made of, recognised for a whole batch at once
+# (one search over the batch's patterns joined by newlines, one pattern per line): a
+# domain-name equality, canonical spacing, whose value has only ASCII host characters,
+# does not end in a dot and is at most 253 characters. For such a value the grammar
+# gives (DOMAIN, value, "domain-name:value") (it is a case of _COMMON) and
+# normalise_value gives value.lower() (no space to strip, no "/", no trailing dot,
+# ASCII); the batch is also refused if ".." appears. tests/…/test_stix.py compares
+# this path with parse_pattern, the OASIS parser and normalise_value.
+_BATCH_DOMAIN = re.compile(
+    r"^\[domain-name:value = '([A-Za-z0-9_.-]{0,252}[A-Za-z0-9_-])'\]$", re.MULTILINE)
+_DOMAIN_KEY = "domain-name:value"
+# Below this many objects the per-object loop is as quick as the batch path.
+_MIN_BATCH = 32
+
+_Kept = tuple[Kind, str, str, str, tuple[str, ...]]
+
+
 class _Loader:
-    """What a bundle's objects leave behind, one object at a time, then the file.
+    """What a bundle's objects leave behind, one batch of objects at a time, then the file.
 
     An indicator's family can be named by a relationship or report further down the
-    file, so each indicator is kept as (kind, value, key, id, own references) until
-    the end, and the family and de-duplication are worked out then.
+    file, so each indicator is kept as (kind, value, key, id, own references), in five
+    columns, until the end, and the family and de-duplication are worked out then.
     """
 
     def __init__(self, source_file: str) -> None:
         self.source_file = source_file
-        self.kept: list[tuple[Kind, str, str, str, tuple[str, ...]] | None] = []
+        self.kinds: list[Kind] = []
+        self.values: list[str] = []
+        self.keys: list[str] = []
+        self.ids: list[str] = []
+        self.refs: list[tuple[str, ...]] = []
         self.set_aside: list[tuple[str, str, str]] = []  # id, pattern, reason
         self.collections: list[dict[str, Any]] = []  # malware, then report objects
         self.reports: list[dict[str, Any]] = []
@@ -350,96 +373,182 @@ class _Loader:
         self.more_links: dict[str, list[str]] = {}
 
     def read(self, batches: Iterable[list[Any]]) -> None:
-        # The loop runs a million times per large file: the common shape (a plain key,
-        # a value without escapes, a domain in ASCII) is handled inline, with the names
-        # it uses bound locally; everything else goes through parse_pattern and
-        # normalise_value, which give the same result for that shape (the tests
-        # compare).
+        position = 0
+        for batch in batches:
+            if not self._read_batch(batch):
+                self._read_objects(batch, position)
+            position += len(batch)
+
+    def _read_batch(self, batch: list[Any]) -> bool:
+        """Take a batch whole, without a Python step per object, if it is of the
+        common shape; else change nothing and say False (then :meth:`_read_objects`).
+
+        The common shape: dicts with a string type and id; indicators whose pattern is
+        a plain domain equality (:data:`_BATCH_DOMAIN`), of pattern_type stix, without
+        external references; relationships from an indicator to a malware, each
+        indicator named once in the file; any other objects. The result is what the
+        per-object loop gives for the same batch (the tests compare the two).
+        """
+        if len(batch) < _MIN_BATCH:
+            return False
+        get: Callable[..., Any] = dict.get
+        eq = operator.eq
+        # Each step is a C loop (map, compress, join, one regular expression); the type
+        # checks are joins, which raise TypeError on anything but a str. Anything
+        # unusual gives the batch to the per-object loop, which says what is wrong.
+        try:
+            types = list(map(get, batch, repeat("type")))  # TypeError: not a dict
+            ids = list(map(get, batch, repeat("id")))
+            "".join(types)
+            "".join(ids)
+            is_indicator = list(map(eq, types, repeat("indicator")))
+            indicators = list(compress(batch, is_indicator))
+            patterns = list(map(get, indicators, repeat("pattern")))
+            joined = "\n".join(patterns)
+            relationships = list(compress(batch, map(eq, types, repeat("relationship"))))
+            sources = "\n".join(map(get, relationships, repeat("source_ref")))
+            targets = "\n".join(map(get, relationships, repeat("target_ref")))
+        except TypeError:
+            return False
+        count, lines = len(patterns), len(relationships) - 1
+        if (not all(map(eq, map(get, indicators, repeat("pattern_type"), repeat("stix")),
+                        repeat("stix")))
+                or any(map(get, indicators, repeat("external_references")))):
+            return False
+        raws = _BATCH_DOMAIN.findall(joined)
+        # As many matches as lines, and as many lines as patterns: each pattern matched.
+        if len(raws) != count or joined.count("\n") != count - 1 or ".." in joined:
+            return False
+        # Every line of each (one per relationship) starts with its prefix.
+        if lines >= 0 and not (
+                sources.count("\n") == lines == targets.count("\n")
+                and sources.startswith("indicator--") and targets.startswith("malware--")
+                and sources.count("\nindicator--") == lines
+                and targets.count("\nmalware--") == lines):
+            return False
+        links = (dict(zip(sources.split("\n"), targets.split("\n"), strict=True))
+                 if lines >= 0 else {})
+        if len(links) != lines + 1 or not self.links.keys().isdisjoint(links):
+            return False  # an indicator named twice: the loop keeps the first and the rest
+
+        self.links.update(links)
+        if len(indicators) + len(relationships) != len(batch):
+            for obj, kind_of in zip(batch, types, strict=True):
+                if kind_of == "malware":
+                    self.collections.append(obj)
+                elif kind_of == "report":
+                    self.reports.append(obj)
+        if count:
+            self.kinds.extend(repeat(Kind.DOMAIN, count))
+            self.values.extend("\n".join(raws).lower().split("\n"))
+            self.keys.extend(repeat(_DOMAIN_KEY, count))
+            self.ids.extend(compress(ids, is_indicator))
+            self.refs.extend(repeat((), count))
+        return True
+
+    def _read_objects(self, batch: list[Any], position: int) -> None:
+        # One object at a time. The common shape (a plain key, a value without escapes,
+        # a domain in ASCII) is handled inline, with the names it uses bound locally;
+        # everything else goes through parse_pattern and normalise_value, which give
+        # the same result for that shape (the tests compare).
         common, simple_key = _COMMON.fullmatch, _simple_key
         domain = Kind.DOMAIN
         # The key of the last simple pattern, and its text made once: a file repeats
         # one key a million times, and each copy would be 70 bytes kept per indicator.
         last_key: tuple[str, str] = ("", "")
         key_text = ""
-        kept, set_aside, links = self.kept.append, self.set_aside.append, self.links
-        position = -1
-        for batch in batches:
-            for obj in batch:
-                position += 1
-                if type(obj) is not dict:
-                    raise BundleError(f"objects[{position}] is not a STIX object")
-                kind_of, indicator_id = obj.get("type"), obj.get("id")
-                if type(kind_of) is not str:
-                    raise BundleError(f"objects[{position}] is not a STIX object")
-                if type(indicator_id) is not str:
-                    raise BundleError(f"objects[{position}] has no string 'id'")
-                if kind_of == "relationship":
-                    source, target = obj.get("source_ref"), obj.get("target_ref")
-                    if (type(source) is str and type(target) is str
-                            and source.startswith("indicator--")
-                            and target.startswith("malware--")):
-                        first = links.setdefault(source, target)
-                        if first is not target:
-                            self.more_links.setdefault(source, []).append(target)
+        rows: list[_Kept] = []
+        kept, set_aside, links = rows.append, self.set_aside.append, self.links
+        position -= 1
+        for obj in batch:
+            position += 1
+            if type(obj) is not dict:
+                raise BundleError(f"objects[{position}] is not a STIX object")
+            kind_of, indicator_id = obj.get("type"), obj.get("id")
+            if type(kind_of) is not str:
+                raise BundleError(f"objects[{position}] is not a STIX object")
+            if type(indicator_id) is not str:
+                raise BundleError(f"objects[{position}] has no string 'id'")
+            if kind_of == "relationship":
+                source, target = obj.get("source_ref"), obj.get("target_ref")
+                if (type(source) is str and type(target) is str
+                        and source.startswith("indicator--")
+                        and target.startswith("malware--")):
+                    first = links.setdefault(source, target)
+                    if first is not target:
+                        self.more_links.setdefault(source, []).append(target)
+                continue
+            if kind_of != "indicator":
+                if kind_of == "malware":
+                    self.collections.append(obj)
+                elif kind_of == "report":
+                    self.reports.append(obj)
+                continue
+            pattern = obj.get("pattern")
+            pattern_type = obj.get("pattern_type", "stix")
+            if type(pattern) is not str:
+                set_aside((indicator_id, "", "no string 'pattern'"))
+                continue
+            if pattern_type != "stix":
+                set_aside((indicator_id, pattern,
+                           f"pattern_type {pattern_type!r} is not 'stix'"))
+                continue
+            value: str | None = None
+            simple = common(pattern) if len(pattern) <= MAX_PATTERN_CHARS else None
+            kind = None
+            if simple is not None:
+                object_type, path_text, literal = simple.groups()
+                kind = simple_key(object_type, path_text)
+            if kind is domain:
+                # normalise_value for an ASCII domain without a path, spelled out.
+                raw = literal[1:-1].strip()
+                if raw and raw.isascii() and "/" not in raw:
+                    host = raw.rstrip(".").lower()
+                    value = host if host and len(host) <= 253 and ".." not in host else None
+                    if (object_type, path_text) != last_key:
+                        last_key = (object_type, path_text)
+                        key_text = f"{object_type}:{path_text}"
+                    key = key_text
+                else:
+                    kind = None
+            if kind is None or kind is not domain:
+                parsed = parse_pattern(pattern)
+                if isinstance(parsed, str):
+                    set_aside((indicator_id, pattern, parsed))
                     continue
-                if kind_of != "indicator":
-                    if kind_of == "malware":
-                        self.collections.append(obj)
-                    elif kind_of == "report":
-                        self.reports.append(obj)
-                    continue
-                pattern = obj.get("pattern")
-                pattern_type = obj.get("pattern_type", "stix")
-                if type(pattern) is not str:
-                    set_aside((indicator_id, "", "no string 'pattern'"))
-                    continue
-                if pattern_type != "stix":
-                    set_aside((indicator_id, pattern,
-                               f"pattern_type {pattern_type!r} is not 'stix'"))
-                    continue
-                value: str | None = None
-                simple = common(pattern) if len(pattern) <= MAX_PATTERN_CHARS else None
-                kind = None
-                if simple is not None:
-                    object_type, path_text, literal = simple.groups()
-                    kind = simple_key(object_type, path_text)
-                if kind is domain:
-                    # normalise_value for an ASCII domain without a path, spelled out.
-                    raw = literal[1:-1].strip()
-                    if raw and raw.isascii() and "/" not in raw:
-                        host = raw.rstrip(".").lower()
-                        value = host if host and len(host) <= 253 and ".." not in host else None
-                        if (object_type, path_text) != last_key:
-                            last_key = (object_type, path_text)
-                            key_text = f"{object_type}:{path_text}"
-                        key = key_text
-                    else:
-                        kind = None
-                if kind is None or kind is not domain:
-                    parsed = parse_pattern(pattern)
-                    if isinstance(parsed, str):
-                        set_aside((indicator_id, pattern, parsed))
-                        continue
-                    kind, raw, key = parsed
-                    value = normalise_value(kind, raw)
-                if value is None:
-                    set_aside((indicator_id, pattern, f"empty or invalid {kind}"))
-                    continue
-                own = obj.get("external_references")
-                kept((kind, value, key, indicator_id, _references(obj) if own is not None else ()))
+                kind, raw, key = parsed
+                value = normalise_value(kind, raw)
+            if value is None:
+                set_aside((indicator_id, pattern, f"empty or invalid {kind}"))
+                continue
+            own = obj.get("external_references")
+            kept((kind, value, key, indicator_id, _references(obj) if own is not None else ()))
+        if rows:
+            for column, cells in zip((self.kinds, self.values, self.keys, self.ids, self.refs),
+                                     zip(*rows, strict=True), strict=True):
+                column.extend(cells)  # type: ignore[attr-defined]
 
-    def _families(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-        """Indicator id -> family name, and family name -> its references, MVT's way."""
+    def _families(self) -> tuple[Callable[[Iterable[str]], list[str]],
+                                 dict[str, tuple[str, ...]]]:
+        """The family of each of some indicator ids, and family name -> its references,
+        MVT's way."""
         names: dict[str, str] = {}
         refs: dict[str, tuple[str, ...]] = {}
         for obj in self.collections + self.reports:
             name = obj.get("name")
             names[obj["id"]] = name if isinstance(name, str) and name else obj["id"]
             refs.setdefault(names[obj["id"]], _references(obj))
-        family_of: dict[str, str] = {}
-        for source, target in self.links.items():
-            if target in names:
-                family_of[source] = names[target]
+        links = self.links
+        if not self.more_links and not self.reports:
+            # The usual file: an indicator's family is its one relationship's malware
+            # (or none), looked up in C for each id rather than made into a new table.
+            name_of: Callable[..., str] = names.get  # None (no link) gives the default
+
+            def through_links(ids: Iterable[str]) -> list[str]:
+                return list(map(name_of, map(links.get, ids), repeat(DEFAULT_FAMILY)))
+            return through_links, refs
+        family_of = {source: names[target] for source, target in links.items()
+                     if target in names}
         for source, targets in self.more_links.items():
             if source not in family_of:
                 known = [t for t in targets if t in names]
@@ -452,35 +561,49 @@ class _Loader:
                 for member in members:
                     if isinstance(member, str):
                         family_of[member] = names[obj["id"]]
-        return family_of, refs
+
+        def from_table(ids: Iterable[str]) -> list[str]:
+            return list(map(family_of.get, ids, repeat(DEFAULT_FAMILY)))
+        return from_table, refs
 
     def finish(self) -> IndicatorFile:
-        family_of, family_refs = self._families()
+        families_of, family_refs = self._families()
+        source_file = self.source_file
+        kinds, values, keys, ids, refs = self.kinds, self.values, self.keys, self.ids, self.refs
+        families = families_of(ids)
+        set_aside = self.set_aside
+        unsupported = tuple(map(Unsupported, *zip(*set_aside, strict=True),
+                                families_of(i for i, _, _ in set_aside),
+                                repeat(source_file))) if set_aside else ()
         self.links.clear()
-        source_file, new = self.source_file, tuple.__new__
-        family_get = family_of.get
-        indicators: list[Indicator] = []
-        append = indicators.append
-        # MVT de-duplicates values within a collection; so do we. One set of values per
-        # (kind, family): the values are the strings already kept, no new tuple each.
-        seen: dict[tuple[Kind, str], set[str]] = {}
-        kept = self.kept
-        for position, record in enumerate(kept):
-            kind, value, key, indicator_id, references = record  # type: ignore[misc]
-            kept[position] = None  # freed as the indicators are made
-            family = family_get(indicator_id, DEFAULT_FAMILY)
-            values = seen.get((kind, family))
-            if values is None:
-                values = seen[(kind, family)] = set()
-            elif value in values:
-                continue
-            values.add(value)
-            more = family_refs.get(family)
+        # MVT de-duplicates values within a collection (kind and family); so do we,
+        # keeping the first. Without a duplicate (the usual case, checked at C speed)
+        # every record is kept, in order, and the indicators are made in one pass.
+        if len(set(kinds)) <= 1 and len(set(families)) <= 1:
+            distinct = len(set(values))
+        else:
+            distinct = len(set(zip(kinds, families, values, strict=True)))
+        more: Iterable[tuple[str, ...]] = repeat(())  # no references anywhere: the usual file
+        if any(family_refs.values()):
+            more = list(map(family_refs.get, families, repeat(())))
+        if any(refs):
+            more = list(map(operator.add, refs, more))
+        if distinct == len(values):
             # tuple.__new__ skips the named tuple's Python-level __new__ (same object).
-            append(new(Indicator, (kind, value, family, source_file, indicator_id, key,
-                                   references + more if more else references)))
-        kept.clear()
-        unsupported = tuple(
-            Unsupported(i, pattern, reason, family_of.get(i, DEFAULT_FAMILY), source_file)
-            for i, pattern, reason in self.set_aside)
+            indicators: list[Indicator] = list(map(
+                tuple.__new__, repeat(Indicator),
+                zip(kinds, values, families, repeat(source_file), ids, keys, more,
+                    strict=False)))
+        else:
+            indicators = []
+            seen: set[tuple[Kind, str, str]] = set()
+            for record in zip(kinds, families, values, ids, keys, more, strict=False):
+                kind, family, value, indicator_id, key, references = record
+                if (kind, family, value) in seen:
+                    continue
+                seen.add((kind, family, value))
+                indicators.append(Indicator(kind, value, family, source_file, indicator_id,
+                                            key, references))
+        for column in (kinds, values, keys, ids, refs, families):
+            column.clear()
         return IndicatorFile(source_file, tuple(indicators), unsupported)

@@ -6,6 +6,7 @@ import importlib
 import re
 import subprocess
 import sys
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -21,10 +22,12 @@ from journalist_client.iocs import (
     load_bundle,
 )
 from journalist_client.iocs.extract import MAX_TEXT_CHARS
-from support.iocs import bundle
+from journalist_client.iocs.normalise import normalise_domain, normalise_url_and_host
+from support.iocs import SHARED_FILES, bundle, shared_bundle
 
 # The module, not the function of the same name the package exports.
 extract_module = importlib.import_module("journalist_client.iocs.extract")
+normalise_module = importlib.import_module("journalist_client.iocs.normalise")
 
 HERE = Location("description")
 
@@ -234,3 +237,77 @@ def test_fast_expressions_equal_their_plain_forms(text: str) -> None:
         lambda m: extract_module._UNBRACKET[m.group(1).lower()], text)
     assert extract_module._SCHEME.sub(extract_module._scheme, text) == PLAIN["_SCHEME"].sub(
         r"http\1://", text)
+
+
+# --- the short cuts of extract() and normalise_url_and_host against their plain forms ---
+
+_URL_PIECES = st.sampled_from([
+    "http://", "https://", "HTTP://", "hxxps[:]//", "ftp://", "Https://", "http[:]//",
+    "a", "Z", "0", "-", "_", ".", "..", "/", "?", "#", ":", "@", ":8080", "[::1]", " ",
+    "\n", "xn--", "xn--b-", "é", "\u0430", "\u200b", "example.org", "x.com", "«", "|",
+])
+_URL_TEXTS = st.lists(_URL_PIECES | _PIECES, max_size=30).map("".join)
+
+
+def _plain_domains(prepared: str) -> dict[str, str]:
+    # One finditer pass, dropping the matches that start inside a URL (the old loop).
+    spans = [m.span() for m in extract_module._URL.finditer(prepared)]
+    found: dict[str, str] = {}
+    for m in extract_module._DOMAIN.finditer(prepared):
+        if not any(start <= m.start() < end for start, end in spans):
+            value = normalise_domain(m.group(1))
+            if value is not None:
+                found.setdefault(value, m.group(1))
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(_URL_TEXTS)
+def test_names_between_urls_are_those_of_one_pass(text: str) -> None:
+    # extract() searches for names only between URLs, and only where a dot is.
+    got = {c.value: c.raw for c in extract(text) if c.kind is CandidateKind.DOMAIN}
+    assert got == _plain_domains(extract_module.refang(text))
+
+
+def _plain_prepare(text: str) -> str:
+    # extract's preparation with every step always applied.
+    text = extract_module._SPECIAL.sub(
+        lambda m: extract_module._TRANSLATE[ord(m.group())] or "", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = extract_module._SCRIPT_BREAK.sub(extract_module._script_break, text)
+    text = extract_module._SCHEME.sub(extract_module._scheme, text)
+    return extract_module._unbracket(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_URL_TEXTS)
+def test_scheme_substitution_is_skipped_only_when_it_changes_nothing(text: str) -> None:
+    assert extract_module.refang(text) == _plain_prepare(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_URL_TEXTS)
+def test_normal_urls_take_the_short_cut_to_the_same_result(url: str) -> None:
+    assert normalise_url_and_host(url) == normalise_module._normalise_url_and_host(url.strip())
+    for scheme in ("http://", "https://"):
+        assert (normalise_url_and_host(scheme + url)
+                == normalise_module._normalise_url_and_host((scheme + url).strip()))
+
+
+def test_building_the_index_equals_adding_one_indicator_at_a_time() -> None:
+    # build() makes the host table in one step when no two hosts share a value; with a
+    # shared value (the second list) every indicator goes through add().
+    every = [i for name in SHARED_FILES for i in shared_bundle(name).indicators]
+    for indicators in (every, every + every[:5]):
+        added = IndicatorIndex()
+        for indicator in indicators:
+            added.add(indicator)
+        assert IndicatorIndex.build(iter(indicators)) == added
+
+
+@settings(max_examples=200, deadline=None)
+@given(_URL_TEXTS)
+def test_without_phones_extract_gives_the_rest_unchanged(text: str) -> None:
+    # scan_text asks for no phone numbers: nothing else may change.
+    assert extract(text, phones=False) == [
+        c for c in extract(text) if c.kind is not CandidateKind.PHONE]

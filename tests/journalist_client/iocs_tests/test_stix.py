@@ -7,6 +7,7 @@ import io
 import json
 import re
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -297,3 +298,112 @@ def test_a_brace_and_comma_inside_an_element_do_not_cut_it(chunk: int) -> None:
         loaded = load_stream(io.BytesIO(data), "b.stix2", max_bytes=len(data))
     assert [i.value for i in loaded.indicators] == values
     assert {i.family for i in loaded.indicators} == {"Fam"}
+
+
+# --- a batch of objects at once against the per-object loop ------------------------------
+
+def _loop_only(data: bytes, name: str) -> object:
+    # The same file with the batch path turned off: every object through the loop.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stix_module, "_MIN_BATCH", 1 << 62)
+        return load_bundle(data, name)
+
+
+@pytest.mark.parametrize("name", SHARED_FILES)
+def test_shared_files_give_the_same_result_by_batch_and_by_object(name: str) -> None:
+    data = (DATA / name).read_bytes()
+    assert load_bundle(data, name) == _loop_only(data, name)
+
+
+# Values the batch expression accepts or nearly does: case, dots at the ends or doubled,
+# length past 253 (the batch path must give what the loop gives, or leave them to it).
+_HOST_PIECES = st.sampled_from(["a", "Z", "0", "-", "_", ".", "..", "example.org", "x" * 250])
+
+
+def _plain_bundle(values: list[str], link: str = "relationship") -> dict[str, Any]:
+    plain = [f"v{n}.example" for n in range(40)]
+    patterns = [f"[domain-name:value = '{v}']" for v in plain + values]
+    document: dict[str, Any] = json.loads(bundle(patterns, "Fam", link=link))
+    return document
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_HOST_PIECES, max_size=5).map("".join), max_size=4),
+       st.sampled_from(["relationship", "report", "none"]))
+def test_a_batch_gives_what_the_loop_gives(values: list[str], link: str) -> None:
+    data = json.dumps(_plain_bundle(values, link)).encode()
+    assert load_bundle(data, "b.stix2") == _loop_only(data, "b.stix2")
+
+
+def _odd(objects: list[dict[str, Any]], case: str) -> None:
+    if case == "pattern_type":
+        objects[3]["pattern_type"] = "sigma"
+    elif case == "references":
+        objects[5]["external_references"] = [{"source_name": "x", "url": "https://r.example"}]
+    elif case == "target":
+        # A relationship to a report (not a malware) does not give the report's name.
+        objects.append({"type": "report", "id": "report--1", "name": "R", "object_refs": []})
+        next(o for o in objects if o["type"] == "relationship")["target_ref"] = "report--1"
+    elif case == "source":
+        # Nor does one from an object that is not an indicator.
+        source = objects[-1]["source_ref"]
+        next(o for o in objects if o["id"] == source)["id"] = "x-indicator--1"
+        objects[-1]["source_ref"] = "x-indicator--1"
+    elif case == "named twice":
+        # The first relationship of an indicator wins, even to a malware not in the file.
+        objects.append(dict(objects[-1], id="relationship--2",
+                            target_ref="malware--00000000-0000-4000-8000-000000000009"))
+    elif case == "no id":
+        del objects[7]["id"]
+    elif case == "type":
+        objects[9]["type"] = 3
+    elif case == "pattern":
+        objects[4]["pattern"] = ["x"]
+    elif case == "identity":
+        objects.append({"type": "identity", "id": "identity--1", "name": "x"})
+
+
+@pytest.mark.parametrize("case", ["pattern_type", "references", "target", "source",
+                                  "named twice", "no id", "type", "pattern", "identity"])
+@pytest.mark.parametrize("value", ["ok.example", "a/b", "a b", " a", "\\'", "\\\\", "é.example",
+                                   "\u0430.example", "a\tb", "a\nb", "", "A.example.",
+                                   "x" * 250 + ".org"])
+def test_objects_the_batch_leaves_to_the_loop(case: str, value: str) -> None:
+    document = _plain_bundle([value])
+    _odd(document["objects"], case)
+    data = json.dumps(document).encode()
+    try:
+        expected = _loop_only(data, "b.stix2")
+    except BundleError as exc:
+        with pytest.raises(BundleError, match=re.escape(str(exc))):
+            load_bundle(data, "b.stix2")
+    else:
+        assert load_bundle(data, "b.stix2") == expected
+
+
+def test_a_plain_batch_takes_the_batch_path() -> None:
+    # So that the comparison above compares two paths, not the loop with itself.
+    data = bundle([f"[domain-name:value = 'v{n}.Example']" for n in range(40)], "Fam")
+    taken: list[bool] = []
+    read_batch = stix_module._Loader._read_batch
+
+    def spy(self: object, batch: list[object]) -> bool:
+        taken.append(read_batch(self, batch))
+        return taken[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stix_module._Loader, "_read_batch", spy)
+        loaded = load_bundle(data, "p.stix2")
+    assert taken == [True]
+    assert {(i.value, i.family) for i in loaded.indicators} == {
+        (f"v{n}.example", "Fam") for n in range(40)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"[A-Za-z0-9_.-]{0,252}[A-Za-z0-9_-]", fullmatch=True))
+def test_batch_domain_expression_agrees_with_the_oasis_parser(value: str) -> None:
+    pattern = f"[domain-name:value = '{value}']"
+    assert stix_module._BATCH_DOMAIN.fullmatch(pattern) is not None
+    assert _parse_with_grammar(pattern) == (Kind.DOMAIN, value, "domain-name:value")
+    expected = normalise_value(Kind.DOMAIN, value)
+    assert (".." in value) or expected == value.lower()
