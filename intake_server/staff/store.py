@@ -431,9 +431,24 @@ class StaffStore:
         )
         return cur.rowcount == 1
 
-    def release_bundle(self, bundle_id: str) -> None:
-        """Forget a claim whose application failed, so that the desk can send it again."""
-        self.storage.db.execute("DELETE FROM applied_bundles WHERE id = ?", (bundle_id,))
+    def submission_files(self, sid: str) -> list[Path]:
+        """The paths in store/ of a submission's files."""
+        rows = self.storage.db.execute(
+            "SELECT id FROM files WHERE submission_id = ?", (sid,)).fetchall()
+        return [self.storage.store_path(r[0]) for r in rows]
+
+    def remove_unrecorded(self, paths: Sequence[Path]) -> None:
+        """Remove files (in replies/ or store/) whose rows were rolled back; what they
+        took from the quota is given back."""
+        for path in paths:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if fs.safe_unlink(path.parent, path.name) and path.parent == self.storage.store_dir:
+                self.storage.used_bytes -= size
+        for d in {p.parent for p in paths}:
+            fs.fsync_dir(d)
 
     # -- referrals ---------------------------------------------------------
 
