@@ -842,9 +842,14 @@ def _open_database(root: Path, keys: DeskKeys) -> tuple[
     replayed; also the image's digest, its journal, and what the replay found (None
     if there was no journal)."""
     image, digest = _read_image(root / DB_FILE, keys)
-    # A save killed midway leaves its hidden temporary file (ciphertext, never read).
+    # A save killed midway leaves its hidden temporary file (ciphertext, never read);
+    # so does an import, an ack or a reply killed while it wrote a file (keys.fs
+    # AtomicWriter). Only the holder of the lock writes in the vault: removed here.
     for stale in root.glob(f".{DB_FILE}.*.partial"):
         fs.safe_remove(stale)
+    for sub in ("files", "quarantine", "outbox", "acks"):
+        for stale in (root / sub).glob(".*.partial"):
+            fs.safe_remove(stale)
     conn = sqlite3.connect(":memory:")
     try:
         conn.deserialize(image)
