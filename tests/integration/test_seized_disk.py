@@ -20,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from support.disk import times_finer_than_the_day
+from support.files_at_rest import times_finer_than_the_day
 from support.server_process import ServerProcess, free_port
 from support.source import submit_report
 
