@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -35,11 +34,10 @@ import pytest
 
 from keys.age import X25519Identity
 from keys.bundle import open_bundle
-from keys.request_auth import sign_request
-from keys.signing import SigningKey, VerifyKey
+from keys.signing import SigningKey
 from support.kills import ROUNDS, KillPoints
 from support.server_process import ServerProcess, free_port
-from support.staff import add_transfer_key, bundle_bytes, demo_desk_keys, submit_offline
+from support.staff import DemoStaff, add_transfer_key, submit_offline
 
 REPORTS = 12  # for the desk at each round's start, each with a 1 MiB attachment
 REPLIES = 40  # replies in each outbox bundle, and two referrals
@@ -67,49 +65,22 @@ def _consistent(server: ServerProcess) -> None:
         assert [p.name for p in (data / "outgoing").iterdir() if p.name.startswith(".")] == []
 
 
-class Staff:
-    """The transfer machine's side of the staff app, with a desk's signed bundles."""
-
-    def __init__(self, server: ServerProcess, transfer: SigningKey) -> None:
-        self.server = server
-        self.transfer = transfer
-        self.desk_key = demo_desk_keys(server.demo_dir, "triage").signing_key
-        self.server_key = VerifyKey.from_text(
-            (server.demo_dir / "server-verify.key").read_text().split()[-1])
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        headers = sign_request(self.transfer, method=method, path=path, desk="triage",
-                               body_sha256=hashlib.sha256(body).hexdigest())
-        url = f"http://127.0.0.1:{self.server.staff_port}{path}"
-        async with aiohttp.ClientSession() as http, \
-                http.request(method, url, data=body or None, headers=headers) as resp:
-            return resp.status, await resp.read()
-
-    def ack(self, ids: list[str]) -> bytes:
-        doc = {"format": "amana-ack", "version": 1, "desk": "triage", "ids": ids}
-        return bundle_bytes("ack", "triage", {"ack.json": json.dumps(doc).encode()},
-                            self.desk_key)
-
-    def outbox(self) -> tuple[bytes, list[str]]:
-        """REPLIES replies to new sources and two referrals; and the reply recipients."""
-        items: list[dict[str, Any]] = []
-        files: dict[str, bytes] = {}
-        recipients = []
-        for _ in range(REPLIES):
-            rid, to = secrets.token_hex(16), str(X25519Identity.generate().recipient())
-            recipients.append(to)
-            items.append({"type": "reply", "id": rid, "to": to, "file": f"{rid}.reply.age"})
-            files[f"{rid}.reply.age"] = secrets.token_bytes(2000)
-        for _ in range(2):
-            rid = secrets.token_hex(16)
-            names = [f"{rid}.json.age", f"{rid}.a1.age"]
-            items.append({"type": "referral", "id": rid, "to_desk": "forensics",
-                          "files": names})
-            files.update({n: secrets.token_bytes(5000) for n in names})
-        doc = {"format": "amana-outbox", "version": 1, "desk": "triage", "items": items}
-        raw = bundle_bytes("outbox", "triage", {"outbox.json": json.dumps(doc).encode(),
-                                                **files}, self.desk_key)
-        return raw, recipients
+def _outbox(staff: DemoStaff) -> tuple[bytes, list[str]]:
+    """REPLIES replies to new sources and two referrals; and the reply recipients."""
+    items: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    recipients = []
+    for _ in range(REPLIES):
+        rid, to = secrets.token_hex(16), str(X25519Identity.generate().recipient())
+        recipients.append(to)
+        items.append({"type": "reply", "id": rid, "to": to, "file": f"{rid}.reply.age"})
+        files[f"{rid}.reply.age"] = secrets.token_bytes(2000)
+    for _ in range(2):
+        rid = secrets.token_hex(16)
+        names = [f"{rid}.json.age", f"{rid}.a1.age"]
+        items.append({"type": "referral", "id": rid, "to_desk": "forensics", "files": names})
+        files.update({n: secrets.token_bytes(5000) for n in names})
+    return staff.outbox(items, files), recipients
 
 
 def _unacked(server: ServerProcess) -> set[str]:
@@ -159,7 +130,7 @@ async def test_sigkill_during_export_ack_and_outbox_loses_nothing(tmp_path: Path
     server.start()
     transfer = SigningKey.generate()
     add_transfer_key(server.demo_dir, "triage", transfer.verify_key)
-    staff = Staff(server, transfer)
+    staff = DemoStaff(server, transfer)
     data = server.demo_dir / "data"
     mid_kills = {"export": 0, "ack": 0, "outbox": 0}
     try:
@@ -187,7 +158,7 @@ async def test_sigkill_during_export_ack_and_outbox_loses_nothing(tmp_path: Path
                         server.store_dir) <= before - k)
                     retry = ("POST", "/v1/desks/triage/acks", body)
                 else:
-                    body, recipients = staff.outbox()
+                    body, recipients = _outbox(staff)
                     referred = _referred(server)
                     k = rng.below(REPLIES + 6)
                     op = asyncio.create_task(staff.request(

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from intake_server.config import Config
 from intake_server.install import CONFIG_NAME
 from intake_server.staff.store import StaffStore
@@ -161,7 +163,8 @@ def add_transfer_key(demo_dir: Path, desk: str, key: VerifyKey) -> None:
 
 
 async def submit_offline(demo_dir: Path, desks: tuple[str, ...], report: bytes,
-                         attachments: tuple[bytes, ...] = (), count: int = 1) -> list[str]:
+                         attachments: tuple[bytes, ...] = (), count: int = 1,
+                         day: dt.date | None = None) -> list[str]:
     """``count`` submissions stored through the real storage path without the source app
     (and so without a codename's Argon2id), beside the server or while it is stopped:
     the report and its attachments, under random ids. Returns the ids."""
@@ -171,7 +174,7 @@ async def submit_offline(demo_dir: Path, desks: tuple[str, ...], report: bytes,
     sids = []
     try:
         for _ in range(count):
-            txn = storage.begin(recipients)
+            txn = storage.begin(recipients, day=day)
             for content in attachments:
                 txn.new_file("attachment").write(content)
             txn.new_file("report").write(report)
@@ -181,3 +184,33 @@ async def submit_offline(demo_dir: Path, desks: tuple[str, ...], report: bytes,
     finally:
         storage.close()
     return sids
+
+
+class DemoStaff:
+    """The transfer machine's side of a demo server's staff app (support.server_process),
+    with bundles signed by the demo triage desk's key."""
+
+    def __init__(self, server: Any, transfer: SigningKey) -> None:
+        self.server = server
+        self.transfer = transfer
+        self.desk_key = demo_desk_keys(server.demo_dir, "triage").signing_key
+        self.server_key = VerifyKey.from_text(
+            (server.demo_dir / "server-verify.key").read_text().split()[-1])
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        headers = sign_request(self.transfer, method=method, path=path, desk="triage",
+                               body_sha256=hashlib.sha256(body).hexdigest())
+        url = f"http://127.0.0.1:{self.server.staff_port}{path}"
+        async with aiohttp.ClientSession() as http, \
+                http.request(method, url, data=body or None, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+    def ack(self, ids: list[str]) -> bytes:
+        doc = {"format": "amana-ack", "version": 1, "desk": "triage", "ids": ids}
+        return bundle_bytes("ack", "triage", {"ack.json": json.dumps(doc).encode()},
+                            self.desk_key)
+
+    def outbox(self, items: list[dict[str, Any]], files: dict[str, bytes]) -> bytes:
+        doc = {"format": "amana-outbox", "version": 1, "desk": "triage", "items": items}
+        return bundle_bytes("outbox", "triage", {"outbox.json": json.dumps(doc).encode(),
+                                                 **files}, self.desk_key)
