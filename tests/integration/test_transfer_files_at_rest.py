@@ -1,7 +1,7 @@
 """Files at rest on the transfer machine (issue 13, item 9; issue 18, what a seized
 machine shows).
 
-`journalist-transfer init` and `fetch`, run as
+`journalist-transfer init`, `fetch` and `push` (an ack, then an outbox bundle), run as
 real processes under a permissive umask against the real staff app: after each, every
 file they leave, in the transfer directory and on the stick, is 0600, every directory
 0700, no time is finer than the UTC day, the TMPDIR they ran with is empty, and the
@@ -21,10 +21,12 @@ import pytest
 
 from intake_server.staff import create_staff_app
 from intake_server.staff.app import STAFF_STORE
+from keys import fs
+from keys.age import X25519Identity, encrypt
 from keys.signing import VerifyKey
 from support.canary import encodings
 from support.files_at_rest import assert_private_and_dated, search, walk
-from support.staff import Site, make_site, submit
+from support.staff import Site, ack_bundle, make_site, outbox_bundle, submit
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ async def test_fetched_bundles_and_the_transfer_directory_are_private_and_dated(
     public = out.rsplit(" ", 1)[1].strip()
     server.app[STAFF_STORE].add_transfer_key("triage", VerifyKey.from_text(public))
     check("init")
-    await submit(site, ("triage",), canary.encode() * 50, (canary.encode() * 2000,))
+    sid = await submit(site, ("triage",), canary.encode() * 50, (canary.encode() * 2000,))
     url = str(server.make_url("/")).rstrip("/")
     out = await transfer("fetch", "--dir", str(directory), "--server", url, "--out", str(usb),
                          tmp=tmp)
@@ -78,3 +80,21 @@ async def test_fetched_bundles_and_the_transfer_directory_are_private_and_dated(
     found = check("fetch")
     assert {p.name for p, _ in found} >= {"cursor.json", "transfer.key", "transfer.json"}
     assert any(p.name.endswith(".bundle") for p, _ in found)
+
+    # The desk's ack and outbox, carried back on the stick and pushed.
+    fs.atomic_write_bytes(usb / "ack.bundle", ack_bundle(site, "triage", [sid]))
+    out = await transfer("push", "--dir", str(directory), "--server", url,
+                         str(usb / "ack.bundle"), tmp=tmp)
+    fs.set_day_tree(usb, fs.today())  # the stick as the air-gapped client leaves it
+    check("push of an ack")
+    rid = "ab" * 16
+    reply = encrypt(canary.encode(), [X25519Identity.generate().recipient()])
+    fs.atomic_write_bytes(usb / "outbox.bundle", outbox_bundle(
+        site, [{"type": "reply", "id": rid, "to": str(X25519Identity.generate().recipient()),
+                "file": f"{rid}.reply.age"}], {f"{rid}.reply.age": reply}))
+    fs.set_day_tree(usb, fs.today())
+    await transfer("push", "--dir", str(directory), "--server", url,
+                   str(usb / "outbox.bundle"), tmp=tmp)
+    check("push of an outbox")
+    # Control: what was pushed and fetched is on the server, so the walk walked something.
+    assert site.storage.db.execute("SELECT count(*) FROM replies").fetchone() == (1,)

@@ -3,7 +3,8 @@ machine shows).
 
 Whatever the umask, every file journalist-client leaves is 0600 and every directory
 0700, and none keeps a time finer than the UTC day. After *each* command (init, import
-with a quarantined item, import with --ack-out, set, note, reply, refer, outbox bundle)
+with a quarantined item, import with --ack-out, set, note, reply, refer, outbox bundle, and the read-only list, show,
+search, history and quarantine)
 the one walker (support.files_at_rest) goes over the whole vault, the ack and outbox
 bundles written outside it, and the TMPDIR the client ran with: modes and days, no
 plaintext (a canary in the report, its attachment's name and content, the note and the
@@ -80,6 +81,12 @@ def test_a_used_vault_is_private_and_dated_to_the_day(
         run("reply", items[0].id[:8], "--file", str(reply))
         run("refer", items[0].id[:8], "--to", "lawyers", "--note", canary)
         run("outbox", "bundle", "--out", str(usb / "outbox.bundle"))
+        # Commands that only read: the unlock must not leave its moment in an atime.
+        run("list")
+        run("show", items[0].id[:8])
+        run("search", "pegasus")
+        run("history", items[0].id[:8])
+        run("quarantine")
     finally:
         os.umask(old)
     found = [*walk(vault_dir), *walk(usb / "ack.bundle"), *walk(usb / "outbox.bundle")]
