@@ -23,7 +23,6 @@ docs/threat-model.md lists with its measured size.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -51,6 +50,7 @@ from support.files_at_rest import (
     search,
     times_finer_than_the_day,
 )
+from support.intake import eventually
 from support.server_process import CSRF_RE, ServerProcess, free_port
 from support.source import submit_report
 from support.staff import DemoStaff, add_transfer_key, demo_desk_keys, submit_offline
@@ -221,7 +221,10 @@ async def test_after_every_operation_a_seized_server_shows_no_plaintext_person_o
         staff = DemoStaff(server, transfer)
         status, bundle = await staff.request("GET", "/v1/desks/triage/bundle?after=0")
         assert status == 200
-        await asyncio.sleep(0.2)  # the server dates the bundle once it has been sent
+        # The server dates the bundle once sending has ended, which may be a moment
+        # after the client has read its last byte.
+        await eventually(lambda: not times_finer_than_the_day(server.demo_dir / "data"),
+                         timeout=5)
         seizure.check("fetch")
 
         (recipient,) = reply_recipients(server.demo_dir)

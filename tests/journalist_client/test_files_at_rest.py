@@ -3,12 +3,12 @@ machine shows).
 
 Whatever the umask, every file journalist-client leaves is 0600 and every directory
 0700, and none keeps a time finer than the UTC day. After *each* command (init, import
-with a quarantined item, import with --ack-out, set, note, reply, refer, outbox bundle, and the read-only list, show,
-search, history and quarantine)
-the one walker (support.files_at_rest) goes over the whole vault, the ack and outbox
-bundles written outside it, and the TMPDIR the client ran with: modes and days, no
-plaintext (a canary in the report, its attachment's name and content, the note and the
-reply, in every encoding), and no temp file left behind.
+with a quarantined item, import with --ack-out, set, note, reply, refer, outbox bundle,
+and the read-only list, show, search, history and quarantine) the one walker
+(support.files_at_rest) goes over the whole vault, the ack and outbox bundles written
+outside it, and the TMPDIR the client ran with: modes and days (a read must leave no
+access time either), no plaintext (a canary in the report, its attachment's name and
+content, the note and the reply, in every encoding), and no temp file left behind.
 """
 
 from __future__ import annotations
