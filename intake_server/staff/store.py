@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from intake_server.storage import DiskFull, Storage, immediate_transaction, new_id, utc_today
+from intake_server.storage import (
+    DiskFull,
+    Storage,
+    immediate_transaction,
+    nested_transaction,
+    new_id,
+    utc_today,
+)
 from keys import fs
 from keys.age import parse_recipient
 from keys.bundle import MAX_FILES
@@ -486,7 +493,8 @@ class StaffStore:
             raise
         sid = new_id()
         try:
-            with immediate_transaction(storage.db.conn) as conn:
+            # Inside an outbox bundle's transaction, a savepoint (bundles.py).
+            with nested_transaction(storage.db.conn) as conn:
                 conn.execute(
                     "INSERT INTO submissions (id, day, source_id, reply_recipient, type)"
                     " VALUES (?, ?, '', '', 'report')",

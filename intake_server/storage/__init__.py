@@ -42,7 +42,7 @@ from .errors import (
     is_out_of_space,
 )
 from .pipeline import BATCHES_AHEAD, WRITE_BATCH, PendingFile, Transaction, new_id, utc_today
-from .schema import immediate_transaction, open_database
+from .schema import immediate_transaction, nested_transaction, open_database
 
 __all__ = [
     "BATCHES_AHEAD",
@@ -55,6 +55,7 @@ __all__ = [
     "StorageError",
     "Transaction",
     "immediate_transaction",
+    "nested_transaction",
     "is_out_of_space",
     "new_id",
     "utc_today",
