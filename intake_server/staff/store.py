@@ -132,8 +132,11 @@ class StaffStore:
             elif serving:
                 fs.safe_remove(path)
         if serving:
+            # Half-received bundles from a crash, and the hidden partial files of replies
+            # being extracted (keys.fs.AtomicWriter): listed entries, removed by path,
+            # since safe_unlink refuses a hidden name and the server would not start.
             for name in list(fs.list_names(self.upload_dir)):
-                fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
+                fs.safe_remove(self.upload_dir / name)
         db = self.storage.db
         if serving:
             # Only the server cleans up: an operator command running beside it would

@@ -170,7 +170,10 @@ class Storage:
         """Delete what a crash left behind: all of incoming/, unreferenced store/ files."""
         removed = 0
         for name in list(fs.list_names(self.incoming_dir)):
-            fs.safe_unlink(self.incoming_dir, name)
+            # A listed entry, not a name from outside. It may be hidden: the partial
+            # file of a referral extracted from an outbox bundle (keys.fs.AtomicWriter),
+            # whose name safe_unlink would refuse, and the server would not start.
+            fs.safe_remove(self.incoming_dir / name)
             removed += 1
         known = {f"{r[0]}.age" for r in self.db.execute("SELECT id FROM files").fetchall()}
         for name in list(fs.list_names(self.store_dir)):

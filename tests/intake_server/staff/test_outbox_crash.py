@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from intake_server.staff.bundles import apply_outbox_bundle
 from intake_server.staff.store import StaffStore
 from intake_server.storage import Storage
@@ -26,6 +28,8 @@ from support.staff import Site, make_site, outbox_bundle
 _CHILD = """
 import os, sys
 from pathlib import Path
+
+import pytest
 from intake_server.config import Config
 from intake_server.staff.bundles import apply_outbox_bundle
 from intake_server.staff.store import StaffStore
@@ -92,5 +96,39 @@ def test_an_outbox_cut_short_by_a_crash_is_delivered_whole_on_retry(tmp_path: Pa
         stored = {p.name for p in store.replies_dir.iterdir()}
         rows = {f"{r[0]}.age" for r in storage.db.execute("SELECT id FROM replies")}
         assert stored == rows
+    finally:
+        storage.close()
+
+
+_HALF_EXTRACTED = r"""
+import os, sys
+from keys import fs
+w = fs.AtomicWriter(sys.argv[1])  # as VerifiedBundle.extract writes a reply or referral
+w.write(b"age ciphertext, half of it")
+w.file.flush()
+os._exit(9)
+"""
+
+
+@pytest.mark.parametrize("where", ["staff-incoming", "incoming"])
+def test_a_file_cut_short_by_a_crash_does_not_stop_the_next_start(
+        tmp_path: Path, where: str) -> None:
+    """A reply (staged in staff-incoming/) or a referral (in incoming/) being extracted
+    from an outbox bundle when the server was killed leaves AtomicWriter's hidden
+    partial file. Start-up removed those directories' files by name through
+    safe_unlink, which refuses a hidden name: the server would not start again until
+    an operator deleted the file (found by tests/integration/test_crash_staff.py)."""
+    site = make_site(tmp_path)
+    StaffStore(site.storage).open()  # makes staff-incoming/
+    site.storage.close()
+    target = site.config.data_dir / where / f"{secrets.token_hex(16)}.age"
+    subprocess.run([sys.executable, "-c", _HALF_EXTRACTED, str(target)], check=False,
+                   timeout=60)
+    assert [p for p in target.parent.iterdir() if p.name.endswith(".partial")]
+    storage = Storage(site.config)
+    storage.open()
+    try:
+        StaffStore(storage).open()
+        assert list(target.parent.iterdir()) == []
     finally:
         storage.close()
