@@ -241,7 +241,9 @@ def _desk_entry(d: Path) -> Desk:
         return desk_entry_from_json(read_quietly(path, MAX_KEYRING_BYTES), str(path))
     except FileNotFoundError:
         raise DeskError(f"{path} is missing") from None
-    except (KeyringError, FsError) as e:
+    except KeyringError as e:  # names the file itself
+        raise DeskError(str(e)) from None
+    except FsError as e:  # too large, or not a regular file
         raise DeskError(f"{path}: {e}") from None
     except OSError as e:  # a symbolic link in its place (O_NOFOLLOW), or unreadable
         raise DeskError(f"{path} cannot be read: {e.strerror}") from None
