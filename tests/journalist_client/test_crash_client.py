@@ -272,6 +272,9 @@ def test_kill_9_during_ui_triage_actions_keeps_every_answered_one(
     rng = KillPoints("ui")
     print(rng)
     answered: list[str] = []
+    # Each item's status as last saved: the in-flight action must change it, or it would
+    # save nothing (and an action killed before its save did not change it).
+    statuses = {it.id: "new" for it in its}
     for r in range(ROUNDS):
         proc, url = _ui(vault_dir, passfile)
         try:
@@ -294,11 +297,11 @@ def test_kill_9_during_ui_triage_actions_keeps_every_answered_one(
                 answered.append(text)
             # The next action is in flight when the kill comes, or has just been sent.
             size = journal.stat().st_size if journal.exists() else 0
-            # A status the item does not have yet (or the action would change nothing).
-            status_now = ("triaged", "closed")[r // 2 % 2]
-            body = urllib.parse.urlencode({"csrf": csrf, "status": status_now})
+            item = its[r % 2].id
+            new = "closed" if statuses[item] != "closed" else "triaged"
+            body = urllib.parse.urlencode({"csrf": csrf, "status": new})
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("POST", f"/item/{its[r % 2].id}/set", body=body, headers={
+            conn.request("POST", f"/item/{item}/set", body=body, headers={
                 "Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}",
                 "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
             wait = rng.below(2)
@@ -311,8 +314,10 @@ def test_kill_9_during_ui_triage_actions_keeps_every_answered_one(
                 proc.wait()
         v = unlock(vault_dir, PASSPHRASE)
         try:
-            kept = {n.text for it in its for n in triage.show_item(v, it.id).notes}
+            shown = [triage.show_item(v, it.id) for it in its]
+            kept = {n.text for item_ in shown for n in item_.notes}
             missing = [a for a in answered if a not in kept]
             assert not missing, f"answered and lost: {missing} ({rng})"
+            statuses = {it.id: item_.status for it, item_ in zip(its, shown, strict=True)}
         finally:
             v.close()
