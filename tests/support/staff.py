@@ -1,5 +1,8 @@
 """Shared by the staff tests: a site (desks, keys, storage), submissions through the
-real storage path, signed requests, and bundles as the air-gapped client makes them."""
+real storage path, signed requests, and bundles as the air-gapped client makes them;
+and, for the real demo server process (support.server_process), its desks' keys,
+submissions and transfer keys added as an operator command would, and the transfer
+machine's side of its staff app (DemoStaff)."""
 
 from __future__ import annotations
 
@@ -135,7 +138,7 @@ async def post(
     return await staff.post(path, data=body, headers=signed(site, desk, "POST", path, body, key))
 
 
-# --- the real demo server's install (support.server_process), changed while it is stopped
+# --- the real demo server's install (support.server_process), running or stopped
 
 
 def demo_desk_keys(demo_dir: Path, desk: str) -> DeskKeys:
