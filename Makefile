@@ -45,11 +45,16 @@ check: lint typecheck test
 
 # The long versions of the attack and accident tests (docs/threat-model.md), for an
 # operator to run before an upgrade: 100 rounds of SIGKILL under load instead of 20;
-# 1,000 reports at once beside 500 logins instead of 6 and 40.
+# 1,000 reports at once beside 500 logins instead of 6 and 40; and 25 kills instead of 3
+# of each kind on the staff side (export, ack, outbox) and in the client (import, saves,
+# outbox bundle, the UI). A failing crash run prints its AMANA_CRASH_SEED=N; setting it
+# replays the same kill points.
 soak: $(TEST_STAMP)
 	AMANA_SOAK_ROUNDS=100 $(BIN)/python -m pytest tests/integration/test_crash_under_load.py
 	AMANA_SOAK_FLOOD_SUBMISSIONS=1000 AMANA_SOAK_FLOOD_LOGINS=500 \
 	    $(BIN)/python -m pytest tests/integration/test_floods.py
+	AMANA_SOAK_KILLS=25 $(BIN)/python -m pytest tests/integration/test_crash_staff.py \
+	    tests/journalist_client/test_crash_client.py
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from keys import fs
 from keys.keyring import Keyring
 from keys.signing import KeyFormatError, SigningKey, VerifyKey
 
@@ -19,7 +20,7 @@ from .config import Config
 from .install import SIGNING_KEY_NAME
 from .staff.bundles import apply_bundle, build_export, lost_key_item_ids
 from .staff.store import StaffStore
-from .storage import Storage
+from .storage import Storage, utc_today
 
 __all__ = ["OperatorError", "add_transfer_key", "drop_lost_key_items", "export_desk",
            "import_bundle", "load_signing_key", "remove_transfer_key"]
@@ -95,6 +96,9 @@ def export_desk(config: Config, signing_key: SigningKey, desk: str, out: Path,
     with _Open(config) as store:
         _, cursor, items = build_export(store, desk, after, signing_key, out=out,
                                         keyring=Keyring.load(config.keyring))
+        # The stick may be seized too: no time finer than the day on it, as on the
+        # bundles the transfer machine and the client write.
+        fs.set_day(out, utc_today())
         # Without a LIMIT 1: pending() skips damaged items, which must not hide
         # the good ones behind them.
         more = bool(items) and bool(store.pending(desk, cursor))

@@ -511,7 +511,7 @@ def _write_image(path: Path, image: bytes, keys: DeskKeys) -> bytes:
 def _read_image(path: Path, keys: DeskKeys) -> tuple[bytes, bytes]:
     """The image's plaintext and the digest its signature covers."""
     try:
-        data = fs.read_nofollow(path)
+        data = fs.read_quietly(path)
     except FileNotFoundError:
         raise VaultError(f"{path} is missing: this is not a vault, or it was damaged") from None
     except fs.FsError as e:
@@ -569,10 +569,8 @@ def _previous_dirs(keys_dir: Path) -> list[Path]:
     root = keys_dir / PREVIOUS_DIR
     if not root.is_dir():
         return []
-    with os.scandir(root) as entries:
-        numbers = sorted(int(e.name) for e in entries
-                         if e.is_dir(follow_symlinks=False) and e.name.isdigit()
-                         and len(e.name) <= 4)
+    numbers = sorted(int(name) for name in fs.list_dir_names(root)
+                     if name.isdigit() and len(name) <= 4)
     return [root / str(n) for n in numbers]
 
 
@@ -673,10 +671,12 @@ def _recover_rotation(root: Path, passphrase: str) -> None:
 
 def _read_meta_file(path: Path) -> dict[str, Any]:
     try:
-        with open(path / META_FILE, "rb") as f:
-            raw = f.read(_MAX_META + 1)
+        # Quietly: every unlock would otherwise leave its moment in the atimes.
+        raw = fs.read_quietly(path / META_FILE, _MAX_META)
     except FileNotFoundError:
         raise VaultError(f"{path} is not a vault (no {META_FILE}); run `init` first") from None
+    except (fs.FsError, OSError):
+        raise VaultError(f"{path / META_FILE} is damaged") from None
     try:
         meta = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -842,9 +842,16 @@ def _open_database(root: Path, keys: DeskKeys) -> tuple[
     replayed; also the image's digest, its journal, and what the replay found (None
     if there was no journal)."""
     image, digest = _read_image(root / DB_FILE, keys)
-    # A save killed midway leaves its hidden temporary file (ciphertext, never read).
-    for stale in root.glob(f".{DB_FILE}.*.partial"):
-        fs.safe_remove(stale)
+    # A save killed midway leaves its hidden temporary file (ciphertext, never read);
+    # so does an import, an ack or a reply killed while it wrote a file (keys.fs
+    # AtomicWriter). Only the holder of the lock writes in the vault: removed here.
+    for name in fs.list_names(root):
+        if name.startswith(f".{DB_FILE}.") and name.endswith(".partial"):
+            fs.safe_remove(root / name)
+    for sub in ("files", "quarantine", "outbox", "acks"):
+        for name in fs.list_names(root / sub):
+            if name.startswith(".") and name.endswith(".partial"):
+                fs.safe_remove(root / sub / name)
     conn = sqlite3.connect(":memory:")
     try:
         conn.deserialize(image)

@@ -311,7 +311,7 @@ def read(path: Path, keys: DeskKeys, base: bytes) -> Replay | None:
     """Read and verify the journal beside an image whose digest is ``base``; None if
     there is none. Never raises for damage: damage ends the journal (see the module)."""
     try:
-        data = fs.read_nofollow(path)
+        data = fs.read_quietly(path)  # an unlock leaves no atime
     except FileNotFoundError:
         return None
     if len(data) < len(MAGIC) + _BASE or not data.startswith(MAGIC):

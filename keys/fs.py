@@ -55,6 +55,7 @@ __all__ = [
     "day_timestamp",
     "fsync_dir",
     "is_stream_sink",
+    "list_dir_names",
     "list_names",
     "lock_exclusive",
     "move_durable",
@@ -478,10 +479,35 @@ def safe_remove(path: StrPath) -> bool:
     return True
 
 
+def _entries(directory: StrPath, keep: str) -> list[str]:
+    # Listed through a descriptor opened with O_NOATIME: with relatime, listing a
+    # directory whose times were set to the day would record the moment it was listed
+    # (an unlock, a push) in its atime. O_NOATIME needs the owner, which the program
+    # is; where it is refused this lists as usual.
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        fd = os.open(directory, flags | os.O_NOATIME)
+    except PermissionError:
+        fd = os.open(directory, flags)
+    try:
+        with os.scandir(fd) as entries:
+            if keep == "files":
+                return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+            return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    finally:
+        os.close(fd)
+
+
 def list_names(directory: StrPath) -> list[str]:
-    """The names of the regular files directly inside ``directory`` (no links), sorted."""
-    with os.scandir(directory) as entries:
-        return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+    """The names of the regular files directly inside ``directory`` (no links), sorted;
+    listed without updating the directory's access time."""
+    return _entries(directory, "files")
+
+
+def list_dir_names(directory: StrPath) -> list[str]:
+    """The names of the directories directly inside ``directory`` (no links), sorted;
+    listed without updating the directory's access time."""
+    return _entries(directory, "dirs")
 
 
 # --- time, locks, reading -------------------------------------------------------------
@@ -562,12 +588,13 @@ def read_nofollow(path: StrPath, max_bytes: int | None = None) -> bytes:
     return _read_fd(os.open(path, _READ | os.O_NONBLOCK), path, max_bytes)
 
 
-def read_quietly(path: StrPath, max_bytes: int) -> bytes:
+def read_quietly(path: StrPath, max_bytes: int | None = None) -> bytes:
     """:func:`read_nofollow` without updating the file's access time.
 
     A reply's atime would otherwise record the moment its source read it (relatime
-    updates a stale atime on the first read). O_NOATIME needs the file's owner, which
-    the reading program is; where it is refused this falls back to a normal read.
+    updates a stale atime on the first read), and a vault's or a transfer directory's
+    files the moment they were last unlocked or used. O_NOATIME needs the file's owner,
+    which the reading program is; where it is refused this falls back to a normal read.
     """
     try:
         fd = os.open(path, _READ | os.O_NONBLOCK | os.O_NOATIME)

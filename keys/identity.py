@@ -42,8 +42,20 @@ from keys.age import (
     parse_identity_file,
 )
 from keys.age._format import Stanza
-from keys.fs import FileExistsRefused, atomic_write_bytes, safe_mkdir, safe_remove
-from keys.keyring import Desk, KeyringError, load_desk_entry
+from keys.fs import (
+    FileExistsRefused,
+    FsError,
+    atomic_write_bytes,
+    read_quietly,
+    safe_mkdir,
+    safe_remove,
+)
+from keys.keyring import (
+    MAX_KEYRING_BYTES,
+    Desk,
+    KeyringError,
+    desk_entry_from_json,
+)
 from keys.signing import KeyFormatError, SigningKey
 from keys.transition import sign_transition
 
@@ -222,15 +234,31 @@ def rotate_desk(
     return desk, statement
 
 
-def _read_small(path: Path) -> bytes:
+def _desk_entry(d: Path) -> Desk:
+    path = d / DESK_FILE
     try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_KEY_FILE + 1)
+        # Quietly, as the key files: see _read_small.
+        return desk_entry_from_json(read_quietly(path, MAX_KEYRING_BYTES), str(path))
     except FileNotFoundError:
         raise DeskError(f"{path} is missing") from None
-    if len(data) > _MAX_KEY_FILE:
-        raise DeskError(f"{path} is too large to be a key file")
-    return data
+    except KeyringError as e:  # names the file itself
+        raise DeskError(str(e)) from None
+    except FsError as e:  # too large, or not a regular file
+        raise DeskError(f"{path}: {e}") from None
+    except OSError as e:  # a symbolic link in its place (O_NOFOLLOW), or unreadable
+        raise DeskError(f"{path} cannot be read: {e.strerror}") from None
+
+
+def _read_small(path: Path) -> bytes:
+    # Quietly: each unlock would otherwise leave its moment in the key files' atimes.
+    try:
+        return read_quietly(path, _MAX_KEY_FILE)
+    except FileNotFoundError:
+        raise DeskError(f"{path} is missing") from None
+    except FsError as e:  # too large, or not a regular file
+        raise DeskError(f"{path} cannot be a key file: {e}") from None
+    except OSError as e:  # a symbolic link in its place (O_NOFOLLOW), or unreadable
+        raise DeskError(f"{path} cannot be read: {e.strerror}") from None
 
 
 def _unlock(path: Path, passphrase: str) -> str:
@@ -258,12 +286,7 @@ def _key_line(text: str, path: Path) -> str:
 def load_desk(desk_dir: str | os.PathLike[str], passphrase: str) -> DeskKeys:
     """Unlock a desk directory and check that its secret keys match its ``desk.json``."""
     d = Path(desk_dir)
-    try:
-        desk = load_desk_entry(d / DESK_FILE)
-    except FileNotFoundError:
-        raise DeskError(f"{d / DESK_FILE} is missing") from None
-    except KeyringError as e:
-        raise DeskError(str(e)) from None
+    desk = _desk_entry(d)
 
     identity_text = _unlock(d / IDENTITY_FILE, passphrase)
     try:
@@ -294,12 +317,7 @@ def load_identity(
     """Unlock only the age identity of a desk directory (a previous key a vault keeps to
     open old reports), checked against the directory's ``desk.json``."""
     d = Path(desk_dir)
-    try:
-        desk = load_desk_entry(d / DESK_FILE)
-    except FileNotFoundError:
-        raise DeskError(f"{d / DESK_FILE} is missing") from None
-    except KeyringError as e:
-        raise DeskError(str(e)) from None
+    desk = _desk_entry(d)
     text = _unlock(d / IDENTITY_FILE, passphrase)
     try:
         identities = parse_identity_file(text)

@@ -57,6 +57,7 @@ __all__ = [
     "Keyring",
     "PreviousKey",
     "KeyringError",
+    "desk_entry_from_json",
     "load_desk_entry",
 ]
 
@@ -359,7 +360,12 @@ def load_desk_entry(path: str | os.PathLike[str]) -> Desk:
     p = Path(path)
     with open(p, "rb") as f:
         data = f.read(MAX_KEYRING_BYTES + 1)
-    return Desk.from_dict(_parse_json(data, str(p)), where=str(p))
+    return desk_entry_from_json(data, str(p))
+
+
+def desk_entry_from_json(data: bytes, where: str) -> Desk:
+    """One desk entry from the bytes of a ``desk.json`` (``where`` names it in errors)."""
+    return Desk.from_dict(_parse_json(data, where), where=where)
 
 
 class Keyring:

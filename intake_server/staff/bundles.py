@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from intake_server.storage import immediate_transaction
 from keys import fs, strict_json
 from keys.age import parse_recipient
 from keys.bundle import BundleError, VerifiedBundle, open_bundle, write_bundle_file
@@ -311,38 +312,47 @@ def apply_outbox_bundle(
     """Replies for sources and referrals to other desks. Every item is checked before any
     is stored; referrals need the keyring (the desks they may go to). A bundle is applied
     once: delivering the same signed bundle again is refused. A desk's previous key that
-    is still draining may sign one, as for acks (the desk's replies to what it reads)."""
+    is still draining may sign one, as for acks (the desk's replies to what it reads).
+
+    All or nothing: the record that the bundle was delivered and the rows of all its
+    items are one transaction, committed after every file is durable in place. A crash
+    or a failure midway leaves the bundle undelivered, so the transfer machine's retry
+    delivers all of it (the desk's vault counts it as sent); the files the transaction
+    did not record are removed here, or by the next start after a crash.
+    """
     counts = {"replies": 0, "referrals": 0}
+    written: list[Path] = []
     try:
         bundle, _ = _open_desk_bundle(store, path, trusted, "outbox", keyring)
         with bundle:
             desk = bundle.creator
             doc = _load_json(bundle.read("outbox.json", max_size=_MAX_DOC), "amana-outbox")
             items = _check_outbox(doc, desk, set(bundle.names), keyring)
-            if not store.claim_bundle(bundle.id):
-                raise BundleRefused("this outbox bundle was already delivered")
-            try:
+            with immediate_transaction(store.storage.db.conn):
+                if not store.claim_bundle(bundle.id):
+                    raise BundleRefused("this outbox bundle was already delivered")
                 for item in items:
                     if item["type"] == "reply":
-                        store.store_reply(
+                        reply_id = store.store_reply(
                             reply_recipient=item["to"],
                             desk=desk,
                             write=_extractor(bundle, item["file"]),
                         )
+                        written.append(store.reply_path(reply_id))
                         counts["replies"] += 1
                     else:
-                        store.file_referral(
+                        sid = store.file_referral(
                             to_desk=item["to_desk"],
                             writers=[_extractor(bundle, n) for n in item["files"]],
                         )
+                        written += store.submission_files(sid)
                         counts["referrals"] += 1
-            except BaseException:
-                # Let the desk deliver it again. What was stored before the failure stays
-                # (a partial delivery is better than a lost reply).
-                store.release_bundle(bundle.id)
-                raise
-    except BundleError as exc:
-        raise BundleRefused(str(exc)) from None
+            written.clear()  # committed: recorded, and no longer ours to remove
+    except BaseException as exc:
+        store.remove_unrecorded(written)
+        if isinstance(exc, BundleError):
+            raise BundleRefused(str(exc)) from None
+        raise
     return {"desk": desk, **counts}
 
 

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from intake_server.storage import DiskFull, Storage, immediate_transaction, new_id, utc_today
+from intake_server.storage import (
+    DiskFull,
+    Storage,
+    immediate_transaction,
+    nested_transaction,
+    new_id,
+    utc_today,
+)
 from keys import fs
 from keys.age import parse_recipient
 from keys.bundle import MAX_FILES
@@ -126,8 +133,11 @@ class StaffStore:
             elif serving:
                 fs.safe_remove(path)
         if serving:
+            # Half-received bundles from a crash, and the hidden partial files of replies
+            # being extracted (keys.fs.AtomicWriter): listed entries, removed by path,
+            # since safe_unlink refuses a hidden name and the server would not start.
             for name in list(fs.list_names(self.upload_dir)):
-                fs.safe_unlink(self.upload_dir, name)  # half-received bundles from a crash
+                fs.safe_remove(self.upload_dir / name)
         db = self.storage.db
         if serving:
             # Only the server cleans up: an operator command running beside it would
@@ -433,9 +443,24 @@ class StaffStore:
         )
         return cur.rowcount == 1
 
-    def release_bundle(self, bundle_id: str) -> None:
-        """Forget a claim whose application failed, so that the desk can send it again."""
-        self.storage.db.execute("DELETE FROM applied_bundles WHERE id = ?", (bundle_id,))
+    def submission_files(self, sid: str) -> list[Path]:
+        """The paths in store/ of a submission's files."""
+        rows = self.storage.db.execute(
+            "SELECT id FROM files WHERE submission_id = ?", (sid,)).fetchall()
+        return [self.storage.store_path(r[0]) for r in rows]
+
+    def remove_unrecorded(self, paths: Sequence[Path]) -> None:
+        """Remove files (in replies/ or store/) whose rows were rolled back; what they
+        took from the quota is given back."""
+        for path in paths:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if fs.safe_unlink(path.parent, path.name) and path.parent == self.storage.store_dir:
+                self.storage.used_bytes -= size
+        for d in {p.parent for p in paths}:
+            fs.fsync_dir(d)
 
     # -- referrals ---------------------------------------------------------
 
@@ -473,7 +498,8 @@ class StaffStore:
             raise
         sid = new_id()
         try:
-            with immediate_transaction(storage.db.conn) as conn:
+            # Inside an outbox bundle's transaction, a savepoint (bundles.py).
+            with nested_transaction(storage.db.conn) as conn:
                 conn.execute(
                     "INSERT INTO submissions (id, day, source_id, reply_recipient, type)"
                     " VALUES (?, ?, '', '', 'report')",

@@ -42,7 +42,7 @@ from .errors import (
     is_out_of_space,
 )
 from .pipeline import BATCHES_AHEAD, WRITE_BATCH, PendingFile, Transaction, new_id, utc_today
-from .schema import immediate_transaction, open_database
+from .schema import immediate_transaction, nested_transaction, open_database
 
 __all__ = [
     "BATCHES_AHEAD",
@@ -55,6 +55,7 @@ __all__ = [
     "StorageError",
     "Transaction",
     "immediate_transaction",
+    "nested_transaction",
     "is_out_of_space",
     "new_id",
     "utc_today",
@@ -169,7 +170,10 @@ class Storage:
         """Delete what a crash left behind: all of incoming/, unreferenced store/ files."""
         removed = 0
         for name in list(fs.list_names(self.incoming_dir)):
-            fs.safe_unlink(self.incoming_dir, name)
+            # A listed entry, not a name from outside. It may be hidden: the partial
+            # file of a referral extracted from an outbox bundle (keys.fs.AtomicWriter),
+            # whose name safe_unlink would refuse, and the server would not start.
+            fs.safe_remove(self.incoming_dir / name)
             removed += 1
         known = {f"{r[0]}.age" for r in self.db.execute("SELECT id FROM files").fetchall()}
         for name in list(fs.list_names(self.store_dir)):

@@ -62,8 +62,8 @@ from keys import fs
 
 from .errors import SchemaError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "immediate_transaction", "open_database",
-           "schema_version"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "immediate_transaction", "nested_transaction",
+           "open_database", "schema_version"]
 
 
 @contextlib.contextmanager
@@ -83,6 +83,26 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
             conn.execute("ROLLBACK")
         raise
 
+
+
+@contextlib.contextmanager
+def nested_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """:func:`immediate_transaction`, or, inside a transaction already open on ``conn``
+    (an outbox bundle applied whole, intake_server.staff.bundles), a savepoint: undone
+    if the block fails, made durable only by the enclosing transaction's COMMIT."""
+    if not conn.in_transaction:
+        with immediate_transaction(conn):
+            yield conn
+        return
+    conn.execute("SAVEPOINT nested")
+    try:
+        yield conn
+        conn.execute("RELEASE nested")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+        raise
 
 # -- version 1: the schema as shipped in 0.1.0 ---------------------------------------
 

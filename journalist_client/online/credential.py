@@ -79,9 +79,11 @@ def init_transfer(directory: Path, *, desk: str, server_key: str, keyring_path: 
 
 def load_settings(directory: Path) -> TransferSettings:
     try:
-        raw = (directory / SETTINGS).read_bytes()[:_MAX_SETTINGS]
+        # Quietly: each fetch or push would otherwise leave its moment in their atimes.
+        raw = fs.read_quietly(directory / SETTINGS, _MAX_SETTINGS)
         doc = json.loads(raw)
-        credential = SigningKey.from_text((directory / CREDENTIAL).read_text().strip())
+        credential = SigningKey.from_text(
+            fs.read_quietly(directory / CREDENTIAL, 4096).decode("ascii").strip())
         if doc.get("format") != "amana-transfer" or doc.get("version") != 1:
             raise ValueError("not an Amana transfer settings file")
         desk = doc["desk"]
@@ -98,7 +100,7 @@ def load_settings(directory: Path) -> TransferSettings:
         raise TransferError(
             f"{exc.filename} is missing: run `journalist-transfer init` first"
         ) from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, fs.FsError) as exc:
         raise TransferError(f"{directory}: transfer settings are damaged ({exc})") from None
 
 

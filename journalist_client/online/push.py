@@ -18,6 +18,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from journalist_client.online._http import base_url, connector, server_said
 from journalist_client.online.credential import TransferError, TransferSettings
+from keys import fs
 from keys.bundle import BundleError, open_bundle
 from keys.request_auth import sign_request
 
@@ -79,7 +80,7 @@ def _refusal(status: int, answer: str) -> str:
 
 async def _send(session: aiohttp.ClientSession, base: str, file: Path, route: str,
                 settings: TransferSettings, show_progress: bool | None) -> PushOutcome:
-    body = file.read_bytes()
+    body = fs.read_quietly(file)  # the stick's bundle keeps its day-only atime
     path = f"/v1/desks/{settings.desk}/{route}"
     headers = sign_request(
         settings.credential,

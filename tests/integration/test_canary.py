@@ -17,7 +17,8 @@ import subprocess
 
 import aiohttp
 
-from support.canary import encodings, search
+from support.canary import encodings
+from support.files_at_rest import search
 
 TEXT_FIELDS = ("incident_date", "description", "links", "senders", "messages",
                "device_details")

@@ -15,7 +15,7 @@ import subprocess
 
 import aiohttp
 
-from support.canary import encodings, search
+from support.canary import encodings
 from support.checkback import (
     codename_from,
     files_of,
@@ -24,6 +24,7 @@ from support.checkback import (
     reply_recipients,
     store_reply,
 )
+from support.files_at_rest import search
 from support.server_process import CSRF_RE
 
 

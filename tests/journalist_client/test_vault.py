@@ -133,6 +133,31 @@ def test_kill_9_during_save_leaves_a_whole_vault(desk_vault: Vault, vault_dir: P
         assert not list(vault_dir.glob(".*.partial"))
 
 
+_HALF_WRITTEN = r"""
+import os, sys
+from keys import fs
+w = fs.AtomicWriter(sys.argv[1])
+w.write(b"age ciphertext, half of it")
+w.file.flush()
+os._exit(9)  # killed mid-write: the hidden partial file stays
+"""
+
+
+@pytest.mark.parametrize("sub", ["files", "quarantine", "outbox", "acks"])
+def test_unlock_removes_what_a_killed_write_left_in_the_vault(
+        desk_vault: Vault, vault_dir: Path, sub: str) -> None:
+    """An import killed while it extracted an attachment (or wrote an ack, or queued a
+    reply) leaves AtomicWriter's hidden partial file; found by test_crash_client.py.
+    Only a process holding the vault's lock writes there, so the next unlock removes it."""
+    desk_vault.close()
+    target = vault_dir / sub / f"{secrets.token_hex(16)}.a1.age"
+    subprocess.run([sys.executable, "-c", _HALF_WRITTEN, str(target)], check=False,
+                   timeout=60)
+    assert [p.name for p in (vault_dir / sub).iterdir() if p.name.endswith(".partial")]
+    unlock(vault_dir, PASSPHRASE).close()
+    assert list((vault_dir / sub).iterdir()) == []
+
+
 CANARY = f"CANARY-{secrets.token_hex(6)}-شاهد-ÉVIDENCE"
 
 

@@ -1,7 +1,8 @@
 """A canary's every plausible encoding, and a search for them under a directory.
 
 Used by the tests that prove no plaintext reaches the server's disk, temp files or output
-(tests/integration/test_canary.py and test_canary_checkback.py).
+(tests/integration/test_canary.py and test_canary_checkback.py); the search is
+support.files_at_rest.search, the one walk of a seized disk.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import base64
 import codecs
 import urllib.parse
-from pathlib import Path
 
 
 def encodings(canary: str) -> dict[str, bytes]:
@@ -31,12 +31,3 @@ def encodings(canary: str) -> dict[str, bytes]:
         forms[f"base64+{shift}"] = enc[4:-4]
         forms[f"base64url+{shift}"] = base64.urlsafe_b64encode(b"\x00" * shift + raw)[4:-4]
     return forms
-
-
-def search(root: Path, needles: dict[str, bytes]) -> list[str]:
-    hits = []
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            blob = path.read_bytes()
-            hits += [f"{path} ({name})" for name, n in needles.items() if n in blob]
-    return hits

@@ -7,6 +7,7 @@ in the running server's data dir (SQLite in WAL mode takes the second writer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -29,7 +30,7 @@ def codename_from(page: str) -> str:
 
 
 def reply_recipients(demo_dir: Path) -> list[str]:
-    with sqlite3.connect(demo_dir / "data" / "intake.db") as conn:
+    with contextlib.closing(sqlite3.connect(demo_dir / "data" / "intake.db")) as conn:
         return [r[0] for r in conn.execute("SELECT reply_recipient FROM sources")]
 
 
@@ -61,14 +62,14 @@ def reply_file(demo_dir: Path, reply_id: str) -> Path:
 
 
 def followups(demo_dir: Path) -> list[str]:
-    with sqlite3.connect(demo_dir / "data" / "intake.db") as conn:
+    with contextlib.closing(sqlite3.connect(demo_dir / "data" / "intake.db")) as conn:
         return [r[0] for r in conn.execute(
             "SELECT id FROM submissions WHERE type = 'followup'")]
 
 
 def files_of(demo_dir: Path, submission_id: str) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {"report": [], "attachment": []}
-    with sqlite3.connect(demo_dir / "data" / "intake.db") as conn:
+    with contextlib.closing(sqlite3.connect(demo_dir / "data" / "intake.db")) as conn:
         for file_id, kind in conn.execute(
                 "SELECT id, kind FROM files WHERE submission_id = ? ORDER BY position",
                 (submission_id,)):

@@ -1,5 +1,8 @@
 """Shared by the staff tests: a site (desks, keys, storage), submissions through the
-real storage path, signed requests, and bundles as the air-gapped client makes them."""
+real storage path, signed requests, and bundles as the air-gapped client makes them;
+and, for the real demo server process (support.server_process), its desks' keys,
+submissions and transfer keys added as an operator command would, and the transfer
+machine's side of its staff app (DemoStaff)."""
 
 from __future__ import annotations
 
@@ -11,12 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from intake_server.config import Config
+from intake_server.install import CONFIG_NAME
+from intake_server.staff.store import StaffStore
 from intake_server.storage import Storage, new_id
-from keys.age import X25519Identity, decrypt
+from keys.age import X25519Identity, decrypt, parse_recipient
 from keys.bundle import open_bundle, write_bundle
+from keys.identity import DeskKeys, load_desk
+from keys.keyring import Keyring
 from keys.request_auth import sign_request
-from keys.signing import SigningKey
+from keys.signing import SigningKey, VerifyKey
 from support.intake import DESKS, make_install
 
 
@@ -127,3 +136,84 @@ async def post(
 ) -> Any:
     path = f"/v1/desks/{desk}/{what}"
     return await staff.post(path, data=body, headers=signed(site, desk, "POST", path, body, key))
+
+
+# --- the real demo server's install (support.server_process), running or stopped
+
+
+def demo_desk_keys(demo_dir: Path, desk: str) -> DeskKeys:
+    """A demo desk's keys (identity and signing key), as its air-gapped machine holds them."""
+    desk_dir = demo_dir / "desks" / desk
+    return load_desk(desk_dir, (desk_dir / "passphrase.txt").read_text().strip())
+
+
+def _demo_storage(demo_dir: Path) -> Storage:
+    storage = Storage(Config.load(demo_dir / CONFIG_NAME))
+    # As an operator command does: never the server's cleanup.
+    storage.open(serving=False)
+    return storage
+
+
+def add_transfer_key(demo_dir: Path, desk: str, key: VerifyKey) -> None:
+    """Register a transfer machine's key for ``desk`` (`intake-server desk add-transfer-key`)."""
+    storage = _demo_storage(demo_dir)
+    try:
+        store = StaffStore(storage)
+        store.open()
+        store.add_transfer_key(desk, key)
+    finally:
+        storage.close()
+
+
+async def submit_offline(demo_dir: Path, desks: tuple[str, ...], report: bytes,
+                         attachments: tuple[bytes, ...] = (), count: int = 1,
+                         day: dt.date | None = None) -> list[str]:
+    """``count`` submissions stored through the real storage path without the source app
+    (and so without a codename's Argon2id), beside the server or while it is stopped:
+    the report and its attachments, under random ids. Returns the ids."""
+    storage = _demo_storage(demo_dir)
+    keyring = Keyring.load(demo_dir / "keyring.json")
+    recipients = [parse_recipient(keyring.get(d).recipient) for d in desks]
+    sids = []
+    try:
+        for _ in range(count):
+            txn = storage.begin(recipients, day=day)
+            for content in attachments:
+                txn.new_file("attachment").write(content)
+            txn.new_file("report").write(report)
+            sids.append(new_id())
+            await txn.commit(submission_id=sids[-1], desks=list(desks), source_id="0" * 64,
+                             reply_recipient=str(X25519Identity.generate().recipient()))
+    finally:
+        storage.close()
+    return sids
+
+
+class DemoStaff:
+    """The transfer machine's side of a demo server's staff app (support.server_process),
+    with bundles signed by the demo triage desk's key."""
+
+    def __init__(self, server: Any, transfer: SigningKey) -> None:
+        self.server = server
+        self.transfer = transfer
+        self.desk_key = demo_desk_keys(server.demo_dir, "triage").signing_key
+        self.server_key = VerifyKey.from_text(
+            (server.demo_dir / "server-verify.key").read_text().split()[-1])
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        headers = sign_request(self.transfer, method=method, path=path, desk="triage",
+                               body_sha256=hashlib.sha256(body).hexdigest())
+        url = f"http://127.0.0.1:{self.server.staff_port}{path}"
+        async with aiohttp.ClientSession() as http, \
+                http.request(method, url, data=body or None, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+    def ack(self, ids: list[str]) -> bytes:
+        doc = {"format": "amana-ack", "version": 1, "desk": "triage", "ids": ids}
+        return bundle_bytes("ack", "triage", {"ack.json": json.dumps(doc).encode()},
+                            self.desk_key)
+
+    def outbox(self, items: list[dict[str, Any]], files: dict[str, bytes]) -> bytes:
+        doc = {"format": "amana-outbox", "version": 1, "desk": "triage", "items": items}
+        return bundle_bytes("outbox", "triage", {"outbox.json": json.dumps(doc).encode(),
+                                                 **files}, self.desk_key)

@@ -16,6 +16,7 @@ from intake_server.storage import Storage
 from keys.bundle import open_bundle
 from keys.keyring import Keyring
 from keys.signing import SigningKey
+from support.files_at_rest import times_finer_than_the_day
 from support.staff import DESKS, Site, ack_bundle, make_site, submit
 
 
@@ -60,6 +61,21 @@ async def test_usb_export_then_import_of_acks(
         ack.write_bytes(ack_bundle(site, desk, [sid]))
         assert main(["import", "--config", str(config_path), str(ack)]) == 0
         assert len(list(site.config.store_dir.iterdir())) == left
+
+
+async def test_the_usb_export_is_dated_to_the_day(
+    installed: tuple[Site, Path], tmp_path: Path
+) -> None:
+    """The bundle on the operator's stick keeps no time finer than the day, like the
+    bundles the transfer machine and the client write (a seized stick would otherwise
+    say to the nanosecond when the operator exported; found by test_seized_disk.py)."""
+    site, config_path = installed
+    await submit(site, DESKS, b"report")
+    out = tmp_path / "usb" / "triage.bundle"
+    out.parent.mkdir()
+    assert main(["export", "--config", str(config_path), "--desk", "triage",
+                 "--out", str(out)]) == 0
+    assert times_finer_than_the_day(out) == []
 
 
 async def test_usb_export_says_when_more_is_waiting(

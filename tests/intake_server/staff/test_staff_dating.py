@@ -15,7 +15,7 @@ from typing import Any
 from intake_server.storage import utc_today
 from keys import fs
 from keys.age import X25519Identity, encrypt
-from support.disk import times_finer_than_the_day
+from support.files_at_rest import times_finer_than_the_day
 from support.intake import eventually
 from support.staff import Site, ack_bundle, fetch, outbox_bundle, post, submit
 
