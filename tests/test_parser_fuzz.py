@@ -238,8 +238,9 @@ def export_indexes(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         "before_cursor": {"count": 0, "ids": []}, "deleted_unacknowledged": []}
     for _ in range(draw(st.integers(0, 4))):
         where = draw(st.sampled_from(["top", "item", "before"]))
-        target = (doc if where == "top" else doc["items"][0] if where == "item"
-                  else doc["before_cursor"])
+        items = doc["items"]
+        target = (doc if where == "top" else doc["before_cursor"] if where == "before"
+                  else items[0] if isinstance(items, list) and items else None)
         if isinstance(target, dict):
             target[draw(st.sampled_from([*target, "x"]))] = draw(JSON_VALUES)
     raw = _dumps(doc)
