@@ -28,12 +28,21 @@ import re
 import secrets
 import socket
 import subprocess
+from pathlib import Path
 
 import aiohttp
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from support.http_fuzz import Markers, Sender, answer_problems, output_problems, requests
+from support.http_fuzz import (
+    Answer,
+    Markers,
+    RawRequest,
+    Sender,
+    answer_problems,
+    output_problems,
+    requests,
+)
 from support.server_process import ServerProcess, report_document
 
 REQUESTS = int(os.environ.get("AMANA_FUZZ_REQUESTS", "10000"))
@@ -137,3 +146,25 @@ def test_generated_requests_never_break_either_app(server: ServerProcess, age_bi
     problems = output_problems(server.stdout_path.read_bytes(),
                                server.stderr_path.read_bytes(), markers.issued)
     assert not problems, "\n".join(problems[:20])
+
+
+def test_the_checks_catch_a_leak_a_500_and_a_traceback(tmp_path: Path) -> None:
+    """The controls: each check above fails on what it is there to catch."""
+    req = RawRequest(staff=False, data=b"GET / HTTP/1.1\r\n\r\n", marker=b"Mkab120000001")
+    ok = Answer(req, 404, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    assert answer_problems(ok, tmp_path) == []
+    for raw in (b"HTTP/1.1 500 Internal Server Error\r\n\r\n",
+                b"HTTP/1.1 400 Bad Request\r\n\r\nTraceback (most recent call last)",
+                b"HTTP/1.1 400 Bad Request\r\nServer: Python/3.11 aiohttp/3.14\r\n\r\n",
+                b"HTTP/1.1 404 Not Found\r\n\r\n" + str(tmp_path).encode()):
+        status = int(raw.split(b" ")[1])
+        assert answer_problems(Answer(req, status, raw), tmp_path), raw
+    assert answer_problems(Answer(req, None, b"garbage"), tmp_path)
+    start = b"Amana intake server listening on http://127.0.0.1:8080/\n"
+    assert output_problems(start, b"WARNING intake_server: x at y.py:1\n", [req.marker]) == []
+    for out, err in ((start, b"INFO intake_server: got Mkab120000001\n"),
+                     (start, b"ERROR intake_server: x " + b"Mkab120000001".hex().encode()),
+                     (start, b"Traceback (most recent call last):\n"),
+                     (start, b"ERROR intake_server: internal error: KeyError at a.py:1\n"),
+                     (start + b"GET /Mkab120000001\n", b"")):
+        assert output_problems(out, err, [req.marker]), (out, err)
