@@ -44,9 +44,15 @@ typecheck: $(TEST_STAMP)
 check: lint typecheck test
 
 # The long versions of the attack and accident tests (docs/threat-model.md), for an
-# operator to run before an upgrade: 100 rounds of SIGKILL under load instead of 20.
+# operator to run before an upgrade: 100 rounds of SIGKILL under load instead of 20;
+# 100,000 generated hostile requests instead of 10,000, 5,000 examples per parser
+# instead of 100, and a minute of atheris per parser (docs/testing.md).
 soak: $(TEST_STAMP)
 	AMANA_SOAK_ROUNDS=100 $(BIN)/python -m pytest tests/integration/test_crash_under_load.py
+	AMANA_FUZZ_REQUESTS=100000 AMANA_FUZZ_EXAMPLES=5000 AMANA_ATHERIS_RUNS=200000 \
+	    AMANA_ATHERIS_SECONDS=60 $(BIN)/python -m pytest \
+	    tests/integration/test_generated_requests.py tests/test_parser_fuzz.py \
+	    tests/test_atheris.py tests/journalist_client/test_transfer_responses_fuzz.py
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py
