@@ -361,6 +361,15 @@ def _email(draw: st.DrawFn, depth: int = 0) -> bytes:
     return raw
 
 
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry of a fixed date (zipfile would stamp the time of day, and the same
+    example would come out different on a second run), its name writable by zipfile."""
+    name = name.replace("\x00", "").encode("utf-8", "replace").decode("utf-8") or "_"
+    info = zipfile.ZipInfo(name, date_time=(2026, 12, 5, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 @st.composite
 def attachments(draw: st.DrawFn, depth: int = 0) -> tuple[str, bytes]:
     kind = draw(st.sampled_from(["zip", "zip", "eml", "mvt", "bytes", "bomb"]))
@@ -376,7 +385,7 @@ def attachments(draw: st.DrawFn, depth: int = 0) -> tuple[str, bytes]:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for i in range(count):
-                z.writestr(f"z{i}", b"\x00" * size)
+                z.writestr(_entry(f"z{i}"), b"\x00" * size)
         return "bomb.zip", _mutate(buf.getvalue(), draw) if draw(st.booleans()) else buf.getvalue()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", draw(st.sampled_from([zipfile.ZIP_STORED,
@@ -387,7 +396,7 @@ def attachments(draw: st.DrawFn, depth: int = 0) -> tuple[str, bytes]:
                               draw(JSON_VALUES))))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a duplicate name: wanted here
-                z.writestr(name.replace("\x00", "") or "_", data)
+                z.writestr(_entry(name), data, compress_type=z.compression)
     raw = buf.getvalue()
     return "output.zip", _mutate(raw, draw) if draw(st.integers(0, 2)) == 0 else raw
 
