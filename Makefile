@@ -52,7 +52,8 @@ soak: $(TEST_STAMP)
 	AMANA_FUZZ_REQUESTS=100000 AMANA_FUZZ_EXAMPLES=5000 AMANA_ATHERIS_RUNS=200000 \
 	    AMANA_ATHERIS_SECONDS=60 $(BIN)/python -m pytest \
 	    tests/integration/test_generated_requests.py tests/test_parser_fuzz.py \
-	    tests/test_atheris.py tests/journalist_client/test_transfer_responses_fuzz.py
+	    tests/test_atheris.py tests/journalist_client/test_transfer_responses_fuzz.py \
+	    tests/intake_server/staff/test_bundle_fuzz.py
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py
