@@ -223,9 +223,12 @@ def _noise(c: _Choices, marker: bytes) -> bytes:
     return b"".join(parts[:at]) + marker + b"".join(parts[at:])
 
 
-def _target(c: _Choices, staff: bool, marker: bytes, broken: bool) -> bytes:
+def _target(c: _Choices, staff: bool, marker: bytes, broken: bool, form: bool) -> bytes:
     # Half the source requests go to the forms, where the multipart parser is.
-    paths = STAFF_PATHS if staff else SOURCE_PATHS if c.int(0, 1) else FORM_PATHS
+    # A form body goes to a form three times in four, other requests half the time:
+    # the multipart parser and the checks behind the CSRF token are there.
+    to_form = c.int(0, 3) > 0 if form else c.int(0, 1) == 0
+    paths = STAFF_PATHS if staff else FORM_PATHS if to_form else SOURCE_PATHS
     path = _pick(c, paths).encode()
     how = _pick(c, ("plain", "plain", "plain", "plain", "suffix", "percent", "raw", "query",
                     "huge-query", "fragment", "absolute"))
@@ -259,7 +262,9 @@ def _header_lines(c: _Choices, marker: bytes, csrf_cookie: str, broken: bool
     for _ in range(c.int(0, 4)):
         name = _pick(c, HEADER_NAMES if broken else WELL_FORMED_NAMES).encode()
         value = _noise(c, marker) if broken else _noise(c, marker).translate(None, _CTL)
-        if c.int(0, 5) == 0:
+        # Oversized values (past aiohttp's 8190-byte line limit, mostly) are rarer in
+        # well-formed requests: most of those should reach the application.
+        if c.int(0, 5 if broken else 15) == 0:
             value += _sized(_pick(c, ([b"a", b"\xe2\x80\x8b", b"; x=y"])),
                             _pick(c, SIZES))
         sep = _pick(c, (b": ", b":", b" : ", b":\t", b": \r\n ", b"::") if broken else (b": ",))
@@ -350,10 +355,12 @@ def requests(draw: st.DrawFn, markers: Markers, csrf_cookie: str, csrf_token: st
         line_sep = _pick(c, (b" ", b"  ", b"\t", b" \x00"))
     else:
         method = _pick(d, ("GET", "POST", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"))
+        if kind in ("multipart", "urlencoded") and d.int(0, 3) > 0:
+            method = "POST"
         version = _pick(d, ("HTTP/1.1", "HTTP/1.0"))
         framing = _pick(d, ("length", "length", "none", "chunked"))
         end, line_sep = b"\r\n", b" "
-    target = _target(c, staff, marker, broken)
+    target = _target(c, staff, marker, broken, form=kind in ("multipart", "urlencoded"))
     lines = [b"Host: " + _pick(c, ([b"127.0.0.1", b"x.onion", marker, b""]))]
     lines += _header_lines(c, marker, csrf_cookie, broken)
 
@@ -373,6 +380,8 @@ def requests(draw: st.DrawFn, markers: Markers, csrf_cookie: str, csrf_token: st
     elif kind == "raw":
         body = _noise(c, marker) + _sized(c.binary(6), _pick(c, SIZES))
 
+    if not broken and framing == "none" and body:
+        framing = "length"  # a body with no length is not well-formed HTTP
     truncated = False
     # Another request may follow only when the framing is unambiguous.
     keep_alive = framing in ("length", "chunked") or (framing == "none" and not body)
