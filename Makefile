@@ -45,16 +45,23 @@ check: lint typecheck test
 
 # The long versions of the attack and accident tests (docs/threat-model.md), for an
 # operator to run before an upgrade: 100 rounds of SIGKILL under load instead of 20;
-# 1,000 reports at once beside 500 logins instead of 6 and 40; and 25 kills instead of 3
-# of each kind on the staff side (export, ack, outbox) and in the client (import, saves,
-# outbox bundle, the UI). A failing crash run prints its AMANA_CRASH_SEED=N; setting it
-# replays the same kill points.
+# 1,000 reports at once beside 500 logins instead of 6 and 40; 25 kills instead of 3 of
+# each kind on the staff side (export, ack, outbox) and in the client (import, saves,
+# outbox bundle, the UI); 100,000 generated hostile requests instead of 10,000, 5,000
+# examples per parser instead of 100, and a minute of atheris per parser
+# (docs/testing.md). A failing crash run prints its AMANA_CRASH_SEED=N, a failing fuzz
+# run its AMANA_FUZZ_SEED=N; setting it replays the same run.
 soak: $(TEST_STAMP)
 	AMANA_SOAK_ROUNDS=100 $(BIN)/python -m pytest tests/integration/test_crash_under_load.py
 	AMANA_SOAK_FLOOD_SUBMISSIONS=1000 AMANA_SOAK_FLOOD_LOGINS=500 \
 	    $(BIN)/python -m pytest tests/integration/test_floods.py
 	AMANA_SOAK_KILLS=25 $(BIN)/python -m pytest tests/integration/test_crash_staff.py \
 	    tests/journalist_client/test_crash_client.py
+	AMANA_FUZZ_REQUESTS=100000 AMANA_FUZZ_EXAMPLES=5000 AMANA_ATHERIS_RUNS=200000 \
+	    AMANA_ATHERIS_SECONDS=60 $(BIN)/python -m pytest \
+	    tests/integration/test_generated_requests.py tests/test_parser_fuzz.py \
+	    tests/test_atheris.py tests/journalist_client/test_transfer_responses_fuzz.py \
+	    tests/intake_server/staff/test_bundle_fuzz.py
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/age_throughput.py

@@ -272,6 +272,10 @@ def _check_outbox(
                 raise BundleRefused("outbox reply item is malformed")
             if item["file"] != f"{item['id']}.reply.age" or item["file"] not in names:
                 raise BundleRefused("outbox reply file is missing")
+            # parse_recipient takes text: anything else in the JSON is refused here,
+            # before it can raise something other than ValueError.
+            if not isinstance(item["to"], str):
+                raise BundleRefused("outbox reply recipient is malformed")
             try:
                 parse_recipient(item["to"])
             except (ValueError, TypeError):
