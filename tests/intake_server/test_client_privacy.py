@@ -29,14 +29,23 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return ids
 
 
+# Where a module may hold the connection's transport, and why. pace.py asks it only
+# whether aiohttp has paused reading (is_reading), so that time a client could not send
+# is not counted against its pace. A transport's address is read with get_extra_info,
+# which no module may call (below), and "peername" is an identifying string.
+TRANSPORT_ALLOWED = {"pace.py"}
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PKG)))
 def test_no_client_identifying_data_is_read(path) -> None:
     tree = ast.parse(path.read_text())
     docs = _docstrings(tree)
+    forbidden = {"remote", "peername", "transport", "forwarded", "host", "get_extra_info"}
+    if path.name in TRANSPORT_ALLOWED:
+        forbidden.discard("transport")
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
-            assert node.attr not in ("remote", "peername", "transport", "forwarded", "host"), \
-                f"{path.name}:{node.lineno}: request.{node.attr}"
+            assert node.attr not in forbidden, f"{path.name}:{node.lineno}: .{node.attr}"
         if isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and id(node) not in docs:
             assert node.value.lower() not in IDENTIFYING_STRINGS, \
