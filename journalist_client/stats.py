@@ -257,9 +257,17 @@ def _narrowed(cells: Mapping[str, int], hidden: set[str], total: int, k: int,
 def _protect(cells: Mapping[str, int], total: int, k: int, *,
              exact_sum: bool) -> set[str] | None:
     """The cells to hide in one month, or None when the month's total must be hidden."""
-    hidden = {c for c, v in cells.items() if 0 < v < k}
     # Complementary suppression: hide the smallest shown cells (ties by code, never by
     # anything secret) until no hidden cell can be narrowed.
+    return _protect_marks(cells, {c for c, v in cells.items() if 0 < v < k}, total, k,
+                          exact_sum=exact_sum)
+
+
+def _protect_marks(cells: Mapping[str, int], hidden: set[str], total: int, k: int, *,
+                   exact_sum: bool) -> set[str] | None:
+    """``hidden`` and the shown cells to hide with it so that no hidden cell is narrowed,
+    or None when even hiding all of them is not enough."""
+    hidden = set(hidden)
     while hidden and _narrowed(cells, hidden, total, k, exact_sum=exact_sum):
         shown = sorted((v, c) for c, v in cells.items() if c not in hidden and v > 0)
         if not shown:
@@ -388,10 +396,17 @@ def tabulate(everything: list[Counted], months: list[str], *, by: str, k: int,
             note = t.gettext("Too few reports in this range to break them down.")
     elif total_shown:
         keys = sorted({c for m in months for c, v in plan[m].cells.items() if v})
+        values = {key: sum(plan[m].cells.get(key, 0) for m in months) for key in keys}
+        # Hidden over the range: hidden in any of its months.
+        hidden = {key for key in keys if any(key in plan[m].hidden for m in months)}
+        # The range's own marks, beside its total, must not pin a hidden count either
+        # ("x", "x" and a total of 2k are k and k): hide more, as in a month.
+        more = _protect_marks(values, hidden, total_value, k, exact_sum=by != "family")
+        if more is None:
+            note = t.gettext("Too few reports in this range to break them down.")
+            keys = []
         for key in keys:
-            value = sum(plan[m].cells.get(key, 0) for m in months)
-            shown = all(key not in plan[m].hidden for m in months)
-            c = _cell(value, shown, k, lang)
+            c = _cell(values[key], key not in (more or set()), k, lang)
             rows.append(Row(key, _label(by, key, t, lang), c.value, c.shown))
     elif total_value:
         note = t.gettext("Some months in this range have too few reports to break them "

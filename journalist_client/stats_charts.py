@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: never a window, never a GUI toolkit
 
 from matplotlib.figure import Figure  # noqa: E402 - after choosing the backend
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from journalist_client import stats  # noqa: E402
 from journalist_client.vault import Vault  # noqa: E402
@@ -27,7 +28,6 @@ from keys import fs  # noqa: E402
 __all__ = ["chart", "write_pack"]
 
 FONTS: Final = ["Noto Sans Arabic", "DejaVu Sans"]
-RC: Final = {"svg.hashsalt": "amana", "svg.fonttype": "path", "font.family": FONTS}
 
 
 def _title(tab: stats.Table) -> str:
@@ -40,7 +40,8 @@ def chart(tab: stats.Table, fmt: Literal["svg", "png"]) -> bytes:
     """The table as a horizontal bar chart, titled and labelled in its language."""
     _ = stats.gettext_for(tab.lang).gettext
     rtl = tab.lang == "ar"
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context({"svg.hashsalt": "amana", "svg.fonttype": "path",
+                                "font.family": FONTS}):
         rows = tab.rows
         fig = Figure(figsize=(8, max(2.5, 0.45 * len(rows) + 1.8)), dpi=100)
         ax = fig.add_subplot()
@@ -61,8 +62,8 @@ def chart(tab: stats.Table, fmt: Literal["svg", "png"]) -> bytes:
             ax.invert_xaxis()
             ax.yaxis.tick_right()
         ax.xaxis.set_major_formatter(
-            matplotlib.ticker.FuncFormatter(lambda v, _p: stats.number(int(v), tab.lang)))
-        ax.xaxis.get_major_locator().set_params(integer=True)
+            FuncFormatter(lambda v, _p: stats.number(int(v), tab.lang)))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(_("Reports"), language=tab.lang)
         ax.set_title(_title(tab), language=tab.lang, fontsize=11)
         foot = _("Counts under {k} are hidden (“<{k}”), with others (“x”) so none can be "
@@ -89,8 +90,8 @@ def write_pack(vault: Vault, since: str, until: str, out_dir: str | Path, *, k: 
     tables = [stats.table(vault, since, until, by=d, k=k, lang=lang) for d in stats.DIMENSIONS]
     for tab in tables:
         fs.atomic_write_bytes(folder / f"{tab.by}.csv", stats.to_csv(tab).encode("utf-8"))
-        for fmt in ("svg", "png"):
-            fs.atomic_write_bytes(folder / f"{tab.by}.{fmt}", chart(tab, fmt))  # type: ignore[arg-type]
+        fs.atomic_write_bytes(folder / f"{tab.by}.svg", chart(tab, "svg"))
+        fs.atomic_write_bytes(folder / f"{tab.by}.png", chart(tab, "png"))
     first = tables[0]
     readme = _(
         "Amana advocacy pack, written {day}.\n\n"
