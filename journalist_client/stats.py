@@ -6,8 +6,8 @@ counted apart as "left out". docs/stats.md states the method and why it holds; i
 
 - date ranges are whole months (a day is rounded out to its month);
 - suppression is decided per *month*: in each month, a count from 1 to k-1 is hidden
-  ("<k"), and other counts are hidden with it ("x") until no hidden count can be
-  worked out from the month's total; a month where that is impossible, or whose
+  ("<k"), and other counts are hidden with it ("x", hidden with no bound) until no
+  hidden count can be worked out from the month's total; a month where that is impossible, or whose
   total is itself from 1 to k-1, has its total hidden in every dimension;
 - a count over a range of months is shown only when it is shown in every month of
   the range (so it is a sum of shown month counts, each 0 or at least k), and the
@@ -321,17 +321,24 @@ def _plan(reports: list[Counted], months: list[str], k: int) -> dict[str, dict[s
     return plan
 
 
-def _cell(value: int, shown: bool, k: int, lang: str) -> Cell:
+def _cell(value: int, shown: bool, k: int, lang: str, *, months: int = 1) -> Cell:
+    """A count as published. ``months``: in how many months of the range it has reports.
+
+    "<k" only for a count that sits in one month: over several months, "<k" would bound
+    their sum, and with each month's own "<k" (and the row listed there, so at least 1)
+    pin them (1 + 1 under "<3"). Those, and the counts hidden to protect others, are "x":
+    hidden, with no bound."""
     if shown:
         return Cell(value, number(value, lang))
-    return Cell(None, f"<{number(k, lang)}" if value < k else "x")
+    return Cell(None, f"<{number(k, lang)}" if value < k and months <= 1 else "x")
 
 
 def _series_cell(counts: Iterable[int], k: int, lang: str) -> Cell:
     """A count made of month counts with no breakdown (the reports left out): shown
     when every month's count is 0 or at least k."""
     values = list(counts)
-    return _cell(sum(values), all(v == 0 or v >= k for v in values), k, lang)
+    return _cell(sum(values), all(v == 0 or v >= k for v in values), k, lang,
+                 months=sum(1 for v in values if v))
 
 
 # --- the table ------------------------------------------------------------------------
@@ -382,7 +389,8 @@ def tabulate(everything: list[Counted], months: list[str], *, by: str, k: int,
     plan = _plan(consented, months, k)[by]
     total_value = sum(plan[m].total for m in months)
     total_shown = all(plan[m].total_shown for m in months)
-    total = _cell(total_value, total_shown, k, lang)
+    total = _cell(total_value, total_shown, k, lang,
+                  months=sum(1 for m in months if plan[m].total))
     note = ""
     rows: list[Row] = []
     if by == "month":
@@ -406,7 +414,8 @@ def tabulate(everything: list[Counted], months: list[str], *, by: str, k: int,
             note = t.gettext("Too few reports in this range to break them down.")
             keys = []
         for key in keys:
-            c = _cell(values[key], key not in (more or set()), k, lang)
+            c = _cell(values[key], key not in (more or set()), k, lang,
+                      months=sum(1 for m in months if plan[m].cells.get(key)))
             rows.append(Row(key, _label(by, key, t, lang), c.value, c.shown))
     elif total_value:
         note = t.gettext("Some months in this range have too few reports to break them "
