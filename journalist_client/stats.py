@@ -432,10 +432,16 @@ def to_csv(tab: Table) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow([tab.by_label, t.gettext("Reports")])
     for r in tab.rows:
-        w.writerow([r.label, r.shown])
+        w.writerow([_not_a_formula(r.label), r.shown])
     w.writerow(["total", tab.total.shown])
     w.writerow([t.gettext(LEFT_OUT), tab.left_out.shown])
     return buf.getvalue()
+
+
+def _not_a_formula(label: str) -> str:
+    """A family name comes from an imported indicator file: one starting like a formula
+    ("=HYPERLINK(…)") would run as one when the pack is opened in a spreadsheet."""
+    return "'" + label if label[:1] in ("=", "+", "-", "@", "\t", "\r") else label
 
 
 def to_json(tab: Table) -> str:

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402 - after choosing the backend
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from journalist_client import stats  # noqa: E402
+from journalist_client.display import inert  # noqa: E402
 from journalist_client.vault import Vault  # noqa: E402
 from keys import fs  # noqa: E402
 
@@ -40,8 +41,10 @@ def chart(tab: stats.Table, fmt: Literal["svg", "png"]) -> bytes:
     """The table as a horizontal bar chart, titled and labelled in its language."""
     _ = stats.gettext_for(tab.lang).gettext
     rtl = tab.lang == "ar"
+    # text.parse_math off: a family name from an indicator file is text, never TeX
+    # ("$\\frac…$" would otherwise be parsed, or fail to).
     with matplotlib.rc_context({"svg.hashsalt": "amana", "svg.fonttype": "path",
-                                "font.family": FONTS}):
+                                "font.family": FONTS, "text.parse_math": False}):
         rows = tab.rows
         fig = Figure(figsize=(8, max(2.5, 0.45 * len(rows) + 1.8)), dpi=100)
         ax = fig.add_subplot()
@@ -53,7 +56,8 @@ def chart(tab: stats.Table, fmt: Literal["svg", "png"]) -> bytes:
             # Hidden counts: their mark, at the start of the bar, never a length.
             ax.text(r.value or 0, y, f" {r.shown} ", va="center",
                     ha="right" if rtl else "left", fontsize=9, language=tab.lang)
-        ax.set_yticks(ys, [r.label for r in rows])
+        # Controls and bidi overrides in a family name shown as escapes, as in the CLI.
+        ax.set_yticks(ys, [inert(r.label) for r in rows])
         for label in ax.get_yticklabels():
             label.set_language(tab.lang)
         ax.set_xlim(0, top * 1.15)

@@ -353,3 +353,20 @@ def test_no_hidden_month_count_follows_from_every_range_together(grid: list[int]
             if r.value is None:
                 cell = i * len(_FEW) + _FEW.index(r.key)
                 assert len({w[cell] for w in worlds}) >= 2, (m, r.key, grid)
+
+
+def test_family_names_from_indicator_files_stay_text() -> None:
+    """A family name is whatever an imported STIX file says: never a spreadsheet
+    formula in the CSV, never TeX or a bidi override in a chart."""
+    from journalist_client import stats_charts
+
+    hostile = ("=HYPERLINK(\"http://x\")", "$\\frac{1}{0}$\u202e")
+    data = [_report("2026-01", "AE", families=(hostile[0],))] * 6 + \
+        [_report("2026-01", "AE", families=(hostile[1],))] * 6
+    tab = stats.tabulate(data, ["2026-01"], by="family", k=5, lang="en")
+    rows = list(csv.reader(io.StringIO(stats.to_csv(tab))))
+    assert rows[1:3] == [["$\\frac{1}{0}$\u202e", "6"], ["'" + hostile[0], "6"]]
+    svg = stats_charts.chart(tab, "svg")
+    png = stats_charts.chart(tab, "png")
+    assert svg.startswith(b"<?xml")
+    assert png.startswith(b"\x89PNG")
