@@ -31,6 +31,7 @@ from journalist_client import (
     records,
     replies,
     shell,
+    stats,
     triage,
     vault,
 )
@@ -695,6 +696,49 @@ def _iocs_list(listing: records.IndicatorListing, as_json: bool) -> None:
             _out(f"      {inert(u.pattern)}")
 
 
+def cmd_stats(args: argparse.Namespace) -> None:
+    v = _open(args)
+    until = args.until or f"{fs.today():%Y-%m}"
+    if args.pack:
+        # Imported here: only the pack loads matplotlib.
+        from journalist_client import stats_charts
+
+        folder = stats_charts.write_pack(v, args.since, until, args.pack, k=args.k,
+                                         lang=args.lang)
+        _out(f"Wrote the advocacy pack {folder}: CSV and charts per dimension, and a "
+             f"README stating the method and k = {args.k}.")
+        return
+    tab = stats.table(v, args.since, until, by=args.by, k=args.k, lang=args.lang)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(stats.to_json(tab).encode("utf-8") + b"\n")
+        sys.stdout.buffer.flush()
+    elif fmt == "csv":
+        sys.stdout.write(inert(stats.to_csv(tab), keep_newlines=True))
+    else:
+        _out(f"Consented reports received {tab.since} to {tab.until}, by {args.by} "
+             f"(counts under {tab.k} hidden; docs/stats.md)")
+        width = max([len(tab.by_label), *(len(r.label) for r in tab.rows), 5])
+        _out(f"{inert(tab.by_label):{width}}  reports")
+        for r in tab.rows:
+            _out(f"{inert(r.label):{width}}  {r.shown:>7}")
+        _out(f"{'total':{width}}  {tab.total.shown:>7}")
+        if tab.note:
+            _out(tab.note)
+        _out(f"Left out (source did not consent to anonymised figures): {tab.left_out.shown}")
+
+
+def _k(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if value < stats.MIN_K:
+        raise argparse.ArgumentTypeError(f"must be at least {stats.MIN_K}")
+    return value
+
+
 def cmd_shell(args: argparse.Namespace) -> None:
     v = _open(args)
     v.start_journal()
@@ -981,6 +1025,24 @@ def parser() -> argparse.ArgumentParser:
                            help="match every report again (after an import)")
     a.add_argument("--no-progress", dest="progress", action="store_false")
 
+    sp = add("stats", cmd_stats, "anonymised counts of consented reports, small counts "
+             "hidden (docs/stats.md); or write a dated advocacy pack with charts",
+             "journalist-client stats --since 2026-01 --until 2026-06 --by country "
+             "--format csv")
+    sp.add_argument("--since", required=True, metavar="YYYY-MM",
+                    help="first month (a day is rounded to its month)")
+    sp.add_argument("--until", metavar="YYYY-MM", help="last month (default: this month)")
+    sp.add_argument("--by", choices=stats.DIMENSIONS, default="category")
+    sp.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sp.add_argument("--k", type=_k, default=stats.DEFAULT_K, metavar="K",
+                    help=f"hide counts under K (default {stats.DEFAULT_K}, at least "
+                         f"{stats.MIN_K})")
+    sp.add_argument("--lang", choices=stats.LANGS, default="en",
+                    help="language of labels and charts")
+    sp.add_argument("--pack", metavar="DIR", help="write a dated advocacy pack folder in "
+                    "DIR (CSV, SVG and PNG charts for every dimension, README)")
+    json_option(sp)
+
     sp = add("shell", cmd_shell, "unlock once and run many commands, each saved at once",
              "journalist-client --vault ~/desk shell")
     sp.add_argument("--idle-minutes", type=_minutes, default=shell.IDLE_MINUTES,
@@ -1015,7 +1077,7 @@ def _run(args: argparse.Namespace) -> int:
                               attachments.ExportError, replies.OutboxError, SearchError,
                               importer.QuarantineError,
                               fs.FsError,
-                              indicators.IndicatorError))
+                              indicators.IndicatorError, stats.StatsError))
 
 
 if __name__ == "__main__":

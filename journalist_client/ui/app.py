@@ -33,6 +33,7 @@ from typing import Final
 
 from aiohttp import web
 
+from journalist_client import stats
 from journalist_client.ui import views
 from journalist_client.ui._web import (
     JINJA,
@@ -148,10 +149,6 @@ def create_app(worker: VaultWorker, *, port: int, token: str,
     app[STATE] = UIState(port=port, token=token,
                          language=saved if saved in LANGUAGES else language)
     app[JINJA] = load_environments()
-    try:
-        import journalist_client.stats as stats  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # not in this build yet (docs/ui.md, "Statistics")
-        stats = None
     app[STATE].stats = stats
     app.router.add_get("/login", login)
     # Browsers ask for it on their own; an empty answer keeps a 404 out of the console.

@@ -9,8 +9,10 @@ answers, so what the triager saw done is on disk.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -473,28 +475,56 @@ async def iocs_action(request: web.Request) -> web.StreamResponse:
 
 # --- statistics, language -------------------------------------------------------------
 
-async def stats(request: web.Request) -> web.Response:
-    """The statistics of journalist_client.stats (another part of the client), when this
-    build has it: the same table as ``journalist-client stats``, suppression included."""
-    module: Any = request.app[STATE].stats
+def _stats_query(request: web.Request) -> dict[str, str]:
     today = dt.datetime.now(dt.UTC).date()
     start = today.replace(day=1) - dt.timedelta(days=335)
-    q = {"since": request.query.get("since", f"{start:%Y-%m}"),
-         "until": request.query.get("until", f"{today:%Y-%m}"),
-         "by": request.query.get("by", "category"), "k": request.query.get("k", "")}
+    return {"since": request.query.get("since", f"{start:%Y-%m}"),
+            "until": request.query.get("until", f"{today:%Y-%m}"),
+            "by": request.query.get("by", "category"), "k": request.query.get("k", "")}
+
+
+async def _stats_table(request: web.Request, module: Any, q: dict[str, str]) -> Any:
+    language = request.app[STATE].language
+    k = int(q["k"]) if q["k"] else int(module.DEFAULT_K)
+    return await _vault(request, lambda v: module.table(
+        v, q["since"], q["until"], by=q["by"], k=k, lang=language))
+
+
+async def stats(request: web.Request) -> web.Response:
+    """The statistics of journalist_client.stats: the same table as
+    ``journalist-client stats``, suppression included, and its chart."""
+    module: Any = request.app[STATE].stats
+    q = _stats_query(request)
     if module is None:
         return render(request, "stats.html", table=None, q=q, dimensions=(), error="",
-                      available=False)
-    language = request.app[STATE].language
+                      available=False, chart="")
+    labels = [(d, _t(request, module.DIMENSION_LABELS[d])) for d in module.DIMENSIONS]
     try:
-        k = int(q["k"]) if q["k"] else int(module.DEFAULT_K)
-        table = await _vault(request, lambda v: module.table(
-            v, q["since"], q["until"], by=q["by"], k=k, lang=language))
+        table = await _stats_table(request, module, q)
     except (ValueError, module.StatsError) as e:
         return render(request, "stats.html", status=400, table=None, q=q,
-                      dimensions=module.DIMENSIONS, error=str(e), available=True)
-    return render(request, "stats.html", table=table, q=q, dimensions=module.DIMENSIONS,
-                  error="", available=True)
+                      dimensions=labels, error=str(e), available=True, chart="")
+    chart = "/stats/chart.svg?" + urllib.parse.urlencode(q)
+    return render(request, "stats.html", table=table, q=q, dimensions=labels,
+                  error="", available=True, chart=chart)
+
+
+async def stats_chart(request: web.Request) -> web.Response:
+    """The statistics page's chart, drawn in memory (never written to disk) as SVG: text
+    as paths, no script; shown with <img>, where an SVG cannot run anything anyway."""
+    module: Any = request.app[STATE].stats
+    if module is None:
+        raise web.HTTPNotFound()
+    q = _stats_query(request)
+    try:
+        table = await _stats_table(request, module, q)
+    except (ValueError, module.StatsError) as e:
+        raise web.HTTPBadRequest(reason=str(e)) from None
+    from journalist_client import stats_charts  # only this page loads matplotlib
+
+    svg = await asyncio.get_running_loop().run_in_executor(
+        None, stats_charts.chart, table, "svg")
+    return web.Response(body=svg, content_type="image/svg+xml")
 
 
 async def set_language(request: web.Request) -> web.StreamResponse:
@@ -534,4 +564,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/iocs", iocs)
     r.add_post("/iocs/{action:import|remove|rescan}", iocs_action)
     r.add_get("/stats", stats)
+    r.add_get("/stats/chart.svg", stats_chart)
     r.add_post("/language", set_language)

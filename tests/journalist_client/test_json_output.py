@@ -67,7 +67,7 @@ def _json_commands() -> list[str]:
 
 def test_every_command_with_json_is_named_in_the_docs() -> None:
     commands = _json_commands()
-    assert commands == ["history", "list", "outbox", "quarantine", "search", "show"]
+    assert commands == ["history", "list", "outbox", "quarantine", "search", "show", "stats"]
     intro = _json_section().split("####")[0]
     for command in commands:
         assert f"`{command}`" in intro

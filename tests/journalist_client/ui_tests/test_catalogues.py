@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_python
 from babel.messages.pofile import read_po
 
 UI = Path(__file__).resolve().parents[3] / "journalist_client" / "ui"
@@ -17,8 +17,14 @@ def _msgids() -> set[str]:
     options = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n",
                                         "trim_blocks": "True", "lstrip_blocks": "True"}}
     keywords = {"_": None, "gettext": None, "_t": (2,), "N_": None}
-    return {msg for _, _, msg, _, _ in extract_from_dir(
+    found = {msg for _, _, msg, _, _ in extract_from_dir(
         str(UI), method_map, options, keywords=keywords) if isinstance(msg, str)}
+    # The statistics, charts and advocacy pack are labelled from the same catalogue.
+    for module in ("stats.py", "stats_charts.py"):
+        with (UI.parent / module).open("rb") as f:
+            found |= {msg for _, _, msg, _ in extract_python(f, keywords, [], {})
+                      if isinstance(msg, str)}
+    return found
 
 
 @pytest.mark.parametrize("lang", ["ar", "fr"])
