@@ -34,8 +34,6 @@ class UIState:
     # Messages for the next page shown (after a POST, redirect, GET): (kind, text).
     flash: list[tuple[str, str]] = field(default_factory=list)
     job: ImportJob | None = None
-    # The statistics package (journalist_client.stats), when this build has one.
-    stats: object | None = None
 
     @property
     def cookie(self) -> str:

@@ -33,7 +33,6 @@ from typing import Final
 
 from aiohttp import web
 
-from journalist_client import stats
 from journalist_client.ui import views
 from journalist_client.ui._web import (
     JINJA,
@@ -149,7 +148,6 @@ def create_app(worker: VaultWorker, *, port: int, token: str,
     app[STATE] = UIState(port=port, token=token,
                          language=saved if saved in LANGUAGES else language)
     app[JINJA] = load_environments()
-    app[STATE].stats = stats
     app.router.add_get("/login", login)
     # Browsers ask for it on their own; an empty answer keeps a 404 out of the console.
     app.router.add_get("/favicon.ico", _no_icon)

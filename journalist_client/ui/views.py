@@ -29,6 +29,7 @@ from journalist_client import (
     replies,
     triage,
 )
+from journalist_client import stats as stats_table
 from journalist_client.search import SearchError
 from journalist_client.taxonomy import CATEGORIES, SEVERITIES, STATUSES
 from journalist_client.ui._web import (
@@ -483,42 +484,36 @@ def _stats_query(request: web.Request) -> dict[str, str]:
             "by": request.query.get("by", "category"), "k": request.query.get("k", "")}
 
 
-async def _stats_table(request: web.Request, module: Any, q: dict[str, str]) -> Any:
+async def _stats_table(request: web.Request, q: dict[str, str]) -> stats_table.Table:
     language = request.app[STATE].language
-    k = int(q["k"]) if q["k"] else int(module.DEFAULT_K)
-    return await _vault(request, lambda v: module.table(
+    k = int(q["k"]) if q["k"] else stats_table.DEFAULT_K
+    return await _vault(request, lambda v: stats_table.table(
         v, q["since"], q["until"], by=q["by"], k=k, lang=language))
 
 
 async def stats(request: web.Request) -> web.Response:
     """The statistics of journalist_client.stats: the same table as
     ``journalist-client stats``, suppression included, and its chart."""
-    module: Any = request.app[STATE].stats
     q = _stats_query(request)
-    if module is None:
-        return render(request, "stats.html", table=None, q=q, dimensions=(), error="",
-                      available=False, chart="")
-    labels = [(d, _t(request, module.DIMENSION_LABELS[d])) for d in module.DIMENSIONS]
+    labels = [(d, _t(request, stats_table.DIMENSION_LABELS[d]))
+              for d in stats_table.DIMENSIONS]
     try:
-        table = await _stats_table(request, module, q)
-    except (ValueError, module.StatsError) as e:
+        table = await _stats_table(request, q)
+    except (ValueError, stats_table.StatsError) as e:
         return render(request, "stats.html", status=400, table=None, q=q,
-                      dimensions=labels, error=str(e), available=True, chart="")
+                      dimensions=labels, error=str(e), chart="")
     chart = "/stats/chart.svg?" + urllib.parse.urlencode(q)
     return render(request, "stats.html", table=table, q=q, dimensions=labels,
-                  error="", available=True, chart=chart)
+                  error="", chart=chart)
 
 
 async def stats_chart(request: web.Request) -> web.Response:
     """The statistics page's chart, drawn in memory (never written to disk) as SVG: text
     as paths, no script; shown with <img>, where an SVG cannot run anything anyway."""
-    module: Any = request.app[STATE].stats
-    if module is None:
-        raise web.HTTPNotFound()
     q = _stats_query(request)
     try:
-        table = await _stats_table(request, module, q)
-    except (ValueError, module.StatsError) as e:
+        table = await _stats_table(request, q)
+    except (ValueError, stats_table.StatsError) as e:
         raise web.HTTPBadRequest(reason=str(e)) from None
     from journalist_client import stats_charts  # only this page loads matplotlib
 
