@@ -48,8 +48,14 @@ check: lint typecheck test
 soak: $(TEST_STAMP)
 	AMANA_SOAK_ROUNDS=100 $(BIN)/python -m pytest tests/integration/test_crash_under_load.py
 
+# Every benchmark at full size (bench/run_all.py, about 10 minutes): rewrites each one's
+# table in docs/benchmarks.md with the date and the machine. Run it on a quiet machine.
+# Options through BENCH: `make bench BENCH="--only upload vault"`, `BENCH=--dry-run`
+# (show the diff, write nothing), `BENCH=--quick` (small sizes, prints only).
+BENCH ?=
+
 bench: $(TEST_STAMP)
-	$(BIN)/python bench/age_throughput.py
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 # An offline install kit for the server, the transfer machine and the air-gapped client
 # (deploy/README.md): the wheel of this project and of every runtime dependency, without
