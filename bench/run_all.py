@@ -259,6 +259,11 @@ def main(argv: Sequence[str] | None = None, benchmarks: Sequence[Benchmark] = BE
         print(f"run_all: {opts.docs}: {e}", file=sys.stderr)
         return 2
 
+    load = os.getloadavg()[0]
+    if not opts.quick and load > 1.0:
+        print(f"run_all: load average {load:.2f} on {os.cpu_count()} cores: other work will "
+              "slow these runs (each block records the load it started with)",
+              file=sys.stderr, flush=True)
     blocks: dict[str, str] = {}
     failed: list[str] = []
     machines = {False: machine(), True: machine(Path(tempfile.gettempdir()))}
