@@ -48,7 +48,7 @@ check: lint typecheck test
 soak: $(TEST_STAMP)
 	AMANA_SOAK_ROUNDS=100 $(BIN)/python -m pytest tests/integration/test_crash_under_load.py
 
-# Every benchmark at full size (bench/run_all.py, 5-10 minutes): rewrites each one's
+# Every benchmark at full size (bench/run_all.py, about 5 minutes): rewrites each one's
 # table in docs/benchmarks.md with the date and the machine. Run it on a quiet machine.
 # Options through BENCH: `make bench BENCH="--only upload vault"`, `BENCH=--dry-run`
 # (show the diff, write nothing), `BENCH=--quick` (small sizes, prints only).
