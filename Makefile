@@ -63,8 +63,14 @@ soak: $(TEST_STAMP)
 	    tests/test_atheris.py tests/journalist_client/test_transfer_responses_fuzz.py \
 	    tests/intake_server/staff/test_bundle_fuzz.py
 
+# Every benchmark at full size (bench/run_all.py, about 5 minutes): rewrites each one's
+# table in docs/benchmarks.md with the date and the machine. Run it on a quiet machine.
+# Options through BENCH: `make bench BENCH="--only upload vault"`, `BENCH=--dry-run`
+# (show the diff, write nothing), `BENCH=--quick` (small sizes, prints only).
+BENCH ?=
+
 bench: $(TEST_STAMP)
-	$(BIN)/python bench/age_throughput.py
+	$(BIN)/python bench/run_all.py $(BENCH)
 
 # An offline install kit for the server, the transfer machine and the air-gapped client
 # (deploy/README.md): the wheel of this project and of every runtime dependency, without

@@ -6,6 +6,7 @@ ratio to the reference binary. Every output is checked against the input.
 
     .venv/bin/python bench/age_throughput.py            # 256 MiB
     .venv/bin/python bench/age_throughput.py --mib 64   # quicker
+    .venv/bin/python bench/age_throughput.py --json out.json   # also a result for run_all
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_result import Result, add_json_option, package_version
 
 READ_SIZE = 1024 * 1024
 
@@ -86,6 +89,7 @@ def main() -> None:
     parser.add_argument(
         "--worker", nargs=4, metavar=("MODE", "SRC", "DST", "KEY"), help=argparse.SUPPRESS
     )
+    add_json_option(parser)
     args = parser.parse_args()
     if args.worker:
         _worker(*args.worker)
@@ -159,7 +163,35 @@ def main() -> None:
             f"{name:<20} {enc:>13.0f} {enc / ref_enc:>6.2f} {dec:>13.0f} {dec / ref_dec:>6.2f} "
             f"{enc_rss / 2**20:>10.1f} / {dec_rss / 2**20:<9.1f}"
         )
+    if args.json:
+        _result(args.mib, results, age).write(args.json)
 
+
+def _result(mib: int, results: dict[str, tuple[float, float, int, int]], age: str) -> Result:
+    ref_enc, ref_dec = results["age binary"][:2]
+    version = subprocess.run([age, "--version"], capture_output=True, text=True, check=False)
+    result = Result(
+        "age_throughput",
+        f"one {mib} MiB file of random data, one X25519 recipient, page cache warm; each "
+        "implementation in its own process, every round trip checked and every file we "
+        "write opened by `age`; the reference is the `age` binary in the same run",
+        ["implementation", "encrypt MB/s", "× age", "decrypt MB/s", "× age",
+         "peak RSS enc / dec"],
+        context={"age": version.stdout.strip() or "unknown",
+                 "cryptography": package_version("cryptography")},
+    )
+    labels = {"age binary": "`age` binary (reference)",
+              "keys.age library": "`keys.age` library (streaming API, time inside the API)",
+              "intake-keys CLI": "`intake-keys` CLI (whole process, start-up included)"}
+    for name, (enc, dec, enc_rss, dec_rss) in results.items():
+        key = name.split()[0].replace(".", "_").replace("-", "_")
+        result.row(labels.get(name, name), f"{enc:.0f}", f"{enc / ref_enc:.2f}", f"{dec:.0f}",
+                   f"{dec / ref_dec:.2f}", f"{enc_rss / 2**20:.1f} / {dec_rss / 2**20:.1f} MiB")
+        result.metrics.update({f"{key}_encrypt_mb_s": round(enc, 1),
+                               f"{key}_decrypt_mb_s": round(dec, 1),
+                               f"{key}_encrypt_peak_rss_bytes": enc_rss,
+                               f"{key}_decrypt_peak_rss_bytes": dec_rss})
+    return result
 
 if __name__ == "__main__":
     main()

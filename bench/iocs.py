@@ -20,6 +20,7 @@ stabler figure, and the load average is printed with them.
 
     .venv/bin/python bench/iocs.py
     .venv/bin/python bench/iocs.py --indicators 100000 --reports 300   # quicker
+    .venv/bin/python bench/iocs.py --json out.json   # also a result for run_all
 
 Random content comes from ``secrets`` (the project bans ``random``).
 """
@@ -46,6 +47,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_result import Result, add_json_option, package_version  # noqa: E402
 
 from journalist_client.iocs import (  # noqa: E402
     IndicatorFile,
@@ -212,7 +215,18 @@ def main() -> None:
                         help="skip the comparison with mvt-ios check-iocs")
     parser.add_argument("--mvt-synthetic", action="store_true",
                         help="give MVT the synthetic bundle too (slow, much memory)")
+    add_json_option(parser)
     args = parser.parse_args()
+    result = Result(
+        "iocs",
+        f"the {len(list(SHARED.glob('*.stix2')))} files of tests/data/iocs plus a synthetic "
+        f"bundle of {args.indicators:,} domain indicators; {args.reports:,} synthetic reports "
+        "(a third with an attachment: MVT zips, e-mails, text files); the reference is the "
+        "standard library's `json.loads` of the synthetic file in a child process, and "
+        "`mvt-ios check-iocs` on one MVT folder; CPU-second rates are the comparable figures "
+        "on a shared machine",
+        ["what", "result", "goal"],
+        context={"mvt": package_version("mvt")})
     print(f"machine: {machine()}")
 
     shared = sorted(SHARED.glob("*.stix2"))
@@ -245,6 +259,16 @@ def main() -> None:
           f"CPU, index {build.wall:.2f} / {build.cpu:.2f}; "
           f"{total / (parse.wall + build.wall):,.0f} indicators/s wall, "
           f"{total / (parse.cpu + build.cpu):,.0f} per CPU second (goal >= 200,000)")
+    result.row("`json.loads` of the synthetic file alone (floor, no duplicate-key check)",
+               f"{floor_cpu:.2f} s CPU", "")
+    result.row(f"import {total:,} indicators (parse + index)",
+               f"{parse.cpu:.2f} + {build.cpu:.2f} s CPU = "
+               f"**{total / (parse.cpu + build.cpu):,.0f} per CPU s** "
+               f"({total / (parse.wall + build.wall):,.0f}/s wall)", "≥ 200,000/s")
+    result.metrics.update({"json_loads_floor_cpu_s": round(floor_cpu, 3),
+                           "import_per_cpu_s": round(total / (parse.cpu + build.cpu)),
+                           "import_per_wall_s": round(total / (parse.wall + build.wall)),
+                           "peak_rss_after_parse_mib": round(after_parse)})
 
     if not (args.mvt and args.mvt_synthetic):
         shutil.rmtree(workdir)
@@ -278,9 +302,19 @@ def main() -> None:
           f"{matched} reports matched")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS): {peak:,.0f} MiB")
+    result.row(f"scan {len(reports):,} reports", f"{scan.cpu:.2f} s CPU = "
+               f"**{len(reports) / scan.cpu:,.0f} per CPU s** ({len(reports) / scan.wall:,.0f}/s "
+               f"wall); {matched} matched", "≥ 500/s")
+    result.row("peak memory of the process (max RSS)",
+               f"**{peak:,.0f} MiB** ({after_parse:,.0f} MiB after parsing)", "stated")
+    result.metrics.update({"scan_per_cpu_s": round(len(reports) / scan.cpu, 1),
+                           "scan_per_wall_s": round(len(reports) / scan.wall, 1),
+                           "peak_rss_mib": round(peak)})
 
     if args.mvt:
-        compare_with_mvt(synthetic_path if args.mvt_synthetic else None, hits)
+        compare_with_mvt(synthetic_path if args.mvt_synthetic else None, hits, result)
+    if args.json:
+        result.write(args.json)
 
 
 def _load(path: Path) -> IndicatorFile:
@@ -288,7 +322,7 @@ def _load(path: Path) -> IndicatorFile:
         return load_stream(f, path.name, max_bytes=path.stat().st_size)
 
 
-def compare_with_mvt(synthetic_path: Path | None, hits: list[str]) -> None:
+def compare_with_mvt(synthetic_path: Path | None, hits: list[str], result: Result) -> None:
     """The same MVT folder through mvt-ios check-iocs and through our scan, both timed."""
     # The bench's own MVT zip, with 20 known domains planted in plain links; its random
     # links are defanged now and then, which only we undo, so they are left out here.
@@ -310,6 +344,13 @@ def compare_with_mvt(synthetic_path: Path | None, hits: list[str]) -> None:
           f"mvt-ios {mvt_wall:.2f} s wall (process start-up included), {len(alerts)} alerts; "
           f"ours (load + index + scan in this process) {ours.wall:.2f} s wall, "
           f"{ours.cpu:.2f} s CPU, {len(records)} records flagged")
+    result.row(f"one MVT folder ({len(ioc_files)} indicator files): `mvt-ios check-iocs` "
+               "(start-up included) vs ours (load + index + scan in one process)",
+               f"mvt-ios {mvt_wall:.2f} s wall, {len(alerts)} alerts; ours **{ours.cpu:.2f} s "
+               f"CPU** / {ours.wall:.2f} s wall, {len(records)} records", "compared")
+    result.metrics.update({"mvt_wall_s": round(mvt_wall, 3), "mvt_alerts": len(alerts),
+                           "ours_mvt_folder_cpu_s": round(ours.cpu, 3),
+                           "ours_mvt_folder_records": len(records)})
     shutil.rmtree(folder)
     if synthetic_path is not None:
         shutil.rmtree(synthetic_path.parent)

@@ -9,6 +9,7 @@ Makes a vault with the real scrypt work factor (18) and N reports, then times, e
 
     .venv/bin/python bench/rotation.py                 # 2,000 reports, 5 rounds
     .venv/bin/python bench/rotation.py --reports 200 --rounds 3
+    .venv/bin/python bench/rotation.py --json out.json   # also a result for run_all
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_result import Result, add_json_option, count  # noqa: E402
 
 from journalist_client.importer import import_bundle  # noqa: E402
 from journalist_client.vault import create_vault, rotate_keys, unlock  # noqa: E402
@@ -61,10 +64,12 @@ def _timed(fn: Callable[[], object], rounds: int) -> list[float]:
     return out
 
 
-def _row(what: str, times: list[float], ref: float | None) -> str:
+def _row(result: Result, what: str, times: list[float], ref: float | None) -> str:
     med = statistics.median(times)
     ratio = f"{med / ref:.2f}" if ref else "1.00"
-    return f"| {what} | {med:.2f} | {min(times):.2f}–{max(times):.2f} | {ratio} |"
+    spread = f"{min(times):.2f}–{max(times):.2f}" if len(times) > 1 else "one run"
+    result.row(what, f"{med:.2f}", spread, ratio)
+    return f"| {what} | {med:.2f} | {spread} | {ratio} |"
 
 
 def main() -> None:
@@ -72,7 +77,14 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reports", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
+    add_json_option(ap)
     args = ap.parse_args()
+    result = Result(
+        "rotation",
+        f"a vault of {count(args.reports, 'report')}, real scrypt work factor (18), "
+        f"{count(args.rounds, 'round')} of each unlock; the reference is the same vault's "
+        "unlock before any rotation, in the same run",
+        ["what", "median s", "range s", "× reference"])
     with tempfile.TemporaryDirectory() as tmp:  # noqa: S108 - a benchmark's scratch
         root = Path(tmp)
         v = create_vault(root / "vault", PASSPHRASE, desk_id="bench")
@@ -101,7 +113,8 @@ def main() -> None:
         rows = ["| what | median s | range s | × reference |", "|---|---|---|---|"]
         ref_times = _timed(unlock_close, args.rounds)
         ref = statistics.median(ref_times)
-        rows.append(_row("unlock, no previous identity (reference)", ref_times, None))
+        rows.append(_row(result, "unlock, no previous identity (reference)", ref_times, None))
+        result.metrics["unlock_s"] = round(ref, 3)
         for k in (1, 2):
             rotate_desk(root / "vault" / "keys", root / f"new-{k}", PASSPHRASE)
             v = unlock(root / "vault", PASSPHRASE)
@@ -109,11 +122,16 @@ def main() -> None:
             rotate_keys(v, root / f"new-{k}", PASSPHRASE)
             took = time.perf_counter() - t
             v.close()
-            rows.append(_row(f"rotate_keys (rotation {k})", [took], ref))
-            rows.append(_row(f"unlock, {k} previous identit{'y' if k == 1 else 'ies'}",
-                             _timed(unlock_close, args.rounds), ref))
+            rows.append(_row(result, f"`rotate_keys` (rotation {k})", [took], ref))
+            times = _timed(unlock_close, args.rounds)
+            rows.append(_row(result, f"unlock, {k} previous identit{'y' if k == 1 else 'ies'}",
+                             times, ref))
+            result.metrics[f"rotate_keys_{k}_s"] = round(took, 3)
+            result.metrics[f"unlock_{k}_previous_s"] = round(statistics.median(times), 3)
         print(f"{args.reports} reports, {args.rounds} rounds, scrypt work factor 18")
         print("\n".join(rows))
+        if args.json:
+            result.write(args.json)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ unlocks (scrypt at the real work factor 18) and saves the whole image.
 
     .venv/bin/python bench/shell.py
     .venv/bin/python bench/shell.py --reports 10000 --rounds 20
+    .venv/bin/python bench/shell.py --json out.json   # also a result for run_all
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import platform
 import re
 import secrets
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_result import Result, add_json_option, count  # noqa: E402
 from vault import PASSPHRASE, synthetic_report  # type: ignore[import-not-found]  # noqa: E402
 
 from journalist_client.importer import store_item  # noqa: E402
@@ -86,7 +89,20 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--reference-runs", type=int, default=3,
                     help="runs of each separate-process command for the reference")
+    add_json_option(ap)
     args = ap.parse_args()
+    result = Result(
+        "shell",
+        f"a vault of {count(args.reports, 'report')}; {count(args.rounds, 'round')} of each "
+        "command in one `journalist-client shell --timing` session (each `set` and `note` "
+        "saved before it answers); the reference is the same commands as separate processes, "
+        f"{count(args.reference_runs, 'run')} each, in the same run",
+        ["command", "median ms", "p95 ms", "goal"],
+        context={"SQLite": sqlite3.sqlite_version})
+    labels = {"list": "`list --limit 50`",
+              "list-filtered": "`list --status new --country AE --limit 50`",
+              "show": "`show ID`", "set": "`set ID --status … --tag …` (saved)",
+              "note": "`note ID TEXT` (saved)", "search": "`search WORDS`"}
 
     with tempfile.TemporaryDirectory(prefix="amana-bench-shell-") as tmp:
         vault_dir = Path(tmp) / "vault"
@@ -117,8 +133,15 @@ def main() -> None:
         print(f"  {'command':14} {'median':>9} {'p95':>9} {'max':>9}  (ms, inside the session)")
         for kind, xs in times.items():
             print(f"  {kind:14} {statistics.median(xs):9.1f} {p95(xs):9.1f} {max(xs):9.1f}")
+            result.row(f"in the session: {labels[kind]}", f"{statistics.median(xs):.1f}",
+                       f"{p95(xs):.1f}", "—" if kind == "note" else "p95 < 100 ms")
+            result.metrics[f"{kind}_median_ms"] = round(statistics.median(xs), 2)
+            result.metrics[f"{kind}_p95_ms"] = round(p95(xs), 2)
         core = [x for k in ("list", "list-filtered", "show", "set", "search") for x in times[k]]
         print(f"  p95 of list, show, set and search together: {p95(core):.1f} ms (goal < 100)")
+        result.row("**in the session: p95 of list, show, set, search**", "",
+                   f"**{p95(core):.1f}**", "< 100 ms")
+        result.metrics["core_p95_ms"] = round(p95(core), 2)
 
         print("reference: the same commands as separate processes (unlock + save each)")
         item = ids[0][:12]
@@ -132,9 +155,15 @@ def main() -> None:
                 subprocess.run([*base, *argv], capture_output=True, check=True)
                 runs.append((time.perf_counter() - t) * 1000)
             print(f"  {label:14} median {statistics.median(runs):9.1f} ms")
+            result.row(f"reference, a separate process (unlock + save): `{label}`",
+                       f"{statistics.median(runs):.0f}", "", "")
+            result.metrics[f"reference_{label}_median_ms"] = round(statistics.median(runs), 1)
         print(f"machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
               f"Python {platform.python_version()}, load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        result.context["vault image"] = f"{image / 1e6:.1f} MB"
+        if args.json:
+            result.write(args.json)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ cost (HTTP, rendering) is the difference.
 
     .venv/bin/python bench/ui.py                 # 10,000 reports, 50 runs of each
     .venv/bin/python bench/ui.py --reports 2000 --runs 20
+    .venv/bin/python bench/ui.py --json out.json   # also a result for run_all
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import asyncio
 import importlib.util
 import secrets
 import socket
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+from bench_result import Result, add_json_option, package_version  # noqa: E402
 
 from journalist_client import triage  # noqa: E402
 from journalist_client.importer import store_item  # noqa: E402
@@ -83,7 +86,7 @@ async def _timed(fn: Callable[[], Awaitable[None]], runs: int) -> list[float]:
     return out
 
 
-async def run(worker: VaultWorker, ids: list[str], runs: int) -> None:
+async def run(worker: VaultWorker, ids: list[str], runs: int, result: Result) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
@@ -143,10 +146,21 @@ async def run(worker: VaultWorker, ids: list[str], runs: int) -> None:
         r_view = ref(lambda v: triage.show_item(v, secrets.choice(ids)))  # type: ignore[arg-type]
         r_action = ref(ref_set)
         r_search = ref(lambda v: triage.run_search_marked(v, secrets.choice(QUERIES), 50))  # type: ignore[arg-type]
-        print(_line("inbox", inbox, r_inbox))
-        print(_line("report view", view, r_view))
-        print(_line("triage action", action, r_action))
-        print(_line("search", search, r_search))
+        for name, label, ui, alone in (
+                ("inbox", "inbox (100 newest, count, continuity check)", inbox, r_inbox),
+                ("report view", "report view", view, r_view),
+                ("triage action", "triage action (`set` + `vault.save()`, answered after the "
+                 "save)", action, r_action),
+                ("search", "search (Arabic, English, French words; 50 hits with snippets)",
+                 search, r_search)):
+            print(_line(name, ui, alone))
+            result.row(label, f"{_p(ui, 50):.1f} / **{_p(ui, 95):.1f} ms**",
+                       f"{_p(alone, 50):.1f} / {_p(alone, 95):.1f} ms", "p95 < 100 ms")
+            key = name.replace(" ", "_")
+            result.metrics.update({f"{key}_p50_ms": round(_p(ui, 50), 2),
+                                   f"{key}_p95_ms": round(_p(ui, 95), 2),
+                                   f"{key}_library_p50_ms": round(_p(alone, 50), 2),
+                                   f"{key}_library_p95_ms": round(_p(alone, 95), 2)})
     finally:
         await runner.cleanup()
 
@@ -155,7 +169,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--reports", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=50)
+    add_json_option(ap)
     args = ap.parse_args()
+    result = Result(
+        "ui",
+        f"a vault of {args.reports:,} reports, {args.runs} runs of each page, end to end over "
+        "HTTP on 127.0.0.1 through the real application; the reference is the library call "
+        "behind each page alone on the worker thread, in the same run",
+        ["page", "UI p50 / p95", "library alone p50 / p95", "goal"],
+        context={"SQLite": sqlite3.sqlite_version, "aiohttp": package_version("aiohttp"),
+                 "Jinja2": package_version("jinja2")})
     with tempfile.TemporaryDirectory(prefix="amana-bench-ui-") as tmp:
         path = Path(tmp) / "vault"
         v = create_vault(path, PASSPHRASE, desk_id="triage",
@@ -174,9 +197,11 @@ def main() -> None:
         worker = VaultWorker()
         worker.unlock(lambda: unlock(path, PASSPHRASE))
         try:
-            asyncio.run(run(worker, ids, args.runs))
+            asyncio.run(run(worker, ids, args.runs, result))
         finally:
             worker.close()
+    if args.json:
+        result.write(args.json)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Everything runs in a temporary directory (removed at the end) on 127.0.0.1.
 
     .venv/bin/python bench/upload.py            # full run
     .venv/bin/python bench/upload.py --size-mib 64 --reports 32   # quick
+    .venv/bin/python bench/upload.py --json out.json   # also a result for run_all
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import aiohttp
 import yarl
+from bench_result import Result, add_json_option, count
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -216,6 +218,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternate age and the upload this many times; report medians")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    add_json_option(ap)
     args = ap.parse_args()
     for tool in ("age", "curl"):
         if not shutil.which(tool):
@@ -286,6 +289,47 @@ def main() -> None:
         print(f"small reports: {args.reports} with {args.concurrency} concurrent clients in "
               f"{small_time:.1f} s = {args.reports / small_time:.1f} reports/s; "
               f"server peak RSS after: {server_rss_after / 1024:.1f} MiB")
+        if args.json:
+            result = Result(
+                "upload",
+                f"one {mib:.0f} MiB file of random data, encrypted to two desk recipients, "
+                f"{count(args.rounds, 'round')} alternating the reference (`age -r A -r B -o "
+                "out file`, same file, same disk) and the upload (curl over loopback to a real "
+                "`intake-server`); then small reports",
+                ["what", "result", "goal"],
+                context={"age": subprocess.run(["age", "--version"], capture_output=True,
+                                               text=True, check=False).stdout.strip()})
+            result.row("`age -r A -r B -o out file`, s per round (reference)",
+                       ", ".join(f"{t:.2f}" for t in age_times)
+                       + f" (median {age_time:.2f}, {mib / age_time:.0f} MiB/s)", "")
+            result.row("intake-server upload (curl, multipart, encrypt, SHA-256, fsync, "
+                       "commit), s per round", ", ".join(f"{t:.2f}" for t in up_times)
+                       + f" (median {up_time:.2f}, {mib / up_time:.0f} MiB/s)", "")
+            result.row("throughput ratio server / `age`: medians; fastest of each",
+                       f"**{age_time / up_time:.2f}**; {min(age_times) / min(up_times):.2f}",
+                       "≥ 0.5")
+            result.row("server peak RSS (at start)",
+                       f"**{server_rss / 1024:.1f} MiB** ({base_rss / 1024:.1f} MiB)",
+                       "< 100 MiB")
+            result.row("submit page loaded every 50 ms during the uploads",
+                       f"median {statistics.median(lat) * 1000:.1f} ms, p99 "
+                       f"{lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000:.1f} ms "
+                       f"({len(lat)} loads)", "responsive")
+            result.row("codename worker process, peak RSS", f"{worker_rss / 1024:.1f} MiB",
+                       "outside the server")
+            result.row(f"small reports (form GET, POST with a 2 KiB attachment), "
+                       f"{args.reports} with {args.concurrency} concurrent clients",
+                       f"**{args.reports / small_time:.1f} reports/s** ({small_time:.1f} s); "
+                       f"server peak RSS after {server_rss_after / 1024:.1f} MiB", "")
+            result.metrics.update({
+                "age_median_s": round(age_time, 3), "upload_median_s": round(up_time, 3),
+                "ratio_medians": round(age_time / up_time, 3),
+                "ratio_fastest": round(min(age_times) / min(up_times), 3),
+                "server_peak_rss_kib": server_rss, "age_peak_rss_kib": age_rss,
+                "codename_worker_peak_rss_kib": worker_rss,
+                "page_median_ms": round(statistics.median(lat) * 1000, 2),
+                "small_reports_per_s": round(args.reports / small_time, 2)})
+            result.write(args.json)
     finally:
         if server is not None:
             server.send_signal(signal.SIGINT)

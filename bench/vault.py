@@ -13,6 +13,7 @@
 
     .venv/bin/python bench/vault.py                      # 10,000 then 100,000
     .venv/bin/python bench/vault.py --import 2000 --total 20000   # quicker
+    .venv/bin/python bench/vault.py --json out.json   # also a result for run_all
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import io
 import json
 import os
 import secrets
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -30,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_result import Result, add_json_option  # noqa: E402
 
 from journalist_client import triage  # noqa: E402
 from journalist_client.importer import import_bundle, store_item  # noqa: E402
@@ -110,7 +114,15 @@ def main() -> None:
     ap.add_argument("--import", dest="n_import", type=int, default=10_000)
     ap.add_argument("--total", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=10, help="runs of each query")
+    add_json_option(ap)
     args = ap.parse_args()
+    out = Result(
+        "vault",
+        f"import {args.n_import:,} synthetic reports from signed desk-export bundles, then "
+        f"grow the vault to {args.total:,} with `store_item`; 12 Arabic, English and French "
+        f"queries × {args.queries} runs; desk keys at the real scrypt work factor 18",
+        ["what", "result", "goal"],
+        context={"SQLite": sqlite3.sqlite_version})
 
     with tempfile.TemporaryDirectory(prefix="amana-bench-") as tmp:
         tmpdir = Path(tmp)
@@ -142,6 +154,11 @@ def main() -> None:
             sys.exit(f"only {imported} imported: {result.quarantined[:3]}")
         print(f"import {args.n_import} reports (incl. a save + ack per bundle): {dt:.2f} s = "
               f"{args.n_import / dt:.0f} reports/s (goal ≥ 500)")
+        out.row(f"import {args.n_import:,} reports from {len(bundles)} signed desk-export "
+                f"bundle{'s' if len(bundles) > 1 else ''} "
+                "(verify, decrypt, validate, store, index, save, ack)",
+                f"{dt:.2f} s = **{args.n_import / dt:,.0f} reports/s**", "≥ 500/s")
+        out.metrics["import_reports_per_s"] = round(args.n_import / dt, 1)
 
         t = time.perf_counter()
         for _ in range(args.total - args.n_import):
@@ -180,7 +197,21 @@ def main() -> None:
         p95 = every[int(0.95 * (len(every) - 1))]
         print(f"search p95 over {len(every)} runs at {args.total} reports: "
               f"{p95 * 1000:.1f} ms (goal ≤ 50 ms)")
+        median = statistics.median(every)
+        out.row(f"search at {args.total:,} reports, 12 queries × {args.queries} runs, "
+                "20 results with snippets",
+                f"**p95 {p95 * 1000:.1f} ms**, median {median * 1000:.1f} ms", "p95 ≤ 50 ms")
+        out.row(f"save at {args.total:,} reports (serialize, encrypt, sign, fsync, rename; "
+                f"{size / 1e6:.0f} MB image)", f"**{save_s:.2f} s**", "≤ 3 s")
+        out.row(f"unlock at {args.total:,} reports (two scrypt unlocks of the desk keys, "
+                "verify, decrypt, deserialize)", f"**{unlock_s:.2f} s**", "≤ 3 s")
+        out.metrics.update({"search_p95_ms": round(p95 * 1000, 2),
+                            "search_median_ms": round(median * 1000, 2),
+                            "save_s": round(save_s, 3), "unlock_s": round(unlock_s, 3),
+                            "image_bytes": size})
         print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    if args.json:
+        out.write(args.json)
 
 
 if __name__ == "__main__":
