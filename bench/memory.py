@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import re
 import sys
 import tempfile
 import time
@@ -32,6 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "tests"))
+sys.path.insert(2, str(ROOT / "bench"))
+
+from bench_result import Result, add_json_option, count, machine  # noqa: E402
 
 from intake_server.config import Config  # noqa: E402
 from support.flood import (  # noqa: E402
@@ -44,18 +44,6 @@ from support.procstat import sample_tree  # noqa: E402
 from support.server_process import ServerProcess, free_port  # noqa: E402
 
 MiB = 1024 * 1024
-
-
-def machine() -> str:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
-    mem_gib = int(mem.group(1)) / 1024 / 1024 if mem else 0.0
-    return (f"nproc {os.cpu_count()}, {cpu}, RAM {mem_gib:.1f} GiB, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -84,24 +72,40 @@ async def run(args: argparse.Namespace) -> None:
                                   connections=args.submissions + 50)
     statuses = sorted({one.status for one in sent})
     received = sum(one.status == 200 for one in sent)
+    result = Result(
+        "memory",
+        f"a real `intake-server demo` with the default limits "
+        f"({config.max_concurrent_uploads} upload slots, {config.max_concurrent_derivations} "
+        f"codename workers, {config.max_concurrent_logins} login worker) gets "
+        f"{count(args.submissions, 'report')} at once (one in ten with a {args.big_mib} MiB "
+        f"attachment) beside {count(args.logins, 'wrong login')}, the process tree sampled "
+        f"every 0.1 s; the reference is the same tree at rest before the flood. "
+        f"{received} received (statuses {statuses}), {logins.count(403)} logins derived, "
+        f"{logins.count(429)} refused, {took:.0f} s",
+        ["", "at rest", "peak under the flood"])
+    mib = 1024
+    result.row("whole tree, PSS summed", f"{rest.pss_kib // mib} MiB",
+               f"**{watch.peak_pss_kib // mib} MiB**")
+    result.row("whole tree, RSS summed", f"{rest.rss_kib // mib} MiB",
+               f"{watch.peak_rss_kib // mib} MiB")
+    result.row("server process RSS", f"{rest.server_rss_kib // mib} MiB",
+               f"{watch.peak_server_rss_kib // mib} MiB")
+    result.row("processes", rest.processes, watch.peak_processes)
+    result.row("server's open files", rest.server_fds, watch.peak_fds)
+    result.row("bound for this configuration (docs/operations.md)", "",
+               f"{bound // mib} MiB")
+    result.metrics.update(peak_pss_mib=watch.peak_pss_kib // mib,
+                          peak_server_rss_mib=watch.peak_server_rss_kib // mib,
+                          bound_mib=bound // mib, received=received,
+                          peak_open_files=watch.peak_fds)
     print(f"machine: {machine()}")
-    print(f"config: max_concurrent_uploads {config.max_concurrent_uploads}, "
-          f"max_concurrent_derivations {config.max_concurrent_derivations}, "
-          f"max_concurrent_logins {config.max_concurrent_logins}")
-    print(f"flood: {args.submissions} reports at once ({received} received, statuses "
-          f"{statuses}), {args.logins} logins ({logins.count(403)} derived, "
-          f"{logins.count(429)} refused), {took:.1f} s, {watch.samples} samples")
-    print("| | at rest | peak under the flood |")
-    print("|---|---|---|")
-    print(f"| whole tree, PSS summed | {rest.pss_kib // 1024} MiB | "
-          f"**{watch.peak_pss_kib // 1024} MiB** |")
-    print(f"| whole tree, RSS summed | {rest.rss_kib // 1024} MiB | "
-          f"{watch.peak_rss_kib // 1024} MiB |")
-    print(f"| server process RSS | {rest.server_rss_kib // 1024} MiB | "
-          f"{watch.peak_server_rss_kib // 1024} MiB |")
-    print(f"| processes | {rest.processes} | {watch.peak_processes} |")
-    print(f"| server's open files | {rest.server_fds} | {watch.peak_fds} |")
-    print(f"| bound for this configuration (docs/operations.md) | | {bound // 1024} MiB |")
+    print(result.setup)
+    print("| " + " | ".join(result.columns) + " |")
+    print("|" + "---|" * len(result.columns))
+    for row in result.rows:
+        print("| " + " | ".join(row) + " |")
+    if args.json:
+        result.write(args.json)
 
 
 def main() -> None:
@@ -111,6 +115,7 @@ def main() -> None:
     parser.add_argument("--big-mib", type=int, default=4)
     parser.add_argument("--settle", type=float, default=8.0,
                         help="seconds to wait after start-up before sampling the tree")
+    add_json_option(parser)
     asyncio.run(run(parser.parse_args()))
 
 

@@ -70,6 +70,8 @@ BENCHMARKS: list[Benchmark] = [
                                     "--reference-runs", "1"), disk=True),
     Benchmark("ui", "ui.py", ("--reports", "200", "--runs", "10"), disk=True),
     Benchmark("rotation", "rotation.py", ("--reports", "50", "--rounds", "1"), disk=True),
+    Benchmark("memory", "memory.py", ("--submissions", "20", "--logins", "20",
+                                      "--settle", "2")),
 ]
 
 _NAME = re.compile(r"[a-z0-9_]+")
