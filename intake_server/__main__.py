@@ -308,6 +308,18 @@ def cmd_init(args: argparse.Namespace) -> None:
           f"  intake-server serve --config {path}")
 
 
+def _without_numpy() -> None:
+    """Keep numpy out of the serving process. sqlite-utils imports it whenever it is
+    installed, and the client's charts install it (matplotlib). The server has no use
+    for it, and OpenBLAS calls mbind(2) as it loads, which the systemd unit's
+    SystemCallFilter forbids (~@resources): the kernel would kill the server with
+    SIGSYS. A None entry in sys.modules makes ``import numpy`` raise ImportError, which
+    sqlite-utils expects. Only for the commands that serve (main() calls it before
+    anything is imported): tests call main() in their own process for the other
+    commands, where numpy must stay importable."""
+    sys.modules.setdefault("numpy", None)  # type: ignore[arg-type]
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     serve(args.config)
 
@@ -458,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     # Plaintext reports pass through this process's memory: no core dumps (keys.process).
     process.harden_process()
     args = build_parser().parse_args(argv)  # a usage error exits 2 here
+    if args.func in (cmd_serve, cmd_demo):
+        _without_numpy()
     _configure_logging()
     try:
         with _runtime_errors():
