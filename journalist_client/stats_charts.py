@@ -31,10 +31,19 @@ __all__ = ["chart", "write_pack"]
 FONTS: Final = ["Noto Sans Arabic", "DejaVu Sans"]
 
 
+def _ltr(text: str, lang: str) -> str:
+    """``text`` (a month such as 2026-10, a count or a mark such as <5) isolated as left
+    to right in an Arabic line (LRI ... PDI). Without it the bidi algorithm moves the
+    digits and the hyphen of "2026-10" around the Arabic words (drawn "10-2026"), and
+    mirrors the "<" of a mark."""
+    return f"\u2066{text}\u2069" if lang == "ar" else text
+
+
 def _title(tab: stats.Table) -> str:
     _ = stats.gettext_for(tab.lang).gettext
     return _("Reports by {dimension}, {since} to {until}").format(
-        dimension=tab.by_label, since=tab.since, until=tab.until)
+        dimension=tab.by_label, since=_ltr(tab.since, tab.lang),
+        until=_ltr(tab.until, tab.lang))
 
 
 def chart(tab: stats.Table, fmt: Literal["svg", "png"]) -> bytes:
@@ -54,7 +63,7 @@ def chart(tab: stats.Table, fmt: Literal["svg", "png"]) -> bytes:
         top = max([*values, tab.k, 1])
         for y, r in zip(ys, rows, strict=True):
             # Hidden counts: their mark, at the start of the bar, never a length.
-            ax.text(r.value or 0, y, f" {r.shown} ", va="center",
+            ax.text(r.value or 0, y, f" {_ltr(r.shown, tab.lang)} ", va="center",
                     ha="right" if rtl else "left", fontsize=9, language=tab.lang)
         # Controls and bidi overrides in a family name shown as escapes, as in the CLI.
         ax.set_yticks(ys, [inert(r.label) for r in rows])
@@ -72,7 +81,8 @@ def chart(tab: stats.Table, fmt: Literal["svg", "png"]) -> bytes:
         ax.set_title(_title(tab), language=tab.lang, fontsize=11)
         foot = _("Counts under {k} are hidden (“<{k}”), with others (“x”) so none can be "
                  "worked out. Total: {total}. Left out (no consent): {left}.").format(
-            k=stats.number(tab.k, tab.lang), total=tab.total.shown, left=tab.left_out.shown)
+            k=stats.number(tab.k, tab.lang), total=_ltr(tab.total.shown, tab.lang),
+            left=_ltr(tab.left_out.shown, tab.lang))
         if tab.note:
             foot = tab.note + "\n" + foot
         fig.text(0.99 if rtl else 0.01, 0.01, foot, fontsize=7, wrap=True,

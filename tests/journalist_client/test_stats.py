@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from journalist_client import stats
 from journalist_client.stats import Counted
 
-from .conftest import Run, Server, report_doc
+from .conftest import Run, Server, counted_reports
 
 MONTHS = ["2026-01", "2026-02", "2026-03", "2026-04"]
 COUNTRIES = ["AE", "EG", "LB", "MA"]
@@ -206,15 +206,7 @@ def test_k_below_three_and_a_backwards_range_are_refused() -> None:
 
 @pytest.fixture
 def counted(run: Run, server: Server) -> None:
-    docs = []
-    for day, country, n, consent in (("2026-10-03", "AE", 6, True), ("2026-10-20", "LB", 5, True),
-                                     ("2026-11-02", "AE", 9, True), ("2026-11-09", "LB", 8, True),
-                                     ("2026-11-10", "EG", 2, True), ("2026-11-11", "MA", 2, False)):
-        for _ in range(n):
-            d = report_doc(country=country)
-            d["received_day"] = day
-            d["answers"]["consent"]["publish_anonymised"] = consent
-            docs.append(d)
+    docs = counted_reports()
     code, _, err = run("import", str(server.bundle([server.item(d) for d in docs])))
     assert code == 0, err
 
@@ -275,6 +267,21 @@ def test_the_advocacy_pack(run: Run, counted: None, tmp_path: Path) -> None:
     assert "<script" not in (folder / "country.svg").read_text()
     assert (folder / "country.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "الإمارات" in (folder / "country.csv").read_text()
+
+
+def test_arabic_chart_text_keeps_months_and_marks_left_to_right() -> None:
+    # Without isolates, the bidi algorithm drew "من 2026-10 إلى 2026-11" with the
+    # second month as "11-2026" (seen in a rendered PNG).
+    from journalist_client import stats_charts
+
+    data = [_report("2026-10", "AE") for _ in range(6)] + [_report("2026-11", "EG")]
+    for lang, since, until in (("ar", "\u20662026-10\u2069", "\u20662026-11\u2069"),
+                               ("en", "2026-10", "2026-11")):
+        tab = stats.tabulate(data, ["2026-10", "2026-11"], by="country", k=5, lang=lang)
+        title = stats_charts._title(tab)
+        assert since in title, title
+        assert until in title, title
+    assert "\u2066" not in title  # English needs none
 
 
 # --- the reader who asks every month-rounded question ---------------------------------
