@@ -15,19 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 import sqlite3
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from support.server_process import ServerProcess
+from support.server_process import ServerProcess, assert_received_intact
 
 ROUNDS = int(os.environ.get("AMANA_SOAK_ROUNDS", "20"))
 SUBMITTERS = 32
@@ -86,40 +82,20 @@ def _db_files(server: ServerProcess) -> set[str]:
         return {row[0] for row in conn.execute("SELECT id FROM files")}
 
 
-def _decrypt(age: str, identity: Path, path: Path) -> bytes:
-    return subprocess.run([age, "-d", "-i", str(identity), str(path)],
-                          capture_output=True, check=True).stdout
-
-
 @pytest.mark.slow
 async def test_sigkill_under_load_loses_no_acknowledged_submission(
         server: ServerProcess, age_binary: str) -> None:
     received: list[Sent] = []
     for _ in range(ROUNDS):
-        await _round(server, received)
+        await _round(server, received,
+                           nothing_else=False)
         server.start()
         assert list(server.incoming_dir.iterdir()) == []
         stored = {p.name.removesuffix(".age") for p in server.store_dir.iterdir()}
         assert stored == _db_files(server)
     assert received, "no submission was ever acknowledged: the test proved nothing"
 
-    # Every stored file decrypts with the reference binary; index the reports by marker.
-    identity = server.identity("triage")
-    paths = sorted(server.store_dir.iterdir())
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        plain = dict(zip((p.name.removesuffix(".age") for p in paths),
-                         pool.map(lambda p: _decrypt(age_binary, identity, p), paths),
-                         strict=True))
-    reports = {}
-    for data in plain.values():
-        with contextlib.suppress(ValueError):
-            doc = json.loads(data)
-            if isinstance(doc, dict) and doc.get("schema") == "amana.report":
-                reports[doc["answers"]["description"].split()[0]] = doc
-    for sent in received:
-        doc = reports.get(sent.marker)
-        assert doc is not None, f"{sent.marker} was acknowledged and is gone"
-        (att,) = doc["attachments"]
-        assert (att["name"], att["sha256"], att["size"]) == (sent.name, sent.sha256, sent.size)
-        body = plain[att["file_id"]]
-        assert hashlib.sha256(body).hexdigest() == sent.sha256
+    # Every stored file decrypts with the reference binary, and every acknowledged
+    # submission is there to the exact bytes.
+    assert_received_intact(age_binary, server.identity("triage"), server.store_dir, received,
+                           nothing_else=False)

@@ -41,12 +41,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import re
 import sqlite3
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -65,7 +62,7 @@ from support.flood import (
     login_flood,
     submission_flood,
 )
-from support.server_process import ServerProcess, free_port
+from support.server_process import ServerProcess, assert_received_intact, free_port
 
 SUBMISSIONS = int(os.environ.get("AMANA_SOAK_FLOOD_SUBMISSIONS", "6"))
 LOGINS = int(os.environ.get("AMANA_SOAK_FLOOD_LOGINS", "40"))
@@ -92,11 +89,6 @@ def test_the_unit_leaves_room_for_the_configured_memory_and_connections() -> Non
     memory_max = _unit_setting("MemoryMax")
     unit = {"K": 1, "M": 1024, "G": 1024 * 1024}[memory_max[-1]]
     assert int(memory_max[:-1]) * unit >= bound, (memory_max, bound // 1024)
-
-
-def _decrypt(age: str, identity: Path, path: Path) -> bytes:
-    return subprocess.run([age, "-d", "-i", str(identity), str(path)],
-                          capture_output=True, check=True).stdout
 
 
 @pytest.mark.slow
@@ -130,26 +122,8 @@ async def test_a_flood_of_submissions_and_logins_loses_nothing_received(
           f"{watch.samples} samples")
 
     # Nothing acknowledged is lost, and nothing else was kept.
-    paths = sorted(server.store_dir.iterdir())
-    assert len(paths) == 2 * len(received)
-    identity = server.identity("triage")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        plain = dict(zip((p.name.removesuffix(".age") for p in paths),
-                         pool.map(lambda p: _decrypt(age_binary, identity, p), paths),
-                         strict=True))
-    reports = {}
-    for data in plain.values():
-        with contextlib.suppress(ValueError):
-            doc = json.loads(data)
-            if isinstance(doc, dict) and doc.get("schema") == "amana.report":
-                reports[doc["answers"]["description"].split()[0]] = doc
-    for one in received:
-        doc = reports.get(one.marker)
-        assert doc is not None, f"{one.marker} was received and is gone"
-        (att,) = doc["attachments"]
-        assert (att["name"], att["sha256"], att["size"]) == \
-            (f"{one.marker}.bin", one.sha256, one.size)
-        assert hashlib.sha256(plain[att["file_id"]]).hexdigest() == one.sha256
+    assert_received_intact(age_binary, server.identity("triage"), server.store_dir, received,
+                           nothing_else=True)
     assert list(server.incoming_dir.iterdir()) == []
 
     # The whole server, worker pools included, within what its configuration allows.
@@ -228,20 +202,8 @@ async def test_a_flood_past_the_free_space_floor_is_refused_and_intake_returns_w
     assert after.status == 200
     # Every report acknowledged is whole, and nothing else was kept.
     received = [one for one in [*flood, after] if one.status == 200]
-    store = data_dir / "store"
-    paths = sorted(store.iterdir())
-    assert len(paths) == 2 * len(received)
-    plain = {p.name.removesuffix(".age"): _decrypt(age_binary, server.identity("triage"), p)
-             for p in paths}
-    reports = {}
-    for data in plain.values():
-        with contextlib.suppress(ValueError):
-            doc = json.loads(data)
-            if isinstance(doc, dict) and doc.get("schema") == "amana.report":
-                reports[doc["answers"]["description"].split()[0]] = doc
-    for one in received:
-        (att,) = reports[one.marker]["attachments"]
-        assert hashlib.sha256(plain[att["file_id"]]).hexdigest() == one.sha256
+    assert_received_intact(age_binary, server.identity("triage"), data_dir / "store", received,
+                           nothing_else=True)
     assert list((data_dir / "incoming").iterdir()) == []
     with contextlib.closing(sqlite3.connect(data_dir / "intake.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -61,6 +61,26 @@ def report_doc(**answers: Any) -> dict[str, Any]:
     return doc
 
 
+# The reports the statistics are tested on (test_stats.py, ui_tests/test_stats_page.py):
+# (received day, country, how many, consent to anonymised figures). 30 consented, in
+# October and November 2026; two did not.
+COUNTED_REPORTS = (("2026-10-03", "AE", 6, True), ("2026-10-20", "LB", 5, True),
+                   ("2026-11-02", "AE", 9, True), ("2026-11-09", "LB", 8, True),
+                   ("2026-11-10", "EG", 2, True), ("2026-11-11", "MA", 2, False))
+
+
+def counted_reports() -> list[dict[str, Any]]:
+    """The report documents of COUNTED_REPORTS, for one import bundle."""
+    docs = []
+    for day, country, n, consent in COUNTED_REPORTS:
+        for _ in range(n):
+            d = report_doc(country=country)
+            d["received_day"] = day
+            d["answers"]["consent"]["publish_anonymised"] = consent
+            docs.append(d)
+    return docs
+
+
 def attachment_meta(data: bytes, name: str = "screenshot.png") -> dict[str, Any]:
     import hashlib
 

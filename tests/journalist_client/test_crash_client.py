@@ -36,7 +36,7 @@ import pytest
 from journalist_client import replies, triage
 from journalist_client.vault import DB_FILE, Vault, unlock
 from keys.bundle import open_bundle
-from support.kills import ROUNDS, KillPoints, kill_when
+from support.kills import NOTE_SAVER, ROUNDS, KillPoints, kill_when
 
 from .conftest import PASSPHRASE, Server, attachment_meta, report_doc
 
@@ -133,22 +133,6 @@ def test_kill_9_during_import_never_acks_what_the_vault_lacks(
     print(f"kills before the import ended: {mid} of {ROUNDS}")
 
 
-_SAVER = """
-import sys
-from journalist_client import triage
-from journalist_client.vault import unlock
-v = unlock(sys.argv[1], sys.argv[2])
-if sys.argv[3] == "journal":
-    v.start_journal()
-ids = sys.argv[4:]
-i = int(v.meta("counter") or 0)
-while True:
-    i += 1
-    triage.add_note(v, ids[i % len(ids)], f"note {i}")
-    v.set_meta("counter", str(i))
-    v.save()
-    print(i, flush=True)
-"""
 
 
 @pytest.mark.parametrize("mode", ["image", "journal"])
@@ -167,7 +151,7 @@ def test_kill_9_during_a_save_keeps_every_confirmed_one(
     print(rng)
     last = 0
     for _ in range(ROUNDS):
-        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(vault_dir), PASSPHRASE,
+        proc = subprocess.Popen([sys.executable, "-c", NOTE_SAVER, str(vault_dir), PASSPHRASE,
                                  mode, *ids], stdout=subprocess.PIPE)
         assert proc.stdout is not None
         confirmed = 0

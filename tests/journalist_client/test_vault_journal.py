@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from journalist_client import replies, triage, vault_journal
 from journalist_client.importer import import_bundle
 from journalist_client.vault import DB_FILE, Vault, unlock
+from support.kills import NOTE_SAVER
 
 from .conftest import PASSPHRASE, Server, report_doc
 
@@ -268,21 +269,6 @@ def test_no_plaintext_in_the_journal(items: list[str], vault_dir: Path) -> None:
     v.close()
 
 
-_SESSION = """
-import sys
-from journalist_client import triage
-from journalist_client.vault import unlock
-v = unlock(sys.argv[1], sys.argv[2])
-v.start_journal()
-ids = sys.argv[3:]
-i = int(v.meta("counter") or 0)
-while True:
-    i += 1
-    triage.add_note(v, ids[i % len(ids)], f"note {i}")
-    v.set_meta("counter", str(i))
-    v.save()
-    print(i, flush=True)
-"""
 
 
 @pytest.mark.slow
@@ -290,8 +276,8 @@ def test_kill_9_in_a_session_keeps_every_confirmed_save(items: list[str],
                                                        vault_dir: Path) -> None:
     last = 0
     for attempt in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", _SESSION, str(vault_dir), PASSPHRASE,
-                                 *items], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", NOTE_SAVER, str(vault_dir), PASSPHRASE,
+                                 "journal", *items], stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         confirmed = 0
         for _ in range(5 + attempt * 7):

@@ -52,3 +52,25 @@ def kill_when(proc: subprocess.Popen[bytes], reached: Callable[[], bool],
         proc.send_signal(signal.SIGKILL)
     proc.wait()
     return mid
+
+
+# A process that unlocks a vault (argv: vault dir, passphrase, "journal" or "image", item
+# ids) and saves a note, then prints the save's number, over and over until killed: the
+# kill -9 tests of the journal and of image writes (test_vault_journal.py,
+# test_crash_client.py) count what it confirmed before the kill.
+NOTE_SAVER = """
+import sys
+from journalist_client import triage
+from journalist_client.vault import unlock
+v = unlock(sys.argv[1], sys.argv[2])
+if sys.argv[3] == "journal":
+    v.start_journal()
+ids = sys.argv[4:]
+i = int(v.meta("counter") or 0)
+while True:
+    i += 1
+    triage.add_note(v, ids[i % len(ids)], f"note {i}")
+    v.set_meta("counter", str(i))
+    v.save()
+    print(i, flush=True)
+"""

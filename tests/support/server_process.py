@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
@@ -10,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -125,3 +129,49 @@ def report_document(plain: dict[str, bytes]) -> dict[str, Any]:
             docs.append(doc)
     (doc,) = docs
     return doc
+
+
+class Received(Protocol):
+    """A submission whose client got the "received" page: its report's description
+    starts with ``marker``, and its one attachment, ``{marker}.bin``, has this hash and
+    size."""
+
+    @property
+    def marker(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+def assert_received_intact(age: str, identity: Path, store_dir: Path,
+                           received: Iterable[Received], *, nothing_else: bool) -> None:
+    """Every file in ``store_dir`` decrypts with the reference `age` binary, and every
+    submission in ``received`` is there: its report, and its attachment to the exact
+    bytes sent. With ``nothing_else``, no other submission is stored (two files each);
+    without, others may be (a crash after the commit, before the client read "received")."""
+    received = list(received)
+    paths = sorted(store_dir.iterdir())
+    if nothing_else:
+        assert len(paths) == 2 * len(received), (len(paths), len(received))
+
+    def decrypt(path: Path) -> bytes:
+        return subprocess.run([age, "-d", "-i", str(identity), str(path)],
+                              capture_output=True, check=True).stdout
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        plain = dict(zip((p.name.removesuffix(".age") for p in paths),
+                         pool.map(decrypt, paths), strict=True))
+    reports = {}
+    for data in plain.values():
+        with contextlib.suppress(ValueError):  # an attachment, not JSON
+            doc = json.loads(data)
+            if isinstance(doc, dict) and doc.get("schema") == "amana.report":
+                reports[doc["answers"]["description"].split()[0]] = doc
+    for one in received:
+        doc = reports.get(one.marker)
+        assert doc is not None, f"{one.marker} was received and is gone"
+        (att,) = doc["attachments"]
+        assert (att["name"], att["sha256"], att["size"]) == \
+            (f"{one.marker}.bin", one.sha256, one.size)
+        assert hashlib.sha256(plain[att["file_id"]]).hexdigest() == one.sha256

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 # The parent folder's builders: "journalist_client" on the path is the package itself.
-from ..conftest import Run, Server, report_doc  # noqa: TID252
+from ..conftest import Run, Server, counted_reports  # noqa: TID252
 from .conftest import UI, Watched, start_ui
 
 pytestmark = pytest.mark.slow
@@ -21,15 +21,7 @@ pytestmark = pytest.mark.slow
 def ui(run: Run, server: Server, vault_dir: Path, passfile: Path) -> Iterator[UI]:
     """The UI over a vault of 32 reports: 30 whose source consented to anonymised
     figures, in October and November 2026, two that did not."""
-    docs = []
-    for day, country, n, consent in (("2026-10-03", "AE", 6, True), ("2026-10-20", "LB", 5, True),
-                                     ("2026-11-02", "AE", 9, True), ("2026-11-09", "LB", 8, True),
-                                     ("2026-11-10", "EG", 2, True), ("2026-11-11", "MA", 2, False)):
-        for _ in range(n):
-            d = report_doc(country=country)
-            d["received_day"] = day
-            d["answers"]["consent"]["publish_anonymised"] = consent
-            docs.append(d)
+    docs = counted_reports()
     code, _, err = run("import", str(server.bundle([server.item(d) for d in docs])))
     assert code == 0, err
     u = start_ui(vault_dir, passfile)
