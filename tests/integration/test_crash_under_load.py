@@ -87,8 +87,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_submission(
         server: ServerProcess, age_binary: str) -> None:
     received: list[Sent] = []
     for _ in range(ROUNDS):
-        await _round(server, received,
-                           nothing_else=False)
+        await _round(server, received)
         server.start()
         assert list(server.incoming_dir.iterdir()) == []
         stored = {p.name.removesuffix(".age") for p in server.store_dir.iterdir()}
