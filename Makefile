@@ -31,8 +31,11 @@ $(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/intake-server demo --dir $(DIR) --port $(PORT)
 
+# Two workers (pytest-xdist): the suite spends about half its time waiting on real
+# processes, sockets and timers. `make test PYTEST_ARGS=-n0` runs it in one process.
+PYTEST_ARGS ?= -n 2
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
