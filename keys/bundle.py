@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, Final
 
 from keys import ids, strict_json
-from keys.fs import AtomicWriter
+from keys.fs import AtomicWriter, open_quietly
 from keys.signing import CONTEXT_BUNDLE, BadSignature, SigningKey, VerifyKey
 
 __all__ = [
@@ -351,13 +351,9 @@ def open_bundle(
         if vk.raw in by_key:
             raise ValueError(f"trusted keys {by_key[vk.raw]!r} and {key_id!r} are the same key")
         by_key[vk.raw] = key_id
-    # Read-only, no link followed; O_NOATIME: reading a bundle dated to the day (on a
-    # stick, in a vault) would otherwise record the moment in its atime (relatime). It
-    # needs the file's owner; else the bundle is read as usual.
-    try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME)
-    except PermissionError:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    # Read-only, no link followed, and quietly: a bundle dated to the day (on a stick,
+    # in a vault) keeps its day-only atime.
+    fd = open_quietly(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         bundle = _verify(fd, by_key, kind)
     except BaseException:

@@ -59,6 +59,7 @@ __all__ = [
     "list_names",
     "lock_exclusive",
     "move_durable",
+    "open_quietly",
     "move_tree_into_place",
     "open_resumable",
     "open_stream_sink",
@@ -479,16 +480,21 @@ def safe_remove(path: StrPath) -> bool:
     return True
 
 
-def _entries(directory: StrPath, keep: str) -> list[str]:
-    # Listed through a descriptor opened with O_NOATIME: with relatime, listing a
-    # directory whose times were set to the day would record the moment it was listed
-    # (an unlock, a push) in its atime. O_NOATIME needs the owner, which the program
-    # is; where it is refused this lists as usual.
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+def open_quietly(path: StrPath, flags: int) -> int:
+    """``os.open(path, flags)`` with O_NOATIME: reading the file (or listing the
+    directory) leaves its access time as it was. With relatime, the first read of a
+    file or directory dated to the day would set its atime to the second it was read:
+    an unlock, a push, a fetch. O_NOATIME needs the file's owner, which the reading
+    program is; where it is refused this opens as usual."""
     try:
-        fd = os.open(directory, flags | os.O_NOATIME)
+        return os.open(path, flags | os.O_NOATIME)
     except PermissionError:
-        fd = os.open(directory, flags)
+        return os.open(path, flags)
+
+
+def _entries(directory: StrPath, keep: str) -> list[str]:
+    # Listed through a descriptor opened quietly: no atime of the listing.
+    fd = open_quietly(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         with os.scandir(fd) as entries:
             if keep == "files":
@@ -596,8 +602,4 @@ def read_quietly(path: StrPath, max_bytes: int | None = None) -> bytes:
     files the moment they were last unlocked or used. O_NOATIME needs the file's owner,
     which the reading program is; where it is refused this falls back to a normal read.
     """
-    try:
-        fd = os.open(path, _READ | os.O_NONBLOCK | os.O_NOATIME)
-    except PermissionError:
-        fd = os.open(path, _READ | os.O_NONBLOCK)
-    return _read_fd(fd, path, max_bytes)
+    return _read_fd(open_quietly(path, _READ | os.O_NONBLOCK), path, max_bytes)

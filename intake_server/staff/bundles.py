@@ -202,11 +202,7 @@ def _read_quietly(path: Path) -> BinaryIO:
     Its atime is midnight of its day, older than its ctime, so with relatime the first
     read would set it to the second of the fetch. O_NOATIME needs the file's owner,
     which the server is; where it is refused this falls back to a normal read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME)
-    except PermissionError:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    return os.fdopen(fd, "rb")
+    return os.fdopen(fs.open_quietly(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
 
 
 def _load_json(raw: bytes, fmt: str) -> dict[str, Any]:
