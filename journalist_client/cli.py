@@ -261,9 +261,13 @@ def _severity(s: str) -> str:
 
 
 def _print_json(value: object) -> None:
+    _print_document(records.to_json(value))
+
+
+def _print_document(text: str) -> None:
     # UTF-8 whatever the locale says: the document is for programs, not for the terminal.
     sys.stdout.flush()
-    sys.stdout.buffer.write(records.to_json(value).encode("utf-8") + b"\n")
+    sys.stdout.buffer.write(text.encode("utf-8") + b"\n")
     sys.stdout.buffer.flush()
 
 
@@ -711,9 +715,7 @@ def cmd_stats(args: argparse.Namespace) -> None:
     tab = stats.table(v, args.since, until, by=args.by, k=args.k, lang=args.lang)
     fmt = "json" if args.json else args.format
     if fmt == "json":
-        sys.stdout.flush()
-        sys.stdout.buffer.write(stats.to_json(tab).encode("utf-8") + b"\n")
-        sys.stdout.buffer.flush()
+        _print_document(stats.to_json(tab))
     elif fmt == "csv":
         sys.stdout.write(inert(stats.to_csv(tab), keep_newlines=True))
     else:

@@ -24,7 +24,6 @@ import datetime as dt
 import functools
 import gettext
 import io
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -39,7 +38,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from journalist_client.display import inert_json
+from journalist_client import records
 from journalist_client.taxonomy import SEVERITIES
 from journalist_client.vault import Vault
 
@@ -453,4 +452,4 @@ def to_json(tab: Table) -> str:
            "left_out": {"count": tab.left_out.value, "shown": tab.left_out.shown},
            "note": tab.note}
     # Family names come from imported indicator files: escaped as every --json is.
-    return inert_json(json.dumps(doc, ensure_ascii=False, indent=2))
+    return records.to_json(doc)
