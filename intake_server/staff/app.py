@@ -142,7 +142,7 @@ async def _receive_body(request: web.Request, verified: VerifiedRequest) -> Path
     name = f"{new_id()}.bundle"
     digest = hashlib.sha256()
     size = 0
-    # The source app's pace floor (upload.Pace): a signed body that falls behind it,
+    # The source app's pace floor (pace.Pace): a signed body that falls behind it,
     # or sends nothing, is dropped (408) rather than holding its connection and its
     # file here for as long as it likes.
     pace = Pace(request)

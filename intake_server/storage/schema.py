@@ -84,7 +84,6 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         raise
 
 
-
 @contextlib.contextmanager
 def nested_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """:func:`immediate_transaction`, or, inside a transaction already open on ``conn``
@@ -103,6 +102,7 @@ def nested_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]
             conn.execute("ROLLBACK TO nested")
             conn.execute("RELEASE nested")
         raise
+
 
 # -- version 1: the schema as shipped in 0.1.0 ---------------------------------------
 
