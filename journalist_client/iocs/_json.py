@@ -131,7 +131,10 @@ class ArrayStream:
                 f"not UTF-8 (byte {self.bytes_read - len(chunk) - pending + exc.start})"
             ) from None
         if self._pos:
-            self._lines += self._buf.count("\n", 0, self._pos)
+            # Published bundles are most often one line: find (memchr) is several times
+            # quicker than count, which is then skipped.
+            if self._buf.find("\n", 0, self._pos) >= 0:
+                self._lines += self._buf.count("\n", 0, self._pos)
             self._buf = self._buf[self._pos:]
             self._unbatchable -= self._pos
             self._pos = 0

@@ -335,15 +335,48 @@ def load_stream(stream: Readable, source_file: str, *, max_bytes: int = MAX_BUND
 
 
 # The one shape a million-indicator file is made of, recognised for a whole batch at once
-# (one search over the batch's patterns joined by newlines, one pattern per line): a
-# domain-name equality, canonical spacing, whose value has only ASCII host characters,
-# does not end in a dot and is at most 253 characters. For such a value the grammar
-# gives (DOMAIN, value, "domain-name:value") (it is a case of _COMMON) and
-# normalise_value gives value.lower() (no space to strip, no "/", no trailing dot,
-# ASCII); the batch is also refused if ".." appears. tests/…/test_stix.py compares
-# this path with parse_pattern, the OASIS parser and normalise_value.
-_BATCH_DOMAIN = re.compile(
-    r"^\[domain-name:value = '([A-Za-z0-9_.-]{0,252}[A-Za-z0-9_-])'\]$", re.MULTILINE)
+# (see _batch_hosts): a domain-name equality, canonical spacing, whose value has only
+# ASCII host characters, does not end in a dot, has no "..", and is at most 253
+# characters. For such a value the grammar gives (DOMAIN, value, "domain-name:value")
+# (it is a case of _COMMON) and normalise_value gives value.lower() (no space to strip,
+# no "/", no trailing dot, ASCII). tests/…/test_stix.py compares this path with
+# parse_pattern, the OASIS parser and normalise_value.
+_BATCH_PREFIX = "[domain-name:value = '"
+_BATCH_SUFFIX = "']"
+_BATCH_SEPARATOR = _BATCH_SUFFIX + "\n" + _BATCH_PREFIX
+_HOST_LINES = re.compile(r"[A-Za-z0-9_.\n-]*")
+_MAX_HOST = 253
+
+
+def _batch_hosts(patterns: list[str]) -> list[str] | None:
+    """The lower-cased value of each pattern if every one has the batch shape, else None.
+
+    A handful of C-speed string operations on the patterns joined by newlines, rather
+    than an expression matched line by line (which cost three times as much). The
+    hosts are what lies between the separators; the result is accepted only if putting
+    prefix, separators and suffix back around them gives the joined text exactly, and
+    that text has one newline per pattern boundary: then each pattern is prefix + its
+    host + suffix, since no host holds a newline. Raises TypeError if a pattern is not
+    a str.
+    """
+    joined = "\n".join(patterns)
+    if not patterns:
+        return []
+    if not (joined.startswith(_BATCH_PREFIX) and joined.endswith(_BATCH_SUFFIX)
+            and joined.count("\n") == len(patterns) - 1):
+        return None
+    hosts = joined[len(_BATCH_PREFIX):-len(_BATCH_SUFFIX)].replace(_BATCH_SEPARATOR, "\n")
+    if (not hosts or _HOST_LINES.fullmatch(hosts) is None
+            or hosts.startswith("\n") or hosts.endswith(("\n", "."))
+            or "\n\n" in hosts or ".\n" in hosts or ".." in hosts
+            or _BATCH_PREFIX + hosts.replace("\n", _BATCH_SEPARATOR) + _BATCH_SUFFIX != joined):
+        return None
+    values = hosts.lower().split("\n")
+    if len(values) != len(patterns) or max(map(len, values)) > _MAX_HOST:
+        return None
+    return values
+
+
 _DOMAIN_KEY = "domain-name:value"
 # Below this many objects the per-object loop is as quick as the batch path.
 _MIN_BATCH = 32
@@ -369,8 +402,10 @@ class _Loader:
         self.set_aside: list[tuple[str, str, str]] = []  # id, pattern, reason
         self.collections: list[dict[str, Any]] = []  # malware, then report objects
         self.reports: list[dict[str, Any]] = []
-        self.links: dict[str, str] = {}  # indicator id -> its first malware target
-        self.more_links: dict[str, list[str]] = {}
+        # Every relationship from an indicator to a malware, in file order, as two
+        # columns: which one names an indicator's family is decided in finish().
+        self.sources: list[str] = []
+        self.targets: list[str] = []
 
     def read(self, batches: Iterable[list[Any]]) -> None:
         position = 0
@@ -384,10 +419,10 @@ class _Loader:
         common shape; else change nothing and say False (then :meth:`_read_objects`).
 
         The common shape: dicts with a string type and id; indicators whose pattern is
-        a plain domain equality (:data:`_BATCH_DOMAIN`), of pattern_type stix, without
-        external references; relationships from an indicator to a malware, each
-        indicator named once in the file; any other objects. The result is what the
-        per-object loop gives for the same batch (the tests compare the two).
+        a plain domain equality (:func:`_batch_hosts`), of pattern_type stix, without
+        external references; relationships from an indicator to a malware; any other
+        objects. The result is what the per-object loop gives for the same batch (the
+        tests compare the two).
         """
         if len(batch) < _MIN_BATCH:
             return False
@@ -403,21 +438,20 @@ class _Loader:
             "".join(ids)
             is_indicator = list(map(eq, types, repeat("indicator")))
             indicators = list(compress(batch, is_indicator))
-            patterns = list(map(get, indicators, repeat("pattern")))
-            joined = "\n".join(patterns)
+            hosts = _batch_hosts(list(map(get, indicators, repeat("pattern"))))
             relationships = list(compress(batch, map(eq, types, repeat("relationship"))))
-            sources = "\n".join(map(get, relationships, repeat("source_ref")))
-            targets = "\n".join(map(get, relationships, repeat("target_ref")))
+            source_refs = list(map(get, relationships, repeat("source_ref")))
+            target_refs = list(map(get, relationships, repeat("target_ref")))
+            sources = "\n".join(source_refs)
+            targets = "\n".join(target_refs)
         except TypeError:
             return False
-        count, lines = len(patterns), len(relationships) - 1
+        if hosts is None:
+            return False
+        count, lines = len(hosts), len(relationships) - 1
         if (not all(map(eq, map(get, indicators, repeat("pattern_type"), repeat("stix")),
                         repeat("stix")))
                 or any(map(get, indicators, repeat("external_references")))):
-            return False
-        raws = _BATCH_DOMAIN.findall(joined)
-        # As many matches as lines, and as many lines as patterns: each pattern matched.
-        if len(raws) != count or joined.count("\n") != count - 1 or ".." in joined:
             return False
         # Every line of each (one per relationship) starts with its prefix.
         if lines >= 0 and not (
@@ -426,12 +460,9 @@ class _Loader:
                 and sources.count("\nindicator--") == lines
                 and targets.count("\nmalware--") == lines):
             return False
-        links = (dict(zip(sources.split("\n"), targets.split("\n"), strict=True))
-                 if lines >= 0 else {})
-        if len(links) != lines + 1 or not self.links.keys().isdisjoint(links):
-            return False  # an indicator named twice: the loop keeps the first and the rest
 
-        self.links.update(links)
+        self.sources.extend(source_refs)
+        self.targets.extend(target_refs)
         if len(indicators) + len(relationships) != len(batch):
             for obj, kind_of in zip(batch, types, strict=True):
                 if kind_of == "malware":
@@ -440,7 +471,7 @@ class _Loader:
                     self.reports.append(obj)
         if count:
             self.kinds.extend(repeat(Kind.DOMAIN, count))
-            self.values.extend("\n".join(raws).lower().split("\n"))
+            self.values.extend(hosts)
             self.keys.extend(repeat(_DOMAIN_KEY, count))
             self.ids.extend(compress(ids, is_indicator))
             self.refs.extend(repeat((), count))
@@ -458,7 +489,7 @@ class _Loader:
         last_key: tuple[str, str] = ("", "")
         key_text = ""
         rows: list[_Kept] = []
-        kept, set_aside, links = rows.append, self.set_aside.append, self.links
+        kept, set_aside = rows.append, self.set_aside.append
         position -= 1
         for obj in batch:
             position += 1
@@ -474,9 +505,8 @@ class _Loader:
                 if (type(source) is str and type(target) is str
                         and source.startswith("indicator--")
                         and target.startswith("malware--")):
-                    first = links.setdefault(source, target)
-                    if first is not target:
-                        self.more_links.setdefault(source, []).append(target)
+                    self.sources.append(source)
+                    self.targets.append(target)
                 continue
             if kind_of != "indicator":
                 if kind_of == "malware":
@@ -528,32 +558,39 @@ class _Loader:
                                      zip(*rows, strict=True), strict=True):
                 column.extend(cells)  # type: ignore[attr-defined]
 
-    def _families(self) -> tuple[Callable[[Iterable[str]], list[str]],
+    def _families(self) -> tuple[Callable[[list[str]], list[str]],
                                  dict[str, tuple[str, ...]]]:
-        """The family of each of some indicator ids, and family name -> its references,
-        MVT's way."""
+        """The family of each of a list of indicator ids, and family name -> its
+        references, MVT's way: a report naming the indicator in its object_refs, else
+        the first malware with a name that a relationship from the indicator points to,
+        else :data:`DEFAULT_FAMILY`."""
         names: dict[str, str] = {}
         refs: dict[str, tuple[str, ...]] = {}
         for obj in self.collections + self.reports:
             name = obj.get("name")
             names[obj["id"]] = name if isinstance(name, str) and name else obj["id"]
             refs.setdefault(names[obj["id"]], _references(obj))
-        links = self.links
-        if not self.more_links and not self.reports:
-            # The usual file: an indicator's family is its one relationship's malware
-            # (or none), looked up in C for each id rather than made into a new table.
-            name_of: Callable[..., str] = names.get  # None (no link) gives the default
+        sources, targets = self.sources, self.targets
+        distinct_targets = set(targets)
+        if not self.reports and len(distinct_targets) <= 1:
+            # The usual file: every relationship points to its one malware, so an
+            # indicator's family is that malware's name if a relationship names the
+            # indicator at all. The files are written an indicator then its
+            # relationship, so the two id columns are most often equal (one C
+            # comparison) and no table of a million ids is made.
+            target = next(iter(distinct_targets), "")
+            family = names.get(target, DEFAULT_FAMILY)
 
-            def through_links(ids: Iterable[str]) -> list[str]:
-                return list(map(name_of, map(links.get, ids), repeat(DEFAULT_FAMILY)))
-            return through_links, refs
-        family_of = {source: names[target] for source, target in links.items()
+            def one_malware(ids: list[str]) -> list[str]:
+                if ids == sources:
+                    return [family] * len(ids)
+                linked = set(sources)
+                return [family if i in linked else DEFAULT_FAMILY for i in ids]
+            return one_malware, refs
+        # Reversed, so that the first relationship to a named malware is the one kept.
+        family_of = {source: names[target]
+                     for source, target in zip(reversed(sources), reversed(targets), strict=True)
                      if target in names}
-        for source, targets in self.more_links.items():
-            if source not in family_of:
-                known = [t for t in targets if t in names]
-                if known:
-                    family_of[source] = names[known[0]]
         # A report's object_refs win over relationships (MVT checks reports first).
         for obj in self.reports:
             members = obj.get("object_refs")
@@ -562,7 +599,7 @@ class _Loader:
                     if isinstance(member, str):
                         family_of[member] = names[obj["id"]]
 
-        def from_table(ids: Iterable[str]) -> list[str]:
+        def from_table(ids: list[str]) -> list[str]:
             return list(map(family_of.get, ids, repeat(DEFAULT_FAMILY)))
         return from_table, refs
 
@@ -573,9 +610,10 @@ class _Loader:
         families = families_of(ids)
         set_aside = self.set_aside
         unsupported = tuple(map(Unsupported, *zip(*set_aside, strict=True),
-                                families_of(i for i, _, _ in set_aside),
+                                families_of([i for i, _, _ in set_aside]),
                                 repeat(source_file))) if set_aside else ()
-        self.links.clear()
+        self.sources.clear()
+        self.targets.clear()
         # MVT de-duplicates values within a collection (kind and family); so do we,
         # keeping the first. Without a duplicate (the usual case, checked at C speed)
         # every record is kept, in order, and the indicators are made in one pass.

@@ -10,10 +10,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from journalist_client.iocs import BundleError, Kind, load_bundle, load_stream
+from journalist_client.iocs import BundleError, IndicatorFile, Kind, load_bundle, load_stream
 from journalist_client.iocs.stix import (
     DEFAULT_FAMILY,
     _parse_with_grammar,
@@ -335,6 +335,48 @@ def test_a_batch_gives_what_the_loop_gives(values: list[str], link: str) -> None
     assert load_bundle(data, "b.stix2") == _loop_only(data, "b.stix2")
 
 
+_MALWARE = {"malware--1": "One", "malware--2": "Two"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 44), st.sampled_from([*_MALWARE, "malware--9"])),
+                max_size=60),
+       st.booleans(), st.booleans())
+def test_each_indicator_gets_the_first_named_malware_a_relationship_gives(
+        links: list[tuple[int, str]], in_order: bool, set_aside: bool) -> None:
+    # 45 indicators (with set_aside, the last 5 are not of a key MVT knows, and the
+    # batch goes through the loop; without, it is taken whole), relationships from any
+    # of them to a known malware or to one the file does not hold, in any order, some
+    # indicators named twice, some never; or every indicator once, in order, the usual
+    # file. Either way an indicator's family is the first relationship's malware that
+    # the file names, else the default, whichever path (batch, loop, one malware or
+    # several) works it out.
+    if in_order:
+        links = [(n, "malware--1") for n in range(45)]
+    ids = [f"indicator--{n}" for n in range(45)]
+    objects: list[dict[str, Any]] = [
+        {"type": "malware", "id": mid, "name": name} for mid, name in _MALWARE.items()]
+    objects += [{"type": "indicator", "id": ids[n], "pattern_type": "stix",
+                 "pattern": (f"[domain-name:value = 'd{n}.example']" if n < 40
+                             else f"[x-unknown:value = 'u{n}']" if set_aside
+                             else f"[domain-name:value = 'd{n}.example']")} for n in range(45)]
+    objects += [{"type": "relationship", "id": f"relationship--{k}", "source_ref": ids[n],
+                 "target_ref": target} for k, (n, target) in enumerate(links)]
+    first: dict[str, str] = {}
+    for n, target in links:
+        if target in _MALWARE:
+            first.setdefault(ids[n], _MALWARE[target])
+    expected = {i: first.get(i, DEFAULT_FAMILY) for i in ids}
+    data = json.dumps({"type": "bundle", "id": "bundle--1", "objects": objects}).encode()
+    for loaded in (load_bundle(data, "f.stix2"), _loop_only(data, "f.stix2")):
+        assert isinstance(loaded, IndicatorFile)
+        kept = 40 if set_aside else 45
+        assert {i.indicator_id: i.family for i in loaded.indicators} == {
+            i: expected[i] for i in ids[:kept]}
+        assert {u.indicator_id: u.family for u in loaded.unsupported} == {
+            i: expected[i] for i in ids[kept:]}
+
+
 def _odd(objects: list[dict[str, Any]], case: str) -> None:
     if case == "pattern_type":
         objects[3]["pattern_type"] = "sigma"
@@ -399,11 +441,37 @@ def test_a_plain_batch_takes_the_batch_path() -> None:
         (f"v{n}.example", "Fam") for n in range(40)}
 
 
+# What each pattern of a batch must be, one at a time: the definition _batch_hosts
+# checks a whole batch against with string operations.
+_ONE_HOST_PATTERN = re.compile(r"\[domain-name:value = '([A-Za-z0-9_.-]{0,252}[A-Za-z0-9_-])'\]")
+# Pieces of patterns, the batch shape's own among them, so that generated lists come
+# close to it: separators inside a value, newlines, quotes, a prefix or suffix alone.
+_PATTERN_PIECES = st.sampled_from([
+    "[domain-name:value = '", "']", "\n", "'", "]", "[", "a", "B.c", ".", "..", "-", "_", "é",
+    "[domain-name:value = ']", "']\n[domain-name:value = '", "x" * 250, " ", ""])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True)
+                          .map(lambda v: f"[domain-name:value = '{v}']"),
+                          st.lists(_PATTERN_PIECES, max_size=6).map("".join)),
+                max_size=6))
+# Prefix and suffix at the ends of the batch but split between two patterns: only
+# putting the batch back together tells this from ["… = 'a']", "[… = 'b']"].
+@example(["[domain-name:value = 'a", "b']"])
+@example(["[domain-name:value = 'a']", "[domain-name:value = ']", "[domain-name:value = 'b']"])
+def test_batch_hosts_takes_exactly_the_patterns_of_the_batch_shape(patterns: list[str]) -> None:
+    one = [_ONE_HOST_PATTERN.fullmatch(p) for p in patterns]
+    expected = (None if any(m is None or ".." in m.group(1) for m in one)
+                else [m.group(1).lower() for m in one if m is not None])
+    assert stix_module._batch_hosts(patterns) == expected
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.from_regex(r"[A-Za-z0-9_.-]{0,252}[A-Za-z0-9_-]", fullmatch=True))
 def test_batch_domain_expression_agrees_with_the_oasis_parser(value: str) -> None:
     pattern = f"[domain-name:value = '{value}']"
-    assert stix_module._BATCH_DOMAIN.fullmatch(pattern) is not None
+    assert stix_module._batch_hosts([pattern]) == ([value.lower()] if ".." not in value else None)
     assert _parse_with_grammar(pattern) == (Kind.DOMAIN, value, "domain-name:value")
     expected = normalise_value(Kind.DOMAIN, value)
     assert (".." in value) or expected == value.lower()
