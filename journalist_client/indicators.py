@@ -5,11 +5,12 @@ STIX bundles and finds indicators in text and attachments; this module stores wh
 gives, runs it over the items of the vault, and reads the results back as records
 (journalist_client.records) for ``iocs``, ``list``, ``show`` and ``set``.
 
-* An imported file is stored as rows (``ioc_files``, ``ioc_indicators``,
-  ``ioc_unsupported``; journalist_client.vault, migration 1), one per indicator, so the
-  index is built from the vault without parsing STIX again. A file is known by its
-  name: importing a file of the same name with other content replaces its indicators,
-  the same content again changes nothing.
+* An imported file is stored as a row of ``ioc_files`` (its counts), its indicators as
+  one text of columns in ``ioc_columns`` (journalist_client.iocs.stored; vault
+  migration 3) and the patterns set aside as rows of ``ioc_unsupported``, so the index
+  is built from the vault without parsing STIX again. A file is known by its name:
+  importing a file of the same name with other content replaces its indicators, the
+  same content again changes nothing.
 * Every item is matched when it is imported (journalist_client.importer calls
   :func:`match_item`) and again by :func:`rescan` once new indicators arrive: its text
   fields, the SHA-256 the server recorded for each attachment, and each attachment's
@@ -50,6 +51,7 @@ from journalist_client.iocs import (
     Problem,
     load_stream,
     scan_attachment,
+    stored,
     suggest_severity,
 )
 from journalist_client.iocs.extract import refang
@@ -172,12 +174,8 @@ def import_file(vault: Vault, path: str | os.PathLike[str], *,
             raise IndicatorError(f"{name}: the file changed while it was read. Nothing was "
                                  "imported.")
     _delete_file_rows(conn, name)
-    conn.executemany(
-        "INSERT INTO ioc_indicators (file, kind, value, family, indicator_id, stix_key, refs) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ((name, i.kind.value, i.value, i.family, i.indicator_id, i.stix_key,
-          json.dumps(i.references, ensure_ascii=False) if i.references else "")
-         for i in bundle.indicators))
+    conn.execute("INSERT INTO ioc_columns (file, columns) VALUES (?, ?)",
+                 (name, stored.encode(bundle.indicators)))
     conn.executemany(
         "INSERT INTO ioc_unsupported (file, indicator_id, pattern, reason, family) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -209,7 +207,7 @@ def remove_file(vault: Vault, name: str) -> IndicatorFileInfo:
 
 
 def _delete_file_rows(conn: sqlite3.Connection, name: str) -> None:
-    for table in ("ioc_files", "ioc_indicators", "ioc_unsupported", "ioc_matches"):
+    for table in ("ioc_files", "ioc_columns", "ioc_unsupported", "ioc_matches"):
         column = "name" if table == "ioc_files" else "file"
         conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))  # noqa: S608 - fixed names
 
@@ -260,8 +258,7 @@ def list_files(vault: Vault, *, unsupported: bool = False) -> IndicatorListing:
 
 # --- the index ------------------------------------------------------------------------
 
-# The columns an Indicator is made from, in _indicator's order (ioc_indicators and
-# ioc_matches both have them).
+# The columns an Indicator is made from, in _indicator's order (a match stores them).
 _INDICATOR_COLUMNS: Final = "file, indicator_id, kind, value, family, stix_key, refs"
 
 
@@ -283,9 +280,13 @@ def _no_refs() -> dict[str, tuple[str, ...]]:
 
 
 def _indicators(conn: sqlite3.Connection) -> Iterator[Indicator]:
-    refs_of = _no_refs()
-    for row in conn.execute(f"SELECT {_INDICATOR_COLUMNS} FROM ioc_indicators"):  # noqa: S608
-        yield _indicator(row, refs_of)
+    """Every stored indicator, file by file in the order they were imported."""
+    for name, columns in conn.execute("SELECT file, columns FROM ioc_columns ORDER BY rowid"):
+        try:
+            yield from stored.decode(name, columns)
+        except stored.StoredError as e:
+            raise IndicatorError(f"the vault's indicators of {name[:80]!r} are damaged ({e}): "
+                                 "import the file again") from None
 
 
 def _index(vault: Vault) -> IndicatorIndex:

@@ -61,11 +61,11 @@ def reject_constant(name: str) -> None:
 _DECODER: Final = json.JSONDecoder(object_pairs_hook=strict_object,
                                    parse_constant=reject_constant)
 
-def loads(data: bytes, *, encoding: str = "utf-8") -> Any:
-    """One whole document, strictly (``utf-8-sig`` allows a leading BOM)."""
+def loads(data: bytes | str, *, encoding: str = "utf-8") -> Any:
+    """One whole document, strictly (``utf-8-sig`` allows a leading BOM); text as is."""
     try:
-        return json.loads(data.decode(encoding), object_pairs_hook=strict_object,
-                          parse_constant=reject_constant)
+        return json.loads(data if isinstance(data, str) else data.decode(encoding),
+                          object_pairs_hook=strict_object, parse_constant=reject_constant)
     except UnicodeDecodeError as exc:
         raise StrictJsonError(f"not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:

@@ -31,6 +31,7 @@ import gc
 import io
 import operator
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -131,11 +132,8 @@ class IndicatorFile:
     unsupported: tuple[Unsupported, ...]
 
     def families(self) -> dict[str, int]:
-        """Indicator count per malware family (for ``iocs list``)."""
-        counts: dict[str, int] = {}
-        for indicator in self.indicators:
-            counts[indicator.family] = counts.get(indicator.family, 0) + 1
-        return counts
+        """Indicator count per malware family (for ``iocs list``), in first-seen order."""
+        return dict(Counter(map(operator.attrgetter("family"), self.indicators)))
 
 
 # (object type, property path) -> Kind, for every key MVT understands. Hash algorithm

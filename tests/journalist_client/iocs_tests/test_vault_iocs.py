@@ -292,7 +292,7 @@ def test_a_vault_from_before_indicators_is_migrated(vault_dir: Path, passfile: P
     v = unlock(vault_dir, passphrase)
     # What a vault saved by the client before issue 15 holds: no indicator tables (nor
     # the continuity tables of the migration after them).
-    for table in ("ioc_files", "ioc_indicators", "ioc_unsupported", "ioc_matches",
+    for table in ("ioc_files", "ioc_columns", "ioc_unsupported", "ioc_matches",
                   "ioc_claims", "ioc_scans", "expected", "losses"):
         v.conn.execute(f"DROP TABLE {table}")
     v.conn.execute("PRAGMA user_version = 0")
@@ -308,6 +308,62 @@ def test_a_vault_from_before_indicators_is_migrated(vault_dir: Path, passfile: P
     v.close()
     with pytest.raises(VaultError, match="newer than this journalist-client knows"):
         unlock(vault_dir, passphrase)
+
+
+def test_indicators_stored_as_rows_are_migrated_to_columns(
+        vault_dir: Path, passfile: Path, run: Run, tmp_path: Path) -> None:
+    # A vault of schema version 2 kept a row per indicator (ioc_indicators). Migration 3
+    # turns each file's rows into one text of columns, files and indicators in order.
+    passphrase = passfile.read_text().splitlines()[0]
+    referenced = tmp_path / "referenced.stix2"
+    referenced.write_bytes(bundle(
+        ["[domain-name:value = 'a.example']", f"[file:hashes.md5 = '{'0' * 32}']"],
+        "Ref", references=[{"source_name": "lab", "url": "https://lab.example/r"}]))
+    names = ["pegasus.stix2", "referenced.stix2", "rcs.stix2"]
+    for name in names:
+        _ok(run, "iocs", "import", str(referenced if name == referenced.name else DATA / name))
+    v = unlock(vault_dir, passphrase)
+    before = list(indicators._indicators(v.conn))
+    assert {i.source_file for i in before} == set(names)
+    assert any(i.references for i in before)  # the refs column is converted too
+    v.conn.executescript("""
+        CREATE TABLE ioc_indicators (file TEXT NOT NULL, kind TEXT NOT NULL,
+            value TEXT NOT NULL, family TEXT NOT NULL, indicator_id TEXT NOT NULL,
+            stix_key TEXT NOT NULL, refs TEXT NOT NULL);
+        DROP TABLE ioc_columns;
+        PRAGMA user_version = 2;
+    """)
+    v.conn.executemany(
+        "INSERT INTO ioc_indicators VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(i.source_file, i.kind.value, i.value, i.family, i.indicator_id, i.stix_key,
+          json.dumps(i.references) if i.references else "") for i in before])
+    v.save()
+    v.close()
+    v = unlock(vault_dir, passphrase)
+    try:
+        assert v.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {n for (n,) in v.conn.execute("SELECT name FROM sqlite_master")}
+        assert "ioc_indicators" not in tables
+        assert list(indicators._indicators(v.conn)) == before
+    finally:
+        v.close()
+    assert [f["name"] for f in _json(run, "iocs", "list")["files"]] == sorted(names)
+
+
+def test_damaged_stored_indicators_are_refused_by_name(vault_dir: Path, passfile: Path,
+                                                       run: Run) -> None:
+    _ok(run, "iocs", "import", str(DATA / "cellebrite.stix2"))
+    v = unlock(vault_dir, passfile.read_text().splitlines()[0])
+    try:
+        columns = json.loads(v.conn.execute("SELECT columns FROM ioc_columns").fetchone()[0])
+        columns["kind"] = [["domain", 2]]  # two kinds for one value
+        v.conn.execute("UPDATE ioc_columns SET columns = ?", (json.dumps(columns),))
+        with pytest.raises(indicators.IndicatorError,
+                           match="indicators of 'cellebrite.stix2' are damaged .*'kind' "
+                                 "covers 2 indicators, not 1.*import the file again"):
+            list(indicators._indicators(v.conn))
+    finally:
+        v.close()
 
 
 def test_sightings_give_indicators_and_days_only(run: Run, server: Any, vault_dir: Path,
