@@ -106,6 +106,36 @@ def test_import_list_replace_and_remove(run: Run, tmp_path: Path) -> None:
     assert "no indicator file named 'rcs.stix2'" in err
 
 
+def test_a_file_that_changes_while_it_is_read_imports_nothing(
+        run: Run, vault_dir: Path, passfile: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file of a stored name is hashed first, then parsed while its bytes are hashed
+    # again (on the hashing thread): another program writing to it in between is seen.
+    _ok(run, "iocs", "import", str(DATA / "rcs.stix2"))
+    path = tmp_path / "rcs.stix2"
+    first = bundle(["[domain-name:value = 'one.example']"], "F")
+    path.write_bytes(first)
+    parse = indicators.load_stream
+
+    def rewritten_meanwhile(stream: Any, name: str) -> Any:
+        with path.open("r+b") as f:  # in place: the importer's open file sees it
+            f.write(first.replace(b"one.example", b"two.example"))
+        return parse(stream, name)
+
+    monkeypatch.setattr(indicators, "load_stream", rewritten_meanwhile)
+    v = unlock(vault_dir, passfile.read_text().splitlines()[0])
+    try:
+        with pytest.raises(indicators.IndicatorError,
+                           match="rcs.stix2: the file changed while it was read"):
+            indicators.import_file(v, path, progress=False)
+        (row,) = v.conn.execute("SELECT sha256 FROM ioc_files WHERE name = 'rcs.stix2'")
+        assert row[0] == hashlib.sha256((DATA / "rcs.stix2").read_bytes()).hexdigest()
+        assert {i.source_file for i in indicators._indicators(v.conn)} == {"rcs.stix2"}
+        assert "two.example" not in {i.value for i in indicators._indicators(v.conn)}
+    finally:
+        v.close()
+
+
 def test_a_bundle_that_is_not_stix_imports_nothing(run: Run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.stix2"
     bad.write_bytes(b'{"type": "bundle", "objects": [], "objects": []}')
