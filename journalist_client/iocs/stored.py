@@ -38,7 +38,12 @@ class StoredError(ValueError):
 
 
 def _runs(column: Iterable[Any]) -> list[list[Any]]:
-    return [[value, len(list(group))] for value, group in groupby(column)]
+    values = list(column)
+    # Most files repeat one value all through: list.count sees that in one C pass that
+    # compares object identities (the loader gives the same object to each).
+    if values and values.count(values[0]) == len(values):
+        return [[values[0], len(values)]]
+    return [[value, len(list(group))] for value, group in groupby(values)]
 
 
 def encode(indicators: Sequence[Indicator]) -> str:
