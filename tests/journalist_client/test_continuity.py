@@ -126,6 +126,12 @@ def test_a_vault_from_before_the_check_gets_its_tables(
     # As saved by a client with the indicator tables (schema version 1) but not these.
     desk_vault.conn.execute("DROP TABLE expected")
     desk_vault.conn.execute("DROP TABLE losses")
+    # Version 1 kept indicators as rows (migration 3 turns them into columns).
+    desk_vault.conn.execute("DROP TABLE ioc_columns")
+    desk_vault.conn.execute(
+        "CREATE TABLE ioc_indicators (file TEXT NOT NULL, kind TEXT NOT NULL, value TEXT "
+        "NOT NULL, family TEXT NOT NULL, indicator_id TEXT NOT NULL, stix_key TEXT NOT NULL, "
+        "refs TEXT NOT NULL)")
     desk_vault.conn.execute("PRAGMA user_version = 1")
     desk_vault.save()
     desk_vault.close()
