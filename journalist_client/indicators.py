@@ -134,13 +134,15 @@ class _Hashing:
     def __init__(self, f: BinaryIO, bar: Any) -> None:
         self._f, self._bar, self._digest = f, bar, hashlib.sha256()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iocs-sha256")
-        self._pending: list[Future[None]] = []
+        # The chunk being hashed: waited for before the next is handed over, so that
+        # at most one chunk waits in memory (the worker keeps them in order anyway).
+        self._pending: Future[None] | None = None
 
     def read(self, size: int = -1, /) -> bytes:
         chunk = self._f.read(size)
-        for done in self._pending:
-            done.result()
-        self._pending = [self._worker.submit(self._digest.update, chunk)]
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._worker.submit(self._digest.update, chunk)
         self._bar.update(len(chunk))
         return chunk
 
