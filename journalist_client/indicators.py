@@ -6,7 +6,7 @@ gives, runs it over the items of the vault, and reads the results back as record
 (journalist_client.records) for ``iocs``, ``list``, ``show`` and ``set``.
 
 * An imported file is stored as a row of ``ioc_files`` (its counts), its indicators as
-  one text of columns in ``ioc_columns`` (journalist_client.iocs.stored; vault
+  columns of text in ``ioc_columns`` (journalist_client.iocs.stored; vault
   migration 3) and the patterns set aside as rows of ``ioc_unsupported``, so the index
   is built from the vault without parsing STIX again. A file is known by its name:
   importing a file of the same name with other content replaces its indicators, the
@@ -204,8 +204,8 @@ def import_file(vault: Vault, path: str | os.PathLike[str], *,
                                      "was imported.")
             sha256 = read_sha256
             _delete_file_rows(conn, name)
-            conn.execute("INSERT INTO ioc_columns (file, columns) VALUES (?, ?)",
-                         (name, stored.encode(bundle.indicators)))
+            conn.execute("INSERT INTO ioc_columns (file, columns, value_lines, id_lines) "
+                         "VALUES (?, ?, ?, ?)", (name, *stored.encode(bundle.columns)))
             conn.executemany(
                 "INSERT INTO ioc_unsupported (file, indicator_id, pattern, reason, family) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -216,7 +216,7 @@ def import_file(vault: Vault, path: str | os.PathLike[str], *,
                 families.setdefault(u.family, [0, 0])[1] += 1
             conn.execute("INSERT INTO ioc_files (name, sha256, imported_day, indicators, "
                          "unsupported, families) VALUES (?, ?, ?, ?, ?, ?)",
-                         (name, sha256, today(), len(bundle.indicators),
+                         (name, sha256, today(), len(bundle),
                           len(bundle.unsupported), json.dumps(families, ensure_ascii=False)))
             del bundle
     if old is not None:
@@ -313,9 +313,10 @@ def _no_refs() -> dict[str, tuple[str, ...]]:
 
 def _indicators(conn: sqlite3.Connection) -> Iterator[Indicator]:
     """Every stored indicator, file by file in the order they were imported."""
-    for name, columns in conn.execute("SELECT file, columns FROM ioc_columns ORDER BY rowid"):
+    for name, *texts in conn.execute(
+            "SELECT file, columns, value_lines, id_lines FROM ioc_columns ORDER BY rowid"):
         try:
-            yield from stored.decode(name, columns)
+            yield from stored.decode(name, stored.Stored(*texts))
         except stored.StoredError as e:
             raise IndicatorError(f"the vault's indicators of {name[:80]!r} are damaged ({e}): "
                                  "import the file again") from None

@@ -211,9 +211,10 @@ def _indicators_as_columns(conn: sqlite3.Connection) -> None:
     each file are converted in their order, files in the order they were imported."""
     # Imported here: the indicator package loads its matchers, which unlock needs only
     # when this migration runs (once per vault).
-    from journalist_client.iocs import Indicator, Kind, stored
+    from journalist_client.iocs import Indicator, IndicatorColumns, Kind, stored
 
-    conn.execute("CREATE TABLE ioc_columns (file TEXT PRIMARY KEY, columns TEXT NOT NULL)")
+    conn.execute("CREATE TABLE ioc_columns (file TEXT PRIMARY KEY, columns TEXT NOT NULL, "
+                 "value_lines TEXT, id_lines TEXT)")
     files = [name for (name,) in conn.execute(
         "SELECT file FROM ioc_indicators GROUP BY file ORDER BY min(rowid)")]
     for name in files:
@@ -222,8 +223,8 @@ def _indicators_as_columns(conn: sqlite3.Connection) -> None:
         kept = [Indicator(Kind(kind), value, family, name, indicator_id, stix_key,
                           tuple(json.loads(refs)) if refs else ())
                 for kind, value, family, indicator_id, stix_key, refs in rows]
-        conn.execute("INSERT INTO ioc_columns (file, columns) VALUES (?, ?)",
-                     (name, stored.encode(kept)))
+        conn.execute("INSERT INTO ioc_columns (file, columns, value_lines, id_lines) "
+                     "VALUES (?, ?, ?, ?)", (name, *stored.encode(IndicatorColumns.of(kept))))
     conn.execute("DROP TABLE ioc_indicators")
 
 

@@ -52,6 +52,7 @@ from journalist_client.iocs.severity import Suggestion, suggest_severity
 from journalist_client.iocs.stix import (
     BundleError,
     Indicator,
+    IndicatorColumns,
     IndicatorFile,
     Kind,
     Unsupported,
@@ -67,6 +68,7 @@ __all__ = [
     "Claim",
     "ExtractError",
     "Indicator",
+    "IndicatorColumns",
     "IndicatorFile",
     "IndicatorIndex",
     "Kind",

@@ -46,6 +46,7 @@ __all__ = [
     "MAX_BUNDLE_BYTES",
     "BundleError",
     "Indicator",
+    "IndicatorColumns",
     "IndicatorFile",
     "Kind",
     "Unsupported",
@@ -123,17 +124,71 @@ class Unsupported:
     source_file: str
 
 
-@dataclass(frozen=True, slots=True)
+class IndicatorColumns(NamedTuple):
+    """The indicators of one file as equal-length lists: position n of each is a field
+    of indicator n (the fields of :class:`Indicator` but the file's name).
+
+    The loader reads columns and the vault stores columns (journalist_client.iocs.stored):
+    an import of a million goes from one to the other without making the million
+    tuples that only the index needs (:attr:`IndicatorFile.indicators` makes them).
+    """
+
+    kinds: list[Kind]
+    values: list[str]
+    families: list[str]
+    ids: list[str]
+    keys: list[str]
+    references: list[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, indicators: Iterable[Indicator]) -> IndicatorColumns:
+        """The columns of indicators (their file names are not kept)."""
+        rows = list(indicators)
+
+        def column(field: str) -> list[Any]:
+            return list(map(operator.attrgetter(field), rows))
+
+        return cls(column("kind"), column("value"), column("family"), column("indicator_id"),
+                   column("stix_key"), column("references"))
+
+    def kept(self, keep: Iterable[bool]) -> IndicatorColumns:
+        """The indicators whose ``keep`` is true, in order."""
+        keep = list(keep)
+
+        def pick(column: list[Any]) -> list[Any]:
+            return list(compress(column, keep))
+
+        return IndicatorColumns(pick(self.kinds), pick(self.values), pick(self.families),
+                                pick(self.ids), pick(self.keys), pick(self.references))
+
+    def indicators(self, source_file: str) -> list[Indicator]:
+        """The indicators, in order, each naming ``source_file``."""
+        # tuple.__new__ skips the named tuple's Python-level __new__ (the same object).
+        return list(map(tuple.__new__, repeat(Indicator), zip(
+            self.kinds, self.values, self.families, repeat(source_file), self.ids,
+            self.keys, self.references, strict=False)))
+
+
+@dataclass(frozen=True)
 class IndicatorFile:
     """Everything one bundle gave: evaluable indicators and the ones set aside."""
 
     source_file: str
-    indicators: tuple[Indicator, ...]
+    columns: IndicatorColumns
     unsupported: tuple[Unsupported, ...]
+
+    def __len__(self) -> int:
+        """How many evaluable indicators."""
+        return len(self.columns.values)
+
+    @functools.cached_property
+    def indicators(self) -> tuple[Indicator, ...]:
+        """The evaluable indicators, made from :attr:`columns` when first asked for."""
+        return tuple(self.columns.indicators(self.source_file))
 
     def families(self) -> dict[str, int]:
         """Indicator count per malware family (for ``iocs list``), in first-seen order."""
-        return dict(Counter(map(operator.attrgetter("family"), self.indicators)))
+        return dict(Counter(self.columns.families))
 
 
 # (object type, property path) -> Kind, for every key MVT understands. Hash algorithm
@@ -330,6 +385,16 @@ def load_stream(stream: Readable, source_file: str, *, max_bytes: int = MAX_BUND
         if not reader.found_array:
             raise BundleError("the bundle has no 'objects' list")
         return loader.finish()
+
+
+def _first_of_each(keys: Iterable[tuple[Kind, str, str]]) -> list[bool]:
+    """For each key, whether it is the first of its value (the ones to keep)."""
+    seen: set[tuple[Kind, str, str]] = set()
+    first: list[bool] = []
+    for key in keys:
+        first.append(key not in seen)
+        seen.add(key)
+    return first
 
 
 # The one shape a million-indicator file is made of, recognised for a whole batch at once
@@ -614,32 +679,19 @@ class _Loader:
         self.targets.clear()
         # MVT de-duplicates values within a collection (kind and family); so do we,
         # keeping the first. Without a duplicate (the usual case, checked at C speed)
-        # every record is kept, in order, and the indicators are made in one pass.
+        # the loader's lists are the file's columns as they are.
         if len(set(kinds)) <= 1 and len(set(families)) <= 1:
             distinct = len(set(values))
         else:
             distinct = len(set(zip(kinds, families, values, strict=True)))
-        more: Iterable[tuple[str, ...]] = repeat(())  # no references anywhere: the usual file
+        references: list[tuple[str, ...]] = [()] * len(values)  # none: the usual file
         if any(family_refs.values()):
-            more = list(map(family_refs.get, families, repeat(())))
+            references = list(map(family_refs.get, families, repeat(())))
         if any(refs):
-            more = list(map(operator.add, refs, more))
-        if distinct == len(values):
-            # tuple.__new__ skips the named tuple's Python-level __new__ (same object).
-            indicators: list[Indicator] = list(map(
-                tuple.__new__, repeat(Indicator),
-                zip(kinds, values, families, repeat(source_file), ids, keys, more,
-                    strict=False)))
-        else:
-            indicators = []
-            seen: set[tuple[Kind, str, str]] = set()
-            for record in zip(kinds, families, values, ids, keys, more, strict=False):
-                kind, family, value, indicator_id, key, references = record
-                if (kind, family, value) in seen:
-                    continue
-                seen.add((kind, family, value))
-                indicators.append(Indicator(kind, value, family, source_file, indicator_id,
-                                            key, references))
-        for column in (kinds, values, keys, ids, refs, families):
-            column.clear()
-        return IndicatorFile(source_file, tuple(indicators), unsupported)
+            references = list(map(operator.add, refs, references))
+        refs.clear()
+        columns = IndicatorColumns(kinds, values, families, ids, keys, references)
+        if distinct != len(values):
+            first = _first_of_each(zip(kinds, families, values, strict=True))
+            columns = columns.kept(first)
+        return IndicatorFile(source_file, columns, unsupported)
