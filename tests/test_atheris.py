@@ -24,11 +24,20 @@ SECONDS = int(os.environ.get("AMANA_ATHERIS_SECONDS", "2"))
 TARGETS = ("age", "zip", "attachment", "stix", "pattern", "document")
 
 
-def _fuzz(target: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+# libFuzzer's -rss_limit_mb compares ru_maxrss, which Linux carries over exec (in the
+# process's signal struct) from the process that spawned it: the harness would start at
+# this pytest worker's peak. A small Python in between passes on its own peak instead;
+# a process it spawns gets a new signal struct and only its (tens of MiB) memory peak.
+_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
+def _fuzz(target: str, cwd: Path, *extra: str, runs: int = RUNS, seconds: int = SECONDS,
+          rss_limit_mb: int = 1024) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(HARNESS), target, f"-runs={RUNS}", f"-max_total_time={SECONDS}",
-         "-rss_limit_mb=1024", "-timeout=20", *extra],
-        cwd=cwd, capture_output=True, text=True, timeout=SECONDS + 120, check=False)
+        [sys.executable, "-c", _LAUNCHER, sys.executable, str(HARNESS), target,
+         f"-runs={runs}", f"-max_total_time={seconds}", f"-rss_limit_mb={rss_limit_mb}",
+         "-timeout=20", *extra],
+        cwd=cwd, capture_output=True, text=True, timeout=seconds + 120, check=False)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -63,3 +72,27 @@ def test_the_harness_reports_an_undocumented_exception(tmp_path: Path) -> None:
     assert run.returncode != 0
     assert "KeyError" in run.stdout + run.stderr
     assert [p for p in tmp_path.iterdir() if p.name.startswith("crash-")]
+
+
+def test_the_memory_limit_is_the_fuzzers_own(tmp_path: Path) -> None:
+    """libFuzzer reads its peak memory as ru_maxrss, which Linux carries over exec from
+    the process that started it: after a pytest worker peaked above the limit once (an
+    age test with rage's scrypt took 1 GiB), every fuzz run lasting past libFuzzer's
+    first check at 1 s "ran out of memory" on whatever input it had (seen in CI). Here a
+    parent peaks at 400 MiB, frees it, and fuzzes for 3 s under a 300 MiB limit."""
+    pytest.importorskip("atheris", reason="atheris installs on Linux x86_64 only")
+    parent = tmp_path / "parent.py"
+    parent.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import test_atheris\n"
+        "peak = b'\\x01' * (400 << 20)  # written, so resident\n"
+        "del peak\n"
+        "run = test_atheris._fuzz('pattern', test_atheris.Path(sys.argv[1]), sys.argv[2],\n"
+        "                         runs=10**9, seconds=3, rss_limit_mb=300)\n"
+        "sys.stdout.write(run.stderr[-1500:])\n"
+        "sys.exit(run.returncode)\n")
+    run = subprocess.run([sys.executable, str(parent), str(tmp_path), str(tmp_path / "c")],
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr[-1500:]
+    assert "Done" in run.stdout, run.stdout
