@@ -205,10 +205,11 @@ def _add_continuity_tables(conn: sqlite3.Connection) -> None:
 
 
 def _indicators_as_columns(conn: sqlite3.Connection) -> None:
-    """Version 3: each indicator file's indicators as one text of columns
-    (journalist_client.iocs.stored) instead of a row per indicator, which cost a Python
-    step per row to store and to read back (2.3 and 2.6 s for a million). The rows of
-    each file are converted in their order, files in the order they were imported."""
+    """Version 3: each indicator file's indicators as columns (a JSON text, and the values
+    and ids as lines; journalist_client.iocs.stored) instead of a row per indicator,
+    which cost a Python step per row to store and to read back (2.3 and 2.6 s for a
+    million). The rows of each file are converted in their order, files in the order
+    they were imported."""
     # Imported here: the indicator package loads its matchers, which unlock needs only
     # when this migration runs (once per vault).
     from journalist_client.iocs import Indicator, IndicatorColumns, Kind, stored
