@@ -46,6 +46,7 @@ from support.canary import encodings
 from support.checkback import codename_from, reply_recipients
 from support.files_at_rest import (
     fine_times_in_database,
+    looks_like_a_time,
     read_quietly,
     search,
     times_finer_than_the_day,
@@ -163,6 +164,23 @@ async def _source_session(server: ServerProcess, headers: dict[str, str]
                           ) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(server.url, headers=headers,
                                  cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+@pytest.mark.parametrize(("value", "is_time"), [
+    ("2026-12-05T06:20Z", True),
+    ("2026-12-05T06", True),
+    ("20261205T0620", True),
+    ("at 6:20", True),
+    ("6h20", True),
+    (1764915600, True),
+    ("2026-12-05", False),
+    # A transfer key CI printed as a time of day: base64 holds "T92" by chance.
+    ("ed25519:968DdjWKlDRzU3Iu3kkedNUeQFDgX5SOU1TC92s0bQw", False),
+    ("ed25519:" + "T00" * 14, False),
+    ("ed25519:59Dd", False),
+])
+def test_the_time_finder_takes_times_and_not_key_text(value: object, is_time: bool) -> None:
+    assert bool(looks_like_a_time(value)) is is_time
 
 
 @pytest.mark.slow

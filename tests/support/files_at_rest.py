@@ -107,13 +107,17 @@ def search(roots: Path | Iterable[Path], needles: Mapping[str, bytes | re.Patter
     return hits
 
 
-# A time of day (12:34, T12, 12h34), or a POSIX time in seconds, milliseconds,
-# microseconds or nanoseconds from 2001 to 2100, in text.
-_TIME_TEXT = re.compile(r"\d{1,2}:\d{2}|T\d{2}|\b\d{1,2}h\d{2}\b|\b[1-4]\d{9}(\d{3}){0,3}\b")
+# A time of day (12:34, 05T12 as in 2026-12-05T12 or 20261205T1234, 12h34), or a POSIX
+# time in seconds, milliseconds, microseconds or nanoseconds from 2001 to 2100, in
+# text. Digits next to a time of day are not part of it, and the "T" needs the date's
+# digits before it: CI once took a transfer key, "ed25519:968Ddj...TC92...", for a
+# time twice over (19:96, T92); a bare T and two digits is in one base64 key in sixty.
+_TIME_TEXT = re.compile(r"(?<!\d)\d{1,2}:[0-5]\d(?!\d)|\d{2}-?\d{2}T\d{2}"
+                        r"|\b\d{1,2}h\d{2}\b|\b[1-4]\d{9}(\d{3}){0,3}\b")
 _EPOCH_LOW, _EPOCH_HIGH = 978307200, 4102444800  # 2001-01-01, 2100-01-01
 
 
-def _looks_like_a_time(value: object) -> bool:
+def looks_like_a_time(value: object) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int | float):
@@ -144,5 +148,5 @@ def fine_times_in_database(db: Path, scratch: Path | None = None) -> list[str]:
                 columns = [d[0] for d in cur.description]
                 for row in cur:
                     found += [f"{table}.{c} = {v!r}" for c, v in zip(columns, row, strict=True)
-                              if _looks_like_a_time(v)]
+                              if looks_like_a_time(v)]
     return found
